@@ -1,0 +1,128 @@
+"""The one place that starts processes.
+
+``run`` executes a command to completion with a time-out, feeding each stdout
+line to an optional callback, and raises ``ProcessFailed`` with the return
+code and the tail of stderr. ``spawn`` starts a long-lived child (a server)
+whose lifetime the caller owns.
+"""
+
+from __future__ import annotations
+
+import collections
+import subprocess
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+STDERR_TAIL_LINES = 40
+
+
+class ProcessFailed(Exception):
+    def __init__(self, argv: Sequence[str], returncode: int | None, stderr_tail: str,
+                 timed_out: bool = False) -> None:
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+        self.timed_out = timed_out
+        what = "timed out" if timed_out else f"exited with {returncode}"
+        super().__init__(f"{Path(argv[0]).name} {what}: {stderr_tail[-500:]}")
+
+
+class ToolMissing(Exception):
+    def __init__(self, tool: str, package: str) -> None:
+        super().__init__(f"{tool} not found; install it with: apt-get install -y {package}")
+        self.tool = tool
+
+
+@dataclass(frozen=True)
+class Completed:
+    stdout: str
+    stderr_tail: str
+
+
+def run(
+    argv: Sequence[str],
+    timeout: float,
+    on_line: Callable[[str], None] | None = None,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Completed:
+    """Run argv to completion; stdout lines go to on_line when given."""
+    try:
+        proc = subprocess.Popen(
+            list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, cwd=cwd, env=dict(env) if env is not None else None,
+            text=True, errors="replace",
+        )
+    except FileNotFoundError:
+        raise ToolMissing(argv[0], _PACKAGES.get(Path(argv[0]).name, argv[0])) from None
+
+    tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+    # Drain stderr on a thread so a chatty process never blocks on a full pipe.
+    drain = threading.Thread(target=lambda: tail.extend(proc.stderr or ()), daemon=True)
+    drain.start()
+    out: list[str] = []
+    killed = threading.Event()
+
+    def kill() -> None:
+        killed.set()
+        proc.kill()
+
+    timer = threading.Timer(timeout, kill)
+    timer.start()
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if on_line is not None:
+                on_line(line.rstrip("\n"))
+            else:
+                out.append(line)
+        proc.wait()
+    finally:
+        timer.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        drain.join(timeout=5)
+    stderr_tail = "".join(tail)
+    if proc.returncode != 0:
+        raise ProcessFailed(argv, proc.returncode, stderr_tail, timed_out=killed.is_set())
+    return Completed(stdout="".join(out), stderr_tail=stderr_tail)
+
+
+def spawn(argv: Sequence[str], env: Mapping[str, str] | None = None,
+          log_path: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start a long-lived child; its output goes to log_path (or is inherited)."""
+    log = open(log_path, "ab") if log_path is not None else None
+    try:
+        return subprocess.Popen(
+            list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            env=dict(env) if env is not None else None, start_new_session=False,
+        )
+    except FileNotFoundError:
+        raise ToolMissing(argv[0], _PACKAGES.get(Path(argv[0]).name, argv[0])) from None
+    finally:
+        if log is not None:
+            log.close()
+
+
+def require(tool: str) -> str:
+    """Absolute path of a system tool, or ToolMissing saying what to install."""
+    from shutil import which
+
+    path = which(tool)
+    if path is None:
+        raise ToolMissing(tool, _PACKAGES.get(tool, tool))
+    return path
+
+
+# Which Debian package provides each system tool we run.
+_PACKAGES = {
+    "ffmpeg": "ffmpeg",
+    "ffprobe": "ffmpeg",
+    "redis-server": "redis-server",
+    "nginx": "nginx",
+}
+
+__all__ = ["Completed", "ProcessFailed", "ToolMissing", "require", "run", "spawn"]

@@ -1,0 +1,119 @@
+"""Settings, read once from the environment (``STB_*``) and passed down.
+
+Every setting has an embedded default so that a laptop needs no set-up.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+
+class SettingsError(ValueError):
+    pass
+
+
+SEGMENT_FORMATS = ("fmp4", "ts")
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("./data")
+    redis_url: str | None = None
+    database_url: str | None = None
+    storage_url: str | None = None
+    s3_endpoint: str = "127.0.0.1:9000"
+    s3_access_key: str = ""
+    s3_secret_key: str = field(default="", repr=False)
+    s3_region: str = "us-east-1"
+    s3_secure: bool = False
+    segment_seconds: float = 4.0
+    segment_format: str = "fmp4"
+    key_rotation_segments: int = 10
+    x264_preset: str = "veryfast"
+    max_upload_bytes: int = 50 * 1024**3
+    max_source_seconds: float = 6 * 3600.0
+    probe_timeout_s: float = 60.0
+    transcode_timeout_s: float = 6 * 3600.0
+    job_retries: int = 3
+    queue_name: str = "pipeline"
+    # base64 of 32 bytes; unset means a key file generated under data_dir/secrets
+    key_encryption_key: str | None = field(default=None, repr=False)
+    jwt_private_key_file: Path | None = None
+    jwt_issuer: str = "stb-origin"
+    jwt_audience: str = "stb-origin"
+    # prefix for key URIs written into playlists; "" means same host as the playlist
+    key_uri_base: str = ""
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    def __post_init__(self) -> None:
+        if self.segment_format not in SEGMENT_FORMATS:
+            raise SettingsError(
+                f"STB_SEGMENT_FORMAT must be one of {', '.join(SEGMENT_FORMATS)},"
+                f" not {self.segment_format!r}"
+            )
+        if not 1.0 <= self.segment_seconds <= 20.0:
+            raise SettingsError("STB_SEGMENT_SECONDS must be between 1 and 20")
+        if self.key_rotation_segments < 1:
+            raise SettingsError("STB_KEY_ROTATION_SEGMENTS must be at least 1")
+
+    # Derived values: embedded defaults under the data dir.
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'stb.db').resolve()}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or (self.data_dir / "storage").resolve().as_uri()
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.data_dir / "secrets"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.data_dir / "work"
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected a boolean, got {value!r}")
+
+
+_CASTS: dict[str, Any] = {
+    "data_dir": Path,
+    "s3_secure": _bool,
+    "segment_seconds": float,
+    "key_rotation_segments": int,
+    "max_upload_bytes": int,
+    "max_source_seconds": float,
+    "probe_timeout_s": float,
+    "transcode_timeout_s": float,
+    "job_retries": int,
+    "jwt_private_key_file": Path,
+}
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name in Settings.__dataclass_fields__:
+        raw = env.get("STB_" + name.upper())
+        if raw is None or raw == "":
+            continue
+        cast = _CASTS.get(name, str)
+        try:
+            values[name] = cast(raw)
+        except ValueError as exc:
+            raise SettingsError(f"STB_{name.upper()}: {exc}") from None
+    return Settings(**values)
