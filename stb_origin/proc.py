@@ -85,6 +85,9 @@ def run(
             proc.kill()
             proc.wait()
         drain.join(timeout=5)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
     stderr_tail = "".join(tail)
     if proc.returncode != 0:
         raise ProcessFailed(argv, proc.returncode, stderr_tail, timed_out=killed.is_set())

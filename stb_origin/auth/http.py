@@ -1,0 +1,40 @@
+"""Bearer-token checks at the HTTP edge."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from stb_origin.auth.tokens import Claims, InvalidToken, TokenSigner
+from stb_origin.errors import ApiError
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="stb-origin"'}
+
+
+def bearer_token(request: Request, allow_query: bool = False) -> str | None:
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            return None
+        return value.strip()
+    if allow_query:
+        return request.query_params.get("token")
+    return None
+
+
+def require_scope(request: Request, signer: TokenSigner, scope: str,
+                  allow_query: bool = False) -> Claims:
+    token = bearer_token(request, allow_query=allow_query)
+    if token is None:
+        raise ApiError(401, "unauthorized", "a bearer token is required", _CHALLENGE)
+    try:
+        claims = signer.verify(token)
+    except InvalidToken as exc:
+        raise ApiError(401, "invalid_token", str(exc), {
+            "WWW-Authenticate": 'Bearer realm="stb-origin", error="invalid_token"'
+        }) from None
+    if scope not in claims.scopes:
+        raise ApiError(403, "insufficient_scope", f"this needs the {scope!r} scope", {
+            "WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'
+        })
+    return claims

@@ -1,0 +1,68 @@
+"""Content keys at rest: one row per (asset, key id), the key wrapped by the envelope."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, LargeBinary, String, delete, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from stb_origin.db import Base
+from stb_origin.drm.keys import ContentKey, Envelope
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ContentKeyRecord(Base):
+    __tablename__ = "content_keys"
+
+    asset_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    def __repr__(self) -> str:
+        return f"ContentKeyRecord(asset_id={self.asset_id!r}, key_id={self.key_id!r})"
+
+
+def store(session: Session, asset_id: str, keys: Sequence[ContentKey],
+          envelope: Envelope) -> None:
+    for ck in keys:
+        session.add(ContentKeyRecord(asset_id=asset_id, key_id=ck.key_id,
+                                     wrapped=envelope.wrap(asset_id, ck)))
+    session.flush()
+
+
+def load(session: Session, asset_id: str, key_id: str, envelope: Envelope) -> bytes | None:
+    """The clear 16-byte key, or None when the asset has no such key."""
+    record = session.get(ContentKeyRecord, (asset_id, key_id))
+    if record is None:
+        return None
+    return envelope.unwrap(asset_id, key_id, record.wrapped)
+
+
+def key_ids(session: Session, asset_id: str) -> list[str]:
+    query = select(ContentKeyRecord.key_id).where(ContentKeyRecord.asset_id == asset_id)
+    return list(session.scalars(query.order_by(ContentKeyRecord.created_at,
+                                               ContentKeyRecord.key_id)))
+
+
+def delete_for_asset(session: Session, asset_id: str) -> int:
+    result = session.execute(
+        delete(ContentKeyRecord).where(ContentKeyRecord.asset_id == asset_id))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def delete_except(session: Session, asset_id: str, keep: Collection[str]) -> int:
+    """Drop an asset's keys other than keep: those of versions no longer published."""
+    query = delete(ContentKeyRecord).where(ContentKeyRecord.asset_id == asset_id)
+    if keep:
+        query = query.where(ContentKeyRecord.key_id.not_in(list(keep)))
+    result = session.execute(query)
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+__all__ = ["ContentKeyRecord", "delete_except", "delete_for_asset", "key_ids", "load", "store"]

@@ -1,0 +1,287 @@
+"""Turn a transcode work dir into an encrypted HLS package on local disk.
+
+Input (one ffmpeg ``hls`` run): ``{name}/index.m3u8`` per rendition plus
+``iframes/index.m3u8`` for trick play, segments and (fMP4) an init section next
+to each. Output in out_dir: ``{name}/index.m3u8``, ``{name}/init.mp4``,
+``{name}/seg_00000.m4s`` (or ``.ts``) ..., the same under ``iframes/``, and
+``master.m3u8`` with relative variant URIs.
+
+Segment i of every track is encrypted under ``keys[i // rotation_segments]``:
+the same key for the same instant in every rendition and the I-frame track,
+so a rendition switch or a trick-play seek never needs another key fetch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import m3u8
+
+from stb_origin import proc
+from stb_origin.drm.keys import ContentKey
+from stb_origin.packager import playlists
+from stb_origin.packager.codecs import read_codecs
+from stb_origin.packager.encrypt import encrypt_file
+
+IFRAMES = "iframes"
+MASTER = "master.m3u8"
+MEDIA_PLAYLIST = "index.m3u8"
+INIT = "init.mp4"
+
+KeyUri = Callable[[str], str]
+
+
+class PackagingError(Exception):
+    pass
+
+
+class NotEnoughKeys(PackagingError):
+    pass
+
+
+@dataclass(frozen=True)
+class VariantInput:
+    name: str
+    width: int
+    height: int
+    frame_rate: float
+
+
+@dataclass(frozen=True)
+class RenditionFacts:
+    name: str
+    width: int
+    height: int
+    bandwidth: int
+    average_bandwidth: int
+    codecs: str
+    frame_rate: float
+    segment_count: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PackageResult:
+    out_dir: Path
+    renditions: tuple[RenditionFacts, ...]
+    iframes: RenditionFacts | None
+    segment_count: int
+    duration_s: float
+    key_ids: tuple[str, ...]  # the keys the playlists name, in segment order
+
+
+@dataclass(frozen=True)
+class _Source:
+    """One track of the work dir as ffmpeg listed it."""
+
+    name: str
+    init: Path | None
+    segments: tuple[Path, ...]
+    durations: tuple[float, ...]
+
+
+def keys_needed(segment_count: int, rotation_segments: int) -> int:
+    if rotation_segments < 1:
+        raise ValueError("rotation_segments must be at least 1")
+    return max(1, math.ceil(segment_count / rotation_segments))
+
+
+def count_segments(work_dir: Path) -> int:
+    """Segments per track; every track of one transcode run has the same count."""
+    playlists_found = sorted(work_dir.glob(f"*/{MEDIA_PLAYLIST}"))
+    if not playlists_found:
+        raise PackagingError(f"no */{MEDIA_PLAYLIST} under {work_dir}")
+    counts = {p.parent.name: len(_read_source(p.parent).segments) for p in playlists_found}
+    if len(set(counts.values())) != 1:
+        raise PackagingError(f"tracks disagree on segment count: {counts}")
+    return next(iter(counts.values()))
+
+
+def package(
+    work_dir: Path,
+    variants: Sequence[VariantInput],
+    keys: Sequence[ContentKey],
+    key_uri: KeyUri,
+    rotation_segments: int,
+    out_dir: Path,
+    trickplay: VariantInput | None = None,
+    probe_timeout: float = 60.0,
+) -> PackageResult:
+    """Encrypt every track of work_dir into out_dir and write its playlists.
+
+    trickplay gives the I-frame track's size; when None it is probed. A work
+    dir without ``iframes/`` gets no I-frame playlist.
+    """
+    if not variants:
+        raise PackagingError("no renditions to package")
+    names = [v.name for v in variants]
+    if len(set(names)) != len(names) or IFRAMES in names:
+        raise PackagingError(f"rendition names must be unique and not {IFRAMES!r}: {names}")
+
+    sources = [_read_source(work_dir / v.name) for v in variants]
+    iframe_source = (_read_source(work_dir / IFRAMES)
+                     if (work_dir / IFRAMES / MEDIA_PLAYLIST).is_file() else None)
+    count = len(sources[0].segments)
+    for source in [*sources, *([iframe_source] if iframe_source else [])]:
+        if len(source.segments) != count:
+            raise PackagingError(f"{source.name} has {len(source.segments)} segments,"
+                                 f" {sources[0].name} has {count}: the keyframes are not aligned")
+    needed = keys_needed(count, rotation_segments)
+    if len(keys) < needed:
+        raise NotEnoughKeys(f"{count} segments rotating every {rotation_segments} need"
+                            f" {needed} keys, got {len(keys)}")
+    schedule = [keys[i // rotation_segments] for i in range(count)]
+
+    if out_dir.exists() and any(out_dir.iterdir()):
+        # Leftovers of another run would be published alongside this one.
+        raise PackagingError(f"{out_dir} is not empty")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    renditions: list[RenditionFacts] = []
+    entries: list[playlists.VariantEntry] = []
+    for variant, source in zip(variants, sources, strict=True):
+        facts = _write_track(source, variant, schedule, key_uri, out_dir / variant.name, False)
+        renditions.append(facts)
+        entries.append(_variant_entry(facts))
+
+    iframe_facts: RenditionFacts | None = None
+    iframe_entries: list[playlists.IFrameEntry] = []
+    if iframe_source is not None:
+        size = trickplay or _probe_size(work_dir / IFRAMES, probe_timeout)
+        iframe_facts = _write_track(iframe_source, size, schedule, key_uri, out_dir / IFRAMES,
+                                    True)
+        iframe_entries.append(playlists.IFrameEntry(
+            uri=f"{IFRAMES}/{MEDIA_PLAYLIST}", bandwidth=iframe_facts.bandwidth,
+            average_bandwidth=iframe_facts.average_bandwidth, codecs=iframe_facts.codecs,
+            width=iframe_facts.width, height=iframe_facts.height))
+
+    (out_dir / MASTER).write_text(playlists.master_playlist(entries, iframe_entries))
+    return PackageResult(
+        out_dir=out_dir,
+        renditions=tuple(renditions),
+        iframes=iframe_facts,
+        segment_count=count,
+        duration_s=round(sum(sources[0].durations), 6),
+        key_ids=tuple(dict.fromkeys(k.key_id for k in schedule)),
+    )
+
+
+def _read_source(track_dir: Path) -> _Source:
+    path = track_dir / MEDIA_PLAYLIST
+    try:
+        parsed = m3u8.loads(path.read_text())
+    except FileNotFoundError:
+        raise PackagingError(f"missing {path}") from None
+    if parsed.is_variant or not parsed.segments:
+        raise PackagingError(f"{path} is not a media playlist with segments")
+    if any(key is not None for key in parsed.keys):
+        raise PackagingError(f"{path} is already encrypted")
+    maps = {s.init_section.uri for s in parsed.segments if s.init_section is not None}
+    if len(maps) > 1:
+        raise PackagingError(f"{path} switches init sections mid-stream")
+    uris = [s.uri for s in parsed.segments] + list(maps)
+    for uri in uris:
+        # Only plain names: the work dir is ours, nothing may point outside it.
+        if "/" in uri or "\\" in uri or uri in (".", "..") or not (track_dir / uri).is_file():
+            raise PackagingError(f"{path} names {uri!r}, which is not a file beside it")
+    init = track_dir / maps.pop() if maps else None
+    segments = tuple(track_dir / s.uri for s in parsed.segments)
+    durations = tuple(float(s.duration) for s in parsed.segments)
+    if any(d <= 0 for d in durations):
+        raise PackagingError(f"{path} has a segment without a positive duration")
+    return _Source(track_dir.name, init, segments, durations)
+
+
+def _write_track(source: _Source, size: VariantInput, schedule: Sequence[ContentKey],
+                 key_uri: KeyUri, dst: Path, i_frames_only: bool) -> RenditionFacts:
+    dst.mkdir(parents=True, exist_ok=True)
+    codecs = read_codecs(source.init if source.init is not None else source.segments[0])
+    ivs = [os.urandom(16) for _ in source.segments]
+    init_size = 0
+    if source.init is not None:
+        # The EXT-X-KEY in effect at the EXT-X-MAP is segment 0's: same key and IV.
+        init_size = encrypt_file(source.init, dst / INIT, schedule[0].key, ivs[0])
+    sizes: list[int] = []
+    entries: list[playlists.MediaSegment] = []
+    for i, (segment, duration) in enumerate(zip(source.segments, source.durations,
+                                                strict=True)):
+        name = f"seg_{i:05d}{segment.suffix}"
+        sizes.append(encrypt_file(segment, dst / name, schedule[i].key, ivs[i]))
+        entries.append(playlists.MediaSegment(name, duration, key_uri(schedule[i].key_id),
+                                              ivs[i]))
+    text = playlists.media_playlist(entries, INIT if source.init is not None else None,
+                                    i_frames_only=i_frames_only)
+    (dst / MEDIA_PLAYLIST).write_text(text)
+    target = playlists.target_duration(source.durations)
+    return RenditionFacts(
+        name=size.name if not i_frames_only else IFRAMES,
+        width=size.width,
+        height=size.height,
+        bandwidth=peak_bitrate(sizes, source.durations, target, init_size),
+        average_bandwidth=math.ceil((init_size + sum(sizes)) * 8 / sum(source.durations)),
+        codecs=str(codecs),
+        frame_rate=size.frame_rate,
+        segment_count=len(sizes),
+    )
+
+
+def peak_bitrate(sizes: Sequence[int], durations: Sequence[float], target: int,
+                 init_size: int = 0) -> int:
+    """RFC 8216 §4.3.4.2 peak segment bit rate, in bits per second.
+
+    The largest bit rate of any run of contiguous segments lasting 0.5 to 1.5
+    times the target duration. Each run also pays for the init section once:
+    that is what a player switching into this variant at that run downloads.
+    Short runs (such as a short final segment alone) are excluded by the
+    definition; with no qualifying run at all, the whole stream counts.
+    """
+    lo, hi = 0.5 * target, 1.5 * target
+    peak = 0.0
+    for start in range(len(sizes)):
+        total_bytes, total_s = init_size, 0.0
+        for end in range(start, len(sizes)):
+            total_bytes += sizes[end]
+            total_s += durations[end]
+            if total_s > hi + 1e-9:
+                break
+            if total_s >= lo - 1e-9:
+                peak = max(peak, total_bytes * 8 / total_s)
+    if peak == 0.0:
+        peak = (init_size + sum(sizes)) * 8 / sum(durations)
+    return math.ceil(peak)
+
+
+def _variant_entry(facts: RenditionFacts) -> playlists.VariantEntry:
+    return playlists.VariantEntry(
+        uri=f"{facts.name}/{MEDIA_PLAYLIST}", bandwidth=facts.bandwidth,
+        average_bandwidth=facts.average_bandwidth, codecs=facts.codecs,
+        width=facts.width, height=facts.height, frame_rate=facts.frame_rate)
+
+
+def _probe_size(track_dir: Path, timeout: float) -> VariantInput:
+    done = proc.run([
+        "ffprobe", "-v", "error", "-select_streams", "v:0",
+        "-show_entries", "stream=width,height,avg_frame_rate", "-of", "json",
+        str(track_dir / MEDIA_PLAYLIST),
+    ], timeout=timeout)
+    streams = json.loads(done.stdout).get("streams") or []
+    if not streams:
+        raise PackagingError(f"no video stream in {track_dir}")
+    num, _, den = str(streams[0].get("avg_frame_rate", "0/1")).partition("/")
+    rate = float(num) / float(den) if den and float(den) else 0.0
+    return VariantInput(track_dir.name, int(streams[0]["width"]), int(streams[0]["height"]),
+                        rate)
+
+
+__all__ = [
+    "IFRAMES", "MASTER", "KeyUri", "NotEnoughKeys", "PackageResult", "PackagingError",
+    "RenditionFacts", "VariantInput", "count_segments", "keys_needed", "package",
+    "peak_bitrate",
+]

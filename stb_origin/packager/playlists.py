@@ -1,0 +1,142 @@
+"""HLS playlists built with the ``m3u8`` library: media, I-frame and master.
+
+Every segment carries its own EXT-X-KEY with an explicit IV (fresh per
+segment), so a player may start or seek anywhere without deriving IVs from
+media sequence numbers. For fMP4 the EXT-X-MAP follows the first EXT-X-KEY:
+the init section is encrypted under that key and IV (RFC 8216 §4.3.2.5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import m3u8
+
+HLS_VERSION = 7  # EXT-X-MAP outside I-frame playlists needs 6; we say 7 for fMP4 and TS alike
+
+
+@dataclass(frozen=True)
+class MediaSegment:
+    uri: str
+    duration: float
+    key_uri: str
+    iv: bytes
+
+    def __post_init__(self) -> None:
+        # The m3u8 library writes values as given: a quote or a line break would
+        # end the attribute or the line early.
+        for value in (self.uri, self.key_uri):
+            if not value or any(c in value for c in '"\r\n'):
+                raise ValueError(f"unusable URI in a playlist: {value!r}")
+        if len(self.iv) != 16:
+            raise ValueError("an AES-128 IV is 16 bytes")
+
+
+@dataclass(frozen=True)
+class VariantEntry:
+    uri: str
+    bandwidth: int
+    average_bandwidth: int
+    codecs: str
+    width: int
+    height: int
+    frame_rate: float
+
+
+@dataclass(frozen=True)
+class IFrameEntry:
+    uri: str
+    bandwidth: int
+    average_bandwidth: int
+    codecs: str
+    width: int
+    height: int
+
+
+def target_duration(durations: Sequence[float]) -> int:
+    # RFC 8216 §4.3.3.1: each EXTINF rounded to the nearest integer must not exceed it.
+    return max(1, max(int(d + 0.5) for d in durations))
+
+
+def media_playlist(segments: Sequence[MediaSegment], init_uri: str | None = None,
+                   i_frames_only: bool = False) -> str:
+    if not segments:
+        raise ValueError("a media playlist needs at least one segment")
+    playlist = m3u8.M3U8()
+    playlist.version = HLS_VERSION
+    playlist.target_duration = target_duration([s.duration for s in segments])
+    playlist.playlist_type = "vod"
+    playlist.is_independent_segments = True
+    playlist.is_i_frames_only = i_frames_only
+    playlist.is_endlist = True
+    init = {"uri": init_uri} if init_uri is not None else None
+    for segment in segments:
+        key = m3u8.Key(method="AES-128", base_uri=None, uri=segment.key_uri,
+                       iv=iv_attribute(segment.iv))
+        playlist.add_segment(m3u8.Segment(uri=segment.uri, duration=segment.duration,
+                                          keyobject=key, init_section=init))
+    return str(playlist.dumps(infspec="microseconds"))
+
+
+def iv_attribute(iv: bytes) -> str:
+    if len(iv) != 16:
+        raise ValueError("an AES-128 IV is 16 bytes")
+    return "0x" + iv.hex()
+
+
+def master_playlist(variants: Sequence[VariantEntry],
+                    iframes: Sequence[IFrameEntry] = ()) -> str:
+    """Variants highest bandwidth first; see ``order_variants``."""
+    if not variants:
+        raise ValueError("a master playlist needs at least one variant")
+    playlist = m3u8.M3U8()
+    playlist.version = HLS_VERSION
+    playlist.is_independent_segments = True
+    for v in order_variants(variants):
+        playlist.add_playlist(m3u8.Playlist(
+            uri=v.uri, media=[], base_uri=None,
+            stream_info={
+                "bandwidth": v.bandwidth,
+                "average_bandwidth": v.average_bandwidth,
+                "codecs": v.codecs,
+                "resolution": f"{v.width}x{v.height}",
+                "frame_rate": round(v.frame_rate, 3),
+            },
+        ))
+    for i in sorted(iframes, key=lambda e: e.bandwidth, reverse=True):
+        playlist.add_iframe_playlist(m3u8.IFramePlaylist(
+            base_uri=None, uri=i.uri,
+            iframe_stream_info={
+                "bandwidth": i.bandwidth,
+                "average_bandwidth": i.average_bandwidth,
+                "codecs": i.codecs,
+                "resolution": f"{i.width}x{i.height}",
+            },
+        ))
+    return str(playlist.dumps())
+
+
+def order_variants(variants: Sequence[VariantEntry]) -> list[VariantEntry]:
+    # Highest first: players that start on the first listed variant (AVPlayer,
+    # many STB middleware stacks) then open at full quality on the wired
+    # broadband that set-top boxes sit on, and step down after one segment
+    # if the link is slower. Ties keep the caller's order.
+    return sorted(variants, key=lambda v: v.bandwidth, reverse=True)
+
+
+def rewrite_master_uris(text: str, prefix: str) -> str:
+    """The same master with every variant and I-frame URI under prefix (e.g. "v1a2/")."""
+    playlist = m3u8.loads(text)
+    if not playlist.is_variant:
+        raise ValueError("not a master playlist")
+    for entry in [*playlist.playlists, *playlist.iframe_playlists]:
+        entry.uri = prefix + entry.uri
+    return str(playlist.dumps())
+
+
+__all__ = [
+    "HLS_VERSION", "IFrameEntry", "MediaSegment", "VariantEntry", "iv_attribute",
+    "master_playlist", "media_playlist", "order_variants", "rewrite_master_uris",
+    "target_duration",
+]

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stb_origin.packager.codecs import CodecError, Codecs, avc1, mp4_codecs, read_codecs
+from tests.packager import support
+
+
+@pytest.mark.parametrize(("profile", "level", "expected"), [
+    # x264 marks Baseline as Constrained (constraint_set0+1) and Main with constraint_set1.
+    ("baseline", "3.0", "avc1.42c01e"),
+    ("main", "3.0", "avc1.4d401e"),
+    ("high", "3.1", "avc1.64001f"),
+    ("high", "4.0", "avc1.640028"),
+])
+def test_h264_from_init_and_from_ts(tmp_path: Path, profile: str, level: str,
+                                    expected: str) -> None:
+    init, ts = support.encode_clip(tmp_path / "clip", profile, level)
+    assert read_codecs(init) == Codecs(expected, "mp4a.40.2")
+    assert read_codecs(ts) == Codecs(expected, "mp4a.40.2")
+    assert str(read_codecs(init)) == f"{expected},mp4a.40.2"
+
+
+def test_audio_object_type_is_read_not_assumed(tmp_path: Path) -> None:
+    # AAC Main (object type 1): the esds AudioSpecificConfig says so.
+    init, _ = support.encode_clip(tmp_path / "clip", "high", None, aac_profile="aac_main")
+    assert read_codecs(init).audio == "mp4a.40.1"
+
+
+def test_video_only(tmp_path: Path) -> None:
+    init, ts = support.encode_clip(tmp_path / "clip", "main", "3.0", audio=False)
+    assert read_codecs(init) == Codecs("avc1.4d401e")
+    assert read_codecs(ts) == Codecs("avc1.4d401e")
+    assert str(read_codecs(ts)) == "avc1.4d401e"
+
+
+def test_work_dir_tracks(fmp4_work: Path, ts_work: Path) -> None:
+    # ultrafast x264 is Constrained Baseline; the level follows the frame size.
+    assert str(read_codecs(fmp4_work / "360p" / "init_360p.mp4")) == "avc1.42c01e,mp4a.40.2"
+    assert str(read_codecs(ts_work / "360p" / "seg_00000.ts")) == "avc1.42c01e,mp4a.40.2"
+    assert str(read_codecs(fmp4_work / "iframes" / "init.mp4")).startswith("avc1.42c0")
+
+
+def test_avc1_formatting() -> None:
+    assert avc1(100, 0, 40) == "avc1.640028"
+    assert avc1(66, 0xC0, 13) == "avc1.42c00d"
+
+
+def test_garbage_is_a_codec_error() -> None:
+    with pytest.raises(CodecError):
+        mp4_codecs(b"\x00\x00\x00\x10moov\x00\x00\x00\xffstbl")
+    with pytest.raises(CodecError):
+        mp4_codecs(b"")

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import os
+import re
+
+import m3u8
+import pytest
+
+from stb_origin.packager.playlists import (
+    IFrameEntry,
+    MediaSegment,
+    VariantEntry,
+    master_playlist,
+    media_playlist,
+    rewrite_master_uris,
+    target_duration,
+)
+
+IV_ATTR = re.compile(r"^0x[0-9a-f]{32}$")
+
+
+def segments(count: int = 5, rotation: int = 2) -> list[MediaSegment]:
+    durations = [4.0] * (count - 1) + [1.5]
+    return [MediaSegment(f"seg_{i:05d}.m4s", durations[i], f"/keys/a/k{i // rotation}",
+                         os.urandom(16)) for i in range(count)]
+
+
+def test_media_playlist_parses_back_with_every_tag() -> None:
+    segs = segments()
+    text = media_playlist(segs, init_uri="init.mp4")
+    parsed = m3u8.loads(text)
+    assert parsed.version == 7
+    assert parsed.playlist_type == "vod"
+    assert parsed.target_duration == 4
+    assert parsed.is_independent_segments and parsed.is_endlist
+    assert not parsed.is_i_frames_only
+    assert [s.uri for s in parsed.segments] == [s.uri for s in segs]
+    assert [s.duration for s in parsed.segments] == [s.duration for s in segs]
+    for seg, parsed_seg in zip(segs, parsed.segments, strict=True):
+        assert parsed_seg.key.method == "AES-128"
+        assert parsed_seg.key.uri == seg.key_uri
+        assert IV_ATTR.match(parsed_seg.key.iv) and parsed_seg.key.iv == "0x" + seg.iv.hex()
+        assert parsed_seg.init_section.uri == "init.mp4"
+    lines = text.splitlines()
+    # An explicit IV on every EXT-X-KEY, one per segment, each right before its segment;
+    # the single EXT-X-MAP comes after the first key, which therefore applies to it.
+    assert sum(ln.startswith("#EXT-X-KEY:") for ln in lines) == len(segs)
+    assert all(",IV=0x" in ln for ln in lines if ln.startswith("#EXT-X-KEY:"))
+    assert lines.count('#EXT-X-MAP:URI="init.mp4"') == 1
+    first_key = next(i for i, ln in enumerate(lines) if ln.startswith("#EXT-X-KEY:"))
+    assert lines[first_key + 1] == '#EXT-X-MAP:URI="init.mp4"'
+
+
+def test_ts_media_playlist_has_no_map() -> None:
+    text = media_playlist(segments(3))
+    assert "#EXT-X-MAP" not in text
+    assert m3u8.loads(text).segment_map == []
+
+
+def test_iframe_playlist() -> None:
+    parsed = m3u8.loads(media_playlist(segments(), init_uri="init.mp4", i_frames_only=True))
+    assert parsed.is_i_frames_only
+    assert all(s.key.iv for s in parsed.segments)
+
+
+def test_target_duration_rounds_to_nearest() -> None:
+    assert target_duration([4.0, 4.4, 1.0]) == 4
+    assert target_duration([4.0, 4.5]) == 5
+    assert target_duration([0.2]) == 1
+
+
+def test_master_playlist() -> None:
+    low = VariantEntry("180p/index.m3u8", 400_000, 350_000, "avc1.42c00d,mp4a.40.2",
+                       320, 180, 29.97003)
+    high = VariantEntry("720p/index.m3u8", 3_000_000, 2_500_000, "avc1.64001f,mp4a.40.2",
+                        1280, 720, 29.97003)
+    trick = IFrameEntry("iframes/index.m3u8", 90_000, 70_000, "avc1.42c00d", 320, 180)
+    text = master_playlist([low, high], [trick])
+    parsed = m3u8.loads(text)
+    assert parsed.is_variant and parsed.is_independent_segments
+    assert [p.uri for p in parsed.playlists] == ["720p/index.m3u8", "180p/index.m3u8"]
+    info = parsed.playlists[0].stream_info
+    assert (info.bandwidth, info.average_bandwidth) == (3_000_000, 2_500_000)
+    assert info.codecs == "avc1.64001f,mp4a.40.2"
+    assert info.resolution == (1280, 720)
+    assert info.frame_rate == 29.97
+    [iframe] = parsed.iframe_playlists
+    assert iframe.uri == "iframes/index.m3u8"
+    assert iframe.iframe_stream_info.bandwidth == 90_000
+    assert iframe.iframe_stream_info.codecs == "avc1.42c00d"
+    assert iframe.iframe_stream_info.resolution == (320, 180)
+    assert "#EXT-X-I-FRAME-STREAM-INF:" in text and "FRAME-RATE=29.97," in text
+
+    rewritten = m3u8.loads(rewrite_master_uris(text, "v1/"))
+    assert [p.uri for p in rewritten.playlists] == ["v1/720p/index.m3u8", "v1/180p/index.m3u8"]
+    assert rewritten.iframe_playlists[0].uri == "v1/iframes/index.m3u8"
+    assert rewritten.playlists[0].stream_info.codecs == info.codecs
+
+
+def test_empty_inputs_are_refused() -> None:
+    with pytest.raises(ValueError):
+        media_playlist([])
+    with pytest.raises(ValueError):
+        master_playlist([])
+    with pytest.raises(ValueError):
+        rewrite_master_uris(media_playlist(segments(2)), "v1/")
+
+
+def test_unquotable_uris_and_bad_ivs_are_refused() -> None:
+    for key_uri in ['/keys/a"b', "/keys/a\nb", ""]:
+        with pytest.raises(ValueError):
+            MediaSegment("seg_00000.ts", 4.0, key_uri, os.urandom(16))
+    with pytest.raises(ValueError):
+        MediaSegment("seg_00000.ts", 4.0, "/keys/a/b", os.urandom(8))
