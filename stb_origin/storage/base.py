@@ -2,10 +2,13 @@
 
 Keys are relative, '/'-separated and never contain '..'; ``check_key`` enforces
 that at every entry point so no backend can be walked out of its root.
+Prefixes (``list_keys``, ``delete_prefix``) are plain string prefixes, as in S3:
+``hls/abc`` also matches ``hls/abcd/x``, so pass a trailing '/' to mean a folder.
 """
 
 from __future__ import annotations
 
+import mimetypes
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -63,10 +66,56 @@ class Storage(Protocol):
         ...
 
 
+MAX_KEY_BYTES = 1024  # the S3 limit; the local backend keeps to it as well
+
+# Fixed so that playlists and segments get the same type on every machine,
+# whatever its mime.types says.
+MEDIA_TYPES = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".m4s": "video/iso.segment",
+    ".mp4": "video/mp4",
+    ".ts": "video/mp2t",
+    ".aac": "audio/aac",
+    ".vtt": "text/vtt",
+}
+
+
+def guess_content_type(key: str) -> str:
+    name = key.rpartition("/")[2]
+    dot = name.rfind(".")
+    if dot > 0 and (fixed := MEDIA_TYPES.get(name[dot:].lower())):
+        return fixed
+    return mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
+
+
+def _bad(what: str, value: str) -> InvalidKey:
+    return InvalidKey(f"invalid storage {what}: {value[:200]!r}")
+
+
+def _utf8_len(text: str) -> int:
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:  # lone surrogates from a badly decoded name
+        return MAX_KEY_BYTES + 1
+
+
 def check_key(key: str) -> str:
-    if not key or key.startswith("/") or "\\" in key or "\x00" in key:
-        raise InvalidKey(f"invalid storage key: {key!r}")
-    parts = key.split("/")
-    if any(part in ("", ".", "..") for part in parts[:-1]) or parts[-1] in (".", ".."):
-        raise InvalidKey(f"invalid storage key: {key!r}")
+    """Return ``key`` if it names an object: relative, no empty/'.'/'..' part, no
+    backslash or control character, no trailing '/'."""
+    if (not key or key.startswith("/") or key.endswith("/") or "\\" in key
+            or any(ord(c) < 0x20 or c == "\x7f" for c in key)
+            or _utf8_len(key) > MAX_KEY_BYTES):
+        raise _bad("key", key)
+    if any(part in ("", ".", "..") for part in key.split("/")):
+        raise _bad("key", key)
     return key
+
+
+def check_prefix(prefix: str) -> str:
+    """Like ``check_key`` but "" (everything) and a trailing '/' are allowed."""
+    if prefix:
+        try:
+            check_key(prefix + "x")
+        except InvalidKey:
+            raise _bad("prefix", prefix) from None
+    return prefix

@@ -1,0 +1,30 @@
+"""Cache-Control policy for what the origin serves, as the CDN and boxes see it."""
+
+from __future__ import annotations
+
+from stb_origin.origin.paths import HlsPath
+
+# Playlists are the switch for an asset: a takedown or a republish changes or
+# removes them, so they may be cached only briefly. max-age plus
+# stale-while-revalidate bounds how long a box can keep seeing an old playlist:
+# 30 + 30 s, so a takedown reaches every box within a minute.
+PLAYLIST_MAX_AGE_S = 30
+PLAYLIST_CACHE_CONTROL = (
+    f"public, max-age={PLAYLIST_MAX_AGE_S}, stale-while-revalidate={PLAYLIST_MAX_AGE_S}"
+)
+# Segments and init sections under a version prefix never change once published.
+IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
+# A miss is cached briefly so that a flood of requests for something absent
+# (a typo in a box build, a scan, an asset taken down) is absorbed by the CDN,
+# while an asset published a moment later (master playlist written last) shows
+# up within seconds.
+NOT_FOUND_CACHE_CONTROL = "public, max-age=10"
+# Outages and range/precondition failures are about this request only.
+NO_STORE = "no-store"
+
+
+def cache_control(target: HlsPath) -> str:
+    if target.is_versioned and not target.is_playlist:
+        return IMMUTABLE_CACHE_CONTROL
+    # Playlists anywhere, and anything outside a version prefix, may change.
+    return PLAYLIST_CACHE_CONTROL

@@ -1,0 +1,142 @@
+"""GET/HEAD/OPTIONS /hls/{asset_id}/{path}: HLS from storage with CDN-friendly semantics.
+
+ETag/Last-Modified with 304s, single byte ranges with 206/416 (several ranges
+get the full 200), If-Range, CORS for web players, and Cache-Control from
+``caching``. Errors are JSON; nothing reveals a storage path.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from stb_origin.errors import EXCEPTION_HANDLERS, error_response
+from stb_origin.origin.caching import NO_STORE, NOT_FOUND_CACHE_CONTROL, cache_control
+from stb_origin.origin.conditional import (
+    RangeNotSatisfiable,
+    evaluate_preconditions,
+    http_date,
+    if_range_allows,
+    parse_range,
+)
+from stb_origin.origin.cors import CORS_HEADERS, PREFLIGHT_HEADERS
+from stb_origin.origin.paths import parse_hls_path
+from stb_origin.origin.responses import ObjectResponse, close_chunks
+from stb_origin.storage import (
+    InvalidKey,
+    ObjectNotFound,
+    Storage,
+    StorageError,
+    StorageUnavailable,
+)
+
+log = logging.getLogger("stb_origin.origin")
+
+HLS_PATH = "/hls/{asset_id}/{path:path}"
+RETRY_AFTER_S = 5
+
+
+def routes(storage: Storage) -> list[BaseRoute]:
+    async def hls(request: Request) -> Response:
+        return await serve(storage, request)
+
+    return [Route(HLS_PATH, hls, methods=["GET", "HEAD", "OPTIONS"], name="hls")]
+
+
+def build_app(storage: Storage) -> Starlette:
+    """The origin on its own, with the JSON error handlers of the main app."""
+    return Starlette(routes=routes(storage),
+                     exception_handlers=EXCEPTION_HANDLERS)
+
+
+def not_found() -> Response:
+    return error_response(404, "not_found", "no such file",
+                          {**CORS_HEADERS, "Cache-Control": NOT_FOUND_CACHE_CONTROL})
+
+
+def storage_failed(exc: StorageError, key: str) -> Response:
+    if isinstance(exc, ObjectNotFound | InvalidKey):
+        return not_found()
+    if isinstance(exc, StorageUnavailable):
+        log.warning("storage unavailable", extra={"key": key, "error": str(exc)})
+    else:
+        log.error("storage error", extra={"key": key, "error": str(exc)})
+    return error_response(503, "storage_unavailable", "storage is unavailable; try again",
+                          {**CORS_HEADERS, "Cache-Control": NO_STORE,
+                           "Retry-After": str(RETRY_AFTER_S)})
+
+
+def _joined(request: Request, name: str) -> str | None:
+    # A header sent several times is one comma-separated list (RFC 9110 §5.3).
+    values = request.headers.getlist(name)
+    return ", ".join(values) if values else None
+
+
+async def serve(storage: Storage, request: Request) -> Response:
+    if request.method == "OPTIONS":
+        return Response(status_code=204, headers=PREFLIGHT_HEADERS)
+
+    target = parse_hls_path(request.path_params["asset_id"], request.path_params["path"],
+                            request.scope.get("raw_path"))
+    if target is None:
+        return not_found()
+    try:
+        info = await run_in_threadpool(storage.stat, target.key)
+    except StorageError as exc:
+        return storage_failed(exc, target.key)
+
+    headers = {
+        **CORS_HEADERS,
+        "Accept-Ranges": "bytes",
+        "Cache-Control": cache_control(target),
+        "ETag": info.etag,
+        "Last-Modified": http_date(info.last_modified),
+    }
+    verdict = evaluate_preconditions(
+        request.method, info.etag, info.last_modified,
+        if_match=_joined(request, "if-match"),
+        if_none_match=_joined(request, "if-none-match"),
+        if_modified_since=request.headers.get("if-modified-since"),
+        if_unmodified_since=request.headers.get("if-unmodified-since"),
+    )
+    if verdict == 304:
+        return Response(status_code=304, headers=headers)
+    if verdict == 412:
+        return error_response(412, "precondition_failed", "precondition failed",
+                              {**CORS_HEADERS, "Cache-Control": NO_STORE})
+
+    byte_range = None
+    # Range is defined for GET only (RFC 9110 §14.2): HEAD describes the full 200.
+    if request.method == "GET" and if_range_allows(request.headers.get("if-range"),
+                                                   info.etag, info.last_modified):
+        try:
+            byte_range = parse_range(request.headers.get("range"), info.size)
+        except RangeNotSatisfiable as exc:
+            return error_response(416, "range_not_satisfiable", "range not satisfiable",
+                                  {**CORS_HEADERS, "Accept-Ranges": "bytes",
+                                   "Cache-Control": NO_STORE,
+                                   "Content-Range": exc.content_range})
+
+    status, start, end, length = 200, 0, None, info.size
+    if byte_range is not None:
+        status, start, end, length = 206, byte_range.start, byte_range.end, byte_range.length
+        headers["Content-Range"] = byte_range.content_range(info.size)
+
+    if request.method == "HEAD":
+        return Response(status_code=status, media_type=target.content_type,
+                        headers={**headers, "Content-Length": str(length)})
+
+    chunks = storage.read_chunks(target.key, start, end)
+    try:
+        # Read the first chunk before answering, so that an object that vanished
+        # or a store that went down since the stat still gets a proper status.
+        first = await run_in_threadpool(next, chunks, b"")
+    except StorageError as exc:
+        await run_in_threadpool(close_chunks, chunks)
+        return storage_failed(exc, target.key)
+    return ObjectResponse(first, chunks, length, status, headers, target.content_type)

@@ -1,0 +1,272 @@
+"""Storage in a local folder: atomic writes, and no key can reach outside the root."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+from urllib.request import url2pathname
+
+from stb_origin.settings import Settings, SettingsError
+from stb_origin.storage.base import (
+    InvalidKey,
+    ObjectInfo,
+    ObjectNotFound,
+    StorageError,
+    StorageUnavailable,
+    check_key,
+    check_prefix,
+    guess_content_type,
+)
+
+# Temporary files live beside their target so that os.replace stays a rename on
+# one filesystem; listing skips them and keys may not look like them.
+TMP_PREFIX = ".stb-tmp-"
+# The content type rides on the file as an extended attribute; where the filesystem
+# has none, stat falls back to guessing from the extension.
+CONTENT_TYPE_XATTR = "user.stb.content_type"
+FILE_MODE = 0o644
+
+
+class LocalStorage:
+    def __init__(self, root: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root.resolve(strict=True)
+
+    @classmethod
+    def from_url(cls, url: str, settings: Settings) -> LocalStorage:
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise SettingsError(f"STB_STORAGE_URL: expected file:///absolute/path, got {url!r}")
+        return cls(Path(url2pathname(unquote(parts.path))))
+
+    def __repr__(self) -> str:
+        return f"LocalStorage({str(self.root)!r})"
+
+    # -- keys to paths -------------------------------------------------------
+
+    def _path(self, key: str) -> Path:
+        check_key(key)
+        if key.rpartition("/")[2].startswith(TMP_PREFIX):
+            raise InvalidKey(f"invalid storage key: {key!r}")
+        path = self.root.joinpath(*key.split("/"))
+        self._inside(path, key)
+        return path
+
+    def _inside(self, path: Path, key: str) -> None:
+        # resolve() follows every symlink that exists along the way, so a link
+        # pointing out of the root makes the key invalid instead of a way out.
+        try:
+            real = path.resolve()
+        except (OSError, RuntimeError) as exc:  # symlink loops
+            raise InvalidKey(f"storage key does not resolve: {key!r}") from exc
+        if not real.is_relative_to(self.root):
+            raise InvalidKey(f"storage key leads outside the storage root: {key!r}")
+
+    # -- writing -------------------------------------------------------------
+
+    def put_file(self, key: str, path: Path, content_type: str) -> None:
+        # Copy, never move: the caller keeps its file. copyfile uses the kernel's
+        # zero-copy paths (sendfile / copy_file_range) where it can.
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file to store: {path}")
+        self._write(key, content_type, lambda tmp: shutil.copyfile(path, tmp))
+
+    def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
+        self._write(key, content_type, lambda tmp: Path(tmp).write_bytes(data))
+
+    def _write(self, key: str, content_type: str, fill: Callable[[str], object]) -> None:
+        target = self._path(key)
+        with _os_errors(key, writing=True):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._inside(target, key)  # mkdir may have walked through a fresh symlink
+            fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=target.parent)
+            try:
+                os.close(fd)
+                fill(tmp)
+                fd = os.open(tmp, os.O_RDONLY)
+                try:
+                    os.fchmod(fd, FILE_MODE)
+                    _set_content_type(fd, content_type)
+                    os.fsync(fd)  # data on disk before the rename makes it visible
+                finally:
+                    os.close(fd)
+                os.replace(tmp, target)
+            except BaseException:
+                with suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                raise
+            _fsync_dir(target.parent)
+
+    # -- reading -------------------------------------------------------------
+
+    def stat(self, key: str) -> ObjectInfo:
+        path = self._path(key)
+        with _os_errors(key):
+            st = os.stat(path)
+            if not stat.S_ISREG(st.st_mode):
+                raise ObjectNotFound(key)
+            content_type = _get_content_type(path) or guess_content_type(key)
+        return ObjectInfo(
+            key=key,
+            size=st.st_size,
+            # A new write is a new inode (os.replace), so this changes on every put.
+            etag=f'"{st.st_size:x}-{st.st_mtime_ns:x}-{st.st_ino:x}"',
+            last_modified=datetime.fromtimestamp(st.st_mtime, UTC),
+            content_type=content_type,
+        )
+
+    def read_chunks(self, key: str, start: int = 0, end: int | None = None,
+                    chunk_size: int = 256 * 1024) -> Iterator[bytes]:
+        if start < 0 or chunk_size <= 0:
+            raise ValueError("start must be >= 0 and chunk_size > 0")
+        path = self._path(key)
+        with _os_errors(key):
+            file = open(path, "rb")  # noqa: SIM115 - closed by the with below
+        with file:
+            with _os_errors(key):
+                if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                    raise ObjectNotFound(key)
+                file.seek(start)
+            remaining = None if end is None else end - start + 1
+            while remaining is None or remaining > 0:
+                want = chunk_size if remaining is None else min(chunk_size, remaining)
+                with _os_errors(key):
+                    chunk = file.read(want)
+                if not chunk:
+                    return
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+    def get_bytes(self, key: str) -> bytes:
+        return b"".join(self.read_chunks(key))
+
+    def download(self, key: str, path: Path) -> None:
+        source = self._path(key)
+        with _os_errors(key):
+            if not stat.S_ISREG(os.stat(source).st_mode):
+                raise ObjectNotFound(key)
+        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
+        os.close(fd)
+        try:
+            with _os_errors(key):
+                shutil.copyfile(source, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            with suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    # -- listing and deleting ------------------------------------------------
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        return iter(sorted(self._walk(check_prefix(prefix))))
+
+    def _walk(self, prefix: str) -> list[str]:
+        folder = prefix.rpartition("/")[0]
+        base = self.root.joinpath(*folder.split("/")) if folder else self.root
+        self._inside(base, prefix)
+        keys = []
+        for dirpath, dirnames, filenames in os.walk(base):
+            rel = Path(dirpath).relative_to(self.root).as_posix()
+            here = "" if rel == "." else rel + "/"
+            # Descend only where keys can still start with the prefix.
+            dirnames[:] = [d for d in dirnames
+                           if (here + d + "/").startswith(prefix) or prefix.startswith(here + d + "/")]
+            for name in filenames:
+                key = here + name
+                if (name.startswith(TMP_PREFIX) or not key.startswith(prefix)
+                        or os.path.islink(os.path.join(dirpath, name)) or not _valid(key)):
+                    continue  # links are never listed: they could point anywhere
+                keys.append(key)
+        return keys
+
+    def delete_prefix(self, prefix: str) -> int:
+        if not check_prefix(prefix):
+            raise InvalidKey("refusing to delete with an empty prefix")
+        deleted = 0
+        for key in self._walk(prefix):
+            with _os_errors(key, writing=True), suppress(FileNotFoundError):
+                os.unlink(self.root / key)
+                deleted += 1
+        self._remove_empty_dirs(prefix)
+        return deleted
+
+    def _remove_empty_dirs(self, prefix: str) -> None:
+        folder = prefix.rpartition("/")[0]
+        base = self.root.joinpath(*folder.split("/")) if folder else self.root
+        for dirpath, _dirnames, _filenames in os.walk(base, topdown=False):
+            rel = Path(dirpath).relative_to(self.root).as_posix()
+            if rel != "." and (rel + "/").startswith(prefix):
+                with suppress(OSError):  # not empty (a write in flight) or already gone
+                    os.rmdir(dirpath)
+
+    def check(self) -> None:
+        if not self.root.is_dir() or not os.access(self.root, os.W_OK | os.X_OK):
+            raise StorageUnavailable("local storage root is missing or not writable")
+
+
+def _valid(key: str) -> bool:
+    try:
+        check_key(key)
+    except InvalidKey:
+        return False
+    return True
+
+
+@contextmanager
+def _os_errors(key: str, writing: bool = False) -> Iterator[None]:
+    try:
+        yield
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
+        if writing:
+            raise StorageError(f"cannot write {key!r}: it clashes with an existing "
+                               "object or folder") from exc
+        raise ObjectNotFound(key) from exc
+    except PermissionError as exc:
+        raise StorageError(f"permission denied for {key!r}") from exc
+    except OSError as exc:
+        raise StorageUnavailable(f"local storage failed for {key!r}: "
+                                 f"{exc.strerror or type(exc).__name__}") from exc
+
+
+def _set_content_type(fd: int, content_type: str) -> None:
+    setxattr = getattr(os, "setxattr", None)
+    if setxattr is None:
+        return
+    try:
+        setxattr(fd, CONTENT_TYPE_XATTR, content_type.encode())
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
+            raise
+
+
+def _get_content_type(path: Path) -> str | None:
+    getxattr = getattr(os, "getxattr", None)
+    if getxattr is None:
+        return None
+    try:
+        return str(getxattr(path, CONTENT_TYPE_XATTR).decode())
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Makes the rename itself durable; some filesystems refuse fsync on a folder.
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        with suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,243 @@
+"""Storage in an S3-compatible bucket (AWS, MinIO, ...) through the ``minio`` client."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import certifi
+import urllib3
+from minio import Minio
+from minio.deleteobjects import DeleteObject
+from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
+
+from stb_origin.settings import Settings, SettingsError
+from stb_origin.storage.base import (
+    InvalidKey,
+    ObjectInfo,
+    ObjectNotFound,
+    StorageError,
+    StorageUnavailable,
+    check_key,
+    check_prefix,
+)
+
+PART_SIZE = 16 * 1024 * 1024
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 60.0
+# Connections kept per host: the origin streams many objects at once, each
+# holding a connection until its body is read.
+POOL_SIZE = 32
+# Few retries with a short back-off: a dead endpoint must fail in well under
+# a second so that the origin can answer 503 rather than hang.
+RETRIES = 2
+RETRY_BACKOFF_S = 0.2
+
+_MISSING_CODES = frozenset({"NoSuchKey", "NoSuchObject"})
+_UNAVAILABLE_CODES = frozenset({"NoSuchBucket", "InternalError", "ServiceUnavailable",
+                                "SlowDown", "RequestTimeout"})
+
+
+def make_http_client() -> urllib3.PoolManager:
+    return urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=READ_TIMEOUT_S),
+        maxsize=POOL_SIZE,
+        retries=urllib3.Retry(
+            total=RETRIES,
+            backoff_factor=RETRY_BACKOFF_S,
+            status_forcelist=(500, 502, 503, 504),
+            # Hand the last 5xx to minio so that it becomes an S3Error we can map.
+            raise_on_status=False,
+        ),
+        cert_reqs="CERT_REQUIRED",
+        ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+    )
+
+
+def _endpoint(settings: Settings) -> tuple[str, bool]:
+    # Accept "host:port" (minio's form) as well as a URL with a scheme.
+    endpoint, secure = settings.s3_endpoint.strip(), settings.s3_secure
+    for scheme, is_secure in (("https://", True), ("http://", False)):
+        if endpoint.startswith(scheme):
+            endpoint, secure = endpoint[len(scheme):], is_secure
+    return endpoint.rstrip("/"), secure
+
+
+class S3Storage:
+    def __init__(self, client: Minio, bucket: str, prefix: str = "",
+                 endpoint: str = "") -> None:
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        check_prefix(prefix)
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+        self.endpoint = endpoint  # for messages only
+
+    @classmethod
+    def from_url(cls, url: str, settings: Settings) -> S3Storage:
+        parts = urlsplit(url)
+        if not parts.netloc or parts.query or parts.fragment:
+            raise SettingsError(f"STB_STORAGE_URL: expected s3://bucket[/prefix], got {url!r}")
+        endpoint, secure = _endpoint(settings)
+        client = Minio(
+            endpoint,
+            access_key=settings.s3_access_key or None,
+            secret_key=settings.s3_secret_key or None,
+            secure=secure,
+            region=settings.s3_region,  # known region: no GetBucketLocation round trip
+            http_client=make_http_client(),
+        )
+        storage = cls(client, parts.netloc, parts.path.strip("/"), endpoint)
+        storage.ensure_bucket(settings.s3_region)
+        return storage
+
+    def __repr__(self) -> str:
+        return (f"S3Storage(endpoint={self.endpoint!r}, bucket={self.bucket!r}, "
+                f"prefix={self.prefix!r})")
+
+    def ensure_bucket(self, region: str) -> None:
+        with self._errors(""):
+            if self.client.bucket_exists(self.bucket):
+                return
+            try:
+                self.client.make_bucket(self.bucket, location=region)
+            except S3Error as exc:  # another process made it first
+                if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    raise
+
+    def _name(self, key: str) -> str:
+        return self.prefix + check_key(key)
+
+    @contextmanager
+    def _errors(self, key: str) -> Iterator[None]:
+        # Messages name the endpoint, bucket and key, never credentials or URLs
+        # with query strings.
+        where = f"S3 {self.endpoint or 'endpoint'} bucket {self.bucket!r}"
+        try:
+            yield
+        except S3Error as exc:
+            status = exc.response.status if exc.response is not None else 0
+            if exc.code in _MISSING_CODES:
+                raise ObjectNotFound(key) from exc
+            if status >= 500 or exc.code in _UNAVAILABLE_CODES:
+                raise StorageUnavailable(f"{where}: {exc.code}") from exc
+            raise StorageError(f"{where} refused {key!r}: {exc.code}") from exc
+        except (ServerError, InvalidResponseError) as exc:
+            raise StorageUnavailable(f"{where}: bad response ({type(exc).__name__})") from exc
+        except MinioException as exc:
+            raise StorageError(f"{where}: {type(exc).__name__}") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            # Covers refused connections, time-outs, retries exhausted, broken bodies.
+            raise StorageUnavailable(f"{where} unreachable: {type(exc).__name__}") from exc
+
+    # -- writing -------------------------------------------------------------
+
+    def put_file(self, key: str, path: Path, content_type: str) -> None:
+        name = self._name(key)
+        with open(path, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            with self._errors(key):
+                # Big files go up as a multipart upload of PART_SIZE parts.
+                self.client.put_object(self.bucket, name, file, size,
+                                       content_type=content_type, part_size=PART_SIZE)
+
+    def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
+        name = self._name(key)
+        with self._errors(key):
+            self.client.put_object(self.bucket, name, io.BytesIO(data), len(data),
+                                   content_type=content_type, part_size=PART_SIZE)
+
+    # -- reading -------------------------------------------------------------
+
+    def stat(self, key: str) -> ObjectInfo:
+        name = self._name(key)
+        with self._errors(key):
+            obj = self.client.stat_object(self.bucket, name)
+        if obj.last_modified is None or obj.size is None:
+            raise StorageUnavailable(f"S3 returned an incomplete stat for {key!r}")
+        return ObjectInfo(
+            key=key,
+            size=obj.size,
+            etag=f'"{(obj.etag or "").strip(chr(34))}"',
+            last_modified=obj.last_modified.astimezone(UTC),
+            content_type=obj.content_type or "application/octet-stream",
+        )
+
+    def read_chunks(self, key: str, start: int = 0, end: int | None = None,
+                    chunk_size: int = 256 * 1024) -> Iterator[bytes]:
+        if start < 0 or chunk_size <= 0:
+            raise ValueError("start must be >= 0 and chunk_size > 0")
+        name = self._name(key)
+        if end is not None and end < start:
+            return
+        length = 0 if end is None else end - start + 1  # minio: 0 means "to the end"
+        try:
+            with self._errors(key):
+                response = self.client.get_object(self.bucket, name, offset=start, length=length)
+        except StorageError as exc:
+            if isinstance(exc.__cause__, S3Error) and exc.__cause__.code == "InvalidRange":
+                return  # start past the end: nothing to read, as with a file
+            raise
+        try:
+            with self._errors(key):
+                yield from response.stream(chunk_size)
+        finally:
+            # Always give the connection back, also when the reader stops early
+            # (a closed body cannot be reused, so urllib3 drops it).
+            response.close()
+            response.release_conn()
+
+    def get_bytes(self, key: str) -> bytes:
+        return b"".join(self.read_chunks(key))
+
+    def download(self, key: str, path: Path) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=".stb-tmp-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as file:
+                for chunk in self.read_chunks(key, chunk_size=1024 * 1024):
+                    file.write(chunk)
+            os.replace(tmp, path)
+        except BaseException:
+            with suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    # -- listing and deleting ------------------------------------------------
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        # S3 lists in UTF-8 byte order, which is code point order: already sorted.
+        full = self.prefix + check_prefix(prefix)
+        cut = len(self.prefix)
+        with self._errors(prefix):
+            for obj in self.client.list_objects(self.bucket, prefix=full, recursive=True):
+                if obj.object_name is not None and not obj.is_dir:
+                    yield obj.object_name[cut:]
+
+    def delete_prefix(self, prefix: str) -> int:
+        if not check_prefix(prefix):
+            raise InvalidKey("refusing to delete with an empty prefix")
+        names = [self.prefix + key for key in self.list_keys(prefix)]
+        if not names:
+            return 0
+        with self._errors(prefix):
+            # remove_objects is lazy: iterating it sends the batches (1000 a request).
+            failed = list(self.client.remove_objects(
+                self.bucket, (DeleteObject(name) for name in names)))
+        if failed:
+            raise StorageError(f"could not delete {len(failed)} of {len(names)} objects "
+                               f"under {prefix!r}: {failed[0].code}")
+        return len(names)
+
+    def check(self) -> None:
+        with self._errors(""):
+            exists = self.client.bucket_exists(self.bucket)
+        if not exists:
+            raise StorageUnavailable(f"S3 bucket {self.bucket!r} does not exist")
+

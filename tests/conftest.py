@@ -1,0 +1,96 @@
+"""Shared fixtures: real Redis, real databases, settings built directly."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from redis.exceptions import RedisError
+
+from stb_origin.settings import Settings
+from tests.support.s3server import MotoMissing, MotoServer, start_moto
+
+REDIS_URL = os.environ.get("STB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+POSTGRES_URL = os.environ.get("STB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def require_tools(*tools: str) -> None:
+    for tool in tools:
+        if shutil.which(tool) is None:
+            package = {"ffprobe": "ffmpeg", "moto_server": '"moto[server]" (pip)'}.get(tool, tool)
+            pytest.fail(f"{tool} is required for this test: install {package}", pytrace=False)
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    client = Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except RedisError:
+        pytest.fail(f"a Redis server is required at {REDIS_URL}: apt-get install -y redis-server"
+                    " && redis-server --daemonize yes", pytrace=False)
+    client.flushdb()
+    yield REDIS_URL
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_url: str) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        redis_url=redis_url,
+        segment_seconds=2.0,
+        key_rotation_segments=2,
+        x264_preset="ultrafast",
+        queue_name=f"pipeline-{secrets.token_hex(4)}",
+    )
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    import psycopg
+
+    name = f"stb_test_{secrets.token_hex(4)}"
+    try:
+        admin = psycopg.connect(POSTGRES_URL.replace("postgresql://", "postgresql://", 1),
+                                autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError:
+        pytest.fail(f"PostgreSQL is required at {POSTGRES_URL}: apt-get install -y postgresql",
+                    pytrace=False)
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+        finally:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    try:
+        server = start_moto()
+    except MotoMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(moto_server: MotoServer) -> dict[str, str]:
+    """Environment for a stack on a fresh bucket of the real S3 server."""
+    fields = moto_server.settings_fields()
+    return {
+        "STB_STORAGE_URL": f"s3://stb-{secrets.token_hex(4)}",
+        "STB_S3_ENDPOINT": fields["s3_endpoint"],
+        "STB_S3_ACCESS_KEY": fields["s3_access_key"],
+        "STB_S3_SECRET_KEY": fields["s3_secret_key"],
+        "STB_S3_REGION": fields["s3_region"],
+        "STB_S3_SECURE": "false",
+    }
