@@ -97,7 +97,7 @@ def run(
 def spawn(argv: Sequence[str], env: Mapping[str, str] | None = None,
           log_path: Path | None = None) -> subprocess.Popen[bytes]:
     """Start a long-lived child; its output goes to log_path (or is inherited)."""
-    log = open(log_path, "ab") if log_path is not None else None
+    log = open(log_path, "ab") if log_path is not None else None  # noqa: SIM115
     try:
         return subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=log,

@@ -1,0 +1,34 @@
+"""The HTTP application: ingest, origin, key delivery and health in one process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from stb_origin import health
+from stb_origin.access_log import AccessLog
+from stb_origin.drm import routes as key_routes
+from stb_origin.errors import EXCEPTION_HANDLERS
+from stb_origin.ingest import routes as ingest_routes
+from stb_origin.origin.routes import routes as origin_routes
+from stb_origin.services import Services
+
+
+def create_app(services: Services) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        services.close()
+
+    app = Starlette(
+        routes=[*health.ROUTES, *ingest_routes.ROUTES, *key_routes.ROUTES,
+                *origin_routes(services.storage)],
+        middleware=[Middleware(AccessLog)],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    return app

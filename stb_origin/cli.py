@@ -1,0 +1,93 @@
+"""The ``stb-origin`` command: flags become settings, then library code runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from stb_origin import logs
+from stb_origin.settings import Settings, SettingsError, from_env
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from stb_origin.app import create_app
+    from stb_origin.services import build_services
+
+    app = create_app(build_services(settings))
+    # uvicorn's access log would print query strings, which may hold tokens.
+    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_config=None,
+                timeout_graceful_shutdown=30, server_header=False)
+    return 0
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from stb_origin.workers.worker import run_worker
+
+    return run_worker(settings, burst=args.burst)
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    from stb_origin.auth.tokens import load_signer
+
+    signer = load_signer(settings)
+    print(signer.issue(args.scope.split(), subject=args.subject, device_id=args.device,
+                       ttl_s=args.ttl))
+    return 0
+
+
+def _dev(settings: Settings, args: argparse.Namespace) -> int:
+    from stb_origin.dev import run_dev
+
+    return run_dev(settings, host=args.host, port=args.port, sample=not args.no_sample)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stb-origin", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    dev = commands.add_parser("dev", help="the whole system on embedded defaults")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--no-sample", action="store_true", help="skip the sample clip")
+    dev.set_defaults(run=_dev)
+
+    serve = commands.add_parser("serve", help="the HTTP apps: ingest, origin, keys, health")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(run=_serve)
+
+    worker = commands.add_parser("worker", help="an RQ worker on the pipeline queue")
+    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    worker.set_defaults(run=_worker)
+
+    token = commands.add_parser("token", help="print a signed access token")
+    token.add_argument("--scope", required=True,
+                       help="space-separated: assets:write assets:read playback")
+    token.add_argument("--device", default=None)
+    token.add_argument("--subject", default="operator")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    token.set_defaults(run=_token)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logs.configure()
+    try:
+        settings = from_env()
+    except SettingsError as exc:
+        print(f"stb-origin: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return int(args.run(settings, args))
+    except (ValueError, OSError) as exc:
+        print(f"stb-origin: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

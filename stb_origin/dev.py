@@ -1,0 +1,182 @@
+"""``stb-origin dev``: the whole system on embedded defaults, in one command.
+
+Starts a private redis-server when none is configured or reachable, the HTTP
+server and one worker as child processes, and on first start ingests a sample
+clip so there is an encrypted stream to play at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from redis import Redis
+from redis.exceptions import RedisError
+
+from stb_origin import proc
+from stb_origin.settings import Settings
+
+SAMPLE_SECONDS = 12
+START_TIMEOUT_S = 30.0
+
+
+def run_dev(settings: Settings, host: str, port: int, sample: bool = True) -> int:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        redis_url = settings.redis_url
+        if redis_url is None or not _redis_alive(redis_url):
+            redis_child, redis_url = _start_redis(settings.data_dir)
+            children.append(redis_child)
+        settings = settings.with_(redis_url=redis_url)
+        env = {**os.environ, **_as_env(settings)}
+        me = [sys.executable, "-m", "stb_origin.cli"]
+        children.append(proc.spawn([*me, "serve", "--host", host, "--port", str(port)], env=env))
+        children.append(proc.spawn([*me, "worker"], env=env))
+        base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        _wait_ready(base, children)
+        _introduce(settings, base, sample)
+        print("\nRunning. Ctrl-C stops everything.", flush=True)
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        print("a child process exited; stopping", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        _stop(children)
+
+
+def _introduce(settings: Settings, base: str, sample: bool) -> None:
+    from stb_origin.services import build_services
+
+    services = build_services(settings)
+    try:
+        write = services.signer.issue(["assets:write", "assets:read"], subject="dev",
+                                      ttl_s=7 * 86400)
+        play = services.signer.issue(["playback"], subject="dev", device_id="dev-box",
+                                     ttl_s=7 * 86400)
+        marker = settings.data_dir / "sample-asset"
+        if sample and not marker.exists():
+            clip = settings.data_dir / "sample.mp4"
+            proc.run(sample_clip_argv(clip, SAMPLE_SECONDS), timeout=120)
+            from stb_origin.ingest.service import accept_source
+
+            asset = accept_source(services, clip, ".mp4", "Sample clip", clip.stat().st_size)
+            marker.write_text(asset["id"])
+        print(f"\nstb-origin is up at {base}")
+        print(f"  upload:   curl -H 'Authorization: Bearer {write}' -F file=@master.mp4"
+              f" {base}/v1/assets")
+        print(f"  assets:   curl -H 'Authorization: Bearer {write}' {base}/v1/assets")
+        if marker.exists():
+            asset_id = marker.read_text().strip()
+            _show_progress(services, asset_id)
+            print(f"  sample:   {base}/hls/{asset_id}/master.m3u8")
+            print(f"  play it:  ffplay -headers 'Authorization: Bearer {play}' "
+                  f"{base}/hls/{asset_id}/master.m3u8")
+        print(f"  playback token (7 days): {play}")
+    finally:
+        services.close()
+
+
+def _show_progress(services, asset_id: str) -> None:  # type: ignore[no-untyped-def]
+    from stb_origin.ingest.records import Asset
+
+    deadline = time.monotonic() + 600
+    shown = -1
+    while time.monotonic() < deadline:
+        with services.db.session() as session:
+            asset = session.get(Asset, asset_id)
+            if asset is None:
+                return
+            status, progress, error = asset.status, asset.progress, asset.error_message
+        if progress != shown:
+            print(f"  sample asset {asset_id}: {status} {progress}%", flush=True)
+            shown = progress
+        if status in ("ready", "failed"):
+            if error:
+                print(f"  sample failed: {error}")
+            return
+        time.sleep(1)
+
+
+def sample_clip_argv(path: Path, seconds: int) -> list[str]:
+    return [
+        "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+        "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=30:duration={seconds}",
+        "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+        "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac",
+        "-shortest", "-movflags", "+faststart", str(path),
+    ]
+
+
+def _start_redis(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    redis_dir = data_dir / "redis"
+    redis_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    child = proc.spawn([
+        proc.require("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
+        "--dir", str(redis_dir.resolve()), "--appendonly", "yes", "--save", "",
+        "--protected-mode", "yes",
+    ], log_path=redis_dir / "redis.log")
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not _redis_alive(url):
+        if child.poll() is not None or time.monotonic() > deadline:
+            raise OSError(f"redis-server did not start; see {redis_dir / 'redis.log'}")
+        time.sleep(0.1)
+    print(f"started a private redis-server at {url} (data in {redis_dir})")
+    return child, url
+
+
+def _redis_alive(url: str) -> bool:
+    try:
+        with Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1) as client:
+            return bool(client.ping())
+    except RedisError:
+        return False
+
+
+def _wait_ready(base: str, children: list[subprocess.Popen[bytes]]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if any(child.poll() is not None for child in children):
+            raise OSError("a service exited during start-up (see the log above)")
+        try:
+            with urllib.request.urlopen(base + "/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise OSError(f"the server at {base} did not become ready")
+
+
+def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in reversed(children):
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in reversed(children):
+        try:
+            child.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _as_env(settings: Settings) -> dict[str, str]:
+    env = {"STB_DATA_DIR": str(settings.data_dir.resolve())}
+    if settings.redis_url:
+        env["STB_REDIS_URL"] = settings.redis_url
+    return env

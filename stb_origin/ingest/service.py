@@ -1,0 +1,31 @@
+"""Accepting a source: store it, record the asset, queue its pipeline job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from stb_origin.ingest.records import Asset, new_asset_id
+from stb_origin.pipeline import mark_failed
+from stb_origin.services import Services
+from stb_origin.workers.queues import enqueue_pipeline
+
+
+def accept_source(services: Services, path: Path, suffix: str, title: str,
+                  size: int) -> dict[str, Any]:
+    """Store the file at path as a new asset's source and queue it; returns the asset JSON."""
+    asset_id = new_asset_id()
+    source_key = f"sources/{asset_id}/source{suffix or '.bin'}"
+    services.storage.put_file(source_key, path, "application/octet-stream")
+    with services.db.session() as session:
+        asset = Asset(id=asset_id, title=title[:500], source_key=source_key, source_size=size)
+        session.add(asset)
+        session.flush()
+        body = asset.to_json()
+    try:
+        enqueue_pipeline(services.queue, services.settings, asset_id)
+    except Exception:
+        # Nothing is lost: the record says why and the source stays for a re-run.
+        mark_failed(services, asset_id, "enqueue_failed", "the job queue is unavailable")
+        raise
+    return body

@@ -1,0 +1,177 @@
+"""Streaming multipart upload: the body goes to a file chunk by chunk, never whole
+into memory, with the size limit enforced while it streams."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import anyio
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect, Request
+
+from stb_origin.errors import ApiError
+from stb_origin.ingest.sniff import SNIFF_BYTES
+
+MAX_TITLE_BYTES = 500
+WRITE_BATCH_BYTES = 1024 * 1024
+_SAFE_SUFFIX = re.compile(r"^\.[a-z0-9]{1,5}$")
+
+
+@dataclass
+class Upload:
+    path: Path
+    size: int
+    filename: str
+    title: str
+    head: bytes = b""
+
+    @property
+    def suffix(self) -> str:
+        suffix = Path(self.filename).suffix.lower()
+        return suffix if _SAFE_SUFFIX.match(suffix) else ""
+
+
+@dataclass
+class _Part:
+    headers: dict[str, str] = field(default_factory=dict)
+    name: str = ""
+    filename: str | None = None
+    text: bytearray = field(default_factory=bytearray)
+
+
+class _Receiver:
+    """Collects parser callbacks; file bytes are batched for the writer thread."""
+
+    def __init__(self, dest: Path, max_bytes: int) -> None:
+        self.dest = dest
+        self.max_bytes = max_bytes
+        self.part = _Part()
+        self._field = b""
+        self._value = b""
+        self.file: BinaryIO | None = None
+        self.upload: Upload | None = None
+        self.pending = bytearray()
+        self.title = ""
+        self.error: ApiError | None = None
+
+    def on_part_begin(self) -> None:
+        self.part = _Part()
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self.part.headers[self._field.decode("latin-1").lower()] = self._value.decode("latin-1")
+        self._field = self._value = b""
+
+    def on_headers_finished(self) -> None:
+        _, options = parse_options_header(self.part.headers.get("content-disposition", ""))
+        self.part.name = options.get(b"name", b"").decode("utf-8", "replace")
+        filename = options.get(b"filename")
+        self.part.filename = filename.decode("utf-8", "replace") if filename is not None else None
+        if self.part.name == "file":
+            if self.upload is not None:
+                self.error = ApiError(400, "bad_request", "only one file per upload")
+                return
+            self.upload = Upload(path=self.dest, size=0,
+                                 filename=os.path.basename(self.part.filename or ""), title="")
+            self.file = open(self.dest, "wb")  # noqa: SIM115 (closed by receive_upload)
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self.part.name == "file" and self.upload is not None:
+            chunk = data[start:end]
+            self.upload.size += len(chunk)
+            if self.upload.size > self.max_bytes:
+                self.error = ApiError(413, "payload_too_large",
+                                      f"the file is larger than {self.max_bytes} bytes")
+                return
+            if len(self.upload.head) < SNIFF_BYTES:
+                self.upload.head += chunk[: SNIFF_BYTES - len(self.upload.head)]
+            self.pending += chunk
+        elif self.part.name == "title":
+            self.part.text += data[start:end]
+            if len(self.part.text) > MAX_TITLE_BYTES:
+                self.error = ApiError(400, "bad_request",
+                                      f"title is longer than {MAX_TITLE_BYTES} bytes")
+
+    def on_part_end(self) -> None:
+        if self.part.name == "title":
+            self.title = self.part.text.decode("utf-8", "replace").strip()
+
+    def take_pending(self) -> bytes:
+        data = bytes(self.pending)
+        self.pending.clear()
+        return data
+
+
+async def receive_upload(request: Request, upload_dir: Path, max_bytes: int) -> Upload:
+    """Stream a multipart body into upload_dir; the caller owns the returned file."""
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    if content_type != b"multipart/form-data" or b"boundary" not in options:
+        raise ApiError(415, "unsupported_media_type",
+                       "send the master as multipart/form-data with a 'file' field")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes + 64 * 1024:
+        raise ApiError(413, "payload_too_large", f"the file is larger than {max_bytes} bytes")
+
+    upload_dir.mkdir(parents=True, exist_ok=True)
+    dest = upload_dir / f"upload-{secrets.token_hex(8)}.part"
+    receiver = _Receiver(dest, max_bytes)
+    parser = MultipartParser(options[b"boundary"], callbacks={
+        "on_part_begin": receiver.on_part_begin,
+        "on_header_field": receiver.on_header_field,
+        "on_header_value": receiver.on_header_value,
+        "on_header_end": receiver.on_header_end,
+        "on_headers_finished": receiver.on_headers_finished,
+        "on_part_data": receiver.on_part_data,
+        "on_part_end": receiver.on_part_end,
+    })
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+            if receiver.error is not None:
+                raise receiver.error
+            if receiver.file is not None and len(receiver.pending) >= WRITE_BATCH_BYTES:
+                await anyio.to_thread.run_sync(receiver.file.write, receiver.take_pending())
+        parser.finalize()
+        if receiver.error is not None:
+            raise receiver.error
+        if receiver.file is not None:
+            await anyio.to_thread.run_sync(receiver.file.write, receiver.take_pending())
+            receiver.file.close()
+    except ClientDisconnect:
+        _discard(receiver)
+        raise ApiError(400, "bad_request", "the upload was interrupted") from None
+    except ApiError:
+        _discard(receiver)
+        raise
+    except MultipartParseError:
+        _discard(receiver)
+        raise ApiError(400, "bad_request", "malformed multipart body") from None
+    except BaseException:
+        _discard(receiver)
+        raise
+
+    upload = receiver.upload
+    if upload is None:
+        raise ApiError(400, "missing_file", "the form has no 'file' field")
+    upload.title = receiver.title or Path(upload.filename).stem
+    if upload.size == 0:
+        dest.unlink(missing_ok=True)
+        raise ApiError(400, "empty_file", "the uploaded file is empty")
+    return upload
+
+
+def _discard(receiver: _Receiver) -> None:
+    if receiver.file is not None:
+        receiver.file.close()
+    receiver.dest.unlink(missing_ok=True)

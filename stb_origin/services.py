@@ -1,0 +1,48 @@
+"""Composition: turn one Settings object into the parts each layer needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis import Redis
+from rq import Queue
+
+from stb_origin.auth.tokens import TokenSigner, load_signer
+from stb_origin.db import Database
+from stb_origin.drm.keys import Envelope, load_kek
+from stb_origin.settings import Settings
+from stb_origin.storage import Storage, open_storage
+from stb_origin.workers.queues import connect_redis, pipeline_queue
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    storage: Storage
+    redis: Redis
+    queue: Queue
+    envelope: Envelope
+    signer: TokenSigner
+
+    def close(self) -> None:
+        self.db.dispose()
+        self.redis.close()
+
+
+def build_services(settings: Settings) -> Services:
+    if settings.redis_url is None:
+        raise ValueError("STB_REDIS_URL is not set (`stb-origin dev` starts a Redis itself)")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    db.create_schema()
+    redis = connect_redis(settings.redis_url)
+    return Services(
+        settings=settings,
+        db=db,
+        storage=open_storage(settings),
+        redis=redis,
+        queue=pipeline_queue(redis, settings),
+        envelope=Envelope(load_kek(settings)),
+        signer=load_signer(settings),
+    )
