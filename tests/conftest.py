@@ -12,7 +12,10 @@ import pytest
 from redis import Redis
 from redis.exceptions import RedisError
 
+from stb_origin.app import create_app
+from stb_origin.services import Services, build_services
 from stb_origin.settings import Settings
+from tests.support.http import run_server
 from tests.support.s3server import MotoMissing, MotoServer, start_moto
 
 REDIS_URL = os.environ.get("STB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -94,3 +97,17 @@ def s3_env(moto_server: MotoServer) -> dict[str, str]:
         "STB_S3_REGION": fields["s3_region"],
         "STB_S3_SECURE": "false",
     }
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    built = build_services(settings)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def api(services: Services) -> Iterator[str]:
+    """Base URL of the real HTTP app (uvicorn on a free port) over `services`."""
+    with run_server(create_app(services)) as base_url:
+        yield base_url

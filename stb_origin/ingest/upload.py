@@ -59,6 +59,7 @@ class _Receiver:
         self.pending = bytearray()
         self.title = ""
         self.error: ApiError | None = None
+        self.complete = False
 
     def on_part_begin(self) -> None:
         self.part = _Part()
@@ -107,6 +108,9 @@ class _Receiver:
         if self.part.name == "title":
             self.title = self.part.text.decode("utf-8", "replace").strip()
 
+    def on_end(self) -> None:
+        self.complete = True
+
     def take_pending(self) -> bytes:
         data = bytes(self.pending)
         self.pending.clear()
@@ -134,6 +138,7 @@ async def receive_upload(request: Request, upload_dir: Path, max_bytes: int) -> 
         "on_headers_finished": receiver.on_headers_finished,
         "on_part_data": receiver.on_part_data,
         "on_part_end": receiver.on_part_end,
+        "on_end": receiver.on_end,
     })
     try:
         async for chunk in request.stream():
@@ -145,6 +150,9 @@ async def receive_upload(request: Request, upload_dir: Path, max_bytes: int) -> 
         parser.finalize()
         if receiver.error is not None:
             raise receiver.error
+        if not receiver.complete:
+            raise ApiError(400, "bad_request", "the multipart body ends before its closing"
+                           " boundary: the upload is incomplete")
         if receiver.file is not None:
             await anyio.to_thread.run_sync(receiver.file.write, receiver.take_pending())
             receiver.file.close()

@@ -179,8 +179,8 @@ class LocalStorage:
             rel = Path(dirpath).relative_to(self.root).as_posix()
             here = "" if rel == "." else rel + "/"
             # Descend only where keys can still start with the prefix.
-            dirnames[:] = [d for d in dirnames
-                           if (here + d + "/").startswith(prefix) or prefix.startswith(here + d + "/")]
+            dirnames[:] = [d for d in dirnames if (here + d + "/").startswith(prefix)
+                           or prefix.startswith(here + d + "/")]
             for name in filenames:
                 key = here + name
                 if (name.startswith(TMP_PREFIX) or not key.startswith(prefix)

@@ -1,0 +1,121 @@
+"""The one ffmpeg command that makes the whole ladder: plain data, built from the plan.
+
+Decode once, split, scale each rung, encode with key frames forced on segment
+boundaries (so every rendition can switch at every segment), and let ffmpeg's
+hls muxer cut all renditions and the trick-play track in the same pass.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from pathlib import Path
+
+from stb_origin.settings import Settings
+from stb_origin.transcode import layout
+from stb_origin.transcode.inputs import input_args
+from stb_origin.transcode.ladder import Ladder, Rendition, exact_rate
+from stb_origin.transcode.probe import SourceInfo
+
+HLS_SEGMENT_TYPES = {"fmp4": "fmp4", "ts": "mpegts"}
+
+
+def build_argv(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: Path,
+               settings: Settings) -> list[str]:
+    out = out_dir.absolute()
+    if "%" in str(out):
+        # The hls muxer reads % in output names as a template.
+        raise ValueError(f"output directory must not contain '%': {out}")
+    seg = _seconds(ladder.segment_seconds)
+    streams = (*ladder.renditions, ladder.trickplay)
+
+    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-y", "-loglevel", "error",
+            "-nostats", "-progress", "pipe:1"]
+    argv += input_args(source_path)
+    argv += ["-filter_complex", filter_graph(source, ladder)]
+    for i in range(len(ladder.renditions)):
+        argv += ["-map", f"[v{i}]"]
+        if ladder.has_audio:
+            argv += ["-map", f"0:{source.audio_stream_index}"]
+    argv += ["-map", "[vt]"]
+    # Titles, GPS, encoder names and chapters of the upload stay with the upload.
+    argv += ["-map_metadata", "-1", "-map_chapters", "-1"]
+
+    argv += ["-c:v", "libx264", "-preset", settings.x264_preset,
+             "-sc_threshold:v", "0", "-flags:v", "+cgop", "-forced-idr:v", "1",
+             "-force_key_frames:v", f"expr:gte(t,n_forced*{seg})"]
+    gop = math.ceil(exact_rate(ladder.fps) * Fraction(ladder.segment_seconds))
+    for i, rendition in enumerate(ladder.renditions):
+        argv += _video_args(i, rendition, gop)
+    argv += _video_args(len(ladder.renditions), ladder.trickplay, 1)
+
+    if ladder.has_audio:
+        argv += ["-c:a", "aac", "-ac", str(ladder.audio_channels),
+                 "-ar", str(ladder.audio_sample_rate)]
+        for i, rendition in enumerate(ladder.renditions):
+            argv += [f"-b:a:{i}", str(rendition.audio_bitrate)]
+    # Audio arrives long before the first video packets of six encoders.
+    argv += ["-max_muxing_queue_size", "4096"]
+
+    argv += ["-f", "hls", "-hls_time", seg, "-hls_playlist_type", "vod",
+             "-hls_list_size", "0", "-hls_flags", "independent_segments",
+             "-hls_segment_type", HLS_SEGMENT_TYPES[settings.segment_format]]
+    if settings.segment_format == "fmp4":
+        # With several variants ffmpeg names it init_<index>.mp4; run.py renames it.
+        argv += ["-hls_fmp4_init_filename", layout.INIT]
+    argv += ["-hls_segment_filename",
+             str(out / "%v" / layout.segment_template(settings.segment_format)),
+             "-var_stream_map", var_stream_map(streams, ladder.has_audio),
+             str(out / "%v" / layout.PLAYLIST)]
+    return argv
+
+
+def filter_graph(source: SourceInfo, ladder: Ladder) -> str:
+    # Deinterlace and fix the frame rate once, before the split, not once per rung.
+    common = []
+    if source.interlaced:
+        common.append("yadif=mode=send_frame:parity=auto:deint=interlaced")
+    common.append(f"fps={_rate(exact_rate(ladder.fps))}")
+    n = len(ladder.renditions)
+    split_labels = "".join(f"[s{i}]" for i in range(n)) + "[st]"
+    chains = [f"[0:{source.video_stream_index}]{','.join(common)},split={n + 1}{split_labels}"]
+    for i, rendition in enumerate(ladder.renditions):
+        chains.append(f"[s{i}]{_picture(rendition)}[v{i}]")
+    # One frame per segment duration, taken at each segment start.
+    trick_rate = _rate(1 / Fraction(ladder.segment_seconds).limit_denominator(1000))
+    chains.append(f"[st]fps=fps={trick_rate}:round=up,{_picture(ladder.trickplay)}[vt]")
+    return ";".join(chains)
+
+
+def var_stream_map(streams: tuple[Rendition, ...], has_audio: bool) -> str:
+    # The last stream is the trick-play track: video only.
+    entries = []
+    for i, rendition in enumerate(streams):
+        with_audio = has_audio and i < len(streams) - 1
+        entries.append(f"v:{i},a:{i},name:{rendition.name}" if with_audio
+                       else f"v:{i},name:{rendition.name}")
+    return " ".join(entries)
+
+
+def _picture(rendition: Rendition) -> str:
+    # 8-bit 4:2:0 whatever came in (10-bit, 4:2:2): what every H.264 decoder plays.
+    return f"scale={rendition.width}:{rendition.height},format=yuv420p,setsar=1"
+
+
+def _video_args(index: int, rendition: Rendition, gop: int) -> list[str]:
+    return [
+        f"-b:v:{index}", str(rendition.video_bitrate),
+        f"-maxrate:v:{index}", str(rendition.maxrate),
+        f"-bufsize:v:{index}", str(rendition.bufsize),
+        f"-profile:v:{index}", rendition.profile,
+        f"-level:v:{index}", rendition.level,
+        f"-g:v:{index}", str(gop),
+    ]
+
+
+def _rate(rate: Fraction) -> str:
+    return f"{rate.numerator}/{rate.denominator}"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}"

@@ -1,0 +1,234 @@
+"""Which renditions to make of a source: a pure function of the probe and the settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from stb_origin.settings import Settings
+from stb_origin.transcode.probe import SourceInfo
+
+
+@dataclass(frozen=True)
+class Rendition:
+    name: str
+    width: int
+    height: int
+    video_bitrate: int  # bits per second, the encoder's target average
+    maxrate: int
+    bufsize: int
+    profile: str
+    level: str
+    audio_bitrate: int | None  # None: no audio in this rendition
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Ladder:
+    renditions: tuple[Rendition, ...]  # highest first
+    # Constant output rate; exact_rate(fps) gives it back as 30000/1001 and the like.
+    fps: float
+    segment_seconds: float
+    has_audio: bool
+    # Video only, one key frame per segment duration: the I-frame (trick-play) track.
+    trickplay: Rendition
+    audio_sample_rate: int | None = None
+    audio_channels: int = 2
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "renditions": [r.to_json() for r in self.renditions],
+            "fps": self.fps,
+            "segment_seconds": self.segment_seconds,
+            "has_audio": self.has_audio,
+            "trickplay": self.trickplay.to_json(),
+            "audio_sample_rate": self.audio_sample_rate,
+            "audio_channels": self.audio_channels,
+        }
+
+
+@dataclass(frozen=True)
+class Rung:
+    name: str
+    width: int  # landscape box; portrait sources use it turned on its side
+    height: int
+    bitrate: int  # for <= 30 fps
+
+
+# Modelled on Apple's HLS authoring spec (H.264, 16:9), highest first.
+DEFAULT_RUNGS = (
+    Rung("1080p", 1920, 1080, 6_000_000),
+    Rung("720p", 1280, 720, 3_000_000),
+    Rung("540p", 960, 540, 2_000_000),
+    Rung("432p", 768, 432, 1_100_000),
+    Rung("360p", 640, 360, 365_000),
+    Rung("234p", 416, 234, 145_000),
+)
+
+MAX_FPS = 60
+# Above 30 fps a rung gets this much more (Apple: 1080p 6000k -> 7800k at 60).
+HIGH_FPS_FACTOR = 1.3
+# A source up to this much smaller than a rung's box still gets that rung, at source size.
+BOX_SLACK = 1.1
+MIN_VIDEO_BITRATE = 64_000
+MAXRATE_FACTOR = 1.25
+BUFSIZE_FACTOR = 2.0
+TRICKPLAY_NAME = "iframes"
+TRICKPLAY_BITS_PER_PIXEL = 1.0  # per I-frame; they are few, let them look good
+# Frame rates that a VFR average or a rounded float should snap to.
+STANDARD_RATES = tuple(
+    Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30",
+                          "48", "50", "60000/1001", "60")
+)
+
+
+def plan_ladder(source: SourceInfo, settings: Settings, rungs: tuple[Rung, ...] = DEFAULT_RUNGS
+                ) -> Ladder:
+    fps = output_fps(source.fps, source.variable_frame_rate)
+    fps_factor = HIGH_FPS_FACTOR if fps > 30 else 1.0
+    sizes = _fitted_sizes(source.width, source.height, rungs)
+    renditions: list[Rendition] = []
+    for name, width, height, bitrate in sizes:
+        bitrate = int(bitrate * fps_factor)
+        if source.video_bitrate:
+            bitrate = min(bitrate, source.video_bitrate)
+        bitrate = max(bitrate, MIN_VIDEO_BITRATE)
+        # A capped rung no cheaper than the one above it buys nothing: keep the sharper one.
+        if renditions and bitrate >= renditions[-1].video_bitrate:
+            continue
+        renditions.append(_rendition(name, width, height, bitrate, fps,
+                                     _audio_bitrate(min(width, height)) if source.has_audio
+                                     else None))
+    smallest = renditions[-1]
+    return Ladder(
+        renditions=tuple(renditions),
+        fps=float(fps),
+        segment_seconds=settings.segment_seconds,
+        has_audio=source.has_audio,
+        trickplay=_trickplay(smallest.width, smallest.height, settings.segment_seconds),
+        audio_sample_rate=_audio_sample_rate(source) if source.has_audio else None,
+    )
+
+
+def output_fps(source_fps: float, variable: bool = False) -> Fraction:
+    """Constant output rate: the source's, snapped to a standard rate, at most MAX_FPS.
+
+    A variable rate's average goes up to the next standard rate, so that on
+    average no motion is thrown away.
+    """
+    fps = exact_rate(source_fps)
+    nearest = min(STANDARD_RATES, key=lambda r: abs(r - fps))
+    if abs(nearest - fps) <= nearest / 100:
+        fps = nearest
+    elif variable:
+        whole = [r for r in STANDARD_RATES if r.denominator == 1]
+        fps = next((r for r in whole if r >= fps), whole[-1])
+    # Halving (or thirding) keeps every other frame: smoother than 100 -> 60.
+    divisor = math.ceil(fps / MAX_FPS)
+    return fps / divisor if divisor > 1 else fps
+
+
+def exact_rate(fps: float) -> Fraction:
+    """The rational behind a float rate: 29.97002997... -> 30000/1001."""
+    return Fraction(fps).limit_denominator(1001)
+
+
+def _fitted_sizes(width: int, height: int, rungs: tuple[Rung, ...]
+                  ) -> list[tuple[str, int, int, int]]:
+    """(name, width, height, bitrate) of each rung the source can fill, never upscaled."""
+    portrait = height > width
+    max_w, max_h = _even_down(width), _even_down(height)
+    sizes: list[tuple[str, int, int, int]] = []
+    for rung in rungs:
+        box_w, box_h = (rung.height, rung.width) if portrait else (rung.width, rung.height)
+        scale = min(box_w / width, box_h / height)
+        if scale > BOX_SLACK:
+            continue  # would be an upscale
+        scale = min(scale, 1.0)
+        w = min(_even(width * scale), max_w)
+        h = min(_even(height * scale), max_h)
+        if any((w, h) == (sw, sh) for _, sw, sh, _ in sizes):
+            continue
+        # Narrower than 16:9 (4:3, scope) means fewer pixels to pay for.
+        area = min(1.0, max(0.5, (w * h) / (box_w * box_h)))
+        sizes.append((rung.name, w, h, int(rung.bitrate * area)))
+    if not sizes:
+        # Smaller than the smallest rung: one rung at source size.
+        smallest = rungs[-1]
+        area = (max_w * max_h) / (smallest.width * smallest.height)
+        sizes.append((f"{min(max_w, max_h)}p", max_w, max_h, int(smallest.bitrate * area)))
+    return sizes
+
+
+def _rendition(name: str, width: int, height: int, bitrate: int, fps: Fraction,
+               audio_bitrate: int | None) -> Rendition:
+    maxrate = int(bitrate * MAXRATE_FACTOR)
+    return Rendition(
+        name=name, width=width, height=height, video_bitrate=bitrate,
+        maxrate=maxrate, bufsize=int(bitrate * BUFSIZE_FACTOR),
+        profile="high", level=h264_level(width, height, fps, maxrate),
+        audio_bitrate=audio_bitrate,
+    )
+
+
+def _trickplay(width: int, height: int, segment_seconds: float) -> Rendition:
+    frame_bits = int(width * height * TRICKPLAY_BITS_PER_PIXEL)
+    bitrate = int(frame_bits / segment_seconds)
+    fps = 1 / Fraction(segment_seconds).limit_denominator(1000)
+    return Rendition(
+        name=TRICKPLAY_NAME, width=width, height=height, video_bitrate=bitrate,
+        # One frame per segment: the buffer must hold a whole frame with room to spare.
+        maxrate=2 * bitrate, bufsize=2 * frame_bits,
+        profile="high", level=h264_level(width, height, fps, 2 * bitrate),
+        audio_bitrate=None,
+    )
+
+
+def _audio_bitrate(short_side: int) -> int:
+    if short_side >= 432:
+        return 128_000
+    if short_side >= 360:
+        return 96_000
+    return 64_000
+
+
+def _audio_sample_rate(source: SourceInfo) -> int:
+    # 44.1 kHz stays 44.1 kHz (no resampling); anything else becomes 48 kHz.
+    return 44_100 if source.audio_sample_rate == 44_100 else 48_000
+
+
+# (level, max macroblocks per second, max frame size in macroblocks, max High-profile kb/s)
+H264_LEVELS = (
+    ("3.0", 40_500, 1_620, 12_500),
+    ("3.1", 108_000, 3_600, 17_500),
+    ("3.2", 216_000, 5_120, 25_000),
+    ("4.0", 245_760, 8_192, 25_000),
+    ("4.1", 245_760, 8_192, 62_500),
+    ("4.2", 522_240, 8_704, 62_500),
+    ("5.0", 589_824, 22_080, 168_750),
+    ("5.1", 983_040, 36_864, 300_000),
+    ("5.2", 2_073_600, 36_864, 300_000),
+)
+
+
+def h264_level(width: int, height: int, fps: Fraction | float, maxrate: int) -> str:
+    """The lowest H.264 level (3.0 at least) that admits this size, rate and peak bit rate."""
+    frame_mbs = math.ceil(width / 16) * math.ceil(height / 16)
+    mbs_per_s = frame_mbs * float(fps)
+    for level, max_mbps, max_fs, max_kbps in H264_LEVELS:
+        if frame_mbs <= max_fs and mbs_per_s <= max_mbps and maxrate <= max_kbps * 1000:
+            return level
+    return H264_LEVELS[-1][0]
+
+
+def _even(value: float) -> int:
+    return max(2, round(value / 2) * 2)
+
+
+def _even_down(value: int) -> int:
+    return max(2, value - value % 2)

@@ -1,0 +1,330 @@
+"""What a source really is: ffprobe, read into a frozen SourceInfo, or a MediaError."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from stb_origin import proc
+from stb_origin.settings import Settings
+from stb_origin.transcode.errors import MediaError
+from stb_origin.transcode.inputs import input_args
+
+MIN_SOURCE_SECONDS = 0.5
+MAX_DIMENSION = 8192
+# Frame rates outside this range are container time bases, not frame rates.
+SANE_FPS = (1.0, 240.0)
+FALLBACK_FPS = 30.0
+# How far back from the end the completeness check starts reading.
+TAIL_SECONDS = 3.0
+
+INTERLACED_FIELD_ORDERS = frozenset({"tt", "bb", "tb", "bt"})
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    duration_s: float
+    # Display dimensions: rotation and non-square pixels already applied.
+    width: int
+    height: int
+    fps: float
+    variable_frame_rate: bool
+    interlaced: bool
+    pix_fmt: str
+    bit_depth: int
+    video_codec: str
+    # From the stream, else estimated from the container's overall bit rate.
+    video_bitrate: int | None
+    # Degrees, as the display matrix says (0, 90, 180 or 270).
+    rotation: int
+    has_audio: bool
+    audio_codec: str | None
+    audio_channels: int | None
+    audio_sample_rate: int | None
+    format_name: str
+    size_bytes: int
+    # ffprobe stream indexes, so ffmpeg maps exactly the streams probed.
+    video_stream_index: int
+    audio_stream_index: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def probe(path: Path, settings: Settings) -> SourceInfo:
+    size = path.stat().st_size  # a missing file is the caller's bug, not bad media
+    if size == 0:
+        raise MediaError("invalid_media", "the file is empty")
+    data = _ffprobe_json(path, settings)
+    info = source_from_ffprobe(data, size)
+    _check_dimensions(info)
+    if info.duration_s > 0:
+        _check_duration(info, settings)  # before reading any media data
+    start = _float((data.get("format") or {}).get("start_time")) or 0.0
+    info = _checked_complete(info, _media_end(path, info, start, settings))
+    _check_duration(info, settings)
+    return info
+
+
+def _ffprobe_json(path: Path, settings: Settings) -> dict[str, Any]:
+    argv = [
+        "ffprobe", "-hide_banner", "-v", "error",
+        *input_args(path),
+        "-of", "json", "-show_format", "-show_streams",
+    ]
+    try:
+        done = proc.run(argv, timeout=settings.probe_timeout_s)
+    except proc.ProcessFailed as exc:
+        if exc.timed_out:
+            raise MediaError(
+                "probe_timeout", f"reading the file took longer than {settings.probe_timeout_s:g} s"
+            ) from None
+        raise MediaError("invalid_media", _open_failure(exc.stderr_tail)) from None
+    try:
+        data = json.loads(done.stdout)
+    except ValueError:
+        raise MediaError("invalid_media", "not a readable media file") from None
+    if not isinstance(data, dict):
+        raise MediaError("invalid_media", "not a readable media file")
+    return data
+
+
+def _open_failure(stderr_tail: str) -> str:
+    # Fixed wording only: the tail of stderr may quote bytes of the file.
+    if "not on whitelist" in stderr_tail:
+        return ("not a supported video container (accepted: MP4/MOV, MKV/WebM, MPEG-TS,"
+                " MPEG-PS, AVI, FLV, MXF, WMV, Ogg)")
+    if "moov atom not found" in stderr_tail:
+        return "truncated or incomplete MP4/MOV file: its index (moov atom) is missing"
+    if "Invalid data found" in stderr_tail:
+        return "not a readable media file (invalid data)"
+    return "not a readable media file"
+
+
+def source_from_ffprobe(data: dict[str, Any], size_bytes: int) -> SourceInfo:
+    """Pure: ffprobe's JSON (format + streams) to a SourceInfo, refusing what we can't use."""
+    fmt = data.get("format") or {}
+    streams = data.get("streams") or []
+    video = next((s for s in streams if _is_picture_stream(s)), None)
+    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    if video is None:
+        if audio is not None:
+            raise MediaError("no_video", "audio-only source: no video stream")
+        raise MediaError("no_video", "no video stream")
+    if not video.get("codec_name"):
+        raise MediaError("unsupported_media", "the video codec is not supported")
+
+    coded_w, coded_h = _int(video.get("width")) or 0, _int(video.get("height")) or 0
+    if coded_w <= 0 or coded_h <= 0:
+        raise MediaError("invalid_media", "the video stream has no picture size")
+    rotation = _rotation(video)
+    width, height = _display_size(coded_w, coded_h, video.get("sample_aspect_ratio"), rotation)
+    interlaced = video.get("field_order") in INTERLACED_FIELD_ORDERS
+    fps, vfr = _frame_rate(video.get("avg_frame_rate"), video.get("r_frame_rate"), interlaced)
+
+    duration = _float(fmt.get("duration")) or _float(video.get("duration")) or 0.0
+    return SourceInfo(
+        duration_s=duration,
+        width=width,
+        height=height,
+        fps=fps,
+        variable_frame_rate=vfr,
+        interlaced=interlaced,
+        pix_fmt=str(video.get("pix_fmt") or "unknown"),
+        bit_depth=_bit_depth(video),
+        video_codec=str(video["codec_name"]),
+        video_bitrate=_video_bitrate(video, audio, fmt),
+        rotation=rotation,
+        has_audio=audio is not None,
+        audio_codec=str(audio["codec_name"]) if audio and audio.get("codec_name") else None,
+        audio_channels=_int(audio.get("channels")) if audio else None,
+        audio_sample_rate=_int(audio.get("sample_rate")) if audio else None,
+        format_name=str(fmt.get("format_name") or "unknown"),
+        size_bytes=size_bytes,
+        video_stream_index=int(video["index"]),
+        audio_stream_index=int(audio["index"]) if audio else None,
+    )
+
+
+def _is_picture_stream(stream: dict[str, Any]) -> bool:
+    # Cover art in an audio file is a "video" stream of one picture: not video.
+    disposition = stream.get("disposition") or {}
+    return stream.get("codec_type") == "video" and not disposition.get("attached_pic")
+
+
+def _rotation(video: dict[str, Any]) -> int:
+    degrees: float = 0.0
+    for side in video.get("side_data_list") or []:
+        if "rotation" in side:
+            degrees = float(side["rotation"])
+            break
+    else:
+        degrees = _float((video.get("tags") or {}).get("rotate")) or 0.0
+    return round(degrees / 90.0) * 90 % 360
+
+
+def _display_size(width: int, height: int, sar: Any, rotation: int) -> tuple[int, int]:
+    ratio = _ratio(sar, ":")
+    if ratio is not None and ratio > 0 and ratio != 1:
+        width = max(1, round(width * ratio))
+    if rotation in (90, 270):
+        width, height = height, width
+    return width, height
+
+
+def _frame_rate(avg: Any, real: Any, interlaced: bool) -> tuple[float, bool]:
+    avg_fps, r_fps = _sane_fps(avg), _sane_fps(real)
+    if avg_fps is None and r_fps is None:
+        return FALLBACK_FPS, True
+    if avg_fps is None or r_fps is None:
+        return float(avg_fps or r_fps or FALLBACK_FPS), True
+    # Interlaced streams may report the field rate as r_frame_rate.
+    if interlaced and abs(r_fps - 2 * avg_fps) <= 0.01 * r_fps:
+        return avg_fps, False
+    return avg_fps, abs(avg_fps - r_fps) > 0.01 * r_fps
+
+
+def _sane_fps(value: Any) -> float | None:
+    ratio = _ratio(value, "/")
+    if ratio is None:
+        return None
+    fps = float(ratio)
+    return fps if SANE_FPS[0] <= fps <= SANE_FPS[1] else None
+
+
+def _bit_depth(video: dict[str, Any]) -> int:
+    raw = _int(video.get("bits_per_raw_sample"))
+    if raw:
+        return raw
+    match = re.search(r"p(\d+)(?:le|be)$", str(video.get("pix_fmt") or ""))
+    return int(match.group(1)) if match else 8
+
+
+def _video_bitrate(video: dict[str, Any], audio: dict[str, Any] | None,
+                   fmt: dict[str, Any]) -> int | None:
+    own = _int(video.get("bit_rate"))
+    if own:
+        return own
+    total = _int(fmt.get("bit_rate"))
+    if not total:
+        return None
+    audio_rate = (_int(audio.get("bit_rate")) if audio else None) or 0
+    return total - audio_rate if total > audio_rate else total
+
+
+def _media_end(path: Path, info: SourceInfo, start: float, settings: Settings
+               ) -> float | None:
+    """Where the last packet of any stream ends, relative to the start; None when unknown.
+
+    Demuxing only from a few seconds before the claimed end keeps this cheap; a
+    file cut short (an MP4 with its index first, say) has no packets there.
+    """
+    if info.duration_s > TAIL_SECONDS:
+        # -read_intervals takes timestamps, which count from the file's start time.
+        seek = start + info.duration_s - TAIL_SECONDS
+        end = _last_packet_end(path, settings, f"{seek:.3f}%")
+        if end is not None:
+            return end
+    return _last_packet_end(path, settings, None)
+
+
+def _last_packet_end(path: Path, settings: Settings, interval: str | None) -> float | None:
+    start = [0.0]
+    seen = [False]
+    last = [float("-inf")]
+
+    def on_line(line: str) -> None:
+        # "packet|pts_time=1.42|duration_time=0.03|..." or "format|start_time=1.40"
+        section, *pairs = line.split("|")
+        values = dict(pair.partition("=")[::2] for pair in pairs)
+        if section == "format":
+            start[0] = _float(values.get("start_time")) or 0.0
+            return
+        pts = _float(values.get("pts_time"))
+        if section != "packet" or pts is None:
+            return
+        seen[0] = True
+        last[0] = max(last[0], pts + (_float(values.get("duration_time")) or 0.0))
+
+    argv = ["ffprobe", "-hide_banner", "-v", "error", *input_args(path)]
+    if interval is not None:
+        argv += ["-read_intervals", interval]
+    argv += ["-show_entries", "packet=pts_time,duration_time:format=start_time", "-of", "compact"]
+    try:
+        proc.run(argv, timeout=settings.probe_timeout_s, on_line=on_line)
+    except proc.ProcessFailed as exc:
+        if exc.timed_out:
+            raise MediaError(
+                "probe_timeout", f"reading the file took longer than {settings.probe_timeout_s:g} s"
+            ) from None
+        raise MediaError("invalid_media", "the media data cannot be read") from None
+    return last[0] - start[0] if seen[0] else None
+
+
+def _checked_complete(info: SourceInfo, end: float | None) -> SourceInfo:
+    if end is None:
+        raise MediaError("invalid_media", "the file holds no readable media data")
+    if info.duration_s <= 0:
+        # The container does not say (a live recording, say): trust the packets.
+        return dataclasses.replace(info, duration_s=max(end, 0.0))
+    missing = info.duration_s - end
+    if missing > max(1.0, 0.02 * info.duration_s):
+        raise MediaError(
+            "invalid_media",
+            f"truncated file: media data stops at {max(end, 0.0):.1f} s"
+            f" of {info.duration_s:.1f} s",
+        )
+    return info
+
+
+def _check_dimensions(info: SourceInfo) -> None:
+    if info.width > MAX_DIMENSION or info.height > MAX_DIMENSION:
+        raise MediaError(
+            "too_large_dimensions",
+            f"{info.width}x{info.height} is larger than {MAX_DIMENSION} pixels on a side",
+        )
+
+
+def _check_duration(info: SourceInfo, settings: Settings) -> None:
+    if info.duration_s < MIN_SOURCE_SECONDS:
+        raise MediaError(
+            "too_short",
+            f"duration {info.duration_s:.2f} s is under the minimum {MIN_SOURCE_SECONDS:g} s",
+        )
+    if info.duration_s > settings.max_source_seconds:
+        raise MediaError(
+            "too_long",
+            f"duration {info.duration_s:.0f} s is over the limit"
+            f" of {settings.max_source_seconds:.0f} s",
+        )
+
+
+def _ratio(value: Any, sep: str) -> Fraction | None:
+    try:
+        num, den = str(value).split(sep)
+        if int(den) == 0:
+            return None
+        return Fraction(int(num), int(den))
+    except (ValueError, TypeError):
+        return None
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(value: Any) -> float | None:
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        return None
+    return result if math.isfinite(result) else None

@@ -1,0 +1,108 @@
+"""Run the one-pass ladder encode and leave out_dir in the documented layout."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from stb_origin import proc
+from stb_origin.settings import Settings
+from stb_origin.transcode import fixups, layout
+from stb_origin.transcode.argv import build_argv
+from stb_origin.transcode.errors import MediaError
+from stb_origin.transcode.ladder import Ladder
+from stb_origin.transcode.probe import SourceInfo
+from stb_origin.transcode.progress import progress_fraction
+
+# Failures of the machine, not of the media: the job should be retried, not the asset failed.
+INFRA_MARKERS = ("No space left on device", "Cannot allocate memory", "Permission denied",
+                 "Read-only file system", "Too many open files")
+
+_COMPONENT = re.compile(r"^\[([\w-]+) @ 0x[0-9a-f]+\]\s*")
+
+
+def transcode(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: Path,
+              settings: Settings, on_progress: Callable[[float], None] | None = None) -> None:
+    argv = build_argv(source_path, source, ladder, out_dir, settings)
+    names = [r.name for r in ladder.renditions] + [ladder.trickplay.name]
+    for name in names:
+        _clear(out_dir / name)
+
+    def on_line(line: str) -> None:
+        fraction = progress_fraction(line, source.duration_s)
+        if fraction is not None and on_progress is not None:
+            on_progress(fraction)
+
+    try:
+        proc.run(argv, timeout=settings.transcode_timeout_s, on_line=on_line)
+    except proc.ProcessFailed as exc:
+        raise _classified(exc, settings) from None
+
+    if settings.segment_format == "fmp4":
+        for name in names:
+            _rename_init(out_dir / name)
+    _check_and_align(out_dir, [r.name for r in ladder.renditions], ladder.trickplay.name)
+
+
+def _clear(rendition_dir: Path) -> None:
+    # A retry must not leave segments of an earlier, longer attempt behind.
+    rendition_dir.mkdir(parents=True, exist_ok=True)
+    for pattern in (layout.PLAYLIST, "init*.mp4", f"{layout.SEGMENT_PREFIX}*"):
+        for path in rendition_dir.glob(pattern):
+            path.unlink()
+
+
+def _classified(exc: proc.ProcessFailed, settings: Settings) -> Exception:
+    if exc.timed_out:
+        return MediaError("transcode_timeout",
+                          f"transcoding took longer than {settings.transcode_timeout_s:g} s")
+    if exc.returncode is None or exc.returncode < 0:
+        return exc  # killed by a signal (out of memory, shutdown): not the file's fault
+    if any(marker in exc.stderr_tail for marker in INFRA_MARKERS):
+        return exc
+    return MediaError("transcode_failed", short_reason(exc.stderr_tail))
+
+
+def short_reason(stderr_tail: str) -> str:
+    """The last error a component (decoder, encoder, demuxer) reported, without its
+    "[name @ 0x...]" prefix; ffmpeg's own closing lines only say that something failed."""
+    lines = [line.strip() for line in stderr_tail.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith("Conversion failed")]
+    if not lines:
+        return "ffmpeg could not transcode the source"
+    specific = [line for line in lines if _COMPONENT.match(line)]
+    reason = _COMPONENT.sub(r"\1: ", (specific or lines)[-1])
+    return reason[:300]
+
+
+def _rename_init(rendition_dir: Path) -> None:
+    # ffmpeg names the init segment of variant N "init_N.mp4"; the layout says "init.mp4".
+    playlist = rendition_dir / layout.PLAYLIST
+    text = playlist.read_text()
+    uri = fixups.init_uri(text)
+    if uri is None or uri == layout.INIT:
+        return
+    (rendition_dir / uri).rename(rendition_dir / layout.INIT)
+    playlist.write_text(fixups.with_init_uri(text, layout.INIT))
+
+
+def _check_and_align(out_dir: Path, renditions: list[str], trickplay: str) -> None:
+    """Every rendition has the same segments; so has the trick-play track, once
+    its extra last frame (if any) is dropped and it has the renditions' durations."""
+    reference = fixups.durations((out_dir / renditions[0] / layout.PLAYLIST).read_text())
+    for name in renditions[1:]:
+        count = len(fixups.durations((out_dir / name / layout.PLAYLIST).read_text()))
+        if count != len(reference):
+            raise MediaError("transcode_failed", f"rendition {name} has {count} segments,"
+                             f" {renditions[0]} has {len(reference)}")
+    trick_dir = out_dir / trickplay
+    text = (trick_dir / layout.PLAYLIST).read_text()
+    count = len(fixups.durations(text))
+    if count not in (len(reference), len(reference) + 1):
+        raise MediaError("transcode_failed", f"trick-play track has {count} segments,"
+                         f" the renditions have {len(reference)}")
+    text, dropped = fixups.retimed(text, reference)
+    for uri in dropped:
+        (trick_dir / uri).unlink()
+    (trick_dir / layout.PLAYLIST).write_text(text)

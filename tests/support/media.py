@@ -1,0 +1,142 @@
+"""Test media made on the spot with ffmpeg's own sources (testsrc2 + sine).
+
+make_clip covers the sources a transcoder has to cope with: rotated phone
+video, odd sizes, interlaced, variable frame rate, 10-bit and 4:2:2, extra
+subtitle tracks, audio-only and video-only files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+
+from stb_origin import proc
+
+TIMEOUT_S = 120.0
+
+# Codecs for each container, when the caller does not choose.
+_VIDEO_CODECS = {
+    ".webm": ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "1M"],
+    ".mxf": ["-c:v", "mpeg2video", "-q:v", "4"],
+}
+_AUDIO_CODECS = {
+    ".webm": ["-c:a", "libopus"],
+    ".mxf": ["-c:a", "pcm_s16le"],
+    ".wav": ["-c:a", "pcm_s16le"],
+    ".mp3": ["-c:a", "libmp3lame"],
+    ".ogg": ["-c:a", "libvorbis"],
+    ".flac": ["-c:a", "flac"],
+}
+_SUBTITLE_CODECS = {".mp4": "mov_text", ".mov": "mov_text", ".mkv": "srt"}
+
+
+def make_clip(
+    path: Path,
+    seconds: float = 4,
+    size: str = "640x360",
+    fps: int | str = 30,
+    audio: bool = True,
+    extra_output_args: Sequence[str] = (),
+    *,
+    video: bool = True,
+    rotate: int = 0,
+    interlaced: bool = False,
+    vfr: bool = False,
+    pix_fmt: str | None = None,
+    subtitles: bool = False,
+    audio_channels: int = 2,
+    audio_sample_rate: int = 48_000,
+) -> Path:
+    """Write a test clip to path (container chosen by its suffix) and return path.
+
+    fps: frames a second, an int or a rational string such as "30000/1001".
+    rotate: degrees written as display-matrix metadata (mp4/mov only).
+    interlaced: top-field-first interlaced H.264 at fps frames a second.
+    vfr: the first second at fps, the rest at a third of it, with real timestamps.
+    pix_fmt: e.g. "yuv420p10le" (10-bit) or "yuv422p" (4:2:2), encoded with libx264.
+    subtitles: adds a subtitle track (mp4/mov/mkv).
+    extra_output_args go last, so they can override anything above.
+    """
+    if not video and not audio:
+        raise ValueError("a clip needs video, audio or both")
+    suffix = path.suffix.lower()
+    width, height = (int(v) for v in size.split("x"))
+    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+    if video:
+        # testsrc2 rounds sizes to even numbers: make it bigger and scale to the odd size.
+        src_w, src_h = width + width % 2, height + height % 2
+        # Interlaced: two fields make a frame, so start from twice the frame rate.
+        rate = Fraction(str(fps)) * (2 if interlaced else 1)
+        argv += ["-f", "lavfi", "-i",
+                 f"testsrc2=size={src_w}x{src_h}:rate={rate}:duration={seconds}"]
+    if audio:
+        argv += ["-f", "lavfi", "-i",
+                 f"sine=frequency=440:sample_rate={audio_sample_rate}:duration={seconds}"]
+    subtitle_input = None
+    if subtitles:
+        if suffix not in _SUBTITLE_CODECS:
+            raise ValueError(f"no subtitle codec for {suffix} clips")
+        subtitle_input = path.with_name(path.name + ".srt")
+        subtitle_input.write_text(_srt(seconds))
+        argv += ["-i", str(subtitle_input)]
+
+    index = 0
+    if video:
+        argv += ["-map", f"{index}:v"]
+        index += 1
+    if audio:
+        argv += ["-map", f"{index}:a"]
+        index += 1
+    if subtitles:
+        argv += ["-map", f"{index}:s", "-c:s", _SUBTITLE_CODECS[suffix]]
+
+    if video:
+        filters = []
+        if (width, height) != (src_w, src_h):
+            filters.append(f"scale={width}:{height},setsar=1")
+        if interlaced:
+            filters += ["tinterlace=mode=interleave_top", "fieldorder=tff"]
+        if vfr:
+            first_second = round(Fraction(str(fps)))
+            filters.append(f"select='lt(n\\,{first_second})+not(mod(n\\,3))'")
+        if filters:
+            argv += ["-vf", ",".join(filters)]
+        if vfr:
+            argv += ["-fps_mode", "vfr"]
+        if suffix in _VIDEO_CODECS and pix_fmt is None:
+            argv += _VIDEO_CODECS[suffix]
+        else:
+            # x264 crops odd sizes in 4:2:0; 4:4:4 keeps every pixel.
+            odd = width % 2 or height % 2
+            chosen = pix_fmt or ("yuv444p" if odd else "yuv420p")
+            argv += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", chosen]
+        if interlaced:
+            argv += ["-flags", "+ilme+ildct", "-top", "1"]
+    if audio:
+        argv += _AUDIO_CODECS.get(suffix, ["-c:a", "aac"])
+        argv += ["-ac", str(audio_channels)]
+    argv += list(extra_output_args)
+
+    target = path.with_name(path.stem + ".unrotated" + path.suffix) if rotate else path
+    argv.append(str(target))
+    try:
+        proc.run(argv, timeout=TIMEOUT_S)
+    finally:
+        if subtitle_input is not None:
+            subtitle_input.unlink(missing_ok=True)
+    if rotate:
+        if suffix not in (".mp4", ".mov"):
+            raise ValueError("rotation metadata needs an mp4 or mov clip")
+        # ffmpeg 5.1 drops the rotate tag when encoding but writes it as a display
+        # matrix when copying.
+        proc.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+                  "-i", str(target), "-map", "0", "-c", "copy",
+                  "-metadata:s:v:0", f"rotate={rotate}", str(path)], timeout=TIMEOUT_S)
+        target.unlink()
+    return path
+
+
+def _srt(seconds: float) -> str:
+    end = max(0.5, min(seconds, 2.0))
+    return f"1\n00:00:00,000 --> 00:00:0{int(end)},{int(end % 1 * 1000):03d}\nhello\n\n"

@@ -1,0 +1,198 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stb_origin.settings import Settings
+from stb_origin.transcode.argv import build_argv, filter_graph
+from stb_origin.transcode.inputs import SAFE_DEMUXERS
+from stb_origin.transcode.ladder import plan_ladder
+from stb_origin.transcode.probe import SourceInfo
+from tests.transcode.support import source
+
+SETTINGS = Settings(segment_seconds=4.0, x264_preset="veryfast")
+SRC = Path("/media/in/master.mp4")
+OUT = Path("/media/out")
+
+
+def argv_for(src: SourceInfo, settings: Settings = SETTINGS) -> list[str]:
+    return build_argv(SRC, src, plan_ladder(src, settings), OUT, settings)
+
+
+def values(argv: list[str], flag: str) -> list[str]:
+    return [argv[i + 1] for i, arg in enumerate(argv) if arg == flag]
+
+
+def value(argv: list[str], flag: str) -> str:
+    (only,) = values(argv, flag)
+    return only
+
+
+SMALL = source(width=640, height=360, video_bitrate=None)
+
+
+def test_small_source_argv_exactly() -> None:
+    assert argv_for(SMALL) == [
+        "ffmpeg", "-nostdin", "-hide_banner", "-y", "-loglevel", "error",
+        "-nostats", "-progress", "pipe:1",
+        "-protocol_whitelist", "file",
+        "-format_whitelist", "mov,matroska,mpegts,mpeg,avi,flv,mxf,asf,ogg,dv,wav,mp3,aac,flac",
+        "-i", "file:/media/in/master.mp4",
+        "-filter_complex",
+        ("[0:0]fps=30/1,split=3[s0][s1][st];"
+         "[s0]scale=640:360,format=yuv420p,setsar=1[v0];"
+         "[s1]scale=416:234,format=yuv420p,setsar=1[v1];"
+         "[st]fps=fps=1/4:round=up,scale=416:234,format=yuv420p,setsar=1[vt]"),
+        "-map", "[v0]", "-map", "0:1", "-map", "[v1]", "-map", "0:1", "-map", "[vt]",
+        "-map_metadata", "-1", "-map_chapters", "-1",
+        "-c:v", "libx264", "-preset", "veryfast", "-sc_threshold:v", "0",
+        "-flags:v", "+cgop", "-forced-idr:v", "1",
+        "-force_key_frames:v", "expr:gte(t,n_forced*4)",
+        "-b:v:0", "365000", "-maxrate:v:0", "456250", "-bufsize:v:0", "730000",
+        "-profile:v:0", "high", "-level:v:0", "3.0", "-g:v:0", "120",
+        "-b:v:1", "145000", "-maxrate:v:1", "181250", "-bufsize:v:1", "290000",
+        "-profile:v:1", "high", "-level:v:1", "3.0", "-g:v:1", "120",
+        "-b:v:2", "24336", "-maxrate:v:2", "48672", "-bufsize:v:2", "194688",
+        "-profile:v:2", "high", "-level:v:2", "3.0", "-g:v:2", "1",
+        "-c:a", "aac", "-ac", "2", "-ar", "48000", "-b:a:0", "96000", "-b:a:1", "64000",
+        "-max_muxing_queue_size", "4096",
+        "-f", "hls", "-hls_time", "4", "-hls_playlist_type", "vod", "-hls_list_size", "0",
+        "-hls_flags", "independent_segments", "-hls_segment_type", "fmp4",
+        "-hls_fmp4_init_filename", "init.mp4",
+        "-hls_segment_filename", "/media/out/%v/seg_%05d.m4s",
+        "-var_stream_map", "v:0,a:0,name:360p v:1,a:1,name:234p v:2,name:iframes",
+        "/media/out/%v/index.m3u8",
+    ]
+
+
+def test_one_ffmpeg_process_one_input_one_output() -> None:
+    argv = argv_for(source())
+    assert argv[0] == "ffmpeg"
+    assert argv.count("-i") == 1
+    assert argv.count("-f") == 1 and value(argv, "-f") == "hls"
+    assert argv[-1] == "/media/out/%v/index.m3u8"
+
+
+def test_input_is_locked_to_local_files_and_real_containers() -> None:
+    argv = argv_for(source())
+    i = argv.index("-i")
+    # Input options only count when they come before -i.
+    assert argv.index("-protocol_whitelist") < i and argv.index("-format_whitelist") < i
+    assert value(argv, "-protocol_whitelist") == "file"
+    allowed = set(value(argv, "-format_whitelist").split(","))
+    assert allowed == set(SAFE_DEMUXERS)
+    for dangerous in ("hls", "applehttp", "concat", "image2", "image2pipe", "tty", "lavfi",
+                      "dash", "rtsp", "sdp", "rtp", "http", "data", "subfile", "ffmetadata"):
+        assert dangerous not in allowed
+    assert value(argv, "-i") == "file:/media/in/master.mp4"
+
+
+def test_relative_paths_become_absolute_file_urls(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    src = source()
+    argv = build_argv(Path("up:load.mp4"), src, plan_ladder(src, SETTINGS), Path("out"), SETTINGS)
+    assert value(argv, "-i") == f"file:{tmp_path}/up:load.mp4"
+    assert argv[-1] == f"{tmp_path}/out/%v/index.m3u8"
+
+
+def test_split_once_into_every_rung_plus_trickplay() -> None:
+    src = source()
+    ladder = plan_ladder(src, SETTINGS)
+    graph = filter_graph(src, ladder)
+    assert len(ladder.renditions) == 6
+    assert graph.count("split=") == 1 and "split=7[s0][s1][s2][s3][s4][s5][st]" in graph
+    assert graph.startswith("[0:0]fps=30/1,split=7")
+    for r in ladder.renditions:
+        assert f"scale={r.width}:{r.height},format=yuv420p,setsar=1" in graph
+    assert graph.count("format=yuv420p") == 7
+    assert "yadif" not in graph
+    assert values(argv_for(src), "-map") == [
+        "[v0]", "0:1", "[v1]", "0:1", "[v2]", "0:1", "[v3]", "0:1", "[v4]", "0:1",
+        "[v5]", "0:1", "[vt]"]
+
+
+def test_interlaced_source_deinterlaced_once_before_the_split() -> None:
+    src = source(interlaced=True, fps=25.0)
+    graph = filter_graph(src, plan_ladder(src, SETTINGS))
+    assert graph.startswith(
+        "[0:0]yadif=mode=send_frame:parity=auto:deint=interlaced,fps=25/1,split=")
+    assert graph.count("yadif") == 1
+
+
+def test_maps_the_probed_streams_not_the_first_of_each_kind() -> None:
+    # e.g. a cover picture at index 0, the real video at 2, audio at 1.
+    src = source(video_stream_index=2, audio_stream_index=1)
+    argv = argv_for(src)
+    assert value(argv, "-filter_complex").startswith("[0:2]")
+    assert set(values(argv, "-map")) == {f"[v{i}]" for i in range(6)} | {"0:1", "[vt]"}
+
+
+def test_keyframes_forced_on_segment_boundaries() -> None:
+    settings = SETTINGS.with_(segment_seconds=2.0)
+    src = source(fps=29.97)
+    argv = argv_for(src, settings)
+    assert value(argv, "-force_key_frames:v") == "expr:gte(t,n_forced*2)"
+    assert value(argv, "-sc_threshold:v") == "0"
+    assert value(argv, "-flags:v") == "+cgop"
+    assert value(argv, "-hls_time") == "2"
+    # GOP: one segment's worth of frames (59.94 -> 60) on rungs, every frame on trick-play.
+    assert [value(argv, f"-g:v:{i}") for i in range(7)] == ["60"] * 6 + ["1"]
+    assert "fps=30000/1001" in value(argv, "-filter_complex")
+    assert "fps=fps=1/2:round=up" in value(argv, "-filter_complex")
+
+
+def test_vbv_profile_level_per_rung() -> None:
+    src = source()
+    ladder = plan_ladder(src, SETTINGS)
+    argv = argv_for(src)
+    for i, r in enumerate(ladder.renditions):
+        assert value(argv, f"-b:v:{i}") == str(r.video_bitrate)
+        assert value(argv, f"-maxrate:v:{i}") == str(r.maxrate)
+        assert value(argv, f"-bufsize:v:{i}") == str(r.bufsize)
+        assert value(argv, f"-profile:v:{i}") == "high"
+        assert value(argv, f"-level:v:{i}") == r.level
+        assert value(argv, f"-b:a:{i}") == str(r.audio_bitrate)
+
+
+def test_var_stream_map_with_audio() -> None:
+    argv = argv_for(source())
+    assert value(argv, "-var_stream_map") == (
+        "v:0,a:0,name:1080p v:1,a:1,name:720p v:2,a:2,name:540p v:3,a:3,name:432p"
+        " v:4,a:4,name:360p v:5,a:5,name:234p v:6,name:iframes")
+
+
+def test_video_only_source_has_no_audio_anywhere() -> None:
+    src = source(has_audio=False, audio_codec=None, audio_channels=None,
+                 audio_sample_rate=None, audio_stream_index=None, width=640, height=360)
+    argv = argv_for(src)
+    assert value(argv, "-var_stream_map") == "v:0,name:360p v:1,name:234p v:2,name:iframes"
+    assert values(argv, "-map") == ["[v0]", "[v1]", "[vt]"]
+    assert "-c:a" not in argv and not any(a.startswith("-b:a") for a in argv)
+
+
+def test_ts_segments() -> None:
+    argv = argv_for(source(), SETTINGS.with_(segment_format="ts"))
+    assert value(argv, "-hls_segment_type") == "mpegts"
+    assert "-hls_fmp4_init_filename" not in argv
+    assert value(argv, "-hls_segment_filename") == "/media/out/%v/seg_%05d.ts"
+
+
+def test_metadata_and_chapters_stripped_and_only_mapped_streams_kept() -> None:
+    argv = argv_for(source())
+    assert value(argv, "-map_metadata") == "-1"
+    assert value(argv, "-map_chapters") == "-1"
+    assert "0" not in values(argv, "-map")  # never "map everything"
+
+
+def test_progress_goes_to_stdout() -> None:
+    argv = argv_for(source())
+    assert value(argv, "-progress") == "pipe:1"
+    assert "-nostats" in argv and "-nostdin" in argv and "-y" in argv
+
+
+def test_percent_in_output_dir_refused() -> None:
+    src = source()
+    with pytest.raises(ValueError, match="%"):
+        build_argv(SRC, src, plan_ladder(src, SETTINGS), Path("/media/100%"), SETTINGS)

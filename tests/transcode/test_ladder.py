@@ -1,0 +1,178 @@
+from __future__ import annotations
+
+import pytest
+
+from stb_origin.settings import Settings
+from stb_origin.transcode.ladder import (
+    Ladder,
+    exact_rate,
+    h264_level,
+    output_fps,
+    plan_ladder,
+)
+from tests.transcode.support import source
+
+SETTINGS = Settings(segment_seconds=4.0)
+
+
+def sizes(ladder: Ladder) -> list[tuple[str, int, int]]:
+    return [(r.name, r.width, r.height) for r in ladder.renditions]
+
+
+def test_full_hd_source_gets_the_whole_apple_style_ladder() -> None:
+    ladder = plan_ladder(source(), SETTINGS)
+    assert sizes(ladder) == [
+        ("1080p", 1920, 1080), ("720p", 1280, 720), ("540p", 960, 540),
+        ("432p", 768, 432), ("360p", 640, 360), ("234p", 416, 234),
+    ]
+    assert [r.video_bitrate for r in ladder.renditions] == [
+        6_000_000, 3_000_000, 2_000_000, 1_100_000, 365_000, 145_000]
+    assert [r.level for r in ladder.renditions] == ["4.0", "3.1", "3.1", "3.0", "3.0", "3.0"]
+    assert {r.profile for r in ladder.renditions} == {"high"}
+    for r in ladder.renditions:
+        assert r.maxrate > r.video_bitrate
+        assert r.bufsize >= r.maxrate
+    assert [r.audio_bitrate for r in ladder.renditions] == [
+        128_000, 128_000, 128_000, 128_000, 96_000, 64_000]
+    assert ladder.fps == 30.0
+    assert ladder.segment_seconds == 4.0
+    assert ladder.has_audio
+    assert ladder.audio_sample_rate == 48_000
+    assert ladder.audio_channels == 2
+
+
+def test_never_upscales() -> None:
+    ladder = plan_ladder(source(width=1280, height=720), SETTINGS)
+    assert sizes(ladder)[0] == ("720p", 1280, 720)
+    assert all(r.height <= 720 and r.width <= 1280 for r in ladder.renditions)
+
+
+def test_4k_source_tops_out_at_1080p() -> None:
+    ladder = plan_ladder(source(width=3840, height=2160), SETTINGS)
+    assert sizes(ladder)[0] == ("1080p", 1920, 1080)
+
+
+def test_source_just_under_a_rung_gets_that_rung_at_source_size() -> None:
+    ladder = plan_ladder(source(width=1900, height=1068), SETTINGS)
+    assert sizes(ladder)[0] == ("1080p", 1900, 1068)
+
+
+def test_odd_source_gives_even_sizes_no_larger_than_the_source() -> None:
+    ladder = plan_ladder(source(width=641, height=359), SETTINGS)
+    for r in ladder.renditions:
+        assert r.width % 2 == 0 and r.height % 2 == 0
+        assert r.width <= 641 and r.height <= 359
+    assert sizes(ladder)[0] == ("360p", 640, 358)
+
+
+@pytest.mark.parametrize("width,height", [(1920, 1080), (1440, 1080), (1920, 800), (1024, 576),
+                                          (1080, 1920), (720, 1280), (853, 480)])
+def test_aspect_ratio_kept_and_sizes_even(width: int, height: int) -> None:
+    ladder = plan_ladder(source(width=width, height=height), SETTINGS)
+    for r in (*ladder.renditions, ladder.trickplay):
+        assert r.width % 2 == 0 and r.height % 2 == 0
+        # Within the rounding to even numbers.
+        assert abs(r.width / r.height - width / height) <= 2.5 / r.height * (width / height)
+
+
+def test_scope_source_keeps_full_width_and_pays_for_fewer_pixels() -> None:
+    ladder = plan_ladder(source(width=1920, height=800), SETTINGS)
+    top = ladder.renditions[0]
+    assert (top.name, top.width, top.height) == ("1080p", 1920, 800)
+    assert top.video_bitrate < 6_000_000
+
+
+def test_portrait_source_gets_portrait_rungs() -> None:
+    # A phone video: probe already reports display dimensions (rotation applied).
+    ladder = plan_ladder(source(width=1080, height=1920, rotation=90), SETTINGS)
+    assert sizes(ladder)[:3] == [("1080p", 1080, 1920), ("720p", 720, 1280), ("540p", 540, 960)]
+    assert all(r.height > r.width for r in ladder.renditions)
+
+
+def test_tiny_source_gets_one_rung_at_its_own_size() -> None:
+    ladder = plan_ladder(source(width=321, height=181, video_bitrate=None), SETTINGS)
+    assert sizes(ladder) == [("180p", 320, 180)]
+    only = ladder.renditions[0]
+    assert 64_000 <= only.video_bitrate <= 145_000
+    assert (ladder.trickplay.width, ladder.trickplay.height) == (320, 180)
+
+
+def test_bitrates_capped_by_the_source_without_duplicate_rungs() -> None:
+    ladder = plan_ladder(source(video_bitrate=2_500_000), SETTINGS)
+    rates = [r.video_bitrate for r in ladder.renditions]
+    assert max(rates) == 2_500_000
+    assert rates == sorted(rates, reverse=True) and len(set(rates)) == len(rates)
+    # 1080p and 720p would both be 2.5 Mb/s: the sharper one stays.
+    assert sizes(ladder)[:2] == [("1080p", 1920, 1080), ("540p", 960, 540)]
+
+
+def test_unknown_source_bitrate_leaves_the_table_alone() -> None:
+    ladder = plan_ladder(source(video_bitrate=None), SETTINGS)
+    assert ladder.renditions[0].video_bitrate == 6_000_000
+
+
+def test_high_frame_rate_gets_more_bits_and_a_higher_level() -> None:
+    ladder = plan_ladder(source(fps=60.0), SETTINGS)
+    top = ladder.renditions[0]
+    assert ladder.fps == 60.0
+    assert top.video_bitrate == 7_800_000
+    assert top.level == "4.2"
+
+
+@pytest.mark.parametrize("fps,vfr,expected", [
+    (30.0, False, "30"),
+    (29.97, False, "30000/1001"),
+    (23.976, False, "24000/1001"),
+    (25.0, False, "25"),
+    (59.94, False, "60000/1001"),
+    (120.0, False, "60"),
+    (100.0, False, "50"),
+    (15.0, False, "15"),
+    (14.2, True, "24"),
+    (29.4, True, "30"),
+    (200.0, True, "60"),
+])
+def test_output_frame_rate(fps: float, vfr: bool, expected: str) -> None:
+    assert str(output_fps(fps, vfr)) == expected
+
+
+def test_variable_frame_rate_source_becomes_constant() -> None:
+    ladder = plan_ladder(source(fps=29.3, variable_frame_rate=True), SETTINGS)
+    assert ladder.fps == 30.0
+    assert exact_rate(plan_ladder(source(fps=29.97), SETTINGS).fps) == exact_rate(30000 / 1001)
+
+
+def test_video_only_source() -> None:
+    ladder = plan_ladder(source(has_audio=False, audio_codec=None, audio_channels=None,
+                                audio_sample_rate=None, audio_stream_index=None), SETTINGS)
+    assert not ladder.has_audio
+    assert ladder.audio_sample_rate is None
+    assert all(r.audio_bitrate is None for r in ladder.renditions)
+
+
+def test_audio_sample_rate_44k1_kept_others_become_48k() -> None:
+    assert plan_ladder(source(audio_sample_rate=44_100), SETTINGS).audio_sample_rate == 44_100
+    assert plan_ladder(source(audio_sample_rate=32_000), SETTINGS).audio_sample_rate == 48_000
+    assert plan_ladder(source(audio_sample_rate=96_000), SETTINGS).audio_sample_rate == 48_000
+
+
+def test_trickplay_is_a_small_video_only_rung() -> None:
+    ladder = plan_ladder(source(), SETTINGS.with_(segment_seconds=2.0))
+    trick = ladder.trickplay
+    assert (trick.name, trick.width, trick.height) == ("iframes", 416, 234)
+    assert trick.audio_bitrate is None
+    assert trick.video_bitrate < ladder.renditions[-1].video_bitrate
+    assert ladder.segment_seconds == 2.0
+
+
+@pytest.mark.parametrize("width,height,fps,maxrate,level", [
+    (1920, 1080, 30, 7_500_000, "4.0"),
+    (1920, 1080, 60, 9_750_000, "4.2"),
+    (1920, 1080, 30, 40_000_000, "4.1"),
+    (1280, 720, 30, 3_750_000, "3.1"),
+    (1280, 720, 60, 4_875_000, "3.2"),
+    (416, 234, 30, 200_000, "3.0"),
+    (3840, 2160, 30, 20_000_000, "5.1"),
+])
+def test_h264_level(width: int, height: int, fps: float, maxrate: int, level: str) -> None:
+    assert h264_level(width, height, fps, maxrate) == level
