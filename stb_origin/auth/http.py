@@ -7,7 +7,9 @@ from starlette.requests import Request
 from stb_origin.auth.tokens import Claims, InvalidToken, TokenSigner
 from stb_origin.errors import ApiError
 
-_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="stb-origin"'}
+# Refusals must never be cached by a CDN: the next request may carry a good token.
+_NO_STORE = {"Cache-Control": "no-store"}
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="stb-origin"', **_NO_STORE}
 
 
 def bearer_token(request: Request, allow_query: bool = False) -> str | None:
@@ -31,10 +33,10 @@ def require_scope(request: Request, signer: TokenSigner, scope: str,
         claims = signer.verify(token)
     except InvalidToken as exc:
         raise ApiError(401, "invalid_token", str(exc), {
-            "WWW-Authenticate": 'Bearer realm="stb-origin", error="invalid_token"'
+            "WWW-Authenticate": 'Bearer realm="stb-origin", error="invalid_token"', **_NO_STORE
         }) from None
     if scope not in claims.scopes:
         raise ApiError(403, "insufficient_scope", f"this needs the {scope!r} scope", {
-            "WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'
+            "WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"', **_NO_STORE
         })
     return claims

@@ -1,0 +1,216 @@
+"""The flow of one asset, in-process against real Redis, ffmpeg, storage and SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import m3u8
+import pytest
+from rq import SimpleWorker
+
+from stb_origin import pipeline
+from stb_origin.drm import keystore
+from stb_origin.ingest.records import Asset
+from stb_origin.ingest.service import accept_source
+from stb_origin.services import Services
+from stb_origin.storage import Storage, StorageUnavailable
+from stb_origin.workers import jobs
+from tests.support.media import make_clip
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="module")
+def good(media: Path) -> Path:
+    return make_clip(media / "good.mp4", seconds=3, size="640x360")
+
+
+def _ingest(services: Services, path: Path) -> str:
+    return str(accept_source(services, path, path.suffix, path.stem, path.stat().st_size)["id"])
+
+
+def _asset(services: Services, asset_id: str) -> Asset:
+    with services.db.session() as session:
+        asset = session.get(Asset, asset_id)
+        assert asset is not None
+        return asset
+
+
+def _published(storage: Storage, asset_id: str) -> list[str]:
+    return list(storage.list_keys(f"hls/{asset_id}/"))
+
+
+def _key_ids(services: Services, asset_id: str) -> set[str]:
+    with services.db.session() as session:
+        return set(keystore.key_ids(session, asset_id))
+
+
+def test_ready_asset_has_renditions_and_its_keys(services, good):
+    asset_id = _ingest(services, good)
+    assert pipeline.process(services, asset_id) == "ready"
+    asset = _asset(services, asset_id)
+    assert (asset.status, asset.progress, asset.error_code) == ("ready", 100, None)
+    assert [r["name"] for r in asset.renditions or []] == ["360p", "234p"]
+    assert asset.source and asset.source["width"] == 640
+    master = m3u8.loads(services.storage.get_bytes(f"hls/{asset_id}/master.m3u8").decode())
+    assert all(p.uri.startswith(f"{asset.version}/") for p in master.playlists)
+    media = m3u8.loads(services.storage.get_bytes(
+        f"hls/{asset_id}/{master.playlists[0].uri}").decode())
+    used = {key.uri.rsplit("/", 1)[1] for key in media.keys if key}
+    assert used == _key_ids(services, asset_id)
+    assert not list(services.settings.work_dir.glob(f"{asset_id}-*")), "work files cleaned up"
+
+
+def _truncated(media: Path, good: Path) -> Path:
+    path = media / "truncated.mp4"
+    path.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    return path
+
+
+@pytest.mark.parametrize("make, code", [
+    (_truncated, "invalid_media"),
+    (lambda media, good: make_clip(media / "zero.mp4", seconds=1, audio=False,
+                                   extra_output_args=["-frames:v", "1"]), "too_short"),
+    (lambda media, good: make_clip(media / "audio.m4a", seconds=2, video=False), "no_video"),
+    (lambda media, good: _write(media / "fake.mp4", b"\x00\x00\x00\x18ftypisom" + b"x" * 4000),
+     "invalid_media"),
+])
+def test_bad_media_fails_with_a_reason_and_publishes_nothing(services, media, good, make, code):
+    asset_id = _ingest(services, make(media, good))
+    assert pipeline.process(services, asset_id) == "failed"
+    asset = _asset(services, asset_id)
+    assert asset.status == "failed"
+    assert asset.error_code == code
+    assert asset.error_message
+    assert _published(services.storage, asset_id) == []
+    assert _key_ids(services, asset_id) == set()
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_a_rerun_ends_in_the_same_consistent_state(services, good):
+    asset_id = _ingest(services, good)
+    pipeline.process(services, asset_id)
+    first = _asset(services, asset_id).version
+    pipeline.process(services, asset_id)
+    second = _asset(services, asset_id)
+    assert second.status == "ready" and second.version != first
+    versions = {key.split("/")[2] for key in _published(services.storage, asset_id)
+                if key.count("/") > 2}
+    assert versions == {second.version}, "the old version is pruned"
+    assert len(_key_ids(services, asset_id)) == 1, "only the live version's keys remain"
+
+
+class FlakyStorage:
+    """Real storage that goes down after a number of writes."""
+
+    def __init__(self, inner: Storage, writes_before_failure: int) -> None:
+        self.inner = inner
+        self.writes_left = writes_before_failure
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.inner, name)
+
+    def _write(self) -> None:
+        if self.writes_left <= 0:
+            raise StorageUnavailable("injected outage")
+        self.writes_left -= 1
+
+    def put_file(self, key: str, path: Path, content_type: str) -> None:
+        self._write()
+        self.inner.put_file(key, path, content_type)
+
+    def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
+        self._write()
+        self.inner.put_bytes(key, data, content_type)
+
+
+def test_half_published_asset_is_never_ready_and_a_retry_repairs_it(services, good):
+    asset_id = _ingest(services, good)
+    healthy = services.storage
+    services.storage = FlakyStorage(healthy, writes_before_failure=5)  # type: ignore[assignment]
+    with pytest.raises(StorageUnavailable):
+        pipeline.process(services, asset_id)
+    asset = _asset(services, asset_id)
+    assert asset.status == "processing"
+    assert f"hls/{asset_id}/master.m3u8" not in _published(healthy, asset_id)
+
+    services.storage = healthy
+    assert pipeline.process(services, asset_id) == "ready"
+    live = _asset(services, asset_id).version
+    assert {key.split("/")[2] for key in _published(healthy, asset_id) if key.count("/") > 2} \
+        == {live}, "the failed attempt's objects are gone"
+
+
+def test_asset_deleted_while_processing_takes_its_output_down(services, good):
+    asset_id = _ingest(services, good)
+    real_publish = pipeline.publish
+
+    def publish_then_delete(storage, asset, version, out_dir):  # type: ignore[no-untyped-def]
+        real_publish(storage, asset, version, out_dir)
+        with services.db.session() as session:
+            session.delete(session.get(Asset, asset))
+
+    pipeline.publish = publish_then_delete  # type: ignore[assignment]
+    try:
+        assert pipeline.process(services, asset_id) == "deleted"
+    finally:
+        pipeline.publish = real_publish  # type: ignore[assignment]
+    assert _published(services.storage, asset_id) == []
+    assert _key_ids(services, asset_id) == set()
+
+
+@pytest.fixture
+def worker_env(services: Services, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The job functions read settings from the environment, as a worker process does."""
+    settings = services.settings
+    for name, value in {"STB_DATA_DIR": str(settings.data_dir),
+                        "STB_REDIS_URL": settings.redis_url or "",
+                        "STB_QUEUE_NAME": settings.queue_name,
+                        "STB_SEGMENT_SECONDS": str(settings.segment_seconds),
+                        "STB_X264_PRESET": settings.x264_preset}.items():
+        monkeypatch.setenv(name, value)
+    jobs._services.cache_clear()
+    yield
+    if jobs._services.cache_info().currsize:
+        jobs._services().close()
+    jobs._services.cache_clear()
+
+
+def test_rq_worker_runs_the_job(services, good, worker_env):
+    asset_id = _ingest(services, good)
+    SimpleWorker([services.queue], connection=services.redis).work(burst=True)
+    assert _asset(services, asset_id).status == "ready"
+
+
+def test_a_job_that_keeps_failing_leaves_the_asset_failed_with_the_reason(services, good,
+                                                                         worker_env):
+    settings = services.settings
+    services.settings = settings.with_(job_retries=0)
+    asset_id = _ingest(services, good)
+    services.storage.delete_prefix(f"sources/{asset_id}/")  # the source is gone
+    SimpleWorker([services.queue], connection=services.redis).work(burst=True)
+    asset = _asset(services, asset_id)
+    assert asset.status == "failed"
+    assert asset.error_code == "internal_error"
+    assert "ObjectNotFound" in (asset.error_message or "")
+
+
+def test_a_failed_attempt_with_retries_left_is_not_final(services, good, worker_env):
+    asset_id = _ingest(services, good)
+    services.storage.delete_prefix(f"sources/{asset_id}/")
+    SimpleWorker([services.queue], connection=services.redis).work(burst=True)
+    assert _asset(services, asset_id).status == "processing"
+    job = services.queue.fetch_job(f"pipeline-{asset_id}")
+    assert job is not None and job.retries_left == settings_retries(services) - 1
+
+
+def settings_retries(services: Services) -> int:
+    return services.settings.job_retries
