@@ -37,8 +37,11 @@ def run_dev(settings: Settings, host: str, port: int, sample: bool = True) -> in
         settings = settings.with_(redis_url=redis_url)
         env = {**os.environ, **_as_env(settings)}
         me = [sys.executable, "-m", "stb_origin.cli"]
-        children.append(proc.spawn([*me, "serve", "--host", host, "--port", str(port)], env=env))
-        children.append(proc.spawn([*me, "worker"], env=env))
+        logs = settings.data_dir / "logs"
+        logs.mkdir(exist_ok=True)
+        children.append(proc.spawn([*me, "serve", "--host", host, "--port", str(port)], env=env,
+                                   log_path=logs / "server.log"))
+        children.append(proc.spawn([*me, "worker"], env=env, log_path=logs / "worker.log"))
         base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         _wait_ready(base, children)
         _introduce(settings, base, sample)
@@ -70,7 +73,7 @@ def _introduce(settings: Settings, base: str, sample: bool) -> None:
 
             asset = accept_source(services, clip, ".mp4", "Sample clip", clip.stat().st_size)
             marker.write_text(asset["id"])
-        print(f"\nstb-origin is up at {base}")
+        print(f"\nstb-origin is up at {base} (logs: {settings.data_dir / 'logs'})")
         print(f"  upload:   curl -H 'Authorization: Bearer {write}' -F file=@master.mp4"
               f" {base}/v1/assets")
         print(f"  assets:   curl -H 'Authorization: Bearer {write}' {base}/v1/assets")
@@ -124,7 +127,7 @@ def _start_redis(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
         proc.require("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
         "--dir", str(redis_dir.resolve()), "--appendonly", "yes", "--save", "",
         "--protected-mode", "yes",
-    ], log_path=redis_dir / "redis.log")
+    ], log_path=redis_dir / "redis.log", own_session=True)
     url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + START_TIMEOUT_S
     while not _redis_alive(url):
@@ -147,7 +150,7 @@ def _wait_ready(base: str, children: list[subprocess.Popen[bytes]]) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if any(child.poll() is not None for child in children):
-            raise OSError("a service exited during start-up (see the log above)")
+            raise OSError("a service exited during start-up (see data/logs/)")
         try:
             with urllib.request.urlopen(base + "/readyz", timeout=2) as response:
                 if response.status == 200:
@@ -159,14 +162,15 @@ def _wait_ready(base: str, children: list[subprocess.Popen[bytes]]) -> None:
 
 
 def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+    """Stop the newest first and wait for each, so Redis goes last."""
     for child in reversed(children):
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
-    for child in reversed(children):
         try:
-            child.wait(timeout=20)
+            child.wait(timeout=30)
         except subprocess.TimeoutExpired:
             child.kill()
+            child.wait()
 
 
 def free_port() -> int:

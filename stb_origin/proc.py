@@ -95,13 +95,17 @@ def run(
 
 
 def spawn(argv: Sequence[str], env: Mapping[str, str] | None = None,
-          log_path: Path | None = None) -> subprocess.Popen[bytes]:
-    """Start a long-lived child; its output goes to log_path (or is inherited)."""
+          log_path: Path | None = None, own_session: bool = False) -> subprocess.Popen[bytes]:
+    """Start a long-lived child; its output goes to log_path (or is inherited).
+
+    own_session keeps a terminal's Ctrl-C away from the child, so the caller can
+    stop it last (a Redis must outlive the workers that drain into it).
+    """
     log = open(log_path, "ab") if log_path is not None else None  # noqa: SIM115
     try:
         return subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            env=dict(env) if env is not None else None, start_new_session=False,
+            env=dict(env) if env is not None else None, start_new_session=own_session,
         )
     except FileNotFoundError:
         raise ToolMissing(argv[0], _PACKAGES.get(Path(argv[0]).name, argv[0])) from None
