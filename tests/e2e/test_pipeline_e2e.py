@@ -32,10 +32,12 @@ def _backend_env(request: pytest.FixtureRequest, backend: str) -> dict[str, str]
         return {"STB_DATABASE_URL": request.getfixturevalue("postgres_url")}
     if backend == "s3":
         return request.getfixturevalue("s3_env")
+    if backend == "fs-sqlite-ts":
+        return {"STB_SEGMENT_FORMAT": "ts"}
     return {}
 
 
-@pytest.fixture(params=["fs-sqlite", "postgres", "s3"])
+@pytest.fixture(params=["fs-sqlite", "postgres", "s3", "fs-sqlite-ts"])
 def stack(request: pytest.FixtureRequest, tmp_path: Path, redis_url: str,
           settings: Settings) -> Iterator[Stack]:
     env = {
