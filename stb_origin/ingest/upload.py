@@ -156,17 +156,12 @@ async def receive_upload(request: Request, upload_dir: Path, max_bytes: int) -> 
         if receiver.file is not None:
             await anyio.to_thread.run_sync(receiver.file.write, receiver.take_pending())
             receiver.file.close()
-    except ClientDisconnect:
+    except BaseException as exc:
         _discard(receiver)
-        raise ApiError(400, "bad_request", "the upload was interrupted") from None
-    except ApiError:
-        _discard(receiver)
-        raise
-    except MultipartParseError:
-        _discard(receiver)
-        raise ApiError(400, "bad_request", "malformed multipart body") from None
-    except BaseException:
-        _discard(receiver)
+        if isinstance(exc, ClientDisconnect):
+            raise ApiError(400, "bad_request", "the upload was interrupted") from None
+        if isinstance(exc, MultipartParseError):
+            raise ApiError(400, "bad_request", "malformed multipart body") from None
         raise
 
     upload = receiver.upload

@@ -9,7 +9,10 @@ Prefixes (``list_keys``, ``delete_prefix``) are plain string prefixes, as in S3:
 from __future__ import annotations
 
 import mimetypes
+import os
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -119,3 +122,22 @@ def check_prefix(prefix: str) -> str:
         except InvalidKey:
             raise _bad("prefix", prefix) from None
     return prefix
+
+
+# Temporary files live beside their target so that os.replace stays a rename on
+# one filesystem; listings skip names with this prefix.
+TMP_PREFIX = ".stb-tmp-"
+
+
+@contextmanager
+def replacing(target: Path) -> Iterator[str]:
+    """A temporary file beside target that replaces it only if the block succeeds."""
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=target.parent)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

@@ -6,7 +6,6 @@ import errno
 import os
 import shutil
 import stat
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from urllib.request import url2pathname
 
 from stb_origin.settings import Settings, SettingsError
 from stb_origin.storage.base import (
+    TMP_PREFIX,
     InvalidKey,
     ObjectInfo,
     ObjectNotFound,
@@ -24,11 +24,9 @@ from stb_origin.storage.base import (
     check_key,
     check_prefix,
     guess_content_type,
+    replacing,
 )
 
-# Temporary files live beside their target so that os.replace stays a rename on
-# one filesystem; listing skips them and keys may not look like them.
-TMP_PREFIX = ".stb-tmp-"
 # The content type rides on the file as an extended attribute; where the filesystem
 # has none, stat falls back to guessing from the extension.
 CONTENT_TYPE_XATTR = "user.stb.content_type"
@@ -87,9 +85,7 @@ class LocalStorage:
         with _os_errors(key, writing=True):
             target.parent.mkdir(parents=True, exist_ok=True)
             self._inside(target, key)  # mkdir may have walked through a fresh symlink
-            fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=target.parent)
-            try:
-                os.close(fd)
+            with replacing(target) as tmp:
                 fill(tmp)
                 fd = os.open(tmp, os.O_RDONLY)
                 try:
@@ -98,11 +94,6 @@ class LocalStorage:
                     os.fsync(fd)  # data on disk before the rename makes it visible
                 finally:
                     os.close(fd)
-                os.replace(tmp, target)
-            except BaseException:
-                with suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
             _fsync_dir(target.parent)
 
     # -- reading -------------------------------------------------------------
@@ -154,16 +145,8 @@ class LocalStorage:
         with _os_errors(key):
             if not stat.S_ISREG(os.stat(source).st_mode):
                 raise ObjectNotFound(key)
-        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
-        os.close(fd)
-        try:
-            with _os_errors(key):
-                shutil.copyfile(source, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            with suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        with replacing(path) as tmp, _os_errors(key):
+            shutil.copyfile(source, tmp)
 
     # -- listing and deleting ------------------------------------------------
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import UTC
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -26,6 +25,7 @@ from stb_origin.storage.base import (
     StorageUnavailable,
     check_key,
     check_prefix,
+    replacing,
 )
 
 PART_SIZE = 16 * 1024 * 1024
@@ -198,16 +198,9 @@ class S3Storage:
         return b"".join(self.read_chunks(key))
 
     def download(self, key: str, path: Path) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=".stb-tmp-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as file:
-                for chunk in self.read_chunks(key, chunk_size=1024 * 1024):
-                    file.write(chunk)
-            os.replace(tmp, path)
-        except BaseException:
-            with suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        with replacing(path) as tmp, open(tmp, "wb") as file:
+            for chunk in self.read_chunks(key, chunk_size=1024 * 1024):
+                file.write(chunk)
 
     # -- listing and deleting ------------------------------------------------
 
