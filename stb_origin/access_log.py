@@ -1,5 +1,8 @@
 """Access log and request ids as pure ASGI middleware.
 
+The request id comes from the CDN (``X-Request-ID``) when it is well formed,
+else a fresh one; it is echoed in the response and, with the asset id the
+path names, added to every log line written while the request is handled.
 The query string is never logged: ``?token=`` carries credentials.
 """
 
@@ -12,8 +15,24 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from stb_origin import logs
+from stb_origin.request_metrics import route_class
+
 log = logging.getLogger("stb_origin.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# /hls/{id}/..., /keys/{id}/..., /v1/assets/{id}: the paths that name one asset.
+_ASSET_PATH = re.compile(r"^/(?:hls|keys|v1/assets)/([0-9a-f]{32})(?:/|$)")
+_CREATED = re.compile(rb"^/v1/assets/([0-9a-f]{32})$")
+
+
+def request_id_of(scope: Scope) -> str:
+    incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+    return incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(8)
+
+
+def asset_id_of(path: str) -> str | None:
+    match = _ASSET_PATH.match(path)
+    return match.group(1) if match else None
 
 
 class AccessLog:
@@ -24,24 +43,44 @@ class AccessLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(8)
+        request_id = request_id_of(scope)
         scope.setdefault("state", {})["request_id"] = request_id
+        asset_id = asset_id_of(scope["path"])
         started = time.perf_counter()
         status = 500
+        sent = 0
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, sent, asset_id
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []),
-                                      (b"x-request-id", request_id.encode())]
+                headers = message.get("headers", [])
+                if asset_id is None:  # an upload names its new asset in Location
+                    location = dict(headers).get(b"location", b"")
+                    if created := _CREATED.match(location):
+                        asset_id = created.group(1).decode()
+                message["headers"] = [*headers, (b"x-request-id", request_id.encode())]
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
             await send(message)
 
+        fields = {"request_id": request_id}
+        if asset_id is not None:
+            fields["asset_id"] = asset_id
+        # If the app raises, the ids stay bound on purpose: Starlette's outermost
+        # middleware logs the error after we return, in this same task, and the
+        # server runs each request in a task of its own.
+        bound = logs.bind(**fields)
         try:
             await self.app(scope, receive, send_with_id)
+            logs.unbind(bound)
         finally:
-            log.info("request", extra={
+            line = {
                 "request_id": request_id, "method": scope["method"], "path": scope["path"],
-                "status": status, "ms": round((time.perf_counter() - started) * 1000, 2),
-            })
+                "route": route_class(scope["path"]), "status": status,
+                "bytes": 0 if scope["method"] == "HEAD" else sent,
+                "ms": round((time.perf_counter() - started) * 1000, 2),
+            }
+            if asset_id is not None:
+                line["asset_id"] = asset_id
+            log.info("request", extra=line)

@@ -8,12 +8,13 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from stb_origin import health
+from stb_origin import health, metrics_endpoint
 from stb_origin.access_log import AccessLog
 from stb_origin.drm import routes as key_routes
 from stb_origin.errors import EXCEPTION_HANDLERS
 from stb_origin.ingest import routes as ingest_routes
 from stb_origin.origin.routes import routes as origin_routes
+from stb_origin.request_metrics import RequestMetrics
 from stb_origin.services import Services
 
 
@@ -24,9 +25,12 @@ def create_app(services: Services) -> Starlette:
         services.close()
 
     app = Starlette(
-        routes=[*health.ROUTES, *ingest_routes.ROUTES, *key_routes.ROUTES,
-                *origin_routes(services.storage)],
-        middleware=[Middleware(AccessLog)],
+        routes=[*health.ROUTES, *metrics_endpoint.routes(services),
+                *ingest_routes.ROUTES, *key_routes.ROUTES,
+                *origin_routes(services.storage,
+                               playlist_max_age_s=services.settings.playlist_max_age_s)],
+        # The access log is outermost: its request id is in place for everything inside.
+        middleware=[Middleware(AccessLog), Middleware(RequestMetrics)],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,
     )

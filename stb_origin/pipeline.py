@@ -11,9 +11,11 @@ import logging
 import secrets
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from stb_origin import logs, metrics
 from stb_origin.drm import keystore
 from stb_origin.drm.keys import generate_key
 from stb_origin.ingest.records import Asset, Status
@@ -31,6 +33,19 @@ PROGRESS_INTERVAL_S = 1.0
 
 def process(services: Services, asset_id: str) -> str:
     """Run the whole pipeline for one asset; returns the final status."""
+    # Every line logged during the run, by any module, carries the asset id.
+    with logs.context(asset_id=asset_id):
+        started = time.perf_counter()
+        outcome = "error"  # an exception: RQ retries the job or gives up
+        try:
+            outcome = _process(services, asset_id)
+            return outcome
+        finally:
+            metrics.JOB_DURATION.observe(services.redis, time.perf_counter() - started,
+                                         outcome=outcome)
+
+
+def _process(services: Services, asset_id: str) -> str:
     with services.db.session() as session:
         asset = session.get(Asset, asset_id)
         if asset is None:
@@ -56,9 +71,11 @@ def process(services: Services, asset_id: str) -> str:
 def _run(services: Services, asset_id: str, source_key: str, work: Path) -> str:
     settings = services.settings
     source_path = work / ("source" + Path(source_key).suffix)
-    services.storage.download(source_key, source_path)
+    with _stage(services, "download"):
+        services.storage.download(source_key, source_path)
 
-    source = probe(source_path, settings)
+    with _stage(services, "probe"):
+        source = probe(source_path, settings)
     ladder = plan_ladder(source, settings)
     with services.db.session() as session:
         asset = session.get(Asset, asset_id)
@@ -68,8 +85,13 @@ def _run(services: Services, asset_id: str, source_key: str, work: Path) -> str:
         asset.duration_s = source.duration_s
 
     encoded = work / "encoded"
-    transcode(source_path, source, ladder, encoded, settings,
-              on_progress=_progress_writer(services, asset_id))
+    with _stage(services, "transcode") as took:
+        transcode(source_path, source, ladder, encoded, settings,
+                  on_progress=_progress_writer(services, asset_id))
+    if took.seconds > 0:
+        metrics.TRANSCODE_REALTIME_FACTOR.observe(
+            services.redis, source.duration_s / took.seconds,
+            top_rendition=ladder.renditions[0].name)
 
     version = "v" + secrets.token_hex(6)
     keys = [generate_key() for _ in range(keys_needed(count_segments(encoded),
@@ -80,12 +102,14 @@ def _run(services: Services, asset_id: str, source_key: str, work: Path) -> str:
 
     variants = [VariantInput(r.name, r.width, r.height, ladder.fps) for r in ladder.renditions]
     packaged = work / "packaged"
-    result = package(encoded, variants, keys, _key_uri(settings.key_uri_base, asset_id),
-                     settings.key_rotation_segments, packaged,
-                     trickplay=VariantInput("iframes", ladder.trickplay.width,
-                                            ladder.trickplay.height, ladder.fps))
+    with _stage(services, "package"):
+        result = package(encoded, variants, keys, _key_uri(settings.key_uri_base, asset_id),
+                         settings.key_rotation_segments, packaged,
+                         trickplay=VariantInput("iframes", ladder.trickplay.width,
+                                                ladder.trickplay.height, ladder.fps))
     _set_progress(services, asset_id, TRANSCODE_SHARE + 5)
-    publish(services.storage, asset_id, version, packaged)
+    with _stage(services, "publish"):
+        publish(services.storage, asset_id, version, packaged)
 
     with services.db.session() as session:
         asset = session.get(Asset, asset_id)
@@ -112,6 +136,20 @@ def mark_failed(services: Services, asset_id: str, code: str, message: str) -> N
         asset.error_code = code
         asset.error_message = message[:2000]
     log.warning("asset failed", extra={"asset_id": asset_id, "code": code})
+
+
+class _Took:
+    seconds = 0.0
+
+
+@contextmanager
+def _stage(services: Services, name: str) -> Iterator[_Took]:
+    """Times a stage; only stages that complete are recorded."""
+    took = _Took()
+    started = time.perf_counter()
+    yield took
+    took.seconds = time.perf_counter() - started
+    metrics.PIPELINE_STAGE_DURATION.observe(services.redis, took.seconds, stage=name)
 
 
 def _key_uri(base: str, asset_id: str) -> Callable[[str], str]:

@@ -12,6 +12,7 @@ from stb_origin.db import Database
 from stb_origin.drm.keys import Envelope, load_kek
 from stb_origin.settings import Settings
 from stb_origin.storage import Storage, open_storage
+from stb_origin.storage.instrumented import InstrumentedStorage
 from stb_origin.workers.queues import connect_redis, pipeline_queue
 
 
@@ -40,7 +41,10 @@ def build_services(settings: Settings) -> Services:
     return Services(
         settings=settings,
         db=db,
-        storage=open_storage(settings),
+        # Storage latency is exported by the HTTP process (the serving path); in a
+        # work horse these samples die with it, and the job's storage time shows
+        # in the shared pipeline stage durations (download, publish) instead.
+        storage=InstrumentedStorage(open_storage(settings)),
         redis=redis,
         queue=pipeline_queue(redis, settings),
         envelope=Envelope(load_kek(settings)),

@@ -48,6 +48,12 @@ class Settings:
     # prefix for key URIs written into playlists; "" means same host as the playlist
     key_uri_base: str = ""
     public_base_url: str = "http://127.0.0.1:8000"
+    # how long a stopping worker lets its running job finish before requeueing it;
+    # orchestrators must wait longer (deploy/ gives 1800 s)
+    worker_grace_s: float = 1740.0
+    playlist_max_age_s: int = 30  # Cache-Control max-age (and stale-while-revalidate) of playlists
+    # bearer token Prometheus sends to /metrics; unset: loopback clients only
+    metrics_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.segment_format not in SEGMENT_FORMATS:
@@ -101,6 +107,8 @@ _CASTS: dict[str, Any] = {
     "transcode_timeout_s": float,
     "job_retries": int,
     "jwt_private_key_file": Path,
+    "playlist_max_age_s": int,
+    "worker_grace_s": float,
 }
 
 

@@ -2,7 +2,8 @@
 
 ETag/Last-Modified with 304s, single byte ranges with 206/416 (several ranges
 get the full 200), If-Range, CORS for web players, and Cache-Control from
-``caching``. Errors are JSON; nothing reveals a storage path.
+``caching``. Small objects come from the in-memory copy ``objects`` keeps, with
+exactly the same answers. Errors are JSON; nothing reveals a storage path.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from stb_origin.errors import EXCEPTION_HANDLERS, error_response
-from stb_origin.origin.caching import NO_STORE, NOT_FOUND_CACHE_CONTROL, cache_control
+from stb_origin.origin.caching import (
+    NO_STORE,
+    NOT_FOUND_CACHE_CONTROL,
+    PLAYLIST_MAX_AGE_S,
+    cache_control,
+    is_immutable,
+)
 from stb_origin.origin.conditional import (
     RangeNotSatisfiable,
     evaluate_preconditions,
@@ -25,8 +32,11 @@ from stb_origin.origin.conditional import (
     parse_range,
 )
 from stb_origin.origin.cors import CORS_HEADERS, PREFLIGHT_HEADERS
+from stb_origin.origin.objectcache import MUTABLE_TTL_S, ObjectCache
+from stb_origin.origin.objects import Objects
 from stb_origin.origin.paths import parse_hls_path
 from stb_origin.origin.responses import ObjectResponse, close_chunks
+from stb_origin.settings import SettingsError
 from stb_origin.storage import (
     InvalidKey,
     ObjectNotFound,
@@ -41,16 +51,27 @@ HLS_PATH = "/hls/{asset_id}/{path:path}"
 RETRY_AFTER_S = 5
 
 
-def routes(storage: Storage) -> list[BaseRoute]:
+def routes(storage: Storage, *, playlist_max_age_s: int = PLAYLIST_MAX_AGE_S,
+           cache: ObjectCache | None = None) -> list[BaseRoute]:
+    """``cache``: the in-memory copy to use; by default one of the standard size
+    that keeps playlists no longer than the CDN is told to (``playlist_max_age_s``)."""
+    if playlist_max_age_s < 0:
+        raise SettingsError("STB_PLAYLIST_MAX_AGE_S must be 0 or more")
+    if cache is None:
+        cache = ObjectCache(mutable_ttl_s=min(MUTABLE_TTL_S, playlist_max_age_s))
+    objects = Objects(storage, cache)
+
     async def hls(request: Request) -> Response:
-        return await serve(storage, request)
+        return await serve(storage, objects, request, playlist_max_age_s)
 
     return [Route(HLS_PATH, hls, methods=["GET", "HEAD", "OPTIONS"], name="hls")]
 
 
-def build_app(storage: Storage) -> Starlette:
+def build_app(storage: Storage, *, playlist_max_age_s: int = PLAYLIST_MAX_AGE_S,
+              cache: ObjectCache | None = None) -> Starlette:
     """The origin on its own, with the JSON error handlers of the main app."""
-    return Starlette(routes=routes(storage),
+    return Starlette(routes=routes(storage, playlist_max_age_s=playlist_max_age_s,
+                                   cache=cache),
                      exception_handlers=EXCEPTION_HANDLERS)
 
 
@@ -77,7 +98,8 @@ def _joined(request: Request, name: str) -> str | None:
     return ", ".join(values) if values else None
 
 
-async def serve(storage: Storage, request: Request) -> Response:
+async def serve(storage: Storage, objects: Objects, request: Request,
+                playlist_max_age_s: int = PLAYLIST_MAX_AGE_S) -> Response:
     if request.method == "OPTIONS":
         return Response(status_code=204, headers=PREFLIGHT_HEADERS)
 
@@ -86,14 +108,15 @@ async def serve(storage: Storage, request: Request) -> Response:
     if target is None:
         return not_found()
     try:
-        info = await run_in_threadpool(storage.stat, target.key)
+        found = await objects.find(target.key, is_immutable(target))
     except StorageError as exc:
         return storage_failed(exc, target.key)
+    info = found.info
 
     headers = {
         **CORS_HEADERS,
         "Accept-Ranges": "bytes",
-        "Cache-Control": cache_control(target),
+        "Cache-Control": cache_control(target, playlist_max_age_s),
         "ETag": info.etag,
         "Last-Modified": http_date(info.last_modified),
     }
@@ -130,6 +153,10 @@ async def serve(storage: Storage, request: Request) -> Response:
     if request.method == "HEAD":
         return Response(status_code=status, media_type=target.content_type,
                         headers={**headers, "Content-Length": str(length)})
+
+    if found.body is not None:  # held in memory: the same headers, the bytes from the copy
+        return Response(found.body[start:start + length], status_code=status,
+                        headers=headers, media_type=target.content_type)
 
     chunks = storage.read_chunks(target.key, start, end)
     try:

@@ -7,7 +7,7 @@ import logging
 from types import TracebackType
 from typing import Any
 
-from stb_origin import pipeline
+from stb_origin import metrics, pipeline
 from stb_origin.services import Services, build_services
 from stb_origin.settings import from_env
 
@@ -24,7 +24,7 @@ def process_asset(asset_id: str) -> str:
     return pipeline.process(_services(), asset_id)
 
 
-def on_pipeline_failure(job: Any, _connection: Any, exc_type: type[BaseException],
+def on_pipeline_failure(job: Any, connection: Any, exc_type: type[BaseException],
                         exc: BaseException, _tb: TracebackType | None) -> None:
     """Called by RQ after every failed attempt; only the last one fails the asset."""
     asset_id = job.args[0]
@@ -32,5 +32,6 @@ def on_pipeline_failure(job: Any, _connection: Any, exc_type: type[BaseException
         log.warning("pipeline attempt failed, will retry",
                     extra={"asset_id": asset_id, "error": exc_type.__name__})
         return
+    metrics.JOB_FINAL_FAILURES.inc(connection)
     pipeline.mark_failed(_services(), asset_id, "internal_error",
                          f"processing failed after retries ({exc_type.__name__})")

@@ -21,6 +21,7 @@ from stb_origin.origin.caching import (
     PLAYLIST_CACHE_CONTROL,
 )
 from stb_origin.origin.conditional import http_date
+from stb_origin.origin.objectcache import ObjectCache
 from stb_origin.storage import LocalStorage, ObjectNotFound, Storage, open_storage
 from tests.origin.conftest import s3_settings
 from tests.support.http import run_server
@@ -45,6 +46,9 @@ FILES = {
 }
 SEG_URL = f"/hls/{ASSET}/v1/720p/seg_00001.m4s"
 MASTER_URL = f"/hls/{ASSET}/master.m3u8"
+# Every answer below also holds for objects served from the origin's in-memory
+# copy; its playlists are kept this long here (seconds by default).
+PLAYLIST_COPY_TTL_S = 0.2
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +59,8 @@ def client(storage: Storage) -> Iterator[httpx.Client]:
     storage.put_bytes(f"hls/{ASSET}/v1/keys/key.bin", SECRET, "application/octet-stream")
     storage.put_bytes(f"hls/{ASSET}/%2e%2e/x.m3u8", SECRET, "application/vnd.apple.mpegurl")
     storage.put_bytes("secrets/kek", SECRET, "application/octet-stream")
-    with run_server(build_app(storage)) as base_url, \
-            httpx.Client(base_url=base_url, timeout=10) as http:
+    app = build_app(storage, cache=ObjectCache(mutable_ttl_s=PLAYLIST_COPY_TTL_S))
+    with run_server(app) as base_url, httpx.Client(base_url=base_url, timeout=10) as http:
         yield http
 
 
@@ -204,6 +208,7 @@ def test_if_range_follows_an_overwrite(client: httpx.Client, storage: Storage) -
     storage.put_bytes(f"hls/{ASSET}/v1/720p/rewritten.m3u8", b"#EXTM3U\n", "x/y")
     etag = client.get(url).headers["etag"]
     storage.put_bytes(f"hls/{ASSET}/v1/720p/rewritten.m3u8", b"#EXTM3U\n# new\n", "x/y")
+    time.sleep(PLAYLIST_COPY_TTL_S)  # the origin's copy of a playlist is checked again after this
     response = client.get(url, headers={"Range": "bytes=0-3", "If-Range": etag})
     assert response.status_code == 200
     assert response.content == b"#EXTM3U\n# new\n"

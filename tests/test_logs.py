@@ -1,0 +1,82 @@
+"""JSON log lines and the ids the surrounding context adds to them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from stb_origin import logs, pipeline
+from stb_origin.ingest.service import accept_source
+
+
+def _format(record_logger: str, msg: str, **extra: object) -> dict[str, object]:
+    record = logging.getLogger(record_logger).makeRecord(
+        record_logger, logging.INFO, __file__, 1, msg, (), None, extra=extra)
+    return dict(json.loads(logs.JsonFormatter().format(record)))
+
+
+def test_context_fields_join_every_line_and_explicit_fields_win():
+    assert "asset_id" not in _format("x", "before")
+    with logs.context(request_id="r1", asset_id="a" * 32):
+        line = _format("x", "inside", code="too_short")
+        assert (line["request_id"], line["asset_id"], line["code"]) == ("r1", "a" * 32,
+                                                                         "too_short")
+        with logs.context(asset_id="b" * 32):
+            assert _format("x", "nested")["asset_id"] == "b" * 32
+        assert _format("x", "explicit", asset_id="c" * 32)["asset_id"] == "c" * 32
+    assert "request_id" not in _format("x", "after")
+
+
+def test_context_stays_in_its_own_thread():
+    seen: list[dict[str, object]] = []
+    with logs.context(asset_id="a" * 32):
+        thread = threading.Thread(target=lambda: seen.append(_format("x", "other thread")))
+        thread.start()
+        thread.join()
+    assert "asset_id" not in seen[0]
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logs.JsonFormatter())
+        self.lines: list[dict[str, object]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+@pytest.fixture
+def records() -> Iterator[Records]:
+    handler = Records()
+    logger = logging.getLogger("stb_origin")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def test_every_pipeline_line_carries_the_asset_id(services, tmp_path, records, monkeypatch):
+    fake = tmp_path / "fake.mp4"
+    fake.write_bytes(b"\x00\x00\x00\x18ftypisom" + b"x" * 4000)
+    asset_id = str(accept_source(services, fake, ".mp4", "fake", fake.stat().st_size)["id"])
+    real_probe = pipeline.probe
+
+    def probe_that_logs(*args, **kwargs):  # type: ignore[no-untyped-def]
+        # A module that knows nothing about assets logs during the run.
+        logging.getLogger("stb_origin.transcode.probe").info("probing")
+        return real_probe(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "probe", probe_that_logs)
+    records.lines.clear()
+    assert pipeline.process(services, asset_id) == "failed"
+    assert {line["msg"] for line in records.lines} >= {"probing", "asset failed"}
+    assert all(line.get("asset_id") == asset_id for line in records.lines), records.lines
