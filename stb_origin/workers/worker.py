@@ -1,18 +1,103 @@
-"""The worker entry point: a real RQ worker on the pipeline queue."""
+"""The worker entry point: a real RQ worker on the pipeline queue.
+
+Shutdown never loses a job. The first SIGTERM (or Ctrl-C) is RQ's warm shutdown:
+take no new job, let the current one finish. A second signal, or the grace
+period running out first, kills the job's work horse (its process group, ffmpeg
+included) and puts the job back at the front of its queue as it was, without
+using up a retry, for the next worker. A re-run is safe: the pipeline publishes
+under a fresh version prefix and the asset turns ``ready`` only at the end.
+"""
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from redis.client import Pipeline
 from rq import Worker
+from rq.executions import Execution
+from rq.job import JobStatus
 
 from stb_origin.settings import Settings
 from stb_origin.workers.queues import connect_redis, pipeline_queue
+
+log = logging.getLogger("stb_origin.worker")
+
+# Touched on every turn of the worker's loop (at least every 405 s idle, every 30 s
+# busy, whether or not Redis answers): the container probes in deploy/ read its age.
+HEARTBEAT_FILE = "worker.heartbeat"
+
+
+class RequeueingWorker(Worker):
+    """An RQ worker whose cold shutdown requeues the job it was running."""
+
+    def __init__(self, *args: Any, grace_s: float,
+                 heartbeat_path: Path | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.grace_s = grace_s
+        self.heartbeat_path = heartbeat_path
+        self._grace_timer: threading.Timer | None = None
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
+        if self.heartbeat_path is not None:
+            self.heartbeat_path.touch()
+        super().heartbeat(timeout, pipeline)
+
+    def handle_warm_shutdown_request(self) -> None:
+        super().handle_warm_shutdown_request()
+        if self.horse_pid and self._grace_timer is None:
+            # The grace running out acts as the second signal. It goes to the main
+            # thread, which is the one waiting for the horse (and running handlers).
+            main = threading.main_thread().ident
+            assert main is not None
+            # RQ ignores a repeat signal that comes within a second of the first.
+            self._grace_timer = threading.Timer(max(self.grace_s, 1.5), signal.pthread_kill,
+                                                (main, signal.SIGTERM))
+            self._grace_timer.daemon = True
+            self._grace_timer.start()
+
+    def request_force_stop(self, signum: int, frame: FrameType | None) -> None:
+        execution = self.execution if self.horse_pid else None
+        try:
+            # Kills and reaps the horse, then raises SystemExit (or ignores a signal
+            # that came within a second of the first one).
+            super().request_force_stop(signum, frame)
+        except SystemExit:
+            if execution is not None:
+                self._requeue(execution)
+            raise
+
+    def _requeue(self, execution: Execution) -> None:
+        job = self.job_class.fetch(execution.job_id, connection=self.connection,
+                                   serializer=self.serializer)
+        # The horse is dead and reaped: if it got as far as recording an outcome
+        # (finished, failed, scheduled for retry), that outcome stands.
+        if job.get_status(refresh=True) != JobStatus.STARTED:
+            return
+        queue = self.queue_class(job.origin, connection=self.connection,
+                                 serializer=self.serializer)
+        # One transaction: the job is never out of both the queue and the started registry.
+        with self.connection.pipeline() as pipe:
+            pipe.multi()
+            self.cleanup_execution(job, pipeline=pipe, execution=execution)
+            queue.enqueue_job(job, pipeline=pipe, at_front=True)
+            pipe.execute()
+        log.warning("worker stopped mid-job; job requeued",
+                    extra={"job_id": job.id, "asset_id": job.args[0] if job.args else None})
 
 
 def run_worker(settings: Settings, burst: bool = False) -> int:
     if settings.redis_url is None:
         raise ValueError("STB_REDIS_URL is not set (`stb-origin dev` starts a Redis itself)")
     redis = connect_redis(settings.redis_url)
-    worker = Worker([pipeline_queue(redis, settings)], connection=redis)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    worker = RequeueingWorker([pipeline_queue(redis, settings)], connection=redis,
+                              grace_s=settings.worker_grace_s,
+                              heartbeat_path=settings.data_dir / HEARTBEAT_FILE)
     # The scheduler is what re-enqueues retries after their back-off interval.
     worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
     return 0

@@ -1,0 +1,189 @@
+"""compose.yaml: valid for docker-compose, runs real stb-origin commands, keeps no secret,
+starts in order, scales its workers, and feeds the CDN template every variable it uses."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from stb_origin.settings import Settings
+from stb_origin.workers.worker import HEARTBEAT_FILE
+from tests.deploy.support import (
+    COMPOSE,
+    REPO,
+    SECRET_NAME,
+    SETTINGS_NAMES,
+    cdn_template_variables,
+    check_stb_origin_command,
+    seconds,
+)
+
+# Interpolations allowed for a secret: required (${X:?why}) or optional and empty (${X:-}).
+SECRET_REFERENCE = re.compile(r"^\$\{[A-Z0-9_]+(:\?[^}]*|:-)\}$")
+REQUIRED = re.compile(r"\$\{([A-Z0-9_]+):\?")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def _services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return compose["services"]
+
+
+def _app_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The services that run the image built from deploy/Dockerfile."""
+    return {name: s for name, s in _services(compose).items()
+            if s.get("build", {}).get("dockerfile") == "deploy/Dockerfile"}
+
+
+def _docker_compose(tmp_path: Path, env: dict[str, str],
+                    *args: str) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.fail("docker-compose is required for this test: apt-get install -y docker-compose",
+                    pytrace=False)
+    # A clean environment, and an empty env file instead of a developer's .env: nothing
+    # but `env` fills a required variable.
+    clean = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), **env}
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    return subprocess.run([binary, "-f", str(COMPOSE), "--env-file", str(empty), *args],
+                          env=clean, cwd=REPO, capture_output=True, text=True, timeout=60,
+                          check=False)
+
+
+def _required_variables() -> set[str]:
+    return set(REQUIRED.findall(COMPOSE.read_text()))
+
+
+def _dummies(tmp_path: Path) -> dict[str, str]:
+    jwt_key = tmp_path / "jwt.pem"
+    jwt_key.write_text("not a key: docker-compose config only checks the file is named\n")
+    env = {name: "dummy" for name in _required_variables()}
+    env["STB_JWT_KEY_FILE"] = str(jwt_key)
+    return env
+
+
+def test_docker_compose_accepts_the_file_with_the_required_variables_set(tmp_path: Path) -> None:
+    done = _docker_compose(tmp_path, _dummies(tmp_path), "config", "--quiet")
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("secret", ["POSTGRES_PASSWORD", "STB_S3_SECRET_KEY",
+                                    "STB_KEY_ENCRYPTION_KEY", "MINIO_ROOT_PASSWORD",
+                                    "STB_JWT_KEY_FILE"])
+def test_docker_compose_refuses_to_start_without_each_secret(tmp_path: Path, secret: str) -> None:
+    env = _dummies(tmp_path)
+    del env[secret]
+    done = _docker_compose(tmp_path, env, "config", "--quiet")
+    assert done.returncode != 0
+    assert "missing mandatory value" in done.stderr.lower() and secret in done.stderr, done.stderr
+
+
+def test_every_app_service_runs_a_real_stb_origin_subcommand(compose: dict[str, Any]) -> None:
+    apps = _app_services(compose)
+    assert {"origin", "worker"} <= set(apps)
+    for name, service in apps.items():
+        assert isinstance(service.get("command"), list), f"{name}: command must be a list"
+        check_stb_origin_command(service["command"], f"compose service {name}")
+    assert apps["origin"]["command"][1:4] == ["serve", "--host", "0.0.0.0"]
+    assert apps["worker"]["command"][1] == "worker"
+
+
+def test_the_command_check_catches_a_mistyped_flag() -> None:
+    with pytest.raises(pytest.fail.Exception, match="--hots"):
+        check_stb_origin_command(["stb-origin", "serve", "--hots", "0.0.0.0"], "a typo")
+    with pytest.raises(pytest.fail.Exception):
+        check_stb_origin_command(["stb-origin", "workers"], "a typo")
+
+
+def test_no_secret_value_is_written_in_the_file(compose: dict[str, Any]) -> None:
+    checked = 0
+    for name, service in _services(compose).items():
+        environment = service.get("environment", {})
+        assert isinstance(environment, dict), f"{name}: use the mapping form of environment"
+        for variable, value in environment.items():
+            if SECRET_NAME.search(variable) and not variable.endswith("_FILE"):
+                checked += 1
+                assert SECRET_REFERENCE.match(str(value)), (
+                    f"{name}: {variable} must come from the environment, not {value!r}")
+    assert checked >= 6
+    assert compose["secrets"]["jwt_key"]["file"].startswith("${STB_JWT_KEY_FILE:?")
+
+
+def test_app_settings_are_real_stb_settings(compose: dict[str, Any]) -> None:
+    for name, service in _app_services(compose).items():
+        for variable in service["environment"]:
+            assert variable in SETTINGS_NAMES | {"PGPASSWORD"}, (
+                f"{name}: {variable} is not a stb-origin setting")
+
+
+def test_services_start_in_order_on_health(compose: dict[str, Any]) -> None:
+    services = _services(compose)
+    for name, service in services.items():
+        for dependency, rule in service.get("depends_on", {}).items():
+            condition = rule.get("condition")
+            assert condition in ("service_healthy", "service_completed_successfully"), (
+                f"{name} → {dependency}: wait for health or completion, not {condition}")
+            target = services[dependency]
+            if condition == "service_healthy":
+                assert "healthcheck" in target, f"{name} waits for {dependency}'s health check"
+            else:
+                assert target.get("restart") == "no", f"{dependency} is a one-shot"
+    for name in ("redis", "postgres", "minio", "origin", "worker", "cdn"):
+        assert "healthcheck" in services[name], f"{name} has no health check"
+    assert set(services["origin"]["depends_on"]) == {"redis", "postgres", "minio-init"}
+    assert set(services["cdn"]["depends_on"]) == {"origin"}
+
+
+def test_workers_scale_with_the_scale_flag(compose: dict[str, Any]) -> None:
+    worker = _services(compose)["worker"]
+    assert "container_name" not in worker
+    assert "ports" not in worker
+    # A named volume would be shared by every replica (and their heartbeat files).
+    assert "volumes" not in worker
+    # Its health is the heartbeat file the worker touches (checked in test_k8s.py).
+    assert HEARTBEAT_FILE in " ".join(worker["healthcheck"]["test"])
+
+
+def test_stateful_services_keep_their_data_in_named_volumes(compose: dict[str, Any]) -> None:
+    declared = set(compose["volumes"])
+    for name, path in [("redis", "/data"), ("postgres", "/var/lib/postgresql/data"),
+                       ("minio", "/data"), ("cdn", "/var/cache/nginx")]:
+        mounts = [m.split(":") for m in _services(compose)[name]["volumes"]]
+        assert any(source in declared and target == path for source, target, *_ in mounts), (
+            f"{name} keeps {path} in no named volume")
+
+
+def test_stop_grace_periods_cover_the_drains(compose: dict[str, Any]) -> None:
+    services = _services(compose)
+    # uvicorn waits up to 30 s for requests in flight (stb_origin/cli.py).
+    assert seconds(services["origin"]["stop_grace_period"]) > 30
+    # The worker requeues its job itself before Docker's SIGKILL.
+    assert seconds(services["worker"]["stop_grace_period"]) >= Settings().worker_grace_s + 30
+
+
+def test_the_cdn_renders_the_template_with_every_variable_it_uses(
+        compose: dict[str, Any]) -> None:
+    cdn = _services(compose)["cdn"]
+    assert cdn["image"].startswith("nginx:")
+    mounts = [m.split(":") for m in cdn["volumes"]]
+    assert ["./deploy/cdn/nginx.conf", "/etc/nginx/templates/default.conf.template", "ro"] in mounts
+    variables = cdn_template_variables()
+    assert variables, "no ${STB_CDN_...} placeholders found in deploy/cdn/nginx.conf"
+    assert variables <= set(cdn["environment"]), variables - set(cdn["environment"])
+    upstream = cdn["environment"]["STB_CDN_UPSTREAM"]
+    host, port = upstream.split(":")
+    assert host in _app_services(compose)
+    assert f"--port {port}" in " ".join(_services(compose)[host]["command"])
