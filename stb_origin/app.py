@@ -10,6 +10,7 @@ from starlette.middleware import Middleware
 
 from stb_origin import health, metrics_endpoint
 from stb_origin.access_log import AccessLog
+from stb_origin.accounts import routes as account_routes
 from stb_origin.drm import routes as key_routes
 from stb_origin.errors import EXCEPTION_HANDLERS
 from stb_origin.ingest import routes as ingest_routes
@@ -26,7 +27,7 @@ def create_app(services: Services) -> Starlette:
 
     app = Starlette(
         routes=[*health.ROUTES, *metrics_endpoint.routes(services),
-                *ingest_routes.ROUTES, *key_routes.ROUTES,
+                *ingest_routes.ROUTES, *account_routes.ROUTES, *key_routes.ROUTES,
                 *origin_routes(services.storage,
                                playlist_max_age_s=services.settings.playlist_max_age_s)],
         # The access log is outermost: its request id is in place for everything inside.

@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     token = commands.add_parser("token", help="print a signed access token")
     token.add_argument("--scope", required=True,
-                       help="space-separated: assets:write assets:read playback")
+                       help="space-separated: assets:write assets:read playback account admin")
     token.add_argument("--device", default=None)
     token.add_argument("--subject", default="operator")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")

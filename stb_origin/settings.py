@@ -54,6 +54,7 @@ class Settings:
     playlist_max_age_s: int = 30  # Cache-Control max-age (and stale-while-revalidate) of playlists
     # bearer token Prometheus sends to /metrics; unset: loopback clients only
     metrics_token: str | None = field(default=None, repr=False)
+    max_devices_per_account: int = 5  # active devices; registering one more answers 409
 
     def __post_init__(self) -> None:
         if self.segment_format not in SEGMENT_FORMATS:
@@ -109,6 +110,7 @@ _CASTS: dict[str, Any] = {
     "jwt_private_key_file": Path,
     "playlist_max_age_s": int,
     "worker_grace_s": float,
+    "max_devices_per_account": int,
 }
 
 

@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from stb_origin import secrets as secret_files
 from stb_origin.settings import Settings
 
-SCOPES = frozenset({"assets:write", "assets:read", "playback"})
+# account: manage one's own account (devices...); admin: everyone's (needs an admin user)
+SCOPES = frozenset({"assets:write", "assets:read", "playback", "account", "admin"})
 ALGORITHM = "ES256"
 ACCESS_TYPE = "at+jwt"
 MAX_TOKEN_BYTES = 4096

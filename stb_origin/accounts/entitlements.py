@@ -1,0 +1,62 @@
+"""Entitlements: an account may play a package's assets within a window of time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from stb_origin.accounts.errors import InvalidValue, NotFound
+from stb_origin.accounts.models import Account, Entitlement, Package, PackageAsset, new_id, utcnow
+from stb_origin.accounts.pages import newest_first
+
+
+def grant(session: Session, account_id: str, package: str, valid_from: datetime | None = None,
+          valid_until: datetime | None = None) -> Entitlement:
+    """Entitle the account to the package for [valid_from, valid_until); no end
+    means open-ended, no start means from now."""
+    start = valid_from or utcnow()
+    for name, value in (("valid_from", start), ("valid_until", valid_until)):
+        if value is not None and value.tzinfo is None:
+            raise InvalidValue(f"{name}: a time zone offset is required")
+    start = start.astimezone(UTC)
+    valid_until = valid_until.astimezone(UTC) if valid_until is not None else None
+    if valid_until is not None and valid_until <= start:
+        raise InvalidValue("valid_until: must be after valid_from")
+    if session.get(Account, account_id) is None:
+        raise NotFound("no such account")
+    if session.get(Package, package) is None:
+        raise NotFound("no such package")
+    entitlement = Entitlement(id=new_id(), account_id=account_id, package_name=package,
+                              valid_from=start, valid_until=valid_until)
+    session.add(entitlement)
+    session.flush()
+    return entitlement
+
+
+def get_entitlement(session: Session, entitlement_id: str) -> Entitlement | None:
+    return session.get(Entitlement, entitlement_id)
+
+
+def page_entitlements(session: Session, limit: int, after: str | None,
+                      account_id: str | None = None) -> list[Entitlement]:
+    query = select(Entitlement)
+    if account_id is not None:
+        query = query.where(Entitlement.account_id == account_id)
+    return newest_first(session, Entitlement, query, limit, after)
+
+
+def is_entitled(session: Session, account_id: str, asset_id: str, at: datetime) -> bool:
+    """Whether some package holding the asset is granted to the account at ``at``."""
+    if at.tzinfo is None:
+        raise ValueError("at: a time zone is required")
+    query = (
+        select(Entitlement.id)
+        .join(PackageAsset, PackageAsset.package_name == Entitlement.package_name)
+        .where(Entitlement.account_id == account_id, PackageAsset.asset_id == asset_id,
+               Entitlement.valid_from <= at,
+               Entitlement.valid_until.is_(None) | (Entitlement.valid_until > at))
+        .limit(1)
+    )
+    return session.scalar(query) is not None

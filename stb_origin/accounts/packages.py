@@ -1,0 +1,83 @@
+"""Packages: named sets of assets (a tier such as "premium") that entitlements grant.
+
+An asset joins a package by id (``add_asset``); it may sit in several packages,
+and leaves all of them when it is deleted.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from stb_origin.accounts.errors import AlreadyExists, InvalidValue, NotFound
+from stb_origin.accounts.models import Package, PackageAsset
+from stb_origin.ingest import records
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+MAX_TITLE = 200
+
+
+def create_package(session: Session, name: str, title: str = "") -> Package:
+    if not _NAME.fullmatch(name):
+        raise InvalidValue("name: 1 to 64 lower-case letters, digits, _ or -"
+                           " (starting with a letter or digit)")
+    if len(title) > MAX_TITLE:
+        raise InvalidValue(f"title: at most {MAX_TITLE} characters")
+    if session.get(Package, name) is not None:
+        raise AlreadyExists("a package with this name exists")
+    package = Package(name=name, title=title)
+    session.add(package)
+    _flush(session, "a package with this name exists")
+    return package
+
+
+def get_package(session: Session, name: str) -> Package | None:
+    return session.get(Package, name)
+
+
+def page_packages(session: Session, limit: int, after: str | None) -> list[Package]:
+    query = select(Package).order_by(Package.name)
+    if after is not None:
+        query = query.where(Package.name > after)
+    return list(session.scalars(query.limit(limit)))
+
+
+def add_asset(session: Session, name: str, asset_id: str) -> tuple[PackageAsset, bool]:
+    """Put an existing asset in the package; True when it was not there yet."""
+    if session.get(Package, name) is None:
+        raise NotFound("no such package")
+    if records.get(session, asset_id) is None:
+        raise NotFound("no such asset")
+    link = session.get(PackageAsset, (name, asset_id))
+    if link is not None:
+        return link, False
+    link = PackageAsset(package_name=name, asset_id=asset_id)
+    session.add(link)
+    _flush(session, "the asset was just added to this package")
+    return link, True
+
+
+def remove_asset(session: Session, name: str, asset_id: str) -> bool:
+    result = session.execute(delete(PackageAsset).where(
+        PackageAsset.package_name == name, PackageAsset.asset_id == asset_id))
+    return getattr(result, "rowcount", 0) == 1
+
+
+def page_assets(session: Session, name: str, limit: int, after: str | None) -> list[PackageAsset]:
+    """The package's asset links, ordered by asset id."""
+    query = select(PackageAsset).where(PackageAsset.package_name == name)
+    if after is not None:
+        query = query.where(PackageAsset.asset_id > after)
+    return list(session.scalars(query.order_by(PackageAsset.asset_id).limit(limit)))
+
+
+def _flush(session: Session, conflict: str) -> None:
+    try:
+        session.flush()
+    except IntegrityError:
+        # A concurrent request inserted the same key after our check; the
+        # caller's transaction is rolled back with this error.
+        raise AlreadyExists(conflict) from None

@@ -1,0 +1,324 @@
+"""The accounts API under /v1/: users, devices, packages and entitlements.
+
+Two scopes: ``account`` lets a user manage their own account's devices and read
+its users and entitlements; ``admin`` lets an admin user (or the operator)
+manage everyone's. Lists are keyset-paginated like /v1/assets.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from stb_origin.accounts import devices, entitlements, packages, users
+from stb_origin.accounts.caller import ACCOUNT_SCOPE, ADMIN_SCOPE, Caller
+from stb_origin.accounts.devices import Capabilities
+from stb_origin.accounts.errors import InvalidValue, NotFound
+from stb_origin.accounts.http import (
+    NO_STORE,
+    Json,
+    account_filter,
+    admin_claims,
+    claims_with,
+    forbidden,
+    json_response,
+    page_params,
+    paged,
+    path_id,
+    require_access,
+    require_admin,
+    run_as_caller,
+    services_of,
+)
+from stb_origin.accounts.jsonbody import read_object
+from stb_origin.accounts.models import Role
+from stb_origin.errors import ApiError
+
+log = logging.getLogger("stb_origin.accounts")
+
+
+# --- users ----------------------------------------------------------------------
+
+async def create_user(request: Request) -> Response:
+    claims = await admin_claims(request)
+    body = await read_object(request, {"email", "name", "role", "password", "account"})
+    email = body.text("email")
+    name = body.optional_text("name") or ""
+    role = body.optional_text("role") or Role.SUBSCRIBER.value
+    password = body.optional_text("password")
+    account = body.optional_text("account")
+
+    def work(session: Session, caller: Caller) -> Json:
+        require_admin(caller)
+        user = users.create_user(session, email, role=role, name=name, password=password,
+                                 account_id=account)
+        return user.to_json()
+
+    user = await run_as_caller(request, claims, work)
+    log.info("user created", extra={"user_id": user["id"], "subject": claims.subject})
+    return json_response(user, 201, f"/v1/users/{user['id']}")
+
+
+async def list_users(request: Request) -> Response:
+    claims = claims_with(request, ADMIN_SCOPE)
+    limit, after = page_params(request)
+    account = request.query_params.get("account")
+
+    def work(session: Session, caller: Caller) -> list[Json]:
+        require_admin(caller)
+        return [u.to_json() for u in users.page_users(session, limit + 1, after, account)]
+
+    items = await run_as_caller(request, claims, work)
+    return paged(items, limit, "/v1/users", "id", {"account": account})
+
+
+async def get_user(request: Request) -> Response:
+    claims = claims_with(request, ADMIN_SCOPE, ACCOUNT_SCOPE)
+    user_id = path_id(request, "user_id", "user")
+
+    def work(session: Session, caller: Caller) -> Json:
+        user = users.get_user(session, user_id)
+        if user is None:
+            raise NotFound("no such user")
+        require_access(caller, user.account_id)
+        return user.to_json()
+
+    return json_response(await run_as_caller(request, claims, work))
+
+
+# --- devices --------------------------------------------------------------------
+
+async def list_devices(request: Request) -> Response:
+    claims = claims_with(request, ADMIN_SCOPE, ACCOUNT_SCOPE)
+    limit, after = page_params(request)
+    requested = request.query_params.get("account")
+
+    def work(session: Session, caller: Caller) -> tuple[list[Json], str | None]:
+        account = account_filter(caller, requested)
+        found = devices.page_devices(session, limit + 1, after, account)
+        return [d.to_json() for d in found], account
+
+    items, account = await run_as_caller(request, claims, work)
+    return paged(items, limit, "/v1/devices", "id", {"account": account})
+
+
+async def register_device(request: Request) -> Response:
+    claims = claims_with(request, ADMIN_SCOPE, ACCOUNT_SCOPE)
+    body = await read_object(request, {"serial", "model", "capabilities", "account"})
+    serial = body.text("serial")
+    model = body.text("model")
+    requested = body.optional_text("account")
+    raw = body.raw("capabilities")
+    try:
+        capabilities = Capabilities.from_json({} if raw is None else raw)
+    except InvalidValue as exc:
+        raise ApiError(400, "bad_request", str(exc)) from None
+    max_devices = services_of(request).settings.max_devices_per_account
+
+    def work(session: Session, caller: Caller) -> tuple[Json, bool]:
+        account = requested or caller.account_id
+        if account is None:
+            if caller.is_admin:
+                raise InvalidValue("account: required for a token without an account")
+            raise forbidden("this token has no account")
+        require_access(caller, account)
+        known = devices.find_active_device(session, account, serial) is not None
+        device = devices.register_device(session, account, serial, model, capabilities,
+                                         max_devices=max_devices)
+        return device.to_json(), not known
+
+    device, created = await run_as_caller(request, claims, work)
+    if created:
+        log.info("device registered", extra={"device_id": device["id"],
+                                             "account_id": device["account"],
+                                             "subject": claims.subject})
+    return json_response(device, 201 if created else 200, f"/v1/devices/{device['id']}")
+
+
+async def get_device(request: Request) -> Response:
+    claims = claims_with(request, ADMIN_SCOPE, ACCOUNT_SCOPE)
+    device_id = path_id(request, "device_id", "device")
+
+    def work(session: Session, caller: Caller) -> Json:
+        device = devices.get_device(session, device_id)
+        if device is None:
+            raise NotFound("no such device")
+        require_access(caller, device.account_id)
+        return device.to_json()
+
+    return json_response(await run_as_caller(request, claims, work))
+
+
+async def revoke_device(request: Request) -> Response:
+    claims = claims_with(request, ADMIN_SCOPE, ACCOUNT_SCOPE)
+    device_id = path_id(request, "device_id", "device")
+
+    def work(session: Session, caller: Caller) -> Json:
+        device = devices.get_device(session, device_id)
+        if device is None:
+            raise NotFound("no such device")
+        require_access(caller, device.account_id)
+        return devices.revoke_device(session, device_id).to_json()
+
+    device = await run_as_caller(request, claims, work)
+    log.info("device revoked", extra={"device_id": device_id, "subject": claims.subject})
+    return json_response(device)
+
+
+# --- packages -------------------------------------------------------------------
+
+async def create_package(request: Request) -> Response:
+    claims = await admin_claims(request)
+    body = await read_object(request, {"name", "title"})
+    name = body.text("name")
+    title = body.optional_text("title") or ""
+
+    def work(session: Session, caller: Caller) -> Json:
+        require_admin(caller)
+        return packages.create_package(session, name, title).to_json()
+
+    package = await run_as_caller(request, claims, work)
+    return json_response(package, 201, f"/v1/packages/{package['name']}")
+
+
+async def list_packages(request: Request) -> Response:
+    claims = claims_with(request, ADMIN_SCOPE)
+    limit, after = page_params(request)
+
+    def work(session: Session, caller: Caller) -> list[Json]:
+        require_admin(caller)
+        return [p.to_json() for p in packages.page_packages(session, limit + 1, after)]
+
+    return paged(await run_as_caller(request, claims, work), limit, "/v1/packages", "name")
+
+
+async def get_package(request: Request) -> Response:
+    claims = claims_with(request, ADMIN_SCOPE)
+    name = request.path_params["name"]
+
+    def work(session: Session, caller: Caller) -> Json:
+        require_admin(caller)
+        package = packages.get_package(session, name)
+        if package is None:
+            raise NotFound("no such package")
+        return package.to_json()
+
+    return json_response(await run_as_caller(request, claims, work))
+
+
+async def add_package_asset(request: Request) -> Response:
+    claims = await admin_claims(request)
+    name = request.path_params["name"]
+    body = await read_object(request, {"asset"})
+    asset_id = body.text("asset")
+
+    def work(session: Session, caller: Caller) -> tuple[Json, bool]:
+        require_admin(caller)
+        link, added = packages.add_asset(session, name, asset_id)
+        return link.to_json(), added
+
+    link, added = await run_as_caller(request, claims, work)
+    return json_response(link, 201 if added else 200)
+
+
+async def list_package_assets(request: Request) -> Response:
+    claims = claims_with(request, ADMIN_SCOPE)
+    name = request.path_params["name"]
+    limit, after = page_params(request)
+
+    def work(session: Session, caller: Caller) -> list[Json]:
+        require_admin(caller)
+        if packages.get_package(session, name) is None:
+            raise NotFound("no such package")
+        return [a.to_json() for a in packages.page_assets(session, name, limit + 1, after)]
+
+    items = await run_as_caller(request, claims, work)
+    return paged(items, limit, f"/v1/packages/{name}/assets", "asset")
+
+
+async def remove_package_asset(request: Request) -> Response:
+    claims = claims_with(request, ADMIN_SCOPE)
+    name = request.path_params["name"]
+    asset_id = request.path_params["asset_id"]
+
+    def work(session: Session, caller: Caller) -> bool:
+        require_admin(caller)
+        return packages.remove_asset(session, name, asset_id)
+
+    if not await run_as_caller(request, claims, work):
+        raise ApiError(404, "not_found", "the asset is not in this package")
+    return Response(status_code=204, headers=NO_STORE)
+
+
+# --- entitlements ---------------------------------------------------------------
+
+async def create_entitlement(request: Request) -> Response:
+    claims = await admin_claims(request)
+    body = await read_object(request, {"account", "package", "valid_from", "valid_until"})
+    account = body.text("account")
+    package = body.text("package")
+    valid_from = body.optional_time("valid_from")
+    valid_until = body.optional_time("valid_until")
+
+    def work(session: Session, caller: Caller) -> Json:
+        require_admin(caller)
+        granted = entitlements.grant(session, account, package, valid_from, valid_until)
+        return granted.to_json()
+
+    entitlement = await run_as_caller(request, claims, work)
+    log.info("entitlement granted", extra={"entitlement_id": entitlement["id"],
+                                           "account_id": account, "subject": claims.subject})
+    return json_response(entitlement, 201, f"/v1/entitlements/{entitlement['id']}")
+
+
+async def list_entitlements(request: Request) -> Response:
+    claims = claims_with(request, ADMIN_SCOPE, ACCOUNT_SCOPE)
+    limit, after = page_params(request)
+    requested = request.query_params.get("account")
+
+    def work(session: Session, caller: Caller) -> tuple[list[Json], str | None]:
+        account = account_filter(caller, requested)
+        found = entitlements.page_entitlements(session, limit + 1, after, account)
+        return [e.to_json() for e in found], account
+
+    items, account = await run_as_caller(request, claims, work)
+    return paged(items, limit, "/v1/entitlements", "id", {"account": account})
+
+
+async def get_entitlement(request: Request) -> Response:
+    claims = claims_with(request, ADMIN_SCOPE, ACCOUNT_SCOPE)
+    entitlement_id = path_id(request, "entitlement_id", "entitlement")
+
+    def work(session: Session, caller: Caller) -> Json:
+        entitlement = entitlements.get_entitlement(session, entitlement_id)
+        if entitlement is None:
+            raise NotFound("no such entitlement")
+        require_access(caller, entitlement.account_id)
+        return entitlement.to_json()
+
+    return json_response(await run_as_caller(request, claims, work))
+
+
+ROUTES = [
+    Route("/v1/users", create_user, methods=["POST"]),
+    Route("/v1/users", list_users, methods=["GET"]),
+    Route("/v1/users/{user_id:str}", get_user, methods=["GET"]),
+    Route("/v1/devices", register_device, methods=["POST"]),
+    Route("/v1/devices", list_devices, methods=["GET"]),
+    Route("/v1/devices/{device_id:str}", get_device, methods=["GET"]),
+    Route("/v1/devices/{device_id:str}/revoke", revoke_device, methods=["POST"]),
+    Route("/v1/packages", create_package, methods=["POST"]),
+    Route("/v1/packages", list_packages, methods=["GET"]),
+    Route("/v1/packages/{name:str}", get_package, methods=["GET"]),
+    Route("/v1/packages/{name:str}/assets", add_package_asset, methods=["POST"]),
+    Route("/v1/packages/{name:str}/assets", list_package_assets, methods=["GET"]),
+    Route("/v1/packages/{name:str}/assets/{asset_id:str}", remove_package_asset,
+          methods=["DELETE"]),
+    Route("/v1/entitlements", create_entitlement, methods=["POST"]),
+    Route("/v1/entitlements", list_entitlements, methods=["GET"]),
+    Route("/v1/entitlements/{entitlement_id:str}", get_entitlement, methods=["GET"]),
+]
