@@ -114,11 +114,15 @@ def package(
     out_dir: Path,
     trickplay: VariantInput | None = None,
     probe_timeout: float = 60.0,
+    start_bandwidth: int | None = playlists.START_BANDWIDTH,
+    session_key: bool = True,
 ) -> PackageResult:
     """Encrypt every track of work_dir into out_dir and write its playlists.
 
     trickplay gives the I-frame track's size; when None it is probed. A work
-    dir without ``iframes/`` gets no I-frame playlist.
+    dir without ``iframes/`` gets no I-frame playlist. start_bandwidth picks
+    the variant listed first (``playlists.order_variants``); session_key names
+    the first segments' key in the master as EXT-X-SESSION-KEY.
     """
     if not variants:
         raise PackagingError("no renditions to package")
@@ -162,7 +166,9 @@ def package(
             average_bandwidth=iframe_facts.average_bandwidth, codecs=iframe_facts.codecs,
             width=iframe_facts.width, height=iframe_facts.height))
 
-    (out_dir / MASTER).write_text(playlists.master_playlist(entries, iframe_entries))
+    (out_dir / MASTER).write_text(playlists.master_playlist(
+        entries, iframe_entries, start_bandwidth=start_bandwidth,
+        session_key_uri=key_uri(schedule[0].key_id) if session_key else None))
     return PackageResult(
         out_dir=out_dir,
         renditions=tuple(renditions),

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 import m3u8
 
 HLS_VERSION = 7  # EXT-X-MAP outside I-frame playlists needs 6; we say 7 for fMP4 and TS alike
+# The variant listed first, where players start: the highest whose peak BANDWIDTH
+# is at most this (bench/start_time.py measured the choice).
+START_BANDWIDTH = 3_000_000
 
 
 @dataclass(frozen=True)
@@ -24,11 +27,8 @@ class MediaSegment:
     iv: bytes
 
     def __post_init__(self) -> None:
-        # The m3u8 library writes values as given: a quote or a line break would
-        # end the attribute or the line early.
         for value in (self.uri, self.key_uri):
-            if not value or any(c in value for c in '"\r\n'):
-                raise ValueError(f"unusable URI in a playlist: {value!r}")
+            _check_uri(value)
         if len(self.iv) != 16:
             raise ValueError("an AES-128 IV is 16 bytes")
 
@@ -79,6 +79,13 @@ def media_playlist(segments: Sequence[MediaSegment], init_uri: str | None = None
     return str(playlist.dumps(infspec="microseconds"))
 
 
+def _check_uri(value: str) -> None:
+    # The m3u8 library writes values as given: a quote or a line break would
+    # end the attribute or the line early.
+    if not value or any(c in value for c in '"\r\n'):
+        raise ValueError(f"unusable URI in a playlist: {value!r}")
+
+
 def iv_attribute(iv: bytes) -> str:
     if len(iv) != 16:
         raise ValueError("an AES-128 IV is 16 bytes")
@@ -86,14 +93,24 @@ def iv_attribute(iv: bytes) -> str:
 
 
 def master_playlist(variants: Sequence[VariantEntry],
-                    iframes: Sequence[IFrameEntry] = ()) -> str:
-    """Variants highest bandwidth first; see ``order_variants``."""
+                    iframes: Sequence[IFrameEntry] = (),
+                    start_bandwidth: int | None = START_BANDWIDTH,
+                    session_key_uri: str | None = None) -> str:
+    """The start variant first, then the others highest bandwidth first; see
+    ``order_variants``. session_key_uri: the key of the first segments, as an
+    EXT-X-SESSION-KEY, so that a player may fetch it while it reads the rest."""
     if not variants:
         raise ValueError("a master playlist needs at least one variant")
     playlist = m3u8.M3U8()
     playlist.version = HLS_VERSION
     playlist.is_independent_segments = True
-    for v in order_variants(variants):
+    if session_key_uri is not None:
+        _check_uri(session_key_uri)
+        # Same METHOD as the EXT-X-KEY with this URI (RFC 8216 4.3.4.5); no IV: each
+        # segment's EXT-X-KEY carries its own.
+        playlist.session_keys.append(
+            m3u8.model.SessionKey(method="AES-128", base_uri=None, uri=session_key_uri))
+    for v in order_variants(variants, start_bandwidth):
         playlist.add_playlist(m3u8.Playlist(
             uri=v.uri, media=[], base_uri=None,
             stream_info={
@@ -117,12 +134,23 @@ def master_playlist(variants: Sequence[VariantEntry],
     return str(playlist.dumps())
 
 
-def order_variants(variants: Sequence[VariantEntry]) -> list[VariantEntry]:
-    # Highest first: players that start on the first listed variant (AVPlayer,
-    # many STB middleware stacks) then open at full quality on the wired
-    # broadband that set-top boxes sit on, and step down after one segment
-    # if the link is slower. Ties keep the caller's order.
-    return sorted(variants, key=lambda v: v.bandwidth, reverse=True)
+def order_variants(variants: Sequence[VariantEntry],
+                   start_bandwidth: int | None = START_BANDWIDTH) -> list[VariantEntry]:
+    """The start variant, then the rest highest bandwidth first (ties keep the
+    caller's order).
+
+    Players start on the first listed variant (AVPlayer, many STB middleware
+    stacks; hls.js takes its first bandwidth estimate from it), and the time to
+    the first picture is mostly the download of that variant's first segment.
+    So the first listed is the highest variant whose BANDWIDTH is at most
+    start_bandwidth (the lowest when none is), and players step up after a
+    segment or two on a fast link. None: highest first, no start variant.
+    """
+    ranked = sorted(variants, key=lambda v: v.bandwidth, reverse=True)
+    if start_bandwidth is None:
+        return ranked
+    start = next((v for v in ranked if v.bandwidth <= start_bandwidth), ranked[-1])
+    return [start, *(v for v in ranked if v is not start)]
 
 
 def rewrite_master_uris(text: str, prefix: str) -> str:
@@ -136,7 +164,7 @@ def rewrite_master_uris(text: str, prefix: str) -> str:
 
 
 __all__ = [
-    "HLS_VERSION", "IFrameEntry", "MediaSegment", "VariantEntry", "iv_attribute",
-    "master_playlist", "media_playlist", "order_variants", "rewrite_master_uris",
+    "HLS_VERSION", "START_BANDWIDTH", "IFrameEntry", "MediaSegment", "VariantEntry",
+    "iv_attribute", "master_playlist", "media_playlist", "order_variants", "rewrite_master_uris",
     "target_duration",
 ]

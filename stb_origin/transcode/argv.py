@@ -18,6 +18,8 @@ from stb_origin.transcode.ladder import Ladder, Rendition, exact_rate
 from stb_origin.transcode.probe import SourceInfo
 
 HLS_SEGMENT_TYPES = {"fmp4": "fmp4", "ts": "mpegts"}
+# setts bitstream filter: a packet lasts until the next one (the last keeps its own).
+TRICK_FRAME_DURATIONS = "setts=duration='if(eq(NEXT_PTS,NOPTS),DURATION,NEXT_PTS-PTS)'"
 
 
 def build_argv(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: Path,
@@ -26,7 +28,6 @@ def build_argv(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: P
     if "%" in str(out):
         # The hls muxer reads % in output names as a template.
         raise ValueError(f"output directory must not contain '%': {out}")
-    seg = _seconds(ladder.segment_seconds)
     streams = (*ladder.renditions, ladder.trickplay)
 
     argv = ["ffmpeg", "-nostdin", "-hide_banner", "-y", "-loglevel", "error",
@@ -43,11 +44,19 @@ def build_argv(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: P
 
     argv += ["-c:v", "libx264", "-preset", settings.x264_preset,
              "-sc_threshold:v", "0", "-flags:v", "+cgop", "-forced-idr:v", "1",
-             "-force_key_frames:v", f"expr:gte(t,n_forced*{seg})"]
+             "-force_key_frames:v", "expr:" + keyframe_expr(ladder)]
     gop = math.ceil(exact_rate(ladder.fps) * Fraction(ladder.segment_seconds))
     for i, rendition in enumerate(ladder.renditions):
         argv += _video_args(i, rendition, gop)
     argv += _video_args(len(ladder.renditions), ladder.trickplay, 1)
+    if ladder.first_segments > 1:
+        # The trick-play frames are irregular then (2, 2, then 4 s apart): ffmpeg's
+        # default constant-rate output would fill the gaps with duplicates, and the
+        # fMP4 muxer, given each frame the same duration, would pull the frames
+        # after a gap forward in time. Each frame lasts until the next one instead.
+        trick = len(ladder.renditions)
+        argv += [f"-fps_mode:v:{trick}", "passthrough",
+                 f"-bsf:v:{trick}", TRICK_FRAME_DURATIONS]
 
     if ladder.has_audio:
         argv += ["-c:a", "aac", "-ac", str(ladder.audio_channels),
@@ -57,7 +66,7 @@ def build_argv(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: P
     # Audio arrives long before the first video packets of six encoders.
     argv += ["-max_muxing_queue_size", "4096"]
 
-    argv += ["-f", "hls", "-hls_time", seg, "-hls_playlist_type", "vod",
+    argv += ["-f", "hls", "-hls_time", hls_time(ladder), "-hls_playlist_type", "vod",
              "-hls_list_size", "0", "-hls_flags", "independent_segments",
              "-hls_segment_type", HLS_SEGMENT_TYPES[settings.segment_format]]
     if settings.segment_format == "fmp4":
@@ -81,10 +90,53 @@ def filter_graph(source: SourceInfo, ladder: Ladder) -> str:
     chains = [f"[0:{source.video_stream_index}]{','.join(common)},split={n + 1}{split_labels}"]
     for i, rendition in enumerate(ladder.renditions):
         chains.append(f"[s{i}]{_picture(rendition)}[v{i}]")
-    # One frame per segment duration, taken at each segment start.
-    trick_rate = _rate(1 / Fraction(ladder.segment_seconds).limit_denominator(1000))
-    chains.append(f"[st]fps=fps={trick_rate}:round=up,{_picture(ladder.trickplay)}[vt]")
+    chains.append(f"[st]{_trick_frames(ladder)},{_picture(ladder.trickplay)}[vt]")
     return ";".join(chains)
+
+
+def keyframe_expr(ladder: Ladder) -> str:
+    """Key frames on every segment boundary, in the ``-force_key_frames expr:`` language.
+
+    The first segment_seconds has ladder.first_segments boundaries, one every
+    segment_seconds / first_segments; then one every segment_seconds, the same
+    grid as with no short first segments.
+    """
+    seg, short, count = _grid(ladder)
+    if count == 1:
+        return f"gte(t,n_forced*{_number(seg)})"
+    return (f"if(lt(n_forced,{count}),gte(t,n_forced*{_number(short)}),"
+            f"gte(t,(n_forced-{count - 1})*{_number(seg)}))")
+
+
+def hls_time(ladder: Ladder) -> str:
+    """The muxer cuts at the first key frame at or after hls_time * (segments so far).
+
+    With key frames only on the boundaries, any hls_time up to the shortest
+    segment cuts at every one of them; so it is the short length, rounded down
+    (rounded up, a boundary could fall just short of it and be skipped).
+    ffmpeg's own -hls_init_time cannot do this: with -hls_list_size 0 (VOD) it
+    never hands over to -hls_time (ffmpeg 5.1 hlsenc.c).
+    """
+    _seg, short, _count = _grid(ladder)
+    return _seconds(math.floor(short * 1000) / 1000)
+
+
+def _trick_frames(ladder: Ladder) -> str:
+    # One frame per segment, taken at each segment start: the frame every
+    # rendition has a key frame on. fps makes one every short length (exact
+    # rational time stamps); select then keeps the first segment's and every
+    # count-th after it, so no float rounding decides which.
+    seg, short, count = _grid(ladder)
+    if count == 1:
+        return f"fps=fps={_rate(1 / seg)}:round=up"
+    return f"fps=fps={_rate(1 / short)}:round=up,select='lt(n,{count})+not(mod(n,{count}))'"
+
+
+def _grid(ladder: Ladder) -> tuple[Fraction, Fraction, int]:
+    """(segment length, short first segment length, number of short segments)."""
+    seg = Fraction(ladder.segment_seconds).limit_denominator(1000)
+    count = max(1, ladder.first_segments)
+    return seg, seg / count, count
 
 
 def var_stream_map(streams: tuple[Rendition, ...], has_audio: bool) -> str:
@@ -115,6 +167,11 @@ def _video_args(index: int, rendition: Rendition, gop: int) -> list[str]:
 
 def _rate(rate: Fraction) -> str:
     return f"{rate.numerator}/{rate.denominator}"
+
+
+def _number(value: Fraction) -> str:
+    # An expression term: 2 or (7/3), exact either way.
+    return str(value.numerator) if value.denominator == 1 else f"({_rate(value)})"
 
 
 def _seconds(value: float) -> str:

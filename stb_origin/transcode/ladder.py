@@ -39,12 +39,17 @@ class Ladder:
     trickplay: Rendition
     audio_sample_rate: int | None = None
     audio_channels: int = 2
+    # The first segment_seconds of the stream is cut into this many equal segments:
+    # a player's first download is then a short one, which is most of its start time.
+    # After that every segment is segment_seconds long, on the same grid as without.
+    first_segments: int = 1
 
     def to_json(self) -> dict[str, Any]:
         return {
             "renditions": [r.to_json() for r in self.renditions],
             "fps": self.fps,
             "segment_seconds": self.segment_seconds,
+            "first_segments": self.first_segments,
             "has_audio": self.has_audio,
             "trickplay": self.trickplay.to_json(),
             "audio_sample_rate": self.audio_sample_rate,
@@ -79,6 +84,11 @@ MIN_VIDEO_BITRATE = 64_000
 MAXRATE_FACTOR = 1.25
 BUFSIZE_FACTOR = 2.0
 TRICKPLAY_NAME = "iframes"
+# The first segments are at least this long. hls.js starts after one segment, so
+# 1 s would start it about 150 ms sooner still (bench/start_time.py, 20 Mb/s);
+# but players that buffer ~2.5 s before they start (ExoPlayer's default) would
+# only make more requests for it. And 2 s segments stay exactly as they are.
+START_SEGMENT_SECONDS = 2.0
 TRICKPLAY_BITS_PER_PIXEL = 1.0  # per I-frame; they are few, let them look good
 # Frame rates that a VFR average or a rounded float should snap to.
 STANDARD_RATES = tuple(
@@ -112,7 +122,13 @@ def plan_ladder(source: SourceInfo, settings: Settings, rungs: tuple[Rung, ...] 
         has_audio=source.has_audio,
         trickplay=_trickplay(smallest.width, smallest.height, settings.segment_seconds),
         audio_sample_rate=_audio_sample_rate(source) if source.has_audio else None,
+        first_segments=count_first_segments(settings.segment_seconds),
     )
+
+
+def count_first_segments(segment_seconds: float, shortest: float = START_SEGMENT_SECONDS) -> int:
+    """How many segments the first segment_seconds become: each at least shortest long."""
+    return max(1, int(segment_seconds / shortest + 1e-9))
 
 
 def output_fps(source_fps: float, variable: bool = False) -> Fraction:

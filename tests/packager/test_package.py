@@ -237,3 +237,26 @@ def test_a_non_empty_out_dir_is_refused(fmp4_work: Path, tmp_path: Path) -> None
     (tmp_path / "out" / "stale.m4s").write_bytes(b"old")
     with pytest.raises(PackagingError, match="not empty"):
         make_package(fmp4_work, tmp_path / "out", 2)
+
+
+def test_master_starts_on_the_start_variant_and_names_the_first_key(
+        fmp4_work: Path, tmp_path: Path) -> None:
+    keys = [generate_key() for _ in range(keys_needed(count_segments(fmp4_work), 2))]
+    default = package(fmp4_work, VARIANTS, keys, key_uri, 2, tmp_path / "default")
+    bandwidths = {r.name: r.bandwidth for r in default.renditions}
+    assert bandwidths["360p"] > bandwidths["180p"]
+    master = m3u8.loads((tmp_path / "default" / "master.m3u8").read_text())
+    # Both under START_BANDWIDTH: the higher one starts, as highest-first would have it.
+    assert [p.uri for p in master.playlists] == ["360p/index.m3u8", "180p/index.m3u8"]
+    [session_key] = master.session_keys
+    first = m3u8.loads((tmp_path / "default" / "360p" / "index.m3u8").read_text()).segments[0]
+    assert session_key.uri == first.key.uri == key_uri(keys[0].key_id)
+    assert session_key.method == first.key.method == "AES-128"
+    assert session_key.iv is None
+
+    # A start bandwidth below the top variant lists a lower one first, the rest highest first.
+    package(fmp4_work, VARIANTS, keys, key_uri, 2, tmp_path / "low",
+            start_bandwidth=bandwidths["360p"] - 1, session_key=False)
+    master = m3u8.loads((tmp_path / "low" / "master.m3u8").read_text())
+    assert [p.uri for p in master.playlists] == ["180p/index.m3u8", "360p/index.m3u8"]
+    assert master.session_keys == []

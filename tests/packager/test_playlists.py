@@ -7,11 +7,13 @@ import m3u8
 import pytest
 
 from stb_origin.packager.playlists import (
+    START_BANDWIDTH,
     IFrameEntry,
     MediaSegment,
     VariantEntry,
     master_playlist,
     media_playlist,
+    order_variants,
     rewrite_master_uris,
     target_duration,
 )
@@ -95,6 +97,44 @@ def test_master_playlist() -> None:
     assert [p.uri for p in rewritten.playlists] == ["v1/720p/index.m3u8", "v1/180p/index.m3u8"]
     assert rewritten.iframe_playlists[0].uri == "v1/iframes/index.m3u8"
     assert rewritten.playlists[0].stream_info.codecs == info.codecs
+
+
+def _variant(name: str, bandwidth: int) -> VariantEntry:
+    return VariantEntry(f"{name}/index.m3u8", bandwidth, bandwidth * 4 // 5, "avc1.64001f",
+                        1280, 720, 30.0)
+
+
+LADDER = [_variant("1080p", 7_800_000), _variant("720p", 4_000_000),
+          _variant("540p", 2_700_000), _variant("432p", 1_500_000),
+          _variant("360p", 560_000), _variant("234p", 260_000)]
+
+
+def test_start_variant_first_then_highest_first() -> None:
+    names = [v.uri.split("/")[0] for v in order_variants(list(reversed(LADDER)))]
+    assert START_BANDWIDTH == 3_000_000
+    assert names == ["540p", "1080p", "720p", "432p", "360p", "234p"]
+    # None: plain highest first.
+    assert order_variants(LADDER[::-1], None) == LADDER
+    # Every variant above the start bandwidth: the lowest starts.
+    assert order_variants(LADDER[:2], 1_000_000) == [LADDER[1], LADDER[0]]
+    # The start bandwidth is a peak: a variant exactly at it may start.
+    assert order_variants(LADDER, 4_000_000)[0] == LADDER[1]
+
+
+def test_master_lists_the_start_variant_first_and_the_session_key() -> None:
+    text = master_playlist(LADDER, session_key_uri="/keys/a/k0")
+    parsed = m3u8.loads(text)
+    assert [p.uri for p in parsed.playlists][:2] == ["540p/index.m3u8", "1080p/index.m3u8"]
+    [key] = parsed.session_keys
+    assert (key.method, key.uri, key.iv) == ("AES-128", "/keys/a/k0", None)
+    assert text.count("#EXT-X-SESSION-KEY:") == 1
+    # The session key survives the rewrite into the version prefix, its URI untouched.
+    rewritten = m3u8.loads(rewrite_master_uris(text, "v1/"))
+    assert [k.uri for k in rewritten.session_keys] == ["/keys/a/k0"]
+    assert rewritten.playlists[0].uri == "v1/540p/index.m3u8"
+    assert "SESSION-KEY" not in master_playlist(LADDER)
+    with pytest.raises(ValueError):
+        master_playlist(LADDER, session_key_uri='/keys/"x')
 
 
 def test_empty_inputs_are_refused() -> None:

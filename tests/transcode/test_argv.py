@@ -43,21 +43,25 @@ def test_small_source_argv_exactly() -> None:
         ("[0:0]fps=30/1,split=3[s0][s1][st];"
          "[s0]scale=640:360,format=yuv420p,setsar=1[v0];"
          "[s1]scale=416:234,format=yuv420p,setsar=1[v1];"
-         "[st]fps=fps=1/4:round=up,scale=416:234,format=yuv420p,setsar=1[vt]"),
+         "[st]fps=fps=1/2:round=up,select='lt(n,2)+not(mod(n,2))',"
+         "scale=416:234,format=yuv420p,setsar=1[vt]"),
         "-map", "[v0]", "-map", "0:1", "-map", "[v1]", "-map", "0:1", "-map", "[vt]",
         "-map_metadata", "-1", "-map_chapters", "-1",
         "-c:v", "libx264", "-preset", "veryfast", "-sc_threshold:v", "0",
         "-flags:v", "+cgop", "-forced-idr:v", "1",
-        "-force_key_frames:v", "expr:gte(t,n_forced*4)",
+        "-force_key_frames:v",
+        "expr:if(lt(n_forced,2),gte(t,n_forced*2),gte(t,(n_forced-1)*4))",
         "-b:v:0", "365000", "-maxrate:v:0", "456250", "-bufsize:v:0", "730000",
         "-profile:v:0", "high", "-level:v:0", "3.0", "-g:v:0", "120",
         "-b:v:1", "145000", "-maxrate:v:1", "181250", "-bufsize:v:1", "290000",
         "-profile:v:1", "high", "-level:v:1", "3.0", "-g:v:1", "120",
         "-b:v:2", "24336", "-maxrate:v:2", "48672", "-bufsize:v:2", "194688",
         "-profile:v:2", "high", "-level:v:2", "3.0", "-g:v:2", "1",
+        "-fps_mode:v:2", "passthrough",
+        "-bsf:v:2", "setts=duration='if(eq(NEXT_PTS,NOPTS),DURATION,NEXT_PTS-PTS)'",
         "-c:a", "aac", "-ac", "2", "-ar", "48000", "-b:a:0", "96000", "-b:a:1", "64000",
         "-max_muxing_queue_size", "4096",
-        "-f", "hls", "-hls_time", "4", "-hls_playlist_type", "vod", "-hls_list_size", "0",
+        "-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod", "-hls_list_size", "0",
         "-hls_flags", "independent_segments", "-hls_segment_type", "fmp4",
         "-hls_fmp4_init_filename", "init.mp4",
         "-hls_segment_filename", "/media/out/%v/seg_%05d.m4s",
@@ -141,6 +145,42 @@ def test_keyframes_forced_on_segment_boundaries() -> None:
     assert [value(argv, f"-g:v:{i}") for i in range(7)] == ["60"] * 6 + ["1"]
     assert "fps=30000/1001" in value(argv, "-filter_complex")
     assert "fps=fps=1/2:round=up" in value(argv, "-filter_complex")
+    assert "select=" not in value(argv, "-filter_complex")
+
+
+@pytest.mark.parametrize("seconds,expr,hls_time,trick", [
+    # 2 s segments are short already: one key frame every 2 s, as without.
+    (2.0, "gte(t,n_forced*2)", "2", "fps=fps=1/2:round=up"),
+    (3.0, "gte(t,n_forced*3)", "3", "fps=fps=1/3:round=up"),
+    (4.0, "if(lt(n_forced,2),gte(t,n_forced*2),gte(t,(n_forced-1)*4))", "2",
+     "fps=fps=1/2:round=up,select='lt(n,2)+not(mod(n,2))'"),
+    (6.0, "if(lt(n_forced,3),gte(t,n_forced*2),gte(t,(n_forced-2)*6))", "2",
+     "fps=fps=1/2:round=up,select='lt(n,3)+not(mod(n,3))'"),
+    # Exact fractions in the expressions; hls_time rounded down, never past a boundary.
+    (7.0, "if(lt(n_forced,3),gte(t,n_forced*(7/3)),gte(t,(n_forced-2)*7))", "2.333",
+     "fps=fps=3/7:round=up,select='lt(n,3)+not(mod(n,3))'"),
+])
+def test_short_first_segments_on_the_same_grid(seconds: float, expr: str, hls_time: str,
+                                               trick: str) -> None:
+    argv = argv_for(source(), SETTINGS.with_(segment_seconds=seconds))
+    assert value(argv, "-force_key_frames:v") == "expr:" + expr
+    assert value(argv, "-hls_time") == hls_time
+    assert f"[st]{trick},scale=" in value(argv, "-filter_complex")
+    # Irregular trick-play frames keep their time stamps (no duplicates in the gaps).
+    assert values(argv, "-fps_mode:v:6") == (["passthrough"] if "select" in trick else [])
+    assert len(values(argv, "-bsf:v:6")) == (1 if "select" in trick else 0)
+    # The GOP stays one whole segment: the forced key frames come sooner anyway.
+    fps = 30
+    assert value(argv, "-g:v:0") == str(int(fps * seconds))
+
+
+def test_no_short_first_segments_when_the_plan_says_one() -> None:
+    import dataclasses
+
+    ladder = dataclasses.replace(plan_ladder(source(), SETTINGS), first_segments=1)
+    argv = build_argv(SRC, source(), ladder, OUT, SETTINGS)
+    assert value(argv, "-force_key_frames:v") == "expr:gte(t,n_forced*4)"
+    assert value(argv, "-hls_time") == "4"
 
 
 def test_vbv_profile_level_per_rung() -> None:

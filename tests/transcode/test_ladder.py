@@ -4,6 +4,7 @@ import pytest
 
 from stb_origin.settings import Settings
 from stb_origin.transcode.ladder import (
+    START_SEGMENT_SECONDS,
     Ladder,
     exact_rate,
     h264_level,
@@ -176,3 +177,14 @@ def test_trickplay_is_a_small_video_only_rung() -> None:
 ])
 def test_h264_level(width: int, height: int, fps: float, maxrate: int, level: str) -> None:
     assert h264_level(width, height, fps, maxrate) == level
+
+
+@pytest.mark.parametrize("seconds,first", [
+    (1.0, 1), (2.0, 1), (3.0, 1), (4.0, 2), (5.0, 2), (6.0, 3), (10.0, 5), (20.0, 10),
+])
+def test_first_segment_duration_cut_into_short_segments(seconds: float, first: int) -> None:
+    # None shorter than START_SEGMENT_SECONDS; 2 s segments (the e2e tests') stay as they are.
+    ladder = plan_ladder(source(), SETTINGS.with_(segment_seconds=seconds))
+    assert ladder.first_segments == first
+    assert first == 1 or seconds / first >= START_SEGMENT_SECONDS
+    assert ladder.to_json()["first_segments"] == first

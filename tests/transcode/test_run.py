@@ -193,6 +193,54 @@ def test_fractional_frame_rates_stay_aligned(clip: Clip, tmp_path: Path, name: s
     check_trickplay(out, ladder, tmp_path)
 
 
+def trick_frame_times(out: Path, scratch: Path) -> list[float]:
+    trick = out / "iframes"
+    return [round(key_flags(_playable(trick, segment, scratch))[0][0], 3)
+            for segment in segments(trick)]
+
+
+@pytest.mark.parametrize("segment_format", ["fmp4", "ts"])
+def test_short_first_segments_then_the_regular_grid(clip: Clip, tmp_path: Path,
+                                                    segment_format: str) -> None:
+    # 4 s segments: the first 4 s become two of 2 s, so a player starts on a short one.
+    out = tmp_path / "out"
+    settings = SETTINGS.with_(segment_seconds=4.0, segment_format=segment_format)
+    _, ladder, _ = run(clip("ten.mp4", seconds=10, size="640x360"), out, settings)
+    assert ladder.first_segments == 2
+    starts = check_aligned(out, ladder, tmp_path)
+    assert [s - starts[0][0] for s in starts[0]] == pytest.approx([0.0, 2.0, 4.0, 8.0],
+                                                                  abs=0.01)
+    for r in ladder.renditions:
+        assert extinf(out / r.name / "index.m3u8") == pytest.approx([2.0, 2.0, 4.0, 2.0],
+                                                                    abs=0.05)
+    check_trickplay(out, ladder, tmp_path)
+    # Each trick-play frame is the picture at its segment's start, not a duplicate.
+    assert trick_frame_times(out, tmp_path) == pytest.approx(starts[0], abs=0.01)
+
+
+@pytest.mark.parametrize("name,fps,seconds", [
+    ("ntsc13.mp4", "30000/1001", 13.0),
+    ("film13.mp4", "24000/1001", 12.02),
+])
+def test_short_first_segments_at_fractional_rates(clip: Clip, tmp_path: Path, name: str,
+                                                  fps: str, seconds: float) -> None:
+    # 6 s segments: three of 2 s first. Key frames and trick-play frames must still
+    # land on the same frames when no frame starts exactly on a boundary.
+    out = tmp_path / "out"
+    _, ladder, _ = run(clip(name, seconds=seconds, fps=fps, size="416x234"), out,
+                       SETTINGS.with_(segment_seconds=6.0))
+    assert ladder.first_segments == 3
+    starts = check_aligned(out, ladder, tmp_path)
+    assert [s - starts[0][0] for s in starts[0]][:5] == pytest.approx(
+        [0.0, 2.0, 4.0, 6.0, 12.0], abs=0.05)
+    check_trickplay(out, ladder, tmp_path)
+    # The fps filter stamps a trick-play frame with the boundary time itself, which
+    # may be up to one frame before the first frame at or after it (as with no
+    # short segments): the right picture, never one from another segment.
+    assert trick_frame_times(out, tmp_path) == pytest.approx(starts[0],
+                                                             abs=1 / ladder.fps + 0.002)
+
+
 ODD_SOURCES: dict[str, dict[str, Any]] = {
     "rotated.mp4": {"rotate": 90},
     "10bit.mp4": {"pix_fmt": "yuv420p10le"},
