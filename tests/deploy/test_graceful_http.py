@@ -26,14 +26,16 @@ CLI = [sys.executable, "-m", "stb_origin.cli"]
 BOUNDARY = "stb-graceful-test"
 
 
-@pytest.fixture
-def server(settings: Settings, services: Services) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+@pytest.fixture(params=["uvicorn", "granian"])
+def server(request: pytest.FixtureRequest, settings: Settings,
+           services: Services) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = free_port()
     env = {**os.environ, "STB_DATA_DIR": str(settings.data_dir),
            "STB_REDIS_URL": str(settings.redis_url), "STB_QUEUE_NAME": settings.queue_name}
     log_path = settings.data_dir / "serve.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen([*CLI, "serve", "--port", str(port)], env=env, stdout=log,
+        process = subprocess.Popen([*CLI, "serve", "--port", str(port),
+                                    "--server", request.param], env=env, stdout=log,
                                    stderr=log, stdin=subprocess.DEVNULL)
     base_url = f"http://127.0.0.1:{port}"
     try:
