@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from stb_origin.app import create_app
 from stb_origin.services import Services, build_services
 from stb_origin.settings import Settings
+from stb_origin.workers import jobs
 from tests.support.http import run_server
 from tests.support.s3server import MotoMissing, MotoServer, start_moto
 
@@ -111,3 +112,20 @@ def api(services: Services) -> Iterator[str]:
     """Base URL of the real HTTP app (uvicorn on a free port) over `services`."""
     with run_server(create_app(services)) as base_url:
         yield base_url
+
+
+@pytest.fixture
+def worker_env(services: Services, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The job functions read settings from the environment, as a worker process does."""
+    settings = services.settings
+    for name, value in {"STB_DATA_DIR": str(settings.data_dir),
+                        "STB_REDIS_URL": settings.redis_url or "",
+                        "STB_QUEUE_NAME": settings.queue_name,
+                        "STB_SEGMENT_SECONDS": str(settings.segment_seconds),
+                        "STB_X264_PRESET": settings.x264_preset}.items():
+        monkeypatch.setenv(name, value)
+    jobs._services.cache_clear()
+    yield
+    if jobs._services.cache_info().currsize:
+        jobs._services().close()
+    jobs._services.cache_clear()

@@ -25,7 +25,6 @@ from stb_origin.request_metrics import route_class
 from stb_origin.services import Services
 from stb_origin.storage import LocalStorage, ObjectNotFound
 from stb_origin.storage.instrumented import InstrumentedStorage
-from stb_origin.workers import jobs
 from stb_origin.workers.queues import enqueue_pipeline
 from tests.support.media import make_clip
 
@@ -266,23 +265,6 @@ def test_queue_depth_reflects_enqueued_jobs(api, services):
     assert result.value("stb_queue_jobs", queue=queue, state="failed") == 0
     assert result.value("stb_queue_workers", queue=queue) == 0
     assert result.value("stb_redis_up") == 1
-
-
-@pytest.fixture
-def worker_env(services: Services, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The job functions read settings from the environment, as a worker process does."""
-    settings = services.settings
-    for name, value in {"STB_DATA_DIR": str(settings.data_dir),
-                        "STB_REDIS_URL": settings.redis_url or "",
-                        "STB_QUEUE_NAME": settings.queue_name,
-                        "STB_SEGMENT_SECONDS": str(settings.segment_seconds),
-                        "STB_X264_PRESET": settings.x264_preset}.items():
-        monkeypatch.setenv(name, value)
-    jobs._services.cache_clear()
-    yield
-    if jobs._services.cache_info().currsize:
-        jobs._services().close()
-    jobs._services.cache_clear()
 
 
 def _ingest(services: Services, path: Path) -> str:

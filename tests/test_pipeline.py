@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import m3u8
@@ -15,7 +14,6 @@ from stb_origin.ingest.records import Asset
 from stb_origin.ingest.service import accept_source
 from stb_origin.services import Services
 from stb_origin.storage import Storage, StorageUnavailable
-from stb_origin.workers import jobs
 from tests.support.media import make_clip
 
 
@@ -165,23 +163,6 @@ def test_asset_deleted_while_processing_takes_its_output_down(services, good):
         pipeline.publish = real_publish  # type: ignore[assignment]
     assert _published(services.storage, asset_id) == []
     assert _key_ids(services, asset_id) == set()
-
-
-@pytest.fixture
-def worker_env(services: Services, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The job functions read settings from the environment, as a worker process does."""
-    settings = services.settings
-    for name, value in {"STB_DATA_DIR": str(settings.data_dir),
-                        "STB_REDIS_URL": settings.redis_url or "",
-                        "STB_QUEUE_NAME": settings.queue_name,
-                        "STB_SEGMENT_SECONDS": str(settings.segment_seconds),
-                        "STB_X264_PRESET": settings.x264_preset}.items():
-        monkeypatch.setenv(name, value)
-    jobs._services.cache_clear()
-    yield
-    if jobs._services.cache_info().currsize:
-        jobs._services().close()
-    jobs._services.cache_clear()
 
 
 def test_rq_worker_runs_the_job(services, good, worker_env):

@@ -25,7 +25,6 @@ from stb_origin.errors import ApiError
 from stb_origin.services import Services
 
 T = TypeVar("T")
-MAX_PAGE = 100
 _ID = re.compile(r"[0-9a-f]{32}")
 NO_STORE = {"Cache-Control": "no-store"}
 Json = dict[str, Any]
@@ -117,16 +116,6 @@ def path_id(request: Request, name: str, what: str) -> str:
     if not _ID.fullmatch(value):
         raise ApiError(404, "not_found", f"no such {what}")
     return value
-
-
-def page_params(request: Request) -> tuple[int, str | None]:
-    try:
-        limit = int(request.query_params.get("limit", "20"))
-    except ValueError:
-        raise ApiError(400, "bad_request", "limit must be an integer") from None
-    if not 1 <= limit <= MAX_PAGE:
-        raise ApiError(400, "bad_request", f"limit must be between 1 and {MAX_PAGE}")
-    return limit, request.query_params.get("after") or None
 
 
 def paged(items: list[Json], limit: int, path: str, cursor: str,

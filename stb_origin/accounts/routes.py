@@ -26,7 +26,6 @@ from stb_origin.accounts.http import (
     claims_with,
     forbidden,
     json_response,
-    page_params,
     paged,
     path_id,
     require_access,
@@ -37,6 +36,7 @@ from stb_origin.accounts.http import (
 from stb_origin.accounts.jsonbody import read_object
 from stb_origin.accounts.models import Role
 from stb_origin.errors import ApiError
+from stb_origin.pagination import page_params
 
 log = logging.getLogger("stb_origin.accounts")
 

@@ -17,12 +17,12 @@ from stb_origin.ingest import records
 from stb_origin.ingest.service import accept_source
 from stb_origin.ingest.sniff import container_of
 from stb_origin.ingest.upload import receive_upload
+from stb_origin.pagination import page_params
 from stb_origin.services import Services
 from stb_origin.storage import StorageError
 
 log = logging.getLogger("stb_origin.ingest")
 
-MAX_PAGE = 100
 
 
 def _services(request: Request) -> Services:
@@ -73,13 +73,7 @@ async def get_asset(request: Request) -> Response:
 async def list_assets(request: Request) -> Response:
     services = _services(request)
     require_scope(request, services.signer, "assets:read")
-    try:
-        limit = int(request.query_params.get("limit", "20"))
-    except ValueError:
-        raise ApiError(400, "bad_request", "limit must be an integer") from None
-    if not 1 <= limit <= MAX_PAGE:
-        raise ApiError(400, "bad_request", f"limit must be between 1 and {MAX_PAGE}")
-    after = request.query_params.get("after")
+    limit, after = page_params(request)
 
     def load() -> list[dict[str, object]]:
         with services.db.session() as session:
