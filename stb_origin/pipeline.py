@@ -92,6 +92,7 @@ def _run(services: Services, asset_id: str, source_key: str, work: Path) -> str:
         metrics.TRANSCODE_REALTIME_FACTOR.observe(
             services.redis, source.duration_s / took.seconds,
             top_rendition=ladder.renditions[0].name)
+    _set_progress(services, asset_id, TRANSCODE_SHARE)  # the throttle may have eaten the last
 
     version = "v" + secrets.token_hex(6)
     keys = [generate_key() for _ in range(keys_needed(count_segments(encoded),
