@@ -81,8 +81,11 @@ def _introduce(settings: Settings, base: str, sample: bool) -> None:
             asset_id = marker.read_text().strip()
             _show_progress(services, asset_id)
             print(f"  sample:   {base}/hls/{asset_id}/master.m3u8")
-            print(f"  play it:  ffplay -headers 'Authorization: Bearer {play}' "
-                  f"{base}/hls/{asset_id}/master.m3u8")
+            url = f"{base}/hls/{asset_id}/master.m3u8"
+            print(f"  play it:  ffplay -headers 'Authorization: Bearer {play}' {url}")
+            # For a machine without a screen: decode every frame, print nothing but errors.
+            print(f"  decode:   ffmpeg -v error -headers 'Authorization: Bearer {play}' -i {url}"
+                  " -f null -")
         print(f"  playback token (7 days): {play}")
     finally:
         services.close()
