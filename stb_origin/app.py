@@ -15,7 +15,6 @@ from stb_origin.drm import routes as key_routes
 from stb_origin.errors import EXCEPTION_HANDLERS
 from stb_origin.ingest import routes as ingest_routes
 from stb_origin.origin.routes import routes as origin_routes
-from stb_origin.request_metrics import RequestMetrics
 from stb_origin.services import Services
 
 
@@ -30,8 +29,7 @@ def create_app(services: Services) -> Starlette:
                 *ingest_routes.ROUTES, *account_routes.ROUTES, *key_routes.ROUTES,
                 *origin_routes(services.storage,
                                playlist_max_age_s=services.settings.playlist_max_age_s)],
-        # The access log is outermost: its request id is in place for everything inside.
-        middleware=[Middleware(AccessLog), Middleware(RequestMetrics)],
+        middleware=[Middleware(AccessLog)],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,
     )
