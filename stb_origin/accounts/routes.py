@@ -8,6 +8,8 @@ manage everyone's. Lists are keyset-paginated like /v1/assets.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from sqlalchemy.orm import Session
 from starlette.requests import Request
@@ -39,6 +41,35 @@ from stb_origin.errors import ApiError
 from stb_origin.pagination import page_params
 
 log = logging.getLogger("stb_origin.accounts")
+
+
+class _AccountObject(Protocol):
+    @property
+    def account_id(self) -> str: ...
+
+    def to_json(self) -> Json: ...
+
+
+Owned = TypeVar("Owned", bound=_AccountObject)
+
+
+def _owned(caller: Caller, found: Owned | None, what: str) -> Owned:
+    """found, if it exists and the caller may act for its account (404 / 403 else)."""
+    if found is None:
+        raise NotFound(f"no such {what}")
+    require_access(caller, found.account_id)
+    return found
+
+
+async def _get_owned(request: Request, param: str, what: str,
+                     load: Callable[[Session, str], _AccountObject | None]) -> Response:
+    claims = claims_with(request, ADMIN_SCOPE, ACCOUNT_SCOPE)
+    object_id = path_id(request, param, what)
+
+    def work(session: Session, caller: Caller) -> Json:
+        return _owned(caller, load(session, object_id), what).to_json()
+
+    return json_response(await run_as_caller(request, claims, work))
 
 
 # --- users ----------------------------------------------------------------------
@@ -77,17 +108,7 @@ async def list_users(request: Request) -> Response:
 
 
 async def get_user(request: Request) -> Response:
-    claims = claims_with(request, ADMIN_SCOPE, ACCOUNT_SCOPE)
-    user_id = path_id(request, "user_id", "user")
-
-    def work(session: Session, caller: Caller) -> Json:
-        user = users.get_user(session, user_id)
-        if user is None:
-            raise NotFound("no such user")
-        require_access(caller, user.account_id)
-        return user.to_json()
-
-    return json_response(await run_as_caller(request, claims, work))
+    return await _get_owned(request, "user_id", "user", users.get_user)
 
 
 # --- devices --------------------------------------------------------------------
@@ -140,17 +161,7 @@ async def register_device(request: Request) -> Response:
 
 
 async def get_device(request: Request) -> Response:
-    claims = claims_with(request, ADMIN_SCOPE, ACCOUNT_SCOPE)
-    device_id = path_id(request, "device_id", "device")
-
-    def work(session: Session, caller: Caller) -> Json:
-        device = devices.get_device(session, device_id)
-        if device is None:
-            raise NotFound("no such device")
-        require_access(caller, device.account_id)
-        return device.to_json()
-
-    return json_response(await run_as_caller(request, claims, work))
+    return await _get_owned(request, "device_id", "device", devices.get_device)
 
 
 async def revoke_device(request: Request) -> Response:
@@ -158,10 +169,7 @@ async def revoke_device(request: Request) -> Response:
     device_id = path_id(request, "device_id", "device")
 
     def work(session: Session, caller: Caller) -> Json:
-        device = devices.get_device(session, device_id)
-        if device is None:
-            raise NotFound("no such device")
-        require_access(caller, device.account_id)
+        _owned(caller, devices.get_device(session, device_id), "device")
         return devices.revoke_device(session, device_id).to_json()
 
     device = await run_as_caller(request, claims, work)
@@ -290,17 +298,8 @@ async def list_entitlements(request: Request) -> Response:
 
 
 async def get_entitlement(request: Request) -> Response:
-    claims = claims_with(request, ADMIN_SCOPE, ACCOUNT_SCOPE)
-    entitlement_id = path_id(request, "entitlement_id", "entitlement")
-
-    def work(session: Session, caller: Caller) -> Json:
-        entitlement = entitlements.get_entitlement(session, entitlement_id)
-        if entitlement is None:
-            raise NotFound("no such entitlement")
-        require_access(caller, entitlement.account_id)
-        return entitlement.to_json()
-
-    return json_response(await run_as_caller(request, claims, work))
+    return await _get_owned(request, "entitlement_id", "entitlement",
+                            entitlements.get_entitlement)
 
 
 ROUTES = [
