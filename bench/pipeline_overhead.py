@@ -33,7 +33,6 @@ import resource
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -56,8 +55,7 @@ from common import (
     source_clip,
     warn_if_busy,
 )
-from redis import Redis
-from redis.exceptions import RedisError
+from servers import free_port, start_redis
 
 from stb_origin import proc
 from stb_origin.settings import Settings, from_env
@@ -66,12 +64,6 @@ from stb_origin.transcode import build_argv, plan_ladder, probe
 CLI = [sys.executable, "-m", "stb_origin.cli"]
 START_TIMEOUT_S = 30
 STATUS_POLL_S = 0.5
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class System:
@@ -93,11 +85,8 @@ class System:
     def start(self) -> System:
         self.logs.mkdir(parents=True, exist_ok=True)
         if self.redis_url is None:
-            port = free_port()
-            self._spawn("redis", "redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                        "--save", "", "--appendonly", "no", "--dir", str(self.data_dir))
-            self.redis_url = f"redis://127.0.0.1:{port}/0"
-            self._wait(self._redis_alive, "redis-server")
+            redis, self.redis_url = start_redis(self.data_dir)
+            self.processes["redis"] = redis.popen  # first in, so stopped last
         self.env["STB_REDIS_URL"] = self.redis_url
         self._spawn("serve", *CLI, "serve", "--port", str(self.port))
         self._spawn("worker", *CLI, "worker")
@@ -120,13 +109,6 @@ class System:
             if time.monotonic() > deadline:
                 raise SystemExit(f"{what} did not start; logs in {self.logs}")
             time.sleep(0.1)
-
-    def _redis_alive(self) -> bool:
-        try:
-            with Redis.from_url(self.redis_url or "", socket_connect_timeout=1) as client:
-                return bool(client.ping())
-        except RedisError:
-            return False
 
     def _http_ready(self) -> bool:
         try:
