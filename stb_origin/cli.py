@@ -50,6 +50,45 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _signing_key(settings: Settings, args: argparse.Namespace) -> int:
+    import time
+
+    from stb_origin.auth import keyring
+    from stb_origin.auth.tokens import LEEWAY_S, jwt_kek
+    from stb_origin.db import Database
+    from stb_origin.drm.keys import Envelope
+
+    db = Database(settings.resolved_database_url)
+    db.create_schema()
+    envelope = Envelope(jwt_kek(settings))
+    now = int(time.time())
+    with db.session() as session:
+        if args.action == "rotate":
+            # The keys signing now retire once the last token they sign has expired.
+            lifetime = max(settings.access_token_ttl_s, settings.refresh_token_ttl_s) + LEEWAY_S
+            keyring.ensure_signing_key(session, envelope, now)
+            delay = (settings.jwt_key_activation_delay_s if args.activate_in is None
+                     else args.activate_in)
+            keyring.rotate(session, envelope, now, delay, lifetime)
+        keys = keyring.list_keys(session, envelope)
+        signing = keyring.KeyRing(tuple(keys)).signing_key(now)
+        if not keys:
+            print("no signing key yet: one is made when the first token is signed")
+        for key in keys:
+            state = ("signing" if key == signing else "published" if key.activates_at > now
+                     else "verifying" if key.verifies_at(now) else "retired")
+            print(f"{key.kid}  {state:9}  activates {_utc(key.activates_at)}"
+                  f"  retires {_utc(key.retires_at) if key.retires_at else '-'}")
+    db.dispose()
+    return 0
+
+
+def _utc(epoch: int) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _dev(settings: Settings, args: argparse.Namespace) -> int:
     from stb_origin.dev import run_dev
 
@@ -86,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--subject", default="operator")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
     token.set_defaults(run=_token)
+
+    signing_key = commands.add_parser(
+        "signing-key", help="list the token-signing keys, or rotate them without downtime")
+    signing_key.add_argument("action", choices=("list", "rotate"))
+    signing_key.add_argument(
+        "--activate-in", type=int, default=None,
+        help="seconds a new key is published before it signs"
+             " (default STB_JWT_KEY_ACTIVATION_DELAY_S)")
+    signing_key.set_defaults(run=_signing_key)
     return parser
 
 

@@ -33,6 +33,7 @@ class Database:
     def create_schema(self) -> None:
         # Import the modules that define tables so they register with Base.
         from stb_origin.accounts import models  # noqa: F401
+        from stb_origin.auth import keyring  # noqa: F401
         from stb_origin.drm import keystore  # noqa: F401
         from stb_origin.ingest import records  # noqa: F401
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from redis import Redis
 from rq import Queue
 
+from stb_origin.auth import denylist
 from stb_origin.auth.tokens import TokenSigner, load_signer
 from stb_origin.db import Database
 from stb_origin.drm.keys import Envelope, load_kek
@@ -48,5 +49,6 @@ def build_services(settings: Settings) -> Services:
         redis=redis,
         queue=pipeline_queue(redis, settings),
         envelope=Envelope(load_kek(settings)),
-        signer=load_signer(settings),
+        signer=load_signer(settings, db, is_denied=lambda claims: denylist.is_denied(
+            redis, claims.token_id, claims.device_id)),
     )

@@ -42,7 +42,12 @@ class Settings:
     queue_name: str = "pipeline"
     # base64 of 32 bytes; unset means a key file generated under data_dir/secrets
     key_encryption_key: str | None = field(default=None, repr=False)
-    jwt_private_key_file: Path | None = None
+    # base64 of 32 bytes wrapping the token-signing keys (kept apart from the content
+    # KEK so that workers, which never sign, cannot mint tokens); unset: a key file
+    jwt_key_encryption_key: str | None = field(default=None, repr=False)
+    # a new signing key is published (JWKS) this long before it signs: verifiers
+    # that cache the JWKS have it by then
+    jwt_key_activation_delay_s: int = 900
     jwt_issuer: str = "stb-origin"
     jwt_audience: str = "stb-origin"
     # prefix for key URIs written into playlists; "" means same host as the playlist
@@ -55,6 +60,21 @@ class Settings:
     # bearer token Prometheus sends to /metrics; unset: loopback clients only
     metrics_token: str | None = field(default=None, repr=False)
     max_devices_per_account: int = 5  # active devices; registering one more answers 409
+    # --- identity (OAuth 2.0 / JWT) ---
+    access_token_ttl_s: int = 600  # short: a revoked grant stops working within this
+    refresh_token_ttl_s: int = 30 * 86400
+    device_code_ttl_s: int = 600  # RFC 8628 expires_in
+    device_poll_interval_s: int = 5  # RFC 8628 interval
+    # --- key and playback protection ---
+    key_requests_per_minute: int = 120  # per device; past it /keys answers 429
+    # web-player origins allowed to send credentials to /keys (CORS); empty: none
+    cors_origins: tuple[str, ...] = ()
+    # X-Origin-Secret values accepted from the CDN (first is current, the rest
+    # still accepted while rotating); empty: the header is not required
+    origin_secrets: tuple[str, ...] = field(default=(), repr=False)
+    # HMAC secrets for signed playback URLs (first signs, all verify); empty: off
+    url_signing_secrets: tuple[str, ...] = field(default=(), repr=False)
+    playback_url_ttl_s: int = 6 * 3600
 
     def __post_init__(self) -> None:
         if self.segment_format not in SEGMENT_FORMATS:
@@ -88,6 +108,10 @@ class Settings:
         return replace(self, **changes)
 
 
+def _list(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
 def _bool(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -107,10 +131,19 @@ _CASTS: dict[str, Any] = {
     "probe_timeout_s": float,
     "transcode_timeout_s": float,
     "job_retries": int,
-    "jwt_private_key_file": Path,
+    "jwt_key_activation_delay_s": int,
     "playlist_max_age_s": int,
     "worker_grace_s": float,
     "max_devices_per_account": int,
+    "access_token_ttl_s": int,
+    "refresh_token_ttl_s": int,
+    "device_code_ttl_s": int,
+    "device_poll_interval_s": int,
+    "key_requests_per_minute": int,
+    "cors_origins": _list,
+    "origin_secrets": _list,
+    "url_signing_secrets": _list,
+    "playback_url_ttl_s": int,
 }
 
 

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
+import anyio
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
@@ -37,6 +38,8 @@ from stb_origin.accounts.http import (
 )
 from stb_origin.accounts.jsonbody import read_object
 from stb_origin.accounts.models import Role
+from stb_origin.auth import denylist
+from stb_origin.auth.tokens import LEEWAY_S
 from stb_origin.errors import ApiError
 from stb_origin.pagination import page_params
 
@@ -173,6 +176,12 @@ async def revoke_device(request: Request) -> Response:
         return devices.revoke_device(session, device_id).to_json()
 
     device = await run_as_caller(request, claims, work)
+    # Its access tokens stop at once on every server (not only where the device
+    # is looked up), until the last of them has expired anyway.
+    services = services_of(request)
+    await anyio.to_thread.run_sync(
+        denylist.deny_device, services.redis, device_id,
+        services.signer.access_ttl_s + LEEWAY_S)
     log.info("device revoked", extra={"device_id": device_id, "subject": claims.subject})
     return json_response(device)
 

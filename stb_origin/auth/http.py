@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from redis.exceptions import RedisError
 from starlette.requests import Request
 
 from stb_origin.auth.tokens import Claims, InvalidToken, TokenSigner
@@ -31,6 +32,10 @@ def require_scope(request: Request, signer: TokenSigner, scope: str,
         raise ApiError(401, "unauthorized", "a bearer token is required", _CHALLENGE)
     try:
         claims = signer.verify(token)
+    except RedisError:
+        # The deny-list cannot be read: refusing for a moment beats honouring a revoked token.
+        raise ApiError(503, "unavailable", "token revocation cannot be checked; retry shortly",
+                       {"Retry-After": "5", **_NO_STORE}) from None
     except InvalidToken as exc:
         raise ApiError(401, "invalid_token", str(exc), {
             "WWW-Authenticate": 'Bearer realm="stb-origin", error="invalid_token"', **_NO_STORE

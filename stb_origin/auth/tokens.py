@@ -1,38 +1,45 @@
-"""Access tokens: ES256-signed JWTs with a ``kid``, verified as RFC 8725 asks.
+"""Access and refresh tokens: ES256-signed JWTs with a ``kid``, verified as RFC 8725 asks.
 
 Algorithms are pinned, ``iss``/``aud``/``exp``/``nbf``/``iat`` are required and
-checked, the token type is checked, and oversized tokens are refused before
-any parsing.
+checked, the token type (``typ`` header) is checked so that a refresh token is
+never taken for an access token or the other way round, oversized tokens are
+refused before any parsing, and only keys of our own key ring verify: ``jku``,
+``x5u`` and ``jwk`` headers are never followed.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
+import functools
 import secrets
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from stb_origin import secrets as secret_files
+from stb_origin.auth.keyring import KeyRing, ensure_signing_key, load_ring
+from stb_origin.db import Database
+from stb_origin.drm.keys import Envelope, read_kek
 from stb_origin.settings import Settings
 
 # account: manage one's own account (devices...); admin: everyone's (needs an admin user)
 SCOPES = frozenset({"assets:write", "assets:read", "playback", "account", "admin"})
 ALGORITHM = "ES256"
-ACCESS_TYPE = "at+jwt"
+ACCESS_TYPE = "at+jwt"  # RFC 9068
+REFRESH_TYPE = "rt+jwt"
 MAX_TOKEN_BYTES = 4096
 LEEWAY_S = 30
-DEFAULT_TTL_S = 3600
+# Other processes' new keys are picked up within this, or at once for an unknown kid.
+RING_RELOAD_S = 60
+UNKNOWN_KID_RELOAD_S = 5
+_REQUIRED = ["exp", "nbf", "iat", "iss", "aud", "sub", "jti"]
 
 
 class InvalidToken(Exception):
-    """The token is missing, malformed, forged, expired or of the wrong kind."""
+    """The token is missing, malformed, forged, expired, revoked or of the wrong kind."""
 
 
 @dataclass(frozen=True)
@@ -42,98 +49,206 @@ class Claims:
     device_id: str | None
     expires_at: int
     token_id: str
+    client_id: str | None = None
+    # None: any asset; else the only assets this token may fetch keys of
+    assets: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
+class RefreshClaims:
+    subject: str
+    scopes: frozenset[str]
+    device_id: str | None
+    client_id: str
+    family: str
+    token_id: str
+    expires_at: int
 
 
 class TokenSigner:
-    def __init__(self, private_key: ec.EllipticCurvePrivateKey, issuer: str,
-                 audience: str) -> None:
-        self._private_key = private_key
-        self._public_key = private_key.public_key()
+    def __init__(self, load_ring: Callable[[], KeyRing], issuer: str, audience: str, *,
+                 access_ttl_s: int = 600, refresh_ttl_s: int = 30 * 86400,
+                 is_denied: Callable[[Claims], bool] = lambda _claims: False,
+                 clock: Callable[[], float] = time.time) -> None:
         self.issuer = issuer
         self.audience = audience
-        self.kid = _thumbprint(self._public_key)
+        self.access_ttl_s = access_ttl_s
+        self.refresh_ttl_s = refresh_ttl_s
+        self._load_ring = load_ring
+        self._is_denied = is_denied
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._ring: KeyRing | None = None
+        self._loaded_at = float("-inf")
+
+    # --- issuing ---------------------------------------------------------------
 
     def issue(self, scopes: Iterable[str], subject: str = "operator",
-              device_id: str | None = None, ttl_s: int = DEFAULT_TTL_S) -> str:
+              device_id: str | None = None, ttl_s: int | None = None,
+              client_id: str | None = None, assets: Iterable[str] | None = None) -> str:
+        claims = self._base_claims(scopes, subject, ttl_s or self.access_ttl_s)
+        if device_id is not None:
+            claims["device_id"] = device_id
+        if client_id is not None:
+            claims["client_id"] = client_id
+        if assets is not None:
+            claims["assets"] = sorted(set(assets))
+        return self._sign(claims, ACCESS_TYPE)
+
+    def issue_refresh(self, subject: str, family: str, scopes: Iterable[str], client_id: str,
+                      device_id: str | None = None,
+                      ttl_s: int | None = None) -> tuple[str, str]:
+        """A refresh token and its jti (which the caller records for rotation)."""
+        claims = self._base_claims(scopes, subject, ttl_s or self.refresh_ttl_s)
+        claims.update(client_id=client_id, fam=family)
+        if device_id is not None:
+            claims["device_id"] = device_id
+        return self._sign(claims, REFRESH_TYPE), claims["jti"]
+
+    def _base_claims(self, scopes: Iterable[str], subject: str, ttl_s: int) -> dict[str, Any]:
         scope_set = set(scopes)
         unknown = scope_set - SCOPES
         if unknown:
             raise ValueError(f"unknown scope(s): {', '.join(sorted(unknown))}")
-        now = int(time.time())
-        claims = {
-            "iss": self.issuer,
-            "aud": self.audience,
-            "sub": subject,
-            "iat": now,
-            "nbf": now,
-            "exp": now + ttl_s,
-            "jti": secrets.token_hex(8),
-            "scope": " ".join(sorted(scope_set)),
-        }
-        if device_id is not None:
-            claims["device_id"] = device_id
-        return jwt.encode(claims, self._private_key, algorithm=ALGORITHM,
-                          headers={"kid": self.kid, "typ": ACCESS_TYPE})
+        now = int(self._clock())
+        return {"iss": self.issuer, "aud": self.audience, "sub": subject, "iat": now,
+                "nbf": now, "exp": now + ttl_s, "jti": secrets.token_urlsafe(16),
+                "scope": " ".join(sorted(scope_set))}
+
+    def _sign(self, claims: dict[str, Any], typ: str) -> str:
+        now = self._clock()
+        key = self._current_ring(now).signing_key(now)
+        if key is None:
+            raise RuntimeError("no signing key is active")
+        return jwt.encode(claims, key.private_key, algorithm=ALGORITHM,
+                          headers={"kid": key.kid, "typ": typ})
+
+    # --- verifying -------------------------------------------------------------
 
     def verify(self, token: str) -> Claims:
+        """The claims of a valid, unrevoked access token; InvalidToken otherwise."""
+        claims = self._decode(token, ACCESS_TYPE)
+        assets = claims.get("assets")
+        if assets is not None and not (
+                isinstance(assets, list) and all(isinstance(a, str) for a in assets)):
+            raise InvalidToken("invalid assets claim")
+        client = claims.get("client_id")
+        result = Claims(
+            subject=str(claims["sub"]),
+            scopes=_scopes(claims),
+            device_id=_optional_str(claims, "device_id"),
+            expires_at=int(claims["exp"]),
+            token_id=str(claims["jti"]),
+            client_id=str(client) if client is not None else None,
+            assets=frozenset(assets) if assets is not None else None,
+        )
+        if self._is_denied(result):
+            raise InvalidToken("token revoked")
+        return result
+
+    def verify_refresh(self, token: str) -> RefreshClaims:
+        claims = self._decode(token, REFRESH_TYPE)
+        if not isinstance(claims.get("fam"), str) or not isinstance(claims.get("client_id"), str):
+            raise InvalidToken("invalid refresh token")
+        return RefreshClaims(
+            subject=str(claims["sub"]), scopes=_scopes(claims),
+            device_id=_optional_str(claims, "device_id"), client_id=claims["client_id"],
+            family=claims["fam"], token_id=str(claims["jti"]), expires_at=int(claims["exp"]))
+
+    def _decode(self, token: str, typ: str) -> dict[str, Any]:
         if not token or len(token) > MAX_TOKEN_BYTES:
             raise InvalidToken("token missing or too large")
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
             raise InvalidToken("malformed token") from None
-        # Only our own key verifies: jku/x5u/jwk headers are never followed.
-        if header.get("alg") != ALGORITHM or header.get("kid") != self.kid:
-            raise InvalidToken("unknown signing key or algorithm")
-        if header.get("typ") != ACCESS_TYPE:
-            raise InvalidToken("not an access token")
+        if header.get("alg") != ALGORITHM:
+            raise InvalidToken("unsupported algorithm")
+        if header.get("typ") != typ:
+            raise InvalidToken("wrong token type")
+        kid = header.get("kid")
+        key = self._verifying_key(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise InvalidToken("unknown signing key")
         try:
-            claims = jwt.decode(
-                token, self._public_key, algorithms=[ALGORITHM], audience=self.audience,
-                issuer=self.issuer, leeway=LEEWAY_S,
-                options={"require": ["exp", "nbf", "iat", "iss", "aud", "sub", "jti"]},
+            # The times are checked below against our clock (injectable in tests).
+            claims: dict[str, Any] = jwt.decode(
+                token, key, algorithms=[ALGORITHM], audience=self.audience,
+                issuer=self.issuer, options={"require": _REQUIRED, "verify_exp": False,
+                                             "verify_nbf": False, "verify_iat": False},
             )
-        except jwt.ExpiredSignatureError:
-            raise InvalidToken("token expired") from None
         except jwt.PyJWTError:
             raise InvalidToken("invalid token") from None
-        scope = claims.get("scope", "")
-        if not isinstance(scope, str):
-            raise InvalidToken("invalid scope claim")
-        device = claims.get("device_id")
-        return Claims(
-            subject=str(claims["sub"]),
-            scopes=frozenset(scope.split()),
-            device_id=str(device) if device is not None else None,
-            expires_at=int(claims["exp"]),
-            token_id=str(claims["jti"]),
-        )
+        times = [claims[name] for name in ("exp", "nbf", "iat")]
+        if not all(isinstance(t, int) and not isinstance(t, bool) for t in times):
+            raise InvalidToken("invalid time claims")
+        exp, nbf, iat = times
+        now = self._clock()
+        if now >= exp + LEEWAY_S:
+            raise InvalidToken("token expired")
+        if now < nbf - LEEWAY_S or now < iat - LEEWAY_S:
+            raise InvalidToken("token not valid yet")
+        return claims
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        now = self._clock()
+        return self._current_ring(now).jwks(now)
+
+    # --- the key ring ----------------------------------------------------------
+
+    def _verifying_key(self, kid: str) -> ec.EllipticCurvePublicKey | None:
+        now = self._clock()
+        key = self._current_ring(now).verifying_key(kid, now)
+        if key is None and now - self._loaded_at >= UNKNOWN_KID_RELOAD_S:
+            # Perhaps another process has just added it.
+            key = self._current_ring(now, force=True).verifying_key(kid, now)
+        return key
+
+    def _current_ring(self, now: float, force: bool = False) -> KeyRing:
+        with self._lock:
+            if self._ring is None or force or now - self._loaded_at >= RING_RELOAD_S:
+                self._ring = self._load_ring()
+                self._loaded_at = now
+            return self._ring
 
 
-def load_signer(settings: Settings) -> TokenSigner:
-    path = settings.jwt_private_key_file or settings.secrets_dir / "jwt-es256.pem"
-    pem = secret_files.load_or_create(path, _new_private_pem)
-    key = serialization.load_pem_private_key(pem, password=None)
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-        raise ValueError(f"{path}: expected a P-256 EC private key")
-    return TokenSigner(key, settings.jwt_issuer, settings.jwt_audience)
+def load_signer(settings: Settings, db: Database | None = None,
+                is_denied: Callable[[Claims], bool] = lambda _claims: False,
+                clock: Callable[[], float] = time.time) -> TokenSigner:
+    """A signer over the key ring in the settings' database; the JWT KEK is read
+    on first use only, so processes that never sign or verify never need it."""
+    if db is None:
+        db = Database(settings.resolved_database_url)
+        db.create_schema()
+    database = db
+
+    @functools.cache
+    def envelope() -> Envelope:
+        return Envelope(jwt_kek(settings))
+
+    def load() -> KeyRing:
+        with database.session() as session:
+            ensure_signing_key(session, envelope(), int(clock()))
+            return load_ring(session, envelope())
+
+    return TokenSigner(load, settings.jwt_issuer, settings.jwt_audience,
+                       access_ttl_s=settings.access_token_ttl_s,
+                       refresh_ttl_s=settings.refresh_token_ttl_s,
+                       is_denied=is_denied, clock=clock)
 
 
-def _new_private_pem() -> bytes:
-    return ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
+def jwt_kek(settings: Settings) -> bytes:
+    return read_kek(settings.jwt_key_encryption_key, "STB_JWT_KEY_ENCRYPTION_KEY",
+                    settings.secrets_dir / "jwt-kek")
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+def _scopes(claims: dict[str, Any]) -> frozenset[str]:
+    scope = claims.get("scope", "")
+    if not isinstance(scope, str):
+        raise InvalidToken("invalid scope claim")
+    return frozenset(scope.split())
 
 
-def _thumbprint(public_key: ec.EllipticCurvePublicKey) -> str:
-    """RFC 7638 JWK thumbprint: stable kid derived from the key itself."""
-    numbers = public_key.public_numbers()
-    jwk = {"crv": "P-256", "kty": "EC", "x": _b64(numbers.x.to_bytes(32, "big")),
-           "y": _b64(numbers.y.to_bytes(32, "big"))}
-    canonical = json.dumps(jwk, separators=(",", ":"), sort_keys=True).encode()
-    return _b64(hashlib.sha256(canonical).digest())
+def _optional_str(claims: dict[str, Any], name: str) -> str | None:
+    value = claims.get(name)
+    return str(value) if value is not None else None

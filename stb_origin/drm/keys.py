@@ -16,6 +16,7 @@ import re
 import secrets
 import stat
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -67,52 +68,66 @@ class Envelope:
         return "Envelope(kek=<hidden>)"
 
     def wrap(self, asset_id: str, ck: ContentKey) -> bytes:
-        """version byte || 12-byte nonce || ciphertext+tag."""
-        nonce = os.urandom(NONCE_BYTES)
-        header = bytes([ENVELOPE_VERSION])
-        sealed = self._aead.encrypt(nonce, ck.key, _aad(header, asset_id, ck.key_id))
-        return header + nonce + sealed
+        return self.seal(ck.key, _AAD_CONTEXT, asset_id, ck.key_id)
 
     def unwrap(self, asset_id: str, key_id: str, blob: bytes) -> bytes:
-        if len(blob) < 1 + NONCE_BYTES + 16 or blob[0] != ENVELOPE_VERSION:
-            raise UnwrapError(f"unrecognised wrapped key for {asset_id}/{key_id}")
-        header, nonce, sealed = blob[:1], blob[1:1 + NONCE_BYTES], blob[1 + NONCE_BYTES:]
         try:
-            key = self._aead.decrypt(nonce, sealed, _aad(header, asset_id, key_id))
-        except InvalidTag:
+            key = self.open(blob, _AAD_CONTEXT, asset_id, key_id)
+        except UnwrapError:
             raise UnwrapError(f"wrapped key for {asset_id}/{key_id} failed to authenticate"
                               " (tampered, moved from another asset, or another KEK)") from None
         if len(key) != CONTENT_KEY_BYTES:
             raise UnwrapError(f"wrapped key for {asset_id}/{key_id} has the wrong length")
         return key
 
+    def seal(self, secret: bytes, context: bytes, *ids: str) -> bytes:
+        """version byte || 12-byte nonce || ciphertext+tag, bound to context and ids."""
+        nonce = os.urandom(NONCE_BYTES)
+        header = bytes([ENVELOPE_VERSION])
+        return header + nonce + self._aead.encrypt(nonce, secret, _aad(header, context, ids))
 
-def _aad(header: bytes, asset_id: str, key_id: str) -> bytes:
+    def open(self, blob: bytes, context: bytes, *ids: str) -> bytes:
+        if len(blob) < 1 + NONCE_BYTES + 16 or blob[0] != ENVELOPE_VERSION:
+            raise UnwrapError("unrecognised wrapped secret")
+        header, nonce, sealed = blob[:1], blob[1:1 + NONCE_BYTES], blob[1 + NONCE_BYTES:]
+        try:
+            return self._aead.decrypt(nonce, sealed, _aad(header, context, ids))
+        except InvalidTag:
+            raise UnwrapError("wrapped secret failed to authenticate") from None
+
+
+def _aad(header: bytes, context: bytes, ids: tuple[str, ...]) -> bytes:
     # NUL separators: ids never contain NUL, so ("ab","c") and ("a","bc") differ.
-    return b"\x00".join([_AAD_CONTEXT, header, asset_id.encode(), key_id.encode()])
+    return b"\x00".join([context, header, *(i.encode() for i in ids)])
 
 
 def load_kek(settings: Settings) -> bytes:
     """The KEK from STB_KEY_ENCRYPTION_KEY, else from secrets_dir/kek (made on first use)."""
-    if settings.key_encryption_key:
+    return read_kek(settings.key_encryption_key, "STB_KEY_ENCRYPTION_KEY",
+                    settings.secrets_dir / "kek")
+
+
+def read_kek(value: str | None, env_name: str, path: Path) -> bytes:
+    """32 bytes from base64 ``value`` if set, else from ``path`` (made on first use, 0600)."""
+    if value:
         try:
-            kek = base64.b64decode(settings.key_encryption_key.strip(), validate=True)
+            kek = base64.b64decode(value.strip(), validate=True)
         except (binascii.Error, ValueError):
-            raise KekError("STB_KEY_ENCRYPTION_KEY must be base64 of 32 random bytes"
+            raise KekError(f"{env_name} must be base64 of 32 random bytes"
                            " (e.g. `openssl rand -base64 32`)") from None
         if len(kek) != KEK_BYTES:
-            raise KekError(f"STB_KEY_ENCRYPTION_KEY decodes to {len(kek)} bytes; it must be"
+            raise KekError(f"{env_name} decodes to {len(kek)} bytes; it must be"
                            f" base64 of {KEK_BYTES} bytes (e.g. `openssl rand -base64 32`)")
         return kek
 
-    path = settings.secrets_dir / "kek"
     kek = load_or_create(path, lambda: os.urandom(KEK_BYTES))
     if len(kek) != KEK_BYTES:
         raise KekError(f"{path} holds {len(kek)} bytes, not {KEK_BYTES}; restore it from backup"
-                       " (every stored content key is wrapped under it)")
+                       " (everything wrapped under it is lost otherwise)")
     if stat.S_IMODE(path.stat().st_mode) & 0o077:
         raise KekError(f"{path} is readable by other users; run: chmod 600 {path}")
     return kek
 
 
-__all__ = ["ContentKey", "Envelope", "KekError", "UnwrapError", "generate_key", "load_kek"]
+__all__ = ["ContentKey", "Envelope", "KekError", "UnwrapError", "generate_key", "load_kek",
+           "read_kek"]

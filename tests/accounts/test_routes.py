@@ -225,6 +225,17 @@ def test_a_token_of_a_revoked_device_stops_working(api, services, alice):
     assert _call(api, "GET", "/v1/devices", alice.token).status_code == 200
 
 
+def test_a_revoked_device_is_refused_even_where_devices_are_not_looked_up(api, services,
+                                                                          alice):
+    device = _call(api, "POST", "/v1/devices", alice.token, json=BOX).json()
+    # /v1/assets checks the token's scope only: the deny-list is what stops it.
+    box_token = services.signer.issue(["assets:read"], subject=alice.id,
+                                      device_id=device["id"])
+    assert _call(api, "GET", "/v1/assets", box_token).status_code == 200
+    _call(api, "POST", f"/v1/devices/{device['id']}/revoke", alice.token)
+    assert "revoked" in _error(_call(api, "GET", "/v1/assets", box_token), 401, "invalid_token")
+
+
 # --- packages and entitlements ----------------------------------------------------
 
 def test_packages_entitlements_and_what_they_grant(api, services, admin, alice, asset_id):

@@ -68,11 +68,7 @@ def _required_variables() -> set[str]:
 
 
 def _dummies(tmp_path: Path) -> dict[str, str]:
-    jwt_key = tmp_path / "jwt.pem"
-    jwt_key.write_text("not a key: docker-compose config only checks the file is named\n")
-    env = {name: "dummy" for name in _required_variables()}
-    env["STB_JWT_KEY_FILE"] = str(jwt_key)
-    return env
+    return {name: "dummy" for name in _required_variables()}
 
 
 def test_docker_compose_accepts_the_file_with_the_required_variables_set(tmp_path: Path) -> None:
@@ -82,7 +78,7 @@ def test_docker_compose_accepts_the_file_with_the_required_variables_set(tmp_pat
 
 @pytest.mark.parametrize("secret", ["POSTGRES_PASSWORD", "STB_S3_SECRET_KEY",
                                     "STB_KEY_ENCRYPTION_KEY", "MINIO_ROOT_PASSWORD",
-                                    "STB_JWT_KEY_FILE"])
+                                    "STB_JWT_KEY_ENCRYPTION_KEY"])
 def test_docker_compose_refuses_to_start_without_each_secret(tmp_path: Path, secret: str) -> None:
     env = _dummies(tmp_path)
     del env[secret]
@@ -118,8 +114,7 @@ def test_no_secret_value_is_written_in_the_file(compose: dict[str, Any]) -> None
                 checked += 1
                 assert SECRET_REFERENCE.match(str(value)), (
                     f"{name}: {variable} must come from the environment, not {value!r}")
-    assert checked >= 6
-    assert compose["secrets"]["jwt_key"]["file"].startswith("${STB_JWT_KEY_FILE:?")
+    assert checked >= 7
 
 
 def test_app_settings_are_real_stb_settings(compose: dict[str, Any]) -> None:

@@ -311,20 +311,17 @@ def test_settings_come_from_the_configmap_and_secrets_by_reference(build: Build)
 
 
 def test_only_the_origin_holds_the_token_signing_key(build: Build) -> None:
+    # The signing keys live in the database wrapped under this key: whoever lacks
+    # it (the workers) cannot mint tokens even with database access.
+    name = "STB_JWT_KEY_ENCRYPTION_KEY"
     origin = build.named("Deployment", "stb-origin")
     env = {e["name"]: e for e in _containers(origin)[0]["env"]}
-    key_file = Path(env["STB_JWT_PRIVATE_KEY_FILE"]["value"])
-    mounts = {m["mountPath"]: m for m in _containers(origin)[0]["volumeMounts"]}
-    volumes = {v["name"]: v for v in _pod(origin)["volumes"]}
-    mount = mounts[str(key_file.parent)]
-    assert mount["readOnly"] is True
-    secret = volumes[mount["name"]]["secret"]
-    # Group-readable for the pod's fsGroup: the files belong to root.
-    assert secret["defaultMode"] == 0o440
-    pod_security = _pod(origin)["securityContext"]
-    assert pod_security["fsGroup"] == pod_security["runAsGroup"]
+    reference = env[name]["valueFrom"]["secretKeyRef"]
+    assert reference["name"] == "stb-origin-jwt"
     worker = build.named("Deployment", "stb-worker")
-    assert all(e["name"] != "STB_JWT_PRIVATE_KEY_FILE" for e in _containers(worker)[0]["env"])
+    assert all(e["name"] != name for e in _containers(worker)[0]["env"])
+    assert all(source["configMapRef"]["name"] != reference["name"]
+               for source in _containers(worker)[0].get("envFrom", []))
 
 
 def test_grace_periods_cover_the_drains(build: Build) -> None:
