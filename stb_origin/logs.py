@@ -7,6 +7,7 @@ from modules that never heard of the request or asset still carry its ids.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -43,7 +44,7 @@ def context(**fields: Any) -> Iterator[None]:
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": _timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -54,6 +55,18 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
+
+
+@functools.lru_cache(maxsize=2)
+def _second(epoch_s: int) -> str:
+    # The access log writes a line per request: format each second once.
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _timestamp(created: float) -> str:
+    """ISO 8601 in UTC with milliseconds, e.g. 2026-11-27T10:04:08.123+00:00."""
+    second = int(created)
+    return f"{_second(second)}.{int((created - second) * 1000):03d}+00:00"
 
 
 def configure(level: str = "INFO") -> None:

@@ -7,6 +7,10 @@ new series per request.
 
 from __future__ import annotations
 
+import functools
+
+from prometheus_client import Counter, Histogram
+
 from stb_origin import metrics
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -29,7 +33,18 @@ def route_class(path: str) -> str:
 def record(route: str, method: str, status: int, seconds: float, sent: int) -> None:
     """Count one answered request."""
     method = method if method in _METHODS else "other"
-    metrics.HTTP_REQUESTS.labels(route, method, str(status)).inc()
-    metrics.HTTP_REQUEST_DURATION.labels(route, method, f"{status // 100}xx").observe(seconds)
+    requests, duration, sent_bytes = _series(route, method, status)
+    requests.inc()
+    duration.observe(seconds)
     if sent and method != "HEAD":  # the server drops a HEAD body
-        metrics.HTTP_RESPONSE_BYTES.labels(route).inc(sent)
+        sent_bytes.inc(sent)
+
+
+# labels() takes a lock and builds tuples on every call; the label values are
+# few (route classes, methods, statuses), so each series is looked up once.
+@functools.lru_cache(maxsize=4096)
+def _series(route: str, method: str,
+            status: int) -> tuple[Counter, Histogram, Counter]:
+    return (metrics.HTTP_REQUESTS.labels(route, method, str(status)),
+            metrics.HTTP_REQUEST_DURATION.labels(route, method, f"{status // 100}xx"),
+            metrics.HTTP_RESPONSE_BYTES.labels(route))

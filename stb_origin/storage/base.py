@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import mimetypes
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -95,6 +96,10 @@ def _bad(what: str, value: str) -> InvalidKey:
     return InvalidKey(f"invalid storage {what}: {value[:200]!r}")
 
 
+# Backslashes and control characters: never part of a key.
+_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
 def _utf8_len(text: str) -> int:
     try:
         return len(text.encode("utf-8"))
@@ -105,8 +110,7 @@ def _utf8_len(text: str) -> int:
 def check_key(key: str) -> str:
     """Return ``key`` if it names an object: relative, no empty/'.'/'..' part, no
     backslash or control character, no trailing '/'."""
-    if (not key or key.startswith("/") or key.endswith("/") or "\\" in key
-            or any(ord(c) < 0x20 or c == "\x7f" for c in key)
+    if (not key or key.startswith("/") or key.endswith("/") or _FORBIDDEN.search(key)
             or _utf8_len(key) > MAX_KEY_BYTES):
         raise _bad("key", key)
     if any(part in ("", ".", "..") for part in key.split("/")):
