@@ -38,11 +38,9 @@ for fs/uvicorn-std: .venv/bin/pip install --target bench/out/pyextra httptools u
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -64,6 +62,7 @@ from servers import (
     stb_env,
     wait_http,
 )
+from wrk import Figure, wrk
 
 from stb_origin.drm.keys import generate_key
 from stb_origin.origin.objectcache import DEFAULT_MAX_OBJECT_BYTES
@@ -78,46 +77,6 @@ MOTO_KEYS = {"STB_S3_ACCESS_KEY": "bench-access", "STB_S3_SECRET_KEY": "bench-se
 SERVERS = ("nginx", "bare/uvicorn", "bare/granian", "fs/uvicorn", "fs/uvicorn-std",
            "fs/granian", "fs/granian-nomw", "s3/uvicorn", "s3/granian")
 TARGET_SEGMENT_BYTES = 1_000_000
-WRK_TIMEOUT_S = 5
-
-# Prints the figures as one JSON line; "issued" is how many requests the script
-# sent, to tell whether a cold list ran out and started over (warm again).
-WRK_SCRIPT = r"""
-paths = {}
-issued = 0
-local threads = {}
-
-function setup(thread)
-    table.insert(threads, thread)
-end
-
-function init(args)
-    if args[1] then
-        for line in io.lines(args[1]) do paths[#paths + 1] = line end
-    end
-end
-
-function request()
-    issued = issued + 1
-    if #paths == 0 then
-        return wrk.format("GET")
-    end
-    return wrk.format("GET", paths[((issued - 1) % #paths) + 1])
-end
-
-function done(summary, latency, requests)
-    local sent = 0
-    for _, t in ipairs(threads) do sent = sent + t:get("issued") end
-    local e = summary.errors
-    io.write(string.format(
-        'WRK {"requests": %d, "duration_us": %d, "bytes": %d, "p50_us": %d, "p99_us": %d,' ..
-        ' "errors": %d, "status_errors": %d, "issued": %d}\n',
-        summary.requests, summary.duration, summary.bytes, latency:percentile(50),
-        latency:percentile(99), e.connect + e.read + e.write + e.timeout, e.status, sent))
-end
-"""
-
-
 @dataclass
 class Asset:
     asset_id: str
@@ -131,15 +90,6 @@ class Asset:
     cold: list[str]  # distinct ~1 MB segments (hard links: one inode, many objects)
     cold_disk: list[str]  # distinct files (copies), dropped from the page cache before use
     cold_files: list[Path]
-
-
-@dataclass
-class Figure:
-    requests_s: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-    note: str = ""
 
 
 # The asset ----------------------------------------------------------------------------------
@@ -254,34 +204,6 @@ http {{
     nginx = Nginx("nginx-static", conf, prefix)
     nginx.start(f"http://127.0.0.1:{port}/hls/")
     return nginx, port
-
-
-# wrk ----------------------------------------------------------------------------------------
-
-
-def wrk(port: int, path: str, connections: int, duration: float,
-        paths_file: Path | None = None) -> Figure:
-    script = WORK / "bench.lua"
-    if not script.exists():
-        script.write_text(WRK_SCRIPT)
-    argv = [require("wrk", "apt-get install -y wrk"), "-t1", f"-c{connections}",
-            f"-d{duration:g}s", f"--timeout={WRK_TIMEOUT_S}s", "-s", str(script),
-            f"http://127.0.0.1:{port}{path}"]
-    if paths_file is not None:
-        argv += ["--", str(paths_file)]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60,
-                          check=False)
-    line = next((x for x in done.stdout.splitlines() if x.startswith("WRK ")), None)
-    if line is None:
-        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout}\n{done.stderr}")
-    r = json.loads(line[4:])
-    note = ""
-    if paths_file is not None:
-        distinct = len(paths_file.read_text().split())
-        if r["issued"] > distinct:
-            note = f"ran out: {r['issued'] - distinct} of {r['issued']} repeats"
-    return Figure(r["requests"] / (r["duration_us"] / 1e6), r["p50_us"] / 1000,
-                  r["p99_us"] / 1000, r["errors"] + r["status_errors"], note)
 
 
 # Main -------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ LEEWAY_S = 30
 # Other processes' new keys are picked up within this, or at once for an unknown kid.
 RING_RELOAD_S = 60
 UNKNOWN_KID_RELOAD_S = 5
+VERIFIED_CACHE_SIZE = 4096
 _REQUIRED = ["exp", "nbf", "iat", "iss", "aud", "sub", "jti"]
 
 
@@ -79,6 +80,10 @@ class TokenSigner:
         self._clock = clock
         self._lock = threading.Lock()
         self._ring: KeyRing | None = None
+        # token -> (claims, kid) of tokens that verified: a box presents the same
+        # token for every key and request, and an ECDSA check costs ~100 us.
+        # Expiry, key retirement and the deny-list are still checked on each use.
+        self._verified: dict[str, tuple[Claims, str]] = {}
         self._loaded_at = float("-inf")
 
     # --- issuing ---------------------------------------------------------------
@@ -127,13 +132,31 @@ class TokenSigner:
 
     def verify(self, token: str) -> Claims:
         """The claims of a valid, unrevoked access token; InvalidToken otherwise."""
-        claims = self._decode(token, ACCESS_TYPE)
+        now = self._clock()
+        verified = self._verified.get(token)
+        if verified is None or not self._still_valid(verified, now):
+            verified = self._verify_access(token)
+            if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                self._verified.clear()
+            self._verified[token] = verified
+        claims = verified[0]
+        if self._is_denied(claims):
+            raise InvalidToken("token revoked")
+        return claims
+
+    def _still_valid(self, verified: tuple[Claims, str], now: float) -> bool:
+        claims, kid = verified
+        return (now < claims.expires_at + LEEWAY_S
+                and self._current_ring(now).verifying_key(kid, now) is not None)
+
+    def _verify_access(self, token: str) -> tuple[Claims, str]:
+        claims, kid = self._decode(token, ACCESS_TYPE)
         assets = claims.get("assets")
         if assets is not None and not (
                 isinstance(assets, list) and all(isinstance(a, str) for a in assets)):
             raise InvalidToken("invalid assets claim")
         client = claims.get("client_id")
-        result = Claims(
+        return Claims(
             subject=str(claims["sub"]),
             scopes=_scopes(claims),
             device_id=_optional_str(claims, "device_id"),
@@ -141,13 +164,10 @@ class TokenSigner:
             token_id=str(claims["jti"]),
             client_id=str(client) if client is not None else None,
             assets=frozenset(assets) if assets is not None else None,
-        )
-        if self._is_denied(result):
-            raise InvalidToken("token revoked")
-        return result
+        ), kid
 
     def verify_refresh(self, token: str) -> RefreshClaims:
-        claims = self._decode(token, REFRESH_TYPE)
+        claims, _kid = self._decode(token, REFRESH_TYPE)
         if not isinstance(claims.get("fam"), str) or not isinstance(claims.get("client_id"), str):
             raise InvalidToken("invalid refresh token")
         return RefreshClaims(
@@ -155,7 +175,8 @@ class TokenSigner:
             device_id=_optional_str(claims, "device_id"), client_id=claims["client_id"],
             family=claims["fam"], token_id=str(claims["jti"]), expires_at=int(claims["exp"]))
 
-    def _decode(self, token: str, typ: str) -> dict[str, Any]:
+    def _decode(self, token: str, typ: str) -> tuple[dict[str, Any], str]:
+        """The claims and kid of a token of type ``typ`` that verifies now."""
         if not token or len(token) > MAX_TOKEN_BYTES:
             raise InvalidToken("token missing or too large")
         try:
@@ -167,8 +188,7 @@ class TokenSigner:
         if header.get("typ") != typ:
             raise InvalidToken("wrong token type")
         kid = header.get("kid")
-        key = self._verifying_key(kid) if isinstance(kid, str) else None
-        if key is None:
+        if not isinstance(kid, str) or (key := self._verifying_key(kid)) is None:
             raise InvalidToken("unknown signing key")
         try:
             # The times are checked below against our clock (injectable in tests).
@@ -188,7 +208,7 @@ class TokenSigner:
             raise InvalidToken("token expired")
         if now < nbf - LEEWAY_S or now < iat - LEEWAY_S:
             raise InvalidToken("token not valid yet")
-        return claims
+        return claims, kid
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         now = self._clock()

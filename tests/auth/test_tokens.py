@@ -11,6 +11,7 @@ from stb_origin.auth import keyring
 from stb_origin.auth.tokens import (
     ALGORITHM,
     LEEWAY_S,
+    RING_RELOAD_S,
     InvalidToken,
     TokenSigner,
     jwt_kek,
@@ -305,3 +306,21 @@ def test_token_from_another_installation_is_refused(signer, tmp_path):
     signer.issue(["playback"])
     with pytest.raises(InvalidToken):
         signer.verify(other.issue(["playback"]))
+
+
+def test_a_verified_token_is_remembered_but_still_expires(signer, clock):
+    token = signer.issue(["playback"], ttl_s=60)
+    assert signer.verify(token) == signer.verify(token)
+    clock.now += 60 + LEEWAY_S
+    with pytest.raises(InvalidToken, match="expired"):
+        signer.verify(token)
+
+
+def test_a_remembered_token_stops_when_its_key_retires(settings, db, signer, clock):
+    token = signer.issue(["playback"], ttl_s=10 * 3600)
+    signer.verify(token)
+    with db.session() as session:
+        keyring.rotate(session, Envelope(jwt_kek(settings)), int(clock.now), 0, 60)
+    clock.now += RING_RELOAD_S + 61  # this signer rereads the ring by then
+    with pytest.raises(InvalidToken, match="unknown signing key"):
+        signer.verify(token)
