@@ -24,6 +24,8 @@ log = logging.getLogger("stb_origin.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # /hls/{id}/..., /keys/{id}/..., /v1/assets/{id}: the paths that name one asset.
 _ASSET_PATH = re.compile(r"^/(?:hls|keys|v1/assets)/([0-9a-f]{32})(?:/|$)")
+# A signed URL's token segment (/hls/st=.../{id}/...): a credential, never logged.
+_URL_TOKEN = re.compile(r"^/hls/st=[^/]*/")
 _CREATED = re.compile(rb"^/v1/assets/([0-9a-f]{32})$")
 
 
@@ -32,7 +34,12 @@ def request_id_of(scope: Scope) -> str:
     return incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(8)
 
 
+def loggable_path(path: str) -> str:
+    return _URL_TOKEN.sub("/hls/st=<redacted>/", path, count=1)
+
+
 def asset_id_of(path: str) -> str | None:
+    path = _URL_TOKEN.sub("/hls/", path, count=1)
     match = _ASSET_PATH.match(path)
     return match.group(1) if match else None
 
@@ -101,7 +108,8 @@ class AccessLog:
         finally:
             count()  # the app raised or the body never ended
             line = {
-                "request_id": request_id, "method": scope["method"], "path": scope["path"],
+                "request_id": request_id, "method": scope["method"],
+                "path": loggable_path(scope["path"]),
                 "route": route, "status": status,
                 "bytes": 0 if scope["method"] == "HEAD" else sent,
                 "ms": round((time.perf_counter() - started) * 1000, 2),

@@ -14,7 +14,9 @@ from stb_origin.accounts import routes as account_routes
 from stb_origin.drm import routes as key_routes
 from stb_origin.errors import EXCEPTION_HANDLERS
 from stb_origin.ingest import routes as ingest_routes
+from stb_origin.origin.access import HlsAccess
 from stb_origin.origin.routes import routes as origin_routes
+from stb_origin.playback import routes as playback_routes
 from stb_origin.services import Services
 
 
@@ -25,10 +27,13 @@ def create_app(services: Services) -> Starlette:
         services.close()
 
     app = Starlette(
-        routes=[*health.ROUTES, *metrics_endpoint.routes(services),
+        # The router tries routes in order: /hls/ (nearly every request) comes first.
+        routes=[*origin_routes(services.storage,
+                               playlist_max_age_s=services.settings.playlist_max_age_s,
+                               access=HlsAccess.from_settings(services.settings)),
+                *health.ROUTES, *metrics_endpoint.routes(services),
                 *ingest_routes.ROUTES, *account_routes.ROUTES, *key_routes.ROUTES,
-                *origin_routes(services.storage,
-                               playlist_max_age_s=services.settings.playlist_max_age_s)],
+                *playback_routes.ROUTES],
         middleware=[Middleware(AccessLog)],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,

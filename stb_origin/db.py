@@ -34,7 +34,7 @@ class Database:
         # Import the modules that define tables so they register with Base.
         from stb_origin.accounts import models  # noqa: F401
         from stb_origin.auth import keyring  # noqa: F401
-        from stb_origin.drm import keystore  # noqa: F401
+        from stb_origin.drm import audit, keystore  # noqa: F401
         from stb_origin.ingest import records  # noqa: F401
 
         Base.metadata.create_all(self.engine)

@@ -76,7 +76,9 @@ KEY_DELIVERIES = Counter(
 )
 KEY_REFUSALS = Counter(
     "stb_key_refusals_total",
-    "Key requests refused, by reason (unauthorized, forbidden, not_found).",
+    "Key requests refused, by reason: the token (unauthorized, forbidden: no playback"
+    " scope, unavailable: revocations unreadable), the caller (wrong_asset, not_a_user,"
+    " unknown_user, device_revoked, no_device, not_entitled), rate_limited, not_found.",
     ["reason"],
 )
 

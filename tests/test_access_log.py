@@ -143,6 +143,17 @@ def test_query_strings_and_tokens_are_never_logged(api, services, log_lines):
         assert secret not in everything
 
 
+def test_a_signed_url_is_logged_without_its_token(api, log_lines):
+    asset_id = secrets.token_hex(16)
+    token = "st=exp=4102444800~acl=" + asset_id + "~hmac=" + "ab" * 32
+    httpx.get(f"{api}/hls/{token}/{asset_id}/master.m3u8", headers={"X-Request-ID": "s-1"},
+              timeout=10)
+    line = _access(log_lines, "s-1")
+    assert line["path"] == f"/hls/st=<redacted>/{asset_id}/master.m3u8"
+    assert (line["asset_id"], line["route"]) == (asset_id, "hls_playlist")
+    assert "ab" * 32 not in "\n".join(log_lines.raw)
+
+
 def test_the_request_context_does_not_leak_into_the_next_request(api, log_lines):
     asset_id = secrets.token_hex(16)
     httpx.get(f"{api}/hls/{asset_id}/master.m3u8", headers={"X-Request-ID": "first"},

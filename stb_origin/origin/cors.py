@@ -1,4 +1,5 @@
-"""CORS for web players: /hls is public, so any origin may read it."""
+"""CORS for web players: /hls is public, so any origin may read it; /keys and
+/v1/playback take credentials, so only the origins in STB_CORS_ORIGINS may."""
 
 from __future__ import annotations
 
@@ -24,3 +25,37 @@ PREFLIGHT_HEADERS = {
     "Access-Control-Max-Age": str(PREFLIGHT_MAX_AGE_S),
     "Cache-Control": f"public, max-age={PREFLIGHT_MAX_AGE_S}",
 }
+
+
+# -- credentialed CORS: /keys and /v1/playback ------------------------------------------
+#
+# Web players send their bearer token to these, so "*" will not do: the browser
+# needs the caller's own Origin back with Allow-Credentials, and only origins
+# listed in STB_CORS_ORIGINS get it. The answers are private and never cached,
+# so varying by Origin costs nothing.
+
+CREDENTIALED_VARY = {"Vary": "Origin"}
+
+
+def credentialed_headers(origin: str | None, allowed: tuple[str, ...]) -> dict[str, str]:
+    """CORS headers for an allowed Origin; just Vary for any other."""
+    if origin is None or origin not in allowed:
+        return dict(CREDENTIALED_VARY)
+    return {
+        **CREDENTIALED_VARY,
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Credentials": "true",
+        # A web player needs Retry-After to back off after a 429.
+        "Access-Control-Expose-Headers": "Retry-After",
+    }
+
+
+def credentialed_preflight(origin: str | None, allowed: tuple[str, ...]) -> dict[str, str]:
+    headers = credentialed_headers(origin, allowed)
+    if "Access-Control-Allow-Origin" in headers:
+        headers.update({
+            "Access-Control-Allow-Methods": "GET, OPTIONS",
+            "Access-Control-Allow-Headers": "Authorization",
+            "Access-Control-Max-Age": str(PREFLIGHT_MAX_AGE_S),
+        })
+    return headers

@@ -3,12 +3,16 @@
 ETag/Last-Modified with 304s, single byte ranges with 206/416 (several ranges
 get the full 200), If-Range, CORS for web players, and Cache-Control from
 ``caching``. Small objects come from the in-memory copy ``objects`` keeps, with
-exactly the same answers. Errors are JSON; nothing reveals a storage path.
+exactly the same answers. Filtered masters (``masters``) are made from the
+master on the fly. ``access`` decides who may ask: the CDN, signed URLs
+(``/hls/st=.../{asset_id}/{path}``). Errors are JSON; nothing reveals a
+storage path.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -17,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from stb_origin.errors import EXCEPTION_HANDLERS, error_response
+from stb_origin.origin.access import HlsAccess
 from stb_origin.origin.caching import (
     NO_STORE,
     NOT_FOUND_CACHE_CONTROL,
@@ -32,9 +37,10 @@ from stb_origin.origin.conditional import (
     parse_range,
 )
 from stb_origin.origin.cors import CORS_HEADERS, PREFLIGHT_HEADERS
+from stb_origin.origin.masters import MASTER, filtered, form_etag, parse_name
 from stb_origin.origin.objectcache import MUTABLE_TTL_S, ObjectCache
-from stb_origin.origin.objects import Objects
-from stb_origin.origin.paths import parse_hls_path
+from stb_origin.origin.objects import Found, Objects
+from stb_origin.origin.paths import HlsPath, parse_hls_path
 from stb_origin.origin.responses import ObjectResponse, close_chunks
 from stb_origin.settings import SettingsError
 from stb_origin.storage import (
@@ -48,30 +54,42 @@ from stb_origin.storage import (
 log = logging.getLogger("stb_origin.origin")
 
 HLS_PATH = "/hls/{asset_id}/{path:path}"
+# The same files under a signed-URL segment (playback.urlsign).
+SIGNED_HLS_PATH = "/hls/st={token}/{asset_id}/{path:path}"
 RETRY_AFTER_S = 5
 
 
 def routes(storage: Storage, *, playlist_max_age_s: int = PLAYLIST_MAX_AGE_S,
-           cache: ObjectCache | None = None) -> list[BaseRoute]:
+           cache: ObjectCache | None = None,
+           access: HlsAccess | None = None) -> list[BaseRoute]:
     """``cache``: the in-memory copy to use; by default one of the standard size
-    that keeps playlists no longer than the CDN is told to (``playlist_max_age_s``)."""
+    that keeps playlists no longer than the CDN is told to (``playlist_max_age_s``).
+    ``access``: who may ask; by default anyone."""
     if playlist_max_age_s < 0:
         raise SettingsError("STB_PLAYLIST_MAX_AGE_S must be 0 or more")
     if cache is None:
         cache = ObjectCache(mutable_ttl_s=min(MUTABLE_TTL_S, playlist_max_age_s))
     objects = Objects(storage, cache)
+    guard = access or HlsAccess()
 
     async def hls(request: Request) -> Response:
+        refusal = guard.refusal(request)
+        if refusal is not None:
+            return error_response(403, "forbidden", refusal,
+                                  {**CORS_HEADERS, "Cache-Control": NO_STORE})
         return await serve(storage, objects, request, playlist_max_age_s)
 
-    return [Route(HLS_PATH, hls, methods=["GET", "HEAD", "OPTIONS"], name="hls")]
+    methods = ["GET", "HEAD", "OPTIONS"]
+    # The signed form first: the plain pattern would take "st=..." for an asset id.
+    return [Route(SIGNED_HLS_PATH, hls, methods=methods, name="signed_hls"),
+            Route(HLS_PATH, hls, methods=methods, name="hls")]
 
 
 def build_app(storage: Storage, *, playlist_max_age_s: int = PLAYLIST_MAX_AGE_S,
-              cache: ObjectCache | None = None) -> Starlette:
+              cache: ObjectCache | None = None, access: HlsAccess | None = None) -> Starlette:
     """The origin on its own, with the JSON error handlers of the main app."""
     return Starlette(routes=routes(storage, playlist_max_age_s=playlist_max_age_s,
-                                   cache=cache),
+                                   cache=cache, access=access),
                      exception_handlers=EXCEPTION_HANDLERS)
 
 
@@ -92,6 +110,34 @@ def storage_failed(exc: StorageError, key: str) -> Response:
                            "Retry-After": str(RETRY_AFTER_S)})
 
 
+async def _find(storage: Storage, objects: Objects, target: HlsPath,
+                playlist_max_age_s: int) -> Found | Response:
+    """The object the path names, or a filtered master made from the master."""
+    name = target.parts[0] if len(target.parts) == 1 else None
+    if name is None or parse_name(name) is None:
+        return await objects.find(target.key, is_immutable(target))
+    master_key = f"hls/{target.asset_id}/{MASTER}"
+    master = await objects.find(master_key, False)
+    body = master.body
+    if body is None:  # too big to keep: never for a real master, but still correct
+        body = await run_in_threadpool(lambda: b"".join(storage.read_chunks(master_key)))
+    try:
+        form = filtered(body, name)
+    except ValueError:  # not a master playlist
+        return not_found()
+    if form.name is None:  # the ladder has nothing this filter keeps
+        return not_found()
+    if form.body is None:
+        # Another spelling of a form: one URL per result keeps the CDN to one
+        # copy. Relative, so a signed-URL segment is kept.
+        return Response(status_code=301, headers={
+            **CORS_HEADERS, "Location": form.name,
+            "Cache-Control": cache_control(target, playlist_max_age_s)})
+    info = replace(master.info, key=target.key, size=len(form.body),
+                   etag=form_etag(master.info.etag, name))
+    return Found(info, form.body)
+
+
 def _joined(request: Request, name: str) -> str | None:
     # A header sent several times is one comma-separated list (RFC 9110 §5.3).
     values = request.headers.getlist(name)
@@ -108,9 +154,11 @@ async def serve(storage: Storage, objects: Objects, request: Request,
     if target is None:
         return not_found()
     try:
-        found = await objects.find(target.key, is_immutable(target))
+        found = await _find(storage, objects, target, playlist_max_age_s)
     except StorageError as exc:
         return storage_failed(exc, target.key)
+    if isinstance(found, Response):
+        return found
     info = found.info
 
     headers = {

@@ -12,7 +12,7 @@ from stb_origin.app import create_app
 from stb_origin.ingest.records import new_asset_id
 from stb_origin.services import Services
 from stb_origin.settings import Settings
-from tests.cdn.nginx import Nginx, nginx_binary
+from tests.cdn.nginx import Nginx, js_module, nginx_binary
 from tests.cdn.support import FakeAsset, OriginServer
 
 # Playlists expire at the edge after this (instead of 30 s), so expiry, takedown
@@ -24,6 +24,7 @@ PLAYLIST_MAX_AGE_S = 1
 def _nginx_installed() -> None:
     try:
         nginx_binary()
+        js_module()
     except FileNotFoundError as exc:
         pytest.fail(str(exc), pytrace=False)
 

@@ -5,7 +5,8 @@ templates (envsubst with a list of variable names): ``${NAME}`` for the names
 in VARIABLES becomes the value, everything else is left alone. The harness
 wraps the rendered http-level file in a minimal main config, as the image's
 own nginx.conf does, with every path inside one folder: no root needed, no
-system paths touched.
+system paths touched. The main config loads the njs module and the folder gets
+deploy/cdn/urlsign.js where the template imports it from (njs/urlsign.js).
 """
 
 from __future__ import annotations
@@ -23,9 +24,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "deploy" / "cdn" / "nginx.conf"
+URLSIGN_JS = REPO / "deploy" / "cdn" / "urlsign.js"
 VARIABLES = ("STB_CDN_UPSTREAM", "STB_CDN_LISTEN", "STB_CDN_CACHE_DIR",
-             "STB_CDN_CACHE_MAX_SIZE", "STB_CDN_ORIGIN_SECRET")
-INSTALL_HINT = "apt-get install -y nginx"
+             "STB_CDN_CACHE_MAX_SIZE", "STB_CDN_ORIGIN_SECRET", "STB_CDN_URL_SIGNING_SECRETS")
+INSTALL_HINT = "apt-get install -y nginx libnginx-mod-http-js"
+# Where Debian's libnginx-mod-http-js and the nginx.org packages put the njs module.
+JS_MODULES = (Path("/usr/lib/nginx/modules/ngx_http_js_module.so"),
+              Path("/etc/nginx/modules/ngx_http_js_module.so"),
+              Path("/usr/local/nginx/modules/ngx_http_js_module.so"))
 START_TIMEOUT_S = 10.0
 
 
@@ -67,6 +73,14 @@ def nginx_binary() -> str:
     return found
 
 
+def js_module() -> Path:
+    found = next((p for p in JS_MODULES if p.is_file()), None)
+    if found is None:
+        raise FileNotFoundError(
+            f"the nginx njs module is required for the CDN tests: {INSTALL_HINT}")
+    return found
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -78,6 +92,7 @@ def _main_config(folder: Path, http_conf: Path, workers: int) -> str:
     # Root's workers would otherwise switch to nobody and lose the folder.
     user = "user root root;\n" if os.geteuid() == 0 else ""
     return (
+        f"load_module {js_module()};\n"
         f"{user}worker_processes {workers};\n"
         "daemon off;\n"
         f"pid {folder / 'nginx.pid'};\n"
@@ -98,7 +113,8 @@ class Nginx:
     """nginx with the CDN config in ``folder``: logs there, the cache under it."""
 
     def __init__(self, folder: Path, upstream: str, *, origin_secret: str = "",
-                 cache_max_size: str = "1g", workers: int = 1) -> None:
+                 url_signing_secrets: str = "", cache_max_size: str = "1g",
+                 workers: int = 1) -> None:
         self.folder = folder
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -112,6 +128,7 @@ class Nginx:
             "STB_CDN_CACHE_DIR": str(self.cache_dir),
             "STB_CDN_CACHE_MAX_SIZE": cache_max_size,
             "STB_CDN_ORIGIN_SECRET": origin_secret,
+            "STB_CDN_URL_SIGNING_SECRETS": url_signing_secrets,
         }
         self.workers = workers
         self.process: subprocess.Popen[bytes] | None = None
@@ -119,6 +136,8 @@ class Nginx:
     def start(self) -> Nginx:
         binary = nginx_binary()
         (self.folder / "temp").mkdir(parents=True, exist_ok=True)
+        (self.folder / "njs").mkdir(exist_ok=True)
+        shutil.copyfile(URLSIGN_JS, self.folder / "njs" / "urlsign.js")
         http_conf = self.folder / "cdn.conf"
         http_conf.write_text(render(self.values))
         main_conf = self.folder / "nginx.conf"

@@ -18,6 +18,7 @@ VALUES = {
     "STB_CDN_CACHE_DIR": "/var/cache/nginx/stb",
     "STB_CDN_CACHE_MAX_SIZE": "10g",
     "STB_CDN_ORIGIN_SECRET": "s3cret-value",
+    "STB_CDN_URL_SIGNING_SECRETS": "new-secret,old-secret",
 }
 
 
@@ -37,6 +38,7 @@ def test_rendering_replaces_only_the_placeholders() -> None:
     assert "server origin:8000;" in rendered
     assert "listen 8080;" in rendered
     assert 'proxy_set_header X-Origin-Secret "s3cret-value";' in rendered
+    assert 'js_var $stb_url_signing_secrets "new-secret,old-secret";' in rendered
     # nginx's own variables are left alone.
     for variable in ("$uri", "$upstream_cache_status", "$http_authorization", "$request_id"):
         assert variable in rendered
@@ -82,3 +84,13 @@ def test_compose_renders_this_file_with_these_variables() -> None:
     assert "./deploy/cdn/nginx.conf:/etc/nginx/templates/" in text
     for name in VARIABLES:
         assert f"{name}:" in text, name
+
+
+def test_the_image_main_config_loads_njs_and_includes_the_rendered_template() -> None:
+    main = (TEMPLATE.parent / "main.conf").read_text()
+    directives = [line.strip() for line in main.splitlines()
+                  if line.strip() and not line.lstrip().startswith("#")]
+    assert directives[0] == "load_module modules/ngx_http_js_module.so;"
+    assert "include /etc/nginx/conf.d/*.conf;" in directives
+    # The template imports the script from where the README says to put it.
+    assert "js_import stb_urlsign from njs/urlsign.js;" in TEMPLATE.read_text()

@@ -1,16 +1,28 @@
-"""Key delivery over real HTTP: only playback tokens get the 16 bytes, and nothing leaks."""
+"""Key delivery over real HTTP: only entitled boxes (and the operator) get the 16
+bytes; every refusal is a 403 that is audited, counted and never cached."""
 
 from __future__ import annotations
 
 import logging
+import time
+from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import select
 
+from stb_origin.accounts.devices import get_device
+from stb_origin.accounts.models import Role, utcnow
 from stb_origin.drm import keystore
-from stb_origin.drm.keys import generate_key
+from stb_origin.drm.audit import MAX_FORWARDED_FOR, KeyAudit
+from stb_origin.drm.keys import ContentKey, generate_key
+from stb_origin.services import Services
+from tests.drm.support import Box, entitle, household, new_asset, revoke
 
 ASSET = "ab" * 16
+PLAYER = "https://player.example.com"
 
 
 @pytest.fixture
@@ -21,10 +33,54 @@ def stored_key(services):  # type: ignore[no-untyped-def]
     return key
 
 
-def _get(api: str, path: str, token: str | None = None, query: bool = False) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {token}"} if token and not query else {}
+@pytest.fixture
+def film(services: Services) -> tuple[str, ContentKey]:
+    return new_asset(services)
+
+
+@pytest.fixture
+def box(services: Services, film: tuple[str, ContentKey]) -> Box:
+    """A box whose account is entitled to the film."""
+    entitled = household(services)
+    entitle(services, entitled.account_id, film[0])
+    return entitled
+
+
+def _get(api: str, path: str, token: str | None = None, query: bool = False,
+         headers: dict[str, str] | None = None) -> httpx.Response:
+    sent = dict(headers or {})
+    if token and not query:
+        sent["Authorization"] = f"Bearer {token}"
     params = {"token": token} if token and query else None
-    return httpx.get(api + path, headers=headers, params=params, timeout=10)
+    return httpx.get(api + path, headers=sent, params=params, timeout=10)
+
+
+def _key_path(asset_id: str, key: ContentKey) -> str:
+    return f"/keys/{asset_id}/{key.key_id}"
+
+
+def _audit(services: Services) -> list[KeyAudit]:
+    with services.db.session() as session:
+        return list(session.scalars(select(KeyAudit).order_by(KeyAudit.created_at)))
+
+
+def _refusals(reason: str) -> float:
+    return REGISTRY.get_sample_value("stb_key_refusals_total", {"reason": reason}) or 0.0
+
+
+def _deliveries() -> float:
+    return REGISTRY.get_sample_value("stb_key_deliveries_total") or 0.0
+
+
+def _assert_refused(response: httpx.Response, status: int, code: str,
+                    key: ContentKey) -> None:
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code
+    assert response.headers["cache-control"] == "private, no-store"
+    assert key.key not in response.content
+
+
+# -- who gets the key ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("query", [False, True])
@@ -37,6 +93,131 @@ def test_playback_token_gets_exactly_the_key(api, services, stored_key, query):
     assert response.headers["content-type"] == "application/octet-stream"
 
 
+def test_an_entitled_box_gets_the_key_and_is_seen_and_audited(api, services, film, box):
+    asset_id, key = film
+    before = _deliveries()
+    response = _get(api, _key_path(asset_id, key), box.token,
+                    headers={"X-Forwarded-For": "203.0.113.7, 10.0.0.2",
+                             "X-Request-ID": "req-42"})
+    assert response.status_code == 200 and response.content == key.key
+    assert response.headers["cache-control"] == "private, no-store"
+    assert _deliveries() == before + 1
+    with services.db.session() as session:
+        device = get_device(session, box.device_id)
+        assert device is not None and device.last_seen_at is not None
+        assert utcnow() - device.last_seen_at < timedelta(minutes=1)
+
+    [row] = _audit(services)
+    assert row.to_json() | {"id": None, "at": None} == {
+        "id": None, "at": None, "subject": box.user_id, "account": box.account_id,
+        "device": box.device_id, "client": None, "asset": asset_id, "key_id": key.key_id,
+        # uvicorn trusts 127.0.0.1 as a proxy: the peer is the last hop it names.
+        "outcome": "delivered", "client_address": "10.0.0.2",
+        "forwarded_for": "203.0.113.7, 10.0.0.2", "request_id": "req-42"}
+    assert utcnow() - row.created_at < timedelta(minutes=1)
+
+
+def test_an_entitlement_window_is_honoured_at_both_ends(api, services, film):
+    asset_id, key = film
+    now = utcnow()
+    expired, future, current = household(services), household(services), household(services)
+    entitle(services, expired.account_id, asset_id, now - timedelta(days=30),
+            now - timedelta(seconds=1))
+    entitle(services, future.account_id, asset_id, now + timedelta(hours=1))
+    entitle(services, current.account_id, asset_id, now - timedelta(days=1),
+            now + timedelta(days=1))
+    for refused in (expired, future):
+        _assert_refused(_get(api, _key_path(asset_id, key), refused.token), 403,
+                        "not_entitled", key)
+    assert _get(api, _key_path(asset_id, key), current.token).content == key.key
+
+
+def test_admins_need_the_admin_scope_as_well_as_the_role(api, services, film):
+    asset_id, key = film
+    admin = household(services, role=Role.ADMIN, scopes=("playback", "admin"))
+    unbound = services.signer.issue(["playback", "admin"], subject=admin.user_id)
+    assert _get(api, _key_path(asset_id, key), unbound).content == key.key
+    role_only = services.signer.issue(["playback"], subject=admin.user_id)
+    _assert_refused(_get(api, _key_path(asset_id, key), role_only), 403, "no_device", key)
+    subscriber = household(services)
+    scope_only = services.signer.issue(["playback", "admin"], subject=subscriber.user_id)
+    _assert_refused(_get(api, _key_path(asset_id, key), scope_only), 403, "no_device", key)
+
+
+# -- every refusal -----------------------------------------------------------------------
+
+
+def _token_for_another_asset(services: Services, box: Box) -> str:
+    other, _ = new_asset(services)
+    entitle(services, box.account_id, other)
+    return services.signer.issue(["playback"], subject=box.user_id, device_id=box.device_id,
+                                 assets=[other])
+
+
+def _revoked_box(services: Services, box: Box) -> str:
+    revoke(services, box.device_id)
+    return box.token
+
+
+def _unknown_user(services: Services, box: Box) -> str:
+    return services.signer.issue(["playback"], subject="f" * 32, device_id=box.device_id)
+
+
+def _client_credentials(services: Services, box: Box) -> str:
+    return services.signer.issue(["playback"], subject="c" * 32, client_id="c" * 32)
+
+
+def _no_device(services: Services, box: Box) -> str:
+    return services.signer.issue(["playback"], subject=box.user_id)
+
+
+def _other_account_device(services: Services, box: Box) -> str:
+    # A box of another household, with this user's id: not a device of their account.
+    stranger = household(services)
+    return services.signer.issue(["playback"], subject=box.user_id,
+                                 device_id=stranger.device_id)
+
+
+REFUSALS: dict[str, tuple[Any, str]] = {
+    "token scoped to another asset": (_token_for_another_asset, "wrong_asset"),
+    "revoked device": (_revoked_box, "device_revoked"),
+    "device of another account": (_other_account_device, "device_revoked"),
+    "unknown user": (_unknown_user, "unknown_user"),
+    "client-credentials token": (_client_credentials, "not_a_user"),
+    "user token without a device": (_no_device, "no_device"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSALS)
+def test_refusals_are_403_audited_and_counted(api, services, film, box, case):
+    asset_id, key = film
+    make_token, reason = REFUSALS[case]
+    token = make_token(services, box)
+    before = _refusals(reason)
+    _assert_refused(_get(api, _key_path(asset_id, key), token), 403, reason, key)
+    assert _refusals(reason) == before + 1
+    [row] = _audit(services)
+    assert (row.outcome, row.asset_id, row.key_id) == (reason, asset_id, key.key_id)
+
+
+def test_keys_of_an_asset_the_account_is_not_entitled_to_are_403(api, services, film, box):
+    other, other_key = new_asset(services)
+    _assert_refused(_get(api, _key_path(other, other_key), box.token), 403, "not_entitled",
+                    other_key)
+    assert [r.outcome for r in _audit(services)] == ["not_entitled"]
+    assert _audit(services)[0].account_id == box.account_id
+    # The asset it is entitled to still works with the same token.
+    assert _get(api, _key_path(*film), box.token).content == film[1].key
+
+
+def test_an_operator_token_scoped_to_one_asset_gets_no_other(api, services, film):
+    asset_id, key = film
+    other, other_key = new_asset(services)
+    token = services.signer.issue(["playback"], assets=[other])
+    _assert_refused(_get(api, _key_path(asset_id, key), token), 403, "wrong_asset", key)
+    assert _get(api, _key_path(other, other_key), token).content == other_key.key
+
+
 def test_no_token_or_a_bad_one_is_401(api, services, stored_key):
     path = f"/keys/{ASSET}/{stored_key.key_id}"
     expired = services.signer.issue(["playback"], ttl_s=-300)
@@ -45,6 +226,7 @@ def test_no_token_or_a_bad_one_is_401(api, services, stored_key):
         assert response.status_code == 401
         assert "no-store" in response.headers["cache-control"]
         assert stored_key.key not in response.content
+    assert _audit(services) == []  # nobody to audit before the token is verified
 
 
 def test_other_scopes_are_403(api, services, stored_key):
@@ -65,19 +247,103 @@ def test_unknown_or_malformed_ids_are_404(api, services, stored_key, path):
     response = _get(api, path.replace("KEY", stored_key.key_id), token)
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+    # Audited when routed ('%2f' decodes to more path segments than a key has).
+    assert {r.outcome for r in _audit(services)} <= {"not_found"}
 
 
-def test_keys_and_tokens_never_reach_the_logs(api, services, stored_key, caplog):
-    token = services.signer.issue(["playback"], device_id="box-1")
+# -- rate limit ----------------------------------------------------------------------------
+
+
+def _start_of_a_window(window_s: int = 60, margin_s: float = 5) -> None:
+    """Wait, rarely, until a burst of requests fits well inside one rate window."""
+    left = window_s - time.time() % window_s
+    if left < margin_s:
+        time.sleep(left + 0.05)
+
+
+def test_a_box_over_its_rate_is_told_to_wait(api, services, film, box):
+    asset_id, key = film
+    services.settings = services.settings.with_(key_requests_per_minute=3)
+    neighbour = household(services)
+    entitle(services, neighbour.account_id, asset_id)
+    before = _refusals("rate_limited")
+    _start_of_a_window()
+    for _ in range(3):
+        assert _get(api, _key_path(asset_id, key), box.token).status_code == 200
+    for _ in range(2):
+        limited = _get(api, _key_path(asset_id, key), box.token)
+        _assert_refused(limited, 429, "rate_limited", key)
+        assert 1 <= int(limited.headers["retry-after"]) <= 60
+    assert _refusals("rate_limited") == before + 2
+    # Counted per box: another one is not held back.
+    assert _get(api, _key_path(asset_id, key), neighbour.token).content == key.key
+    # A flood is audited once a window, not once a request.
+    outcomes = [r.outcome for r in _audit(services)]
+    assert outcomes.count("rate_limited") == 1 and outcomes.count("delivered") == 4
+
+
+# -- CORS for web players ----------------------------------------------------------------
+
+
+def test_allowed_web_players_may_send_credentials(api, services, film, box):
+    asset_id, key = film
+    services.settings = services.settings.with_(cors_origins=(PLAYER,))
+    path = _key_path(asset_id, key)
+    allowed = _get(api, path, box.token, headers={"Origin": PLAYER})
+    assert allowed.content == key.key
+    assert allowed.headers["access-control-allow-origin"] == PLAYER
+    assert allowed.headers["access-control-allow-credentials"] == "true"
+    assert allowed.headers["vary"] == "Origin"
+    # Refusals too, so the player can read why.
+    refused = _get(api, path, "garbage", headers={"Origin": PLAYER})
+    assert refused.status_code == 401
+    assert refused.headers["access-control-allow-origin"] == PLAYER
+
+    other = _get(api, path, box.token, headers={"Origin": "https://evil.example"})
+    assert other.status_code == 200  # a browser would not let the page read it
+    assert not any(h.startswith("access-control-") for h in other.headers)
+    assert other.headers["vary"] == "Origin"
+
+
+def test_preflight_allows_the_authorization_header_for_allowed_origins_only(api, services):
+    services.settings = services.settings.with_(cors_origins=(PLAYER,))
+    path = f"/keys/{ASSET}/k0"
+    asked = {"Access-Control-Request-Method": "GET",
+             "Access-Control-Request-Headers": "authorization"}
+    allowed = httpx.options(api + path, headers={"Origin": PLAYER, **asked})
+    assert allowed.status_code == 204
+    assert allowed.headers["access-control-allow-origin"] == PLAYER
+    assert allowed.headers["access-control-allow-credentials"] == "true"
+    assert "Authorization" in allowed.headers["access-control-allow-headers"]
+    assert "GET" in allowed.headers["access-control-allow-methods"]
+    refused = httpx.options(api + path, headers={"Origin": "https://evil.example", **asked})
+    assert not any(h.startswith("access-control-") for h in refused.headers)
+
+
+# -- what must never leak ----------------------------------------------------------------
+
+
+def test_keys_and_tokens_never_reach_the_logs_or_the_audit(api, services, film, box, caplog):
+    asset_id, key = film
+    other, other_key = new_asset(services)
+    long_forwarded = ", ".join(["198.51.100.1"] * 100)
     with caplog.at_level(logging.DEBUG):
-        assert _get(api, f"/keys/{ASSET}/{stored_key.key_id}", token, query=True).status_code == 200
-        assert _get(api, f"/keys/{ASSET}/{stored_key.key_id}", token).status_code == 200
+        for query in (True, False):
+            assert _get(api, _key_path(asset_id, key), box.token, query=query).status_code == 200
+            refused = _get(api, _key_path(other, other_key), box.token, query=query,
+                           headers={"X-Forwarded-For": long_forwarded})
+            assert refused.status_code == 403
     # Everything the server side logged (the test's own HTTP client is not the server).
     text = "\n".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records
                      if not r.name.startswith(("httpx", "httpcore")))
-    assert "key delivered" in text
-    assert token not in text
-    assert stored_key.key.hex() not in text and repr(stored_key.key) not in text
+    assert "key delivered" in text and "key refused" in text
+    assert box.token not in text
+    for secret in (key.key, other_key.key):
+        assert secret.hex() not in text and repr(secret) not in text
+    rows = [str(r.to_json()) for r in _audit(services)]
+    assert len(rows) == 4
+    assert not any(box.token in row or key.key.hex() in row for row in rows)
+    assert {len(r.forwarded_for or "") for r in _audit(services)} == {0, MAX_FORWARDED_FOR}
 
 
 def test_keys_at_rest_are_wrapped(services, stored_key):

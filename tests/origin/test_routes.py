@@ -21,9 +21,11 @@ from stb_origin.origin.caching import (
     PLAYLIST_CACHE_CONTROL,
 )
 from stb_origin.origin.conditional import http_date
+from stb_origin.origin.masters import filtered
 from stb_origin.origin.objectcache import ObjectCache
 from stb_origin.storage import LocalStorage, ObjectNotFound, Storage, open_storage
 from tests.origin.conftest import s3_settings
+from tests.origin.test_masters import MASTER as LADDER_MASTER
 from tests.support.http import run_server
 from tests.support.s3server import start_moto
 
@@ -280,6 +282,61 @@ def test_missing_object_is_cached_briefly(client: httpx.Client) -> None:
 def test_other_methods_are_405_json(client: httpx.Client) -> None:
     assert_json_error(client.post(SEG_URL, content=b"x"), 405, "method_not_allowed")
     assert_json_error(client.delete(SEG_URL), 405, "method_not_allowed")
+
+
+# -- filtered masters (origin.masters) ---------------------------------------------------
+
+LADDER = "fedcba9876543210fedcba9876543210"
+
+
+@pytest.fixture(scope="module")
+def ladder(storage: Storage) -> str:
+    """An asset with a packaged ladder: /hls/{LADDER}/ ."""
+    storage.put_bytes(f"hls/{LADDER}/master.m3u8", LADDER_MASTER, "application/vnd.apple.mpegurl")
+    return f"/hls/{LADDER}/"
+
+
+def test_a_filtered_master_is_served_like_a_playlist(client: httpx.Client, ladder: str) -> None:
+    full = client.get(ladder + "master.m3u8")
+    small = client.get(ladder + "master.h720.m3u8")
+    assert small.status_code == 200
+    assert small.content == filtered(LADDER_MASTER, "master.h720.m3u8").body
+    assert small.headers["content-type"] == full.headers["content-type"]
+    assert small.headers["cache-control"] == PLAYLIST_CACHE_CONTROL
+    assert small.headers["last-modified"] == full.headers["last-modified"]
+    assert small.headers["access-control-allow-origin"] == "*"
+    # Each form is a representation of its own.
+    etags = {client.get(ladder + name).headers["etag"]
+             for name in ("master.m3u8", "master.h720.m3u8", "master.h1080.m3u8")}
+    assert len(etags) == 3
+    etag = small.headers["etag"]
+    assert client.get(ladder + "master.h720.m3u8",
+                      headers={"If-None-Match": etag}).status_code == 304
+    assert client.get(ladder + "master.h1080.m3u8",
+                      headers={"If-None-Match": etag}).status_code == 200
+    head = client.head(ladder + "master.h720.m3u8")
+    assert head.headers["content-length"] == str(len(small.content)) and head.content == b""
+    ranged = client.get(ladder + "master.h720.m3u8", headers={"Range": "bytes=0-6"})
+    assert ranged.status_code == 206 and ranged.content == b"#EXTM3U"
+
+
+def test_other_spellings_of_a_form_redirect_to_its_one_url(client: httpx.Client,
+                                                           ladder: str) -> None:
+    for asked, canonical in [("master.h1000.m3u8", "master.h720.m3u8"),
+                             ("master.h4320.m3u8", "master.m3u8")]:
+        response = client.get(ladder + asked)
+        assert response.status_code == 301
+        # Relative: it stays under whatever prefix (a signed-URL segment) was asked.
+        assert response.headers["location"] == canonical
+        assert response.headers["cache-control"] == PLAYLIST_CACHE_CONTROL
+
+
+def test_a_form_with_nothing_to_play_or_without_a_master_is_404(client: httpx.Client,
+                                                                ladder: str) -> None:
+    assert_json_error(client.get(ladder + "master.h100.m3u8"), 404, "not_found")
+    assert_json_error(client.get(f"/hls/{'9' * 32}/master.h720.m3u8"), 404, "not_found")
+    # A media playlist is no master: its forms are not made.
+    assert_json_error(client.get(f"/hls/{ASSET}/v1/720p/master.h720.m3u8"), 404, "not_found")
 
 
 # -- path tricks -----------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Playback protection and sessions: signed URLs and /v1/playback."""
