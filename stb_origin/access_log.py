@@ -68,6 +68,7 @@ class AccessLog:
         started = time.perf_counter()
         status = 500  # what the server answers when the app raises before a response
         sent = 0
+        announced = b"0"  # Content-Length, for a body the server sends itself
         recorded = False
 
         def count() -> None:
@@ -78,7 +79,7 @@ class AccessLog:
                                        time.perf_counter() - started, sent)
 
         async def observing_send(message: Message) -> None:
-            nonlocal status, sent, asset_id
+            nonlocal status, sent, asset_id, announced
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = message.get("headers", [])
@@ -87,12 +88,16 @@ class AccessLog:
                     if created := _CREATED.match(location):
                         asset_id = created.group(1).decode()
                 message["headers"] = [*headers, (b"x-request-id", request_id.encode())]
+                announced = dict(headers).get(b"content-length", b"0")
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
                 if not message.get("more_body", False):
                     # Counted before the last byte goes out: whoever has seen the
                     # whole response sees it counted at /metrics.
                     count()
+            elif message["type"] == "http.response.pathsend":  # the server sends the file
+                sent += int(announced)
+                count()
             await send(message)
 
         fields = {"request_id": request_id}

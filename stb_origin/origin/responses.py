@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import anyio
 import anyio.to_thread
-from starlette.responses import StreamingResponse
-from starlette.types import Send
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from stb_origin.storage import StorageError
 
@@ -54,6 +55,24 @@ class ObjectResponse(StreamingResponse):
         if sent < self.length:
             raise ObjectShorterThanAnnounced(f"object ended after {sent} of {self.length} bytes")
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class PathSendResponse(Response):
+    """The server sends the file itself (the ASGI ``http.response.pathsend``
+    extension: granian uses sendfile), with no read loop in Python. Only for
+    immutable objects: the headers were made from a stat of the same file."""
+
+    def __init__(self, path: Path, length: int, headers: Mapping[str, str],
+                 media_type: str) -> None:
+        self.path = path
+        self.status_code = 200
+        self.media_type = media_type
+        self.background = None
+        self.init_headers({**headers, "Content-Length": str(length)})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        await send({"type": "http.response.pathsend", "path": str(self.path)})
 
 
 def close_chunks(chunks: Iterator[bytes]) -> None:

@@ -41,7 +41,7 @@ from stb_origin.origin.masters import MASTER, filtered, form_etag, parse_name
 from stb_origin.origin.objectcache import MUTABLE_TTL_S, ObjectCache
 from stb_origin.origin.objects import Found, Objects
 from stb_origin.origin.paths import HlsPath, parse_hls_path
-from stb_origin.origin.responses import ObjectResponse, close_chunks
+from stb_origin.origin.responses import ObjectResponse, PathSendResponse, close_chunks
 from stb_origin.settings import SettingsError
 from stb_origin.storage import (
     InvalidKey,
@@ -57,6 +57,8 @@ HLS_PATH = "/hls/{asset_id}/{path:path}"
 # The same files under a signed-URL segment (playback.urlsign).
 SIGNED_HLS_PATH = "/hls/st={token}/{asset_id}/{path:path}"
 RETRY_AFTER_S = 5
+# The ASGI extension by which the server sends a file itself (granian has it).
+PATHSEND = "http.response.pathsend"
 
 
 def routes(storage: Storage, *, playlist_max_age_s: int = PLAYLIST_MAX_AGE_S,
@@ -205,6 +207,10 @@ async def serve(storage: Storage, objects: Objects, request: Request,
     if found.body is not None:  # held in memory: the same headers, the bytes from the copy
         return Response(found.body[start:start + length], status_code=status,
                         headers=headers, media_type=target.content_type)
+
+    if (status == 200 and target.is_versioned and PATHSEND in request.scope.get("extensions", {})
+            and (path := storage.local_path(target.key)) is not None):
+        return PathSendResponse(path, length, headers, target.content_type)
 
     chunks = storage.read_chunks(target.key, start, end)
     try:

@@ -69,6 +69,11 @@ class Storage(Protocol):
         """Raise StorageUnavailable when the backend cannot serve requests."""
         ...
 
+    def local_path(self, key: str) -> Path | None:
+        """A local file holding the object, for a server to send itself (ASGI
+        pathsend); None when the backend is not a local folder."""
+        ...
+
 
 MAX_KEY_BYTES = 1024  # the S3 limit; the local backend keeps to it as well
 

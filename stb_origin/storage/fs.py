@@ -68,6 +68,9 @@ class LocalStorage:
         if not real.is_relative_to(self.root):
             raise InvalidKey(f"storage key leads outside the storage root: {key!r}")
 
+    def local_path(self, key: str) -> Path:
+        return self._path(key)
+
     # -- writing -------------------------------------------------------------
 
     def put_file(self, key: str, path: Path, content_type: str) -> None:

@@ -83,6 +83,9 @@ class InstrumentedStorage:
     def check(self) -> None:
         self._call("check", self.inner.check)
 
+    def local_path(self, key: str) -> Path | None:
+        return self.inner.local_path(key)
+
 
 def _first_item_timed(operation: str, open_items: Callable[[], Iterator[T]]) -> Iterator[T]:
     """Iterate lazily, as the backends do; the latency recorded is the time to

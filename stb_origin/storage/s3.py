@@ -228,6 +228,9 @@ class S3Storage:
                                f"under {prefix!r}: {failed[0].code}")
         return len(names)
 
+    def local_path(self, key: str) -> None:
+        return None  # objects are only reachable over HTTP
+
     def check(self) -> None:
         with self._errors(""):
             exists = self.client.bucket_exists(self.bucket)
