@@ -14,6 +14,7 @@ from stb_origin.accounts import routes as account_routes
 from stb_origin.drm import routes as key_routes
 from stb_origin.errors import EXCEPTION_HANDLERS
 from stb_origin.ingest import routes as ingest_routes
+from stb_origin.oauth import routes as oauth_routes
 from stb_origin.origin.access import HlsAccess
 from stb_origin.origin.routes import routes as origin_routes
 from stb_origin.playback import routes as playback_routes
@@ -21,6 +22,11 @@ from stb_origin.services import Services
 
 
 def create_app(services: Services) -> Starlette:
+    # Load the signing keys now (making the first on a new install): never in
+    # the middle of a request's own transaction, which on SQLite would wait
+    # for itself.
+    services.signer.jwks()
+
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield
@@ -33,7 +39,7 @@ def create_app(services: Services) -> Starlette:
                                access=HlsAccess.from_settings(services.settings)),
                 *health.ROUTES, *metrics_endpoint.routes(services),
                 *ingest_routes.ROUTES, *account_routes.ROUTES, *key_routes.ROUTES,
-                *playback_routes.ROUTES],
+                *oauth_routes.ROUTES, *playback_routes.ROUTES],
         middleware=[Middleware(AccessLog)],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,

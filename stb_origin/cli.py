@@ -89,6 +89,34 @@ def _utc(epoch: int) -> str:
     return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _client(settings: Settings, args: argparse.Namespace) -> int:
+    from stb_origin.accounts.errors import AlreadyExists
+    from stb_origin.db import Database
+    from stb_origin.oauth import clients
+
+    db = Database(settings.resolved_database_url)
+    db.create_schema()
+    try:
+        with db.session() as session:
+            if args.action == "list":
+                for found in clients.list_clients(session):
+                    print(f"{found.id}  {found.kind:12}  {found.scopes!r}  {found.name}")
+                return 0
+            client, secret = clients.create_client(session, args.name, args.kind, args.scope,
+                                                   client_id=args.client_id)
+    except AlreadyExists as exc:
+        print(f"stb-origin: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
+    print(f"client_id: {client.id}")
+    if secret is not None:
+        # Only its hash is stored: this is the one time anyone sees it.
+        print(f"client_secret: {secret}")
+        print("(shown once: store it now)", file=sys.stderr)
+    return 0
+
+
 def _dev(settings: Settings, args: argparse.Namespace) -> int:
     from stb_origin.dev import run_dev
 
@@ -125,6 +153,19 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--subject", default="operator")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
     token.set_defaults(run=_token)
+
+    client = commands.add_parser("client", help="OAuth clients: boxes and third-party services")
+    client_actions = client.add_subparsers(dest="action", required=True)
+    add = client_actions.add_parser(
+        "add", help="register a client; prints its id (and a confidential client's secret, once)")
+    add.add_argument("name", help="shown to users when they approve a box")
+    add.add_argument("--kind", choices=("public", "confidential"), required=True,
+                     help="public: boxes (device grant, refresh); confidential: services"
+                          " (client credentials, with a secret)")
+    add.add_argument("--scope", required=True, help="space-separated scopes it may ask for")
+    add.add_argument("--client-id", default=None, help="choose the id (default: generated)")
+    client_actions.add_parser("list", help="the registered clients")
+    client.set_defaults(run=_client)
 
     signing_key = commands.add_parser(
         "signing-key", help="list the token-signing keys, or rotate them without downtime")

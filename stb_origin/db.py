@@ -36,6 +36,7 @@ class Database:
         from stb_origin.auth import keyring  # noqa: F401
         from stb_origin.drm import audit, keystore  # noqa: F401
         from stb_origin.ingest import records  # noqa: F401
+        from stb_origin.oauth import models as oauth_models  # noqa: F401
 
         Base.metadata.create_all(self.engine)
 

@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from secrets import token_urlsafe
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -23,6 +24,8 @@ from stb_origin import proc
 from stb_origin.settings import Settings
 
 SAMPLE_SECONDS = 12
+DEV_BOX_CLIENT = "stb-box"
+DEV_USER = "dev@example.com"
 START_TIMEOUT_S = 30.0
 
 
@@ -34,7 +37,11 @@ def run_dev(settings: Settings, host: str, port: int, sample: bool = True) -> in
         if redis_url is None or not _redis_alive(redis_url):
             redis_child, redis_url = _start_redis(settings.data_dir)
             children.append(redis_child)
+        base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         settings = settings.with_(redis_url=redis_url)
+        if not os.environ.get("STB_PUBLIC_BASE_URL"):
+            # The device flow sends people to public_base_url + /device: this server.
+            settings = settings.with_(public_base_url=base)
         env = {**os.environ, **_as_env(settings)}
         me = [sys.executable, "-m", "stb_origin.cli"]
         logs = settings.data_dir / "logs"
@@ -42,7 +49,6 @@ def run_dev(settings: Settings, host: str, port: int, sample: bool = True) -> in
         children.append(proc.spawn([*me, "serve", "--host", host, "--port", str(port)], env=env,
                                    log_path=logs / "server.log"))
         children.append(proc.spawn([*me, "worker"], env=env, log_path=logs / "worker.log"))
-        base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         _wait_ready(base, children)
         _introduce(settings, base, sample)
         print("\nRunning. Ctrl-C stops everything.", flush=True)
@@ -87,8 +93,34 @@ def _introduce(settings: Settings, base: str, sample: bool) -> None:
             print(f"  decode:   ffmpeg -v error -headers 'Authorization: Bearer {play}' -i {url}"
                   " -f null -")
         print(f"  playback token (7 days): {play}")
+        introduce_device_flow(services, base)
     finally:
         services.close()
+
+
+def introduce_device_flow(services, base: str) -> None:  # type: ignore[no-untyped-def]
+    """A public box client and a user to approve boxes with, and how to sign one in."""
+    from stb_origin import secrets as secret_files
+    from stb_origin.accounts import users
+    from stb_origin.oauth import clients
+
+    password = secret_files.load_or_create(
+        services.settings.secrets_dir / "dev-user-password",
+        lambda: token_urlsafe(12).encode()).decode()
+    with services.db.session() as session:
+        clients.ensure_public_client(session, DEV_BOX_CLIENT, "Set-top box (dev)",
+                                     ["playback", "account"])
+        if users.find_user(session, DEV_USER) is None:
+            users.create_user(session, DEV_USER, name="Dev", password=password)
+    grant = "urn:ietf:params:oauth:grant-type:device_code"
+    print(f"  sign a box in (OAuth device flow, client {DEV_BOX_CLIENT}):")
+    print(f"    1. curl -d client_id={DEV_BOX_CLIENT} --data-urlencode 'scope=playback account'"
+          f" -d device_serial=DEV-BOX-1 --data-urlencode 'device_model=Dev box'"
+          f" {base}/oauth/device_authorization")
+    print(f"    2. open the verification_uri ({base}/device), sign in as {DEV_USER}"
+          f" / {password}, enter the user_code, approve")
+    print(f"    3. curl -d grant_type={grant} -d client_id={DEV_BOX_CLIENT}"
+          f" -d device_code=DEVICE_CODE {base}/oauth/token")
 
 
 def _show_progress(services, asset_id: str) -> None:  # type: ignore[no-untyped-def]
@@ -183,7 +215,8 @@ def free_port() -> int:
 
 
 def _as_env(settings: Settings) -> dict[str, str]:
-    env = {"STB_DATA_DIR": str(settings.data_dir.resolve())}
+    env = {"STB_DATA_DIR": str(settings.data_dir.resolve()),
+           "STB_PUBLIC_BASE_URL": settings.public_base_url}
     if settings.redis_url:
         env["STB_REDIS_URL"] = settings.redis_url
     return env

@@ -48,7 +48,9 @@ class Settings:
     # a new signing key is published (JWKS) this long before it signs: verifiers
     # that cache the JWKS have it by then
     jwt_key_activation_delay_s: int = 900
-    jwt_issuer: str = "stb-origin"
+    # `iss` of tokens and the authorization server's issuer (RFC 8414, RFC 9068):
+    # unset means public_base_url, as the metadata document requires
+    jwt_issuer: str | None = None
     jwt_audience: str = "stb-origin"
     # prefix for key URIs written into playlists; "" means same host as the playlist
     key_uri_base: str = ""
@@ -95,6 +97,10 @@ class Settings:
     @property
     def resolved_storage_url(self) -> str:
         return self.storage_url or (self.data_dir / "storage").resolve().as_uri()
+
+    @property
+    def issuer(self) -> str:
+        return (self.jwt_issuer or self.public_base_url).rstrip("/")
 
     @property
     def secrets_dir(self) -> Path:

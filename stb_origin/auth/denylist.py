@@ -11,11 +11,14 @@ import time
 
 from redis import Redis
 
+from stb_origin.auth.tokens import LEEWAY_S
+
 _PREFIX = "stb:deny:"
 
 
 def deny_token(redis: Redis, jti: str, expires_at: int) -> None:
-    ttl = int(expires_at - time.time()) + 1
+    # Kept until the token is dead even to a verifier allowing for clock skew.
+    ttl = int(expires_at + LEEWAY_S - time.time()) + 1
     if ttl > 0:
         redis.set(f"{_PREFIX}jti:{jti}", 1, ex=ttl)
 

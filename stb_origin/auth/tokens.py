@@ -251,7 +251,7 @@ def load_signer(settings: Settings, db: Database | None = None,
             ensure_signing_key(session, envelope(), int(clock()))
             return load_ring(session, envelope())
 
-    return TokenSigner(load, settings.jwt_issuer, settings.jwt_audience,
+    return TokenSigner(load, settings.issuer, settings.jwt_audience,
                        access_ttl_s=settings.access_token_ttl_s,
                        refresh_ttl_s=settings.refresh_token_ttl_s,
                        is_denied=is_denied, clock=clock)
