@@ -70,6 +70,15 @@ def capabilities_of(device: Device) -> Capabilities:
     return Capabilities.from_json(device.capabilities)
 
 
+def check_identity(serial: str, model: str) -> None:
+    """InvalidValue unless the serial and model are ones a device may have."""
+    if not _SERIAL.fullmatch(serial):
+        raise InvalidValue("serial: 1 to 64 letters, digits or . _ : - (starting with one"
+                           " letter or digit)")
+    if not _MODEL.fullmatch(model) or not model.strip():
+        raise InvalidValue("model: 1 to 128 printable ASCII characters")
+
+
 def register_device(session: Session, account_id: str, serial: str, model: str,
                     capabilities: Capabilities, *, max_devices: int,
                     at: datetime | None = None) -> Device:
@@ -79,11 +88,7 @@ def register_device(session: Session, account_id: str, serial: str, model: str,
     back (model and capabilities refreshed) without using another slot, so a
     factory-reset box can sign in again without being revoked first.
     """
-    if not _SERIAL.fullmatch(serial):
-        raise InvalidValue("serial: 1 to 64 letters, digits or . _ : - (starting with one"
-                           " letter or digit)")
-    if not _MODEL.fullmatch(model) or not model.strip():
-        raise InvalidValue("model: 1 to 128 printable ASCII characters")
+    check_identity(serial, model)
     now = at or utcnow()
     # Lock the account first: concurrent registrations for it queue here, so
     # the count below cannot be stale when we insert.

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import secrets
 from dataclasses import dataclass, field
 
@@ -19,7 +18,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from stb_origin.accounts.devices import Capabilities, register_device
+from stb_origin.accounts.devices import Capabilities, check_identity, register_device
+from stb_origin.accounts.errors import InvalidValue
 from stb_origin.accounts.models import User
 from stb_origin.oauth.errors import OAuthError, invalid_grant, invalid_request
 from stb_origin.oauth.models import AuthorizationState, DeviceAuthorization, OAuthClient
@@ -31,10 +31,6 @@ SLOW_DOWN_STEP_S = 5  # RFC 8628 §3.5: each slow_down adds 5 s to the interval
 POLL_LEEWAY_S = 1
 # Finished or abandoned authorizations are deleted this long after they expire.
 KEEP_EXPIRED_S = 86400
-# The same rules register_device applies on approval, checked here so that the
-# box hears of a bad serial, not the user who tries to approve it.
-_SERIAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
-_MODEL = re.compile(r"[\x20-\x7e]{1,128}")
 
 
 class NotPending(Exception):
@@ -53,11 +49,13 @@ class DeviceInfo:
 
     @classmethod
     def from_form(cls, form: dict[str, str]) -> DeviceInfo:
-        serial, model = form.get("device_serial"), form.get("device_model")
-        if serial is None or not _SERIAL.fullmatch(serial):
-            raise invalid_request("device_serial: 1 to 64 letters, digits or . _ : -")
-        if model is None or not _MODEL.fullmatch(model) or not model.strip():
-            raise invalid_request("device_model: 1 to 128 printable ASCII characters")
+        serial, model = form.get("device_serial", ""), form.get("device_model", "")
+        try:
+            # What register_device will check on approval, checked now so that the
+            # box hears of a bad serial, not the user who tries to approve it.
+            check_identity(serial, model)
+        except InvalidValue as exc:  # "serial: ..." / "model: ..."
+            raise invalid_request(f"device_{exc}") from None
         try:
             raw = json.loads(form.get("device_capabilities", "{}"))
         except (ValueError, RecursionError):

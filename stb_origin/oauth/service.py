@@ -8,10 +8,12 @@ deny-list) only after its transaction has committed.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from collections.abc import Callable
 from typing import Any
 
+from stb_origin import ratelimit
 from stb_origin.accounts.devices import is_device_active
 from stb_origin.oauth import device_flow, issuance, refresh, revocation, scopes
 from stb_origin.oauth.client_auth import Credentials, authenticate
@@ -30,7 +32,19 @@ from stb_origin.services import Services
 log = logging.getLogger("stb_origin.oauth")
 
 
+# Checking a client secret costs a scrypt hash (16 MiB, tens of ms): attempts with
+# a secret are bounded per client, so guessing cannot also load the server. A
+# service asks for a token every few minutes; this is far above that.
+SECRET_ATTEMPTS_PER_MINUTE = 20
+
+
 def _client(services: Services, credentials: Credentials) -> OAuthClient:
+    if credentials.secret is not None:
+        retry = ratelimit.hit(services.redis, f"oauth:client-secret:{credentials.client_id}",
+                              SECRET_ATTEMPTS_PER_MINUTE, 60)
+        if retry is not None:
+            raise OAuthError("invalid_client", "too many authentication attempts; retry later",
+                             429, {"Retry-After": str(max(1, math.ceil(retry)))})
     with services.db.session() as session:
         return authenticate(session, credentials)
 

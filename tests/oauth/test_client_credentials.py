@@ -66,6 +66,23 @@ def test_wrong_secret_in_the_body_answers_400(http: httpx.Client, service_client
     oauth_error(response, "invalid_client")
 
 
+def test_guessing_a_secret_is_cut_off_before_it_loads_the_server(
+        http: httpx.Client, service_client: Service) -> None:
+    from stb_origin.oauth.service import SECRET_ATTEMPTS_PER_MINUTE
+
+    answers = [http.post("/oauth/token", data=GRANT,
+                         auth=(service_client.client_id, f"guess-{n}")).status_code
+               for n in range(SECRET_ATTEMPTS_PER_MINUTE + 1)]
+    # (A minute boundary inside the burst would reset the count: allow one more.)
+    assert answers[:SECRET_ATTEMPTS_PER_MINUTE - 1] == [401] * (SECRET_ATTEMPTS_PER_MINUTE - 1)
+    refused = http.post("/oauth/token", data=GRANT,
+                        auth=(service_client.client_id, service_client.secret))
+    assert 429 in answers or refused.status_code == 429
+    if refused.status_code == 429:
+        assert int(refused.headers["retry-after"]) >= 1
+        assert refused.json()["error"] == "invalid_client"
+
+
 @pytest.mark.parametrize("header", ["Basic !!!", "Basic " + "bm9jb2xvbg==", "Bearer abc"])
 def test_malformed_client_authentication_is_invalid_client(
         http: httpx.Client, service_client: Service, header: str) -> None:

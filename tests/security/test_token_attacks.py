@@ -2,9 +2,16 @@
 request for a key is refused over real HTTP, and no key byte goes out.
 
 The baseline is an entitled box whose genuine token gets the key; every case
-changes one thing about that request. (The OAuth half, with refresh-token reuse,
-user-code guessing, fast polling and replayed device codes, is
-tests/security/test_oauth_attacks.py.)
+changes one thing about that request. The OAuth half lives with the
+authorization server's tests, against the same real app:
+
+- refresh-token reuse revoking the family: tests/oauth/test_refresh.py,
+  and racing refreshes: tests/oauth/test_races.py
+- user-code guessing and sign-in guessing, CSRF: tests/oauth/test_verify_page.py
+- polling too fast (slow_down), replayed and foreign device codes:
+  tests/oauth/test_device_flow.py; racing polls: tests/oauth/test_races.py
+- wrong client secrets, public clients posing as confidential:
+  tests/oauth/test_client_credentials.py
 """
 
 from __future__ import annotations
