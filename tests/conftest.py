@@ -13,6 +13,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from stb_origin.app import create_app
+from stb_origin.db import Database
 from stb_origin.services import Services, build_services
 from stb_origin.settings import Settings
 from stb_origin.workers import jobs
@@ -28,6 +29,15 @@ def require_tools(*tools: str) -> None:
         if shutil.which(tool) is None:
             package = {"ffprobe": "ffmpeg", "moto_server": '"moto[server]" (pip)'}.get(tool, tool)
             pytest.fail(f"{tool} is required for this test: install {package}", pytrace=False)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    """An empty SQLite database with the whole schema (tests/accounts also run PostgreSQL)."""
+    database = Database(f"sqlite:///{tmp_path / 'stb.db'}")
+    database.create_schema()
+    yield database
+    database.dispose()
 
 
 @pytest.fixture

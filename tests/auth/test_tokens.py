@@ -17,7 +17,6 @@ from stb_origin.auth.tokens import (
     jwt_kek,
     load_signer,
 )
-from stb_origin.db import Database
 from stb_origin.drm.keys import Envelope
 from stb_origin.settings import Settings
 
@@ -38,14 +37,6 @@ def clock():
 @pytest.fixture
 def settings(tmp_path):
     return Settings(data_dir=tmp_path)
-
-
-@pytest.fixture
-def db(settings):
-    database = Database(settings.resolved_database_url)
-    database.create_schema()
-    yield database
-    database.dispose()
 
 
 @pytest.fixture

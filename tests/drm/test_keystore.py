@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,14 +14,6 @@ from stb_origin.drm.keystore import ContentKeyRecord
 
 ASSET = "0123456789abcdef0123456789abcdef"
 OTHER = "f" * 32
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'stb.db'}")
-    database.create_schema()
-    yield database
-    database.dispose()
 
 
 @pytest.fixture

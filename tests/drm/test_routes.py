@@ -33,19 +33,6 @@ def stored_key(services):  # type: ignore[no-untyped-def]
     return key
 
 
-@pytest.fixture
-def film(services: Services) -> tuple[str, ContentKey]:
-    return new_asset(services)
-
-
-@pytest.fixture
-def box(services: Services, film: tuple[str, ContentKey]) -> Box:
-    """A box whose account is entitled to the film."""
-    entitled = household(services)
-    entitle(services, entitled.account_id, film[0])
-    return entitled
-
-
 def _get(api: str, path: str, token: str | None = None, query: bool = False,
          headers: dict[str, str] | None = None) -> httpx.Response:
     sent = dict(headers or {})

@@ -6,7 +6,6 @@ import json
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,14 +20,6 @@ from stb_origin.oauth.models import ClientKind, GrantType
 from stb_origin.services import Services
 from stb_origin.settings import Settings
 from tests.conftest import require_tools
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'stb.db'}")
-    database.create_schema()
-    yield database
-    database.dispose()
 
 
 def test_public_client_has_no_secret_and_the_box_grants(db: Database) -> None:

@@ -34,7 +34,7 @@ from stb_origin.auth import keyring
 from stb_origin.auth.tokens import jwt_kek
 from stb_origin.drm.keys import ContentKey, Envelope
 from stb_origin.services import Services
-from tests.drm.support import Box, entitle, household, new_asset
+from tests.drm.support import Box, entitle, new_asset
 
 Forge = Callable[[dict[str, Any], dict[str, Any]], str]
 
@@ -45,18 +45,6 @@ def _b64(data: bytes) -> str:
 
 def _unsigned(header: dict[str, Any], claims: dict[str, Any]) -> str:
     return f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
-
-
-@pytest.fixture
-def film(services: Services) -> tuple[str, ContentKey]:
-    return new_asset(services)
-
-
-@pytest.fixture
-def box(services: Services, film: tuple[str, ContentKey]) -> Box:
-    entitled = household(services)
-    entitle(services, entitled.account_id, film[0])
-    return entitled
 
 
 @pytest.fixture
