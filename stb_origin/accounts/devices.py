@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.util import identity_key
 
 from stb_origin.accounts.errors import DeviceLimitReached, InvalidValue, NotFound
 from stb_origin.accounts.models import Account, Device, DeviceState, new_id, utcnow
@@ -150,15 +149,15 @@ def is_device_active(session: Session, device_id: str) -> bool:
     return state == DeviceState.ACTIVE.value
 
 
+def seen_recently(device: Device, at: datetime) -> bool:
+    """Whether touch_device would write nothing: a caller holding the row can skip it."""
+    return device.last_seen_at is not None and device.last_seen_at >= at - TOUCH_GRANULARITY
+
+
 def touch_device(session: Session, device_id: str, at: datetime | None = None) -> bool:
     """Record that an active device was seen; False when nothing was written
     (unknown, revoked, or already seen within TOUCH_GRANULARITY)."""
     now = at or utcnow()
-    # Playback checks load the device first: then a recent visit costs no statement.
-    loaded = session.identity_map.get(identity_key(Device, device_id))
-    if isinstance(loaded, Device) and loaded.last_seen_at is not None \
-            and loaded.last_seen_at >= now - TOUCH_GRANULARITY:
-        return False
     result = session.execute(
         update(Device)
         .where(Device.id == device_id, Device.state == DeviceState.ACTIVE.value,

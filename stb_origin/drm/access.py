@@ -20,7 +20,13 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from stb_origin.accounts.caller import UnknownCaller, identify
-from stb_origin.accounts.devices import Capabilities, capabilities_of, get_device, touch_device
+from stb_origin.accounts.devices import (
+    Capabilities,
+    capabilities_of,
+    get_device,
+    seen_recently,
+    touch_device,
+)
 from stb_origin.accounts.entitlements import is_entitled
 from stb_origin.accounts.users import get_user
 from stb_origin.auth.tokens import Claims
@@ -68,6 +74,9 @@ def authorize_playback(session: Session, claims: Claims, asset_id: str, at: date
         raise PlaybackRefused(Refusal.WRONG_ASSET)
     if claims.client_id is not None and claims.subject == claims.client_id:
         raise PlaybackRefused(Refusal.NOT_A_USER)  # client credentials (RFC 6749 4.4)
+    # Loaded first and held: identify() then finds it in the session's (weakly
+    # referencing) identity map instead of querying it again.
+    device = get_device(session, claims.device_id) if claims.device_id is not None else None
     try:
         caller = identify(session, claims)
     except UnknownCaller:
@@ -84,9 +93,9 @@ def authorize_playback(session: Session, claims: Claims, asset_id: str, at: date
         if not is_entitled(session, account_id, asset_id, at):
             raise PlaybackRefused(Refusal.NOT_ENTITLED, account_id)
     capabilities = None
-    if caller.device_id is not None:
-        device = get_device(session, caller.device_id)  # identify() loaded it: no query
-        capabilities = capabilities_of(device) if device is not None else None
-        touch_device(session, caller.device_id, at)
+    if device is not None:  # identify() checked it is active and the user's
+        capabilities = capabilities_of(device)
+        if not seen_recently(device, at):
+            touch_device(session, device.id, at)
     return Viewer(subject=caller.subject, account_id=caller.account_id,
                   device_id=caller.device_id, capabilities=capabilities)
