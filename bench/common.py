@@ -66,10 +66,17 @@ class OtherCpu:
 
 
 def process_tree_cpu_s(pid: int) -> float:
-    """CPU seconds of a live process and of the children it has waited for."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    """CPU seconds of a live process, its live descendants (a server's workers) and
+    the children they have waited for."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                    for c in (task / "children").read_text().split()]
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0  # gone since it was listed
     # utime, stime, cutime, cstime are fields 14-17 of stat(5); [0] here is field 3.
-    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    own = sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return own + sum(process_tree_cpu_s(child) for child in children)
 
 
 def _machine_busy_s() -> float:

@@ -36,6 +36,8 @@ from stb_origin.origin.objectcache import CachedObject, ObjectCache
 from stb_origin.origin.singleflight import SingleFlight
 from stb_origin.storage import ObjectInfo, ObjectNotFound, Storage
 
+SEEN_ONCE_KEYS = 100_000  # ~10 MB of keys: far more segments than a burst of one-offs
+
 # hit: answered from memory with no storage call of its own (a fresh copy, or
 # the body another request's read just brought in). miss: anything else.
 _HIT = ORIGIN_CACHE_REQUESTS.labels(result="hit")
@@ -53,6 +55,8 @@ class Objects:
         self.storage = storage
         self.cache = cache
         self.flights: SingleFlight[str, Found] = SingleFlight()
+        # Keys asked for once and not kept yet, oldest first (insertion order).
+        self.seen_once: dict[str, None] = {}
 
     async def find(self, key: str, immutable: bool) -> Found:
         """Raises StorageError (ObjectNotFound, StorageUnavailable, ...)."""
@@ -71,6 +75,27 @@ class Objects:
             raise
         (_HIT if shared and found.body is not None else _MISS).inc()
         return found
+
+    async def find_file(self, key: str) -> Found:
+        """An immutable object, for a server that can send local files itself (pathsend).
+
+        From memory when a copy is there. Else, when the object is a local file,
+        only the first request for it is a stat, the server sending the file:
+        one-off requests (a box seeking, a CDN filling a cold edge) never pay for
+        a copy into memory that nobody asks for again. A second request reads it
+        into memory (cache on second hit); remote objects always are.
+        """
+        entry = self.cache.get(key)
+        if entry is not None:  # immutable: always fresh
+            _HIT.inc()
+            return Found(entry.info, entry.body)
+        if key in self.seen_once or self.storage.local_path(key) is None:
+            return await self.find(key, True)
+        self.seen_once[key] = None
+        if len(self.seen_once) > SEEN_ONCE_KEYS:
+            del self.seen_once[next(iter(self.seen_once))]  # the oldest
+        _MISS.inc()
+        return Found(await anyio.to_thread.run_sync(self.storage.stat, key), None)
 
     def _load(self, key: str, immutable: bool, stale: CachedObject | None) -> Found:
         """In a worker thread: stat, then the body when it is small enough to keep."""

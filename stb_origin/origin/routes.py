@@ -113,8 +113,10 @@ def storage_failed(exc: StorageError, key: str) -> Response:
 
 
 async def _find(storage: Storage, objects: Objects, target: HlsPath,
-                playlist_max_age_s: int) -> Found | Response:
+                playlist_max_age_s: int, server_sends_files: bool) -> Found | Response:
     """The object the path names, or a filtered master made from the master."""
+    if server_sends_files and target.is_versioned and not target.is_playlist:
+        return await objects.find_file(target.key)
     name = target.parts[0] if len(target.parts) == 1 else None
     if name is None or parse_name(name) is None:
         return await objects.find(target.key, is_immutable(target))
@@ -156,7 +158,8 @@ async def serve(storage: Storage, objects: Objects, request: Request,
     if target is None:
         return not_found()
     try:
-        found = await _find(storage, objects, target, playlist_max_age_s)
+        found = await _find(storage, objects, target, playlist_max_age_s,
+                            server_sends_files=PATHSEND in request.scope.get("extensions", {}))
     except StorageError as exc:
         return storage_failed(exc, target.key)
     if isinstance(found, Response):
@@ -209,7 +212,7 @@ async def serve(storage: Storage, objects: Objects, request: Request,
                         headers=headers, media_type=target.content_type)
 
     if (status == 200 and target.is_versioned and PATHSEND in request.scope.get("extensions", {})
-            and (path := storage.local_path(target.key)) is not None):
+            and (path := storage.local_path(target.key)) is not None):  # what _find skipped
         return PathSendResponse(path, length, headers, target.content_type)
 
     chunks = storage.read_chunks(target.key, start, end)

@@ -81,3 +81,30 @@ def test_big_segments_are_sent_by_the_server_with_the_same_bytes_and_headers(
     assert part.status_code == 206 and part.content == data[100:200]
     assert httpx.get(url, headers={"If-None-Match": whole.headers["etag"]},
                      timeout=30).status_code == 304
+
+
+def _cache(base_url: str, result: str) -> float:
+    text = httpx.get(base_url + "/metrics", timeout=10).text
+    match = re.search(rf'^stb_origin_cache_requests_total\{{result="{result}"\}} (\S+)$', text,
+                      re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_small_segments_are_kept_in_memory_from_their_second_request(
+        settings: Settings, granian: str) -> None:
+    asset_id = secrets.token_hex(16)
+    data = os.urandom(1_000_000)
+    storage = open_storage(settings)
+    key = f"hls/{asset_id}/v1/720p/seg_00002.m4s"
+    storage.put_bytes(key, data, "video/iso.segment")
+    url = f"{granian}/{key}"
+    hits = _cache(granian, "hit")
+
+    # 1st: the server sends the file; 2nd: read into memory; 3rd: from memory.
+    for _ in range(3):
+        response = httpx.get(url, timeout=30)
+        assert response.status_code == 200 and response.content == data
+    assert _cache(granian, "hit") - hits == 1
+    # From memory now: the file going away does not change the answer.
+    (settings.data_dir / "storage" / key).unlink()
+    assert httpx.get(url, timeout=30).content == data
