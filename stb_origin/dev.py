@@ -26,6 +26,8 @@ from stb_origin.settings import Settings
 SAMPLE_SECONDS = 12
 DEV_BOX_CLIENT = "stb-box"
 DEV_USER = "dev@example.com"
+DEV_SAMPLE_BOX = "DEV-SAMPLE-BOX"  # the serial of the box the printed playback token is for
+DEV_PACKAGE = "dev"
 START_TIMEOUT_S = 30.0
 
 
@@ -69,8 +71,6 @@ def _introduce(settings: Settings, base: str, sample: bool) -> None:
     try:
         write = services.signer.issue(["assets:write", "assets:read"], subject="dev",
                                       ttl_s=7 * 86400)
-        play = services.signer.issue(["playback"], subject="dev", device_id="dev-box",
-                                     ttl_s=7 * 86400)
         marker = settings.data_dir / "sample-asset"
         if sample and not marker.exists():
             clip = settings.data_dir / "sample.mp4"
@@ -79,12 +79,19 @@ def _introduce(settings: Settings, base: str, sample: bool) -> None:
 
             asset = accept_source(services, clip, ".mp4", "Sample clip", clip.stat().st_size)
             marker.write_text(asset["id"])
+        sample_id = marker.read_text().strip() if marker.exists() else None
+        password = _dev_user(services)
+        # The playback token is what a signed-in box holds: the dev user's, bound to
+        # a registered box of theirs, for an account entitled to the sample.
+        user_id, device_id = _dev_box(services, sample_id)
+        play = services.signer.issue(["playback"], subject=user_id, device_id=device_id,
+                                     ttl_s=7 * 86400)
         print(f"\nstb-origin is up at {base} (logs: {settings.data_dir / 'logs'})")
         print(f"  upload:   curl -H 'Authorization: Bearer {write}' -F file=@master.mp4"
               f" {base}/v1/assets")
         print(f"  assets:   curl -H 'Authorization: Bearer {write}' {base}/v1/assets")
-        if marker.exists():
-            asset_id = marker.read_text().strip()
+        if sample_id is not None:
+            asset_id = sample_id
             _show_progress(services, asset_id)
             print(f"  sample:   {base}/hls/{asset_id}/master.m3u8")
             url = f"{base}/hls/{asset_id}/master.m3u8"
@@ -92,26 +99,55 @@ def _introduce(settings: Settings, base: str, sample: bool) -> None:
             # For a machine without a screen: decode every frame, print nothing but errors.
             print(f"  decode:   ffmpeg -v error -headers 'Authorization: Bearer {play}' -i {url}"
                   " -f null -")
-        print(f"  playback token (7 days): {play}")
-        introduce_device_flow(services, base)
+        print(f"  playback token (7 days, {DEV_USER}'s box {DEV_SAMPLE_BOX}): {play}")
+        introduce_device_flow(services, base, password)
     finally:
         services.close()
 
 
-def introduce_device_flow(services, base: str) -> None:  # type: ignore[no-untyped-def]
-    """A public box client and a user to approve boxes with, and how to sign one in."""
+def _dev_user(services) -> str:  # type: ignore[no-untyped-def]
+    """The user who approves dev boxes (made once); returns their password."""
     from stb_origin import secrets as secret_files
     from stb_origin.accounts import users
-    from stb_origin.oauth import clients
 
     password = secret_files.load_or_create(
         services.settings.secrets_dir / "dev-user-password",
         lambda: token_urlsafe(12).encode()).decode()
     with services.db.session() as session:
-        clients.ensure_public_client(session, DEV_BOX_CLIENT, "Set-top box (dev)",
-                                     ["playback", "account"])
         if users.find_user(session, DEV_USER) is None:
             users.create_user(session, DEV_USER, name="Dev", password=password)
+    return password
+
+
+def _dev_box(services, sample_id: str | None) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """The dev user's registered box, and their account entitled to the sample
+    through the package ``dev``; returns (user id, device id)."""
+    from stb_origin.accounts import devices, entitlements, packages, users
+    from stb_origin.accounts.models import utcnow
+
+    with services.db.session() as session:
+        user = users.find_user(session, DEV_USER)
+        assert user is not None  # _dev_user made it
+        device = devices.register_device(
+            session, user.account_id, DEV_SAMPLE_BOX, "Dev box", devices.Capabilities(),
+            max_devices=services.settings.max_devices_per_account)
+        if sample_id is not None:
+            if packages.get_package(session, DEV_PACKAGE) is None:
+                packages.create_package(session, DEV_PACKAGE, "Dev samples")
+            packages.add_asset(session, DEV_PACKAGE, sample_id)
+            if not entitlements.is_entitled(session, user.account_id, sample_id, utcnow()):
+                entitlements.grant(session, user.account_id, DEV_PACKAGE)
+        return user.id, device.id
+
+
+def introduce_device_flow(services, base: str,  # type: ignore[no-untyped-def]
+                          password: str) -> None:
+    """A public box client for the dev user to approve, and how to sign one in."""
+    from stb_origin.oauth import clients
+
+    with services.db.session() as session:
+        clients.ensure_public_client(session, DEV_BOX_CLIENT, "Set-top box (dev)",
+                                     ["playback", "account"])
     grant = "urn:ietf:params:oauth:grant-type:device_code"
     print(f"  sign a box in (OAuth device flow, client {DEV_BOX_CLIENT}):")
     print(f"    1. curl -d client_id={DEV_BOX_CLIENT} --data-urlencode 'scope=playback account'"

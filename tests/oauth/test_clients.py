@@ -14,7 +14,7 @@ from stb_origin import cli
 from stb_origin.accounts import users
 from stb_origin.accounts.errors import AlreadyExists, InvalidValue
 from stb_origin.db import Database
-from stb_origin.dev import DEV_BOX_CLIENT, DEV_USER, introduce_device_flow
+from stb_origin.dev import DEV_BOX_CLIENT, DEV_USER, _dev_user, introduce_device_flow
 from stb_origin.oauth import clients
 from stb_origin.oauth.models import ClientKind, GrantType
 from stb_origin.services import Services
@@ -115,7 +115,7 @@ def test_cli_adds_clients_and_shows_a_secret_once(
 def test_dev_makes_the_box_client_and_a_user_and_says_how(
         services: Services, api: str, capsys: pytest.CaptureFixture[str]) -> None:
     for _ in range(2):  # a second start finds both and prints the same
-        introduce_device_flow(services, api)
+        introduce_device_flow(services, api, _dev_user(services))
     out = capsys.readouterr().out
     step_one = next(line for line in out.splitlines() if "/oauth/device_authorization" in line)
     require_tools("curl")
