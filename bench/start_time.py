@@ -317,8 +317,8 @@ def run(args: argparse.Namespace) -> int:
         base = Settings(data_dir=data, redis_url=redis_url)
         print(f"building {len(variants)} variants of {clip.name} (x264 {args.preset}) ...")
         published = build(variants, clip, base, args.preset)
-        token = load_signer(base).issue(["playback"], subject="bench", device_id="bench",
-                                        ttl_s=3600)
+        # The operator's token (no account to set up): what is compared is packaging.
+        token = load_signer(base).issue(["playback"], ttl_s=3600)
         origin, origin_port = start_uvicorn(
             stb_env({"STB_DATA_DIR": str(data), "STB_REDIS_URL": redis_url}), WORK / "logs")
         processes.append(origin)
