@@ -3,7 +3,6 @@ request already in flight (here an upload, half sent) still runs to its answer."
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from stb_origin.ingest.records import Asset
 from stb_origin.services import Services
 from stb_origin.settings import Settings
 from tests.conftest import require_tools
-from tests.e2e.stack import free_port
+from tests.support.http import serve_process
 from tests.support.media import make_clip
 
 CLI = [sys.executable, "-m", "stb_origin.cli"]
@@ -29,30 +28,8 @@ BOUNDARY = "stb-graceful-test"
 @pytest.fixture(params=["uvicorn", "granian"])
 def server(request: pytest.FixtureRequest, settings: Settings,
            services: Services) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = free_port()
-    env = {**os.environ, "STB_DATA_DIR": str(settings.data_dir),
-           "STB_REDIS_URL": str(settings.redis_url), "STB_QUEUE_NAME": settings.queue_name}
-    log_path = settings.data_dir / "serve.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([*CLI, "serve", "--port", str(port),
-                                    "--server", request.param], env=env, stdout=log,
-                                   stderr=log, stdin=subprocess.DEVNULL)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, "the server did not start\n" + log_path.read_text()
-            try:
-                if httpx.get(base_url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        yield process, base_url
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
+    with serve_process(settings, request.param) as running:
+        yield running
 
 
 def _wait_for(condition: object, what: str, timeout: float = 10) -> None:

@@ -1,4 +1,5 @@
-"""A real uvicorn server on a free 127.0.0.1 port, in a thread (uvicorn's tests/utils.py).
+"""Real servers on free 127.0.0.1 ports: uvicorn in a thread (uvicorn's tests/utils.py),
+or `stb-origin serve` as a process.
 
     with run_server(app) as base_url:
         httpx.get(base_url + "/health")
@@ -6,15 +7,21 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import uvicorn
 from starlette.types import ASGIApp
+
+from stb_origin.settings import Settings
 
 STARTUP_TIMEOUT_S = 10.0
 
@@ -50,3 +57,37 @@ def run_server(app: ASGIApp, **config: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=STARTUP_TIMEOUT_S)
         sock.close()
+
+
+@contextmanager
+def serve_process(settings: Settings, server: str = "uvicorn",
+                  ready_timeout_s: float = 30) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`stb-origin serve --server SERVER` as a real process on the settings' data dir,
+    Redis and queue; yields (process, base URL) once /readyz answers, kills it after."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "STB_DATA_DIR": str(settings.data_dir),
+           "STB_REDIS_URL": str(settings.redis_url), "STB_QUEUE_NAME": settings.queue_name}
+    log_path = settings.data_dir / f"serve-{server}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "stb_origin.cli", "serve",
+                                    "--port", str(port), "--server", server], env=env,
+                                   stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + ready_timeout_s
+        while True:
+            assert process.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, f"{server} did not start\n" + log_path.read_text()
+            try:
+                if httpx.get(base_url + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield process, base_url
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
