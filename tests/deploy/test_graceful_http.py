@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +20,6 @@ from tests.conftest import require_tools
 from tests.support.http import serve_process
 from tests.support.media import make_clip
 
-CLI = [sys.executable, "-m", "stb_origin.cli"]
 BOUNDARY = "stb-graceful-test"
 
 
