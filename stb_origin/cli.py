@@ -83,6 +83,31 @@ def _signing_key(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _key_audit(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from stb_origin.accounts.models import utcnow
+    from stb_origin.db import Database
+    from stb_origin.drm import audit
+
+    if args.older_than_days < 1:
+        raise ValueError("--older-than-days must be at least 1")
+    db = Database(settings.resolved_database_url)
+    db.create_schema()
+    before, removed = utcnow() - timedelta(days=args.older_than_days), 0
+    try:
+        while True:
+            with db.session() as session:
+                removed_now = audit.purge(session, before)
+            removed += removed_now
+            if removed_now == 0:
+                break
+    finally:
+        db.dispose()
+    print(f"removed {removed} key audit rows older than {args.older_than_days} days")
+    return 0
+
+
 def _utc(epoch: int) -> str:
     import datetime
 
@@ -166,6 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--client-id", default=None, help="choose the id (default: generated)")
     client_actions.add_parser("list", help="the registered clients")
     client.set_defaults(run=_client)
+
+    key_audit = commands.add_parser(
+        "key-audit", help="keep the key audit bounded: run it daily (cron, a CronJob)")
+    key_audit.add_argument("action", choices=("purge",))
+    key_audit.add_argument("--older-than-days", type=int, required=True,
+                           help="remove rows older than this (the retention your policy sets)")
+    key_audit.set_defaults(run=_key_audit)
 
     signing_key = commands.add_parser(
         "signing-key", help="list the token-signing keys, or rotate them without downtime")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String, select
+from sqlalchemy import Index, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from stb_origin.accounts.models import UtcDateTime, new_id, utcnow
@@ -85,6 +85,14 @@ def record(session: Session, request: KeyRequest, outcome: str, at: datetime,
         key_id=request.key_id, outcome=outcome, client_address=request.client_address,
         forwarded_for=forwarded[:MAX_FORWARDED_FOR] if forwarded is not None else None,
         request_id=request.request_id))
+
+
+def purge(session: Session, before: datetime, batch: int = 10_000) -> int:
+    """Delete rows older than ``before``, ``batch`` at a time (short transactions
+    on a busy table); returns how many went. The caller commits between calls."""
+    oldest = select(KeyAudit.id).where(KeyAudit.created_at < before).limit(batch)
+    result = session.execute(delete(KeyAudit).where(KeyAudit.id.in_(oldest)))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def page(session: Session, limit: int, after: str | None, asset_id: str | None = None,

@@ -85,3 +85,37 @@ def test_bad_parameters_are_400(api, services, rows, params):
     response = _get(api, "/v1/key-audit", services.signer.issue(["admin"]), **params)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "bad_request"
+
+
+def test_purge_removes_only_rows_older_than_the_cut_in_batches(services: Services,
+                                                               rows: list[str]) -> None:
+    cut = START + timedelta(minutes=3, seconds=30)  # rows 0-3 are older
+    removed = []
+    while True:
+        with services.db.session() as session:
+            removed.append(audit.purge(session, cut, batch=3))
+        if removed[-1] == 0:
+            break
+    assert removed == [3, 1, 0]
+    with services.db.session() as session:
+        assert [r.id for r in audit.page(session, 10, None)][::-1] == rows[4:]
+
+
+def test_the_cli_purges_by_age(services: Services, capsys: pytest.CaptureFixture[str]) -> None:
+    from stb_origin.accounts.models import utcnow
+    from tests.support.cli import run_cli
+
+    now = utcnow()
+    with services.db.session() as session:
+        for age_days in (40, 31, 29, 1):
+            request = audit.KeyRequest(
+                subject="operator", device_id=None, client_id=None, asset_id=ASSETS[0],
+                key_id=f"age{age_days}", client_address=None, forwarded_for=None,
+                request_id=None)
+            audit.record(session, request, audit.DELIVERED, now - timedelta(days=age_days))
+    settings = services.settings
+    assert run_cli(settings, "key-audit", "purge", "--older-than-days", "30") == 0
+    assert "removed 2 key audit rows" in capsys.readouterr().out
+    with services.db.session() as session:
+        assert sorted(r.key_id for r in audit.page(session, 10, None)) == ["age1", "age29"]
+    assert run_cli(settings, "key-audit", "purge", "--older-than-days", "0") == 1

@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from stb_origin import cli
 from stb_origin.accounts import users
 from stb_origin.accounts.errors import AlreadyExists, InvalidValue
 from stb_origin.db import Database
@@ -20,6 +18,7 @@ from stb_origin.oauth.models import ClientKind, GrantType
 from stb_origin.services import Services
 from stb_origin.settings import Settings
 from tests.conftest import require_tools
+from tests.support.cli import run_cli
 
 
 def test_public_client_has_no_secret_and_the_box_grants(db: Database) -> None:
@@ -76,13 +75,7 @@ def test_ensure_public_client_is_idempotent(db: Database) -> None:
 
 
 def _cli(settings: Settings, *argv: str) -> int:
-    # main() without its logging set-up, which would replace pytest's handlers.
-    args = cli.build_parser().parse_args(["client", *argv])
-    try:
-        return int(args.run(settings, args))
-    except ValueError as exc:  # as main() reports it
-        print(f"stb-origin: {exc}", file=sys.stderr)
-        return 1
+    return run_cli(settings, "client", *argv)
 
 
 def test_cli_adds_clients_and_shows_a_secret_once(
