@@ -236,6 +236,17 @@ def test_app_containers_run_real_stb_origin_subcommands(build: Build) -> None:
     assert _containers(apps["stb-worker"])[0]["args"][1] == "worker"
 
 
+def test_the_key_audit_is_purged_daily_with_database_access_only(build: Build) -> None:
+    job = build.named("CronJob", "stb-key-audit-purge")
+    pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    check_stb_origin_command(container["args"], "CronJob stb-key-audit-purge")
+    assert container["args"][1:3] == ["key-audit", "purge"]
+    assert [e["name"] for e in container.get("env", [])] == ["PGPASSWORD"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert job["spec"]["concurrencyPolicy"] == "Forbid"
+
+
 def test_origin_probes_use_the_health_endpoints(build: Build) -> None:
     origin = _containers(build.named("Deployment", "stb-origin"))[0]
     assert origin["readinessProbe"]["httpGet"]["path"] == "/readyz"
