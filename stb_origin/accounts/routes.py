@@ -66,7 +66,7 @@ def _owned(caller: Caller, found: Owned | None, what: str) -> Owned:
 
 async def _get_owned(request: Request, param: str, what: str,
                      load: Callable[[Session, str], _AccountObject | None]) -> Response:
-    claims = claims_with(request, ADMIN_SCOPE, ACCOUNT_SCOPE)
+    claims = await claims_with(request, ADMIN_SCOPE, ACCOUNT_SCOPE)
     object_id = path_id(request, param, what)
 
     def work(session: Session, caller: Caller) -> Json:
@@ -98,7 +98,7 @@ async def create_user(request: Request) -> Response:
 
 
 async def list_users(request: Request) -> Response:
-    claims = claims_with(request, ADMIN_SCOPE)
+    claims = await claims_with(request, ADMIN_SCOPE)
     limit, after = page_params(request)
     account = request.query_params.get("account")
 
@@ -117,7 +117,7 @@ async def get_user(request: Request) -> Response:
 # --- devices --------------------------------------------------------------------
 
 async def list_devices(request: Request) -> Response:
-    claims = claims_with(request, ADMIN_SCOPE, ACCOUNT_SCOPE)
+    claims = await claims_with(request, ADMIN_SCOPE, ACCOUNT_SCOPE)
     limit, after = page_params(request)
     requested = request.query_params.get("account")
 
@@ -131,7 +131,7 @@ async def list_devices(request: Request) -> Response:
 
 
 async def register_device(request: Request) -> Response:
-    claims = claims_with(request, ADMIN_SCOPE, ACCOUNT_SCOPE)
+    claims = await claims_with(request, ADMIN_SCOPE, ACCOUNT_SCOPE)
     body = await read_object(request, {"serial", "model", "capabilities", "account"})
     serial = body.text("serial")
     model = body.text("model")
@@ -168,7 +168,7 @@ async def get_device(request: Request) -> Response:
 
 
 async def revoke_device(request: Request) -> Response:
-    claims = claims_with(request, ADMIN_SCOPE, ACCOUNT_SCOPE)
+    claims = await claims_with(request, ADMIN_SCOPE, ACCOUNT_SCOPE)
     device_id = path_id(request, "device_id", "device")
 
     def work(session: Session, caller: Caller) -> Json:
@@ -203,7 +203,7 @@ async def create_package(request: Request) -> Response:
 
 
 async def list_packages(request: Request) -> Response:
-    claims = claims_with(request, ADMIN_SCOPE)
+    claims = await claims_with(request, ADMIN_SCOPE)
     limit, after = page_params(request)
 
     def work(session: Session, caller: Caller) -> list[Json]:
@@ -214,7 +214,7 @@ async def list_packages(request: Request) -> Response:
 
 
 async def get_package(request: Request) -> Response:
-    claims = claims_with(request, ADMIN_SCOPE)
+    claims = await claims_with(request, ADMIN_SCOPE)
     name = request.path_params["name"]
 
     def work(session: Session, caller: Caller) -> Json:
@@ -243,7 +243,7 @@ async def add_package_asset(request: Request) -> Response:
 
 
 async def list_package_assets(request: Request) -> Response:
-    claims = claims_with(request, ADMIN_SCOPE)
+    claims = await claims_with(request, ADMIN_SCOPE)
     name = request.path_params["name"]
     limit, after = page_params(request)
 
@@ -258,7 +258,7 @@ async def list_package_assets(request: Request) -> Response:
 
 
 async def remove_package_asset(request: Request) -> Response:
-    claims = claims_with(request, ADMIN_SCOPE)
+    claims = await claims_with(request, ADMIN_SCOPE)
     name = request.path_params["name"]
     asset_id = request.path_params["asset_id"]
 
@@ -293,7 +293,7 @@ async def create_entitlement(request: Request) -> Response:
 
 
 async def list_entitlements(request: Request) -> Response:
-    claims = claims_with(request, ADMIN_SCOPE, ACCOUNT_SCOPE)
+    claims = await claims_with(request, ADMIN_SCOPE, ACCOUNT_SCOPE)
     limit, after = page_params(request)
     requested = request.query_params.get("account")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 from redis.exceptions import RedisError
 from starlette.requests import Request
 
@@ -25,13 +26,18 @@ def bearer_token(request: Request, allow_query: bool = False) -> str | None:
     return None
 
 
-def require_scope(request: Request, signer: TokenSigner, scope: str,
-                  allow_query: bool = False) -> Claims:
+async def require_scope(request: Request, signer: TokenSigner, *scopes: str,
+                        allow_query: bool = False) -> Claims:
+    """The verified token, which must carry at least one of ``scopes``: 401 when
+    there is no valid token, 403 when it lacks every one of them."""
     token = bearer_token(request, allow_query=allow_query)
     if token is None:
         raise ApiError(401, "unauthorized", "a bearer token is required", _CHALLENGE)
     try:
-        claims = signer.verify(token)
+        # In a worker thread: the deny-list is a Redis call (and the key ring is
+        # reread from the database now and then), which must never hold up the
+        # event loop that every segment request shares.
+        claims = await anyio.to_thread.run_sync(signer.verify, token)
     except RedisError:
         # The deny-list cannot be read: refusing for a moment beats honouring a revoked token.
         raise ApiError(503, "unavailable", "token revocation cannot be checked; retry shortly",
@@ -40,8 +46,10 @@ def require_scope(request: Request, signer: TokenSigner, scope: str,
         raise ApiError(401, "invalid_token", str(exc), {
             "WWW-Authenticate": 'Bearer realm="stb-origin", error="invalid_token"', **_NO_STORE
         }) from None
-    if scope not in claims.scopes:
-        raise ApiError(403, "insufficient_scope", f"this needs the {scope!r} scope", {
-            "WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"', **_NO_STORE
-        })
+    if claims.scopes.isdisjoint(scopes):
+        wanted = " ".join(scopes)
+        raise ApiError(403, "insufficient_scope",
+                       f"this needs the {' or '.join(repr(s) for s in scopes)} scope", {
+                           "WWW-Authenticate": f'Bearer error="insufficient_scope",'
+                                               f' scope="{wanted}"', **_NO_STORE})
     return claims

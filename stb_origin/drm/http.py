@@ -34,13 +34,13 @@ def preflight(request: Request) -> Response:
         **NO_STORE, **credentialed_preflight(request.headers.get("origin"), allowed)})
 
 
-def playback_claims(request: Request, headers: dict[str, str],
-                    allow_query: bool = False) -> Claims:
+async def playback_claims(request: Request, headers: dict[str, str],
+                          allow_query: bool = False) -> Claims:
     """The verified playback token; refusals carry ``headers`` (so a web player
     can read them)."""
     try:
-        return require_scope(request, services_of(request).signer, PLAYBACK_SCOPE,
-                             allow_query=allow_query)
+        return await require_scope(request, services_of(request).signer, PLAYBACK_SCOPE,
+                                   allow_query=allow_query)
     except ApiError as exc:
         raise ApiError(exc.status, exc.code, exc.message,
                        {**(exc.headers or {}), **headers}) from None

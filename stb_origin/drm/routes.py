@@ -120,7 +120,7 @@ async def get_key(request: Request) -> Response:
     headers = private_headers(request)
     try:
         # ?token= too: some players cannot set headers on key requests.
-        claims = playback_claims(request, headers, allow_query=True)
+        claims = await playback_claims(request, headers, allow_query=True)
     except ApiError as exc:
         metrics.KEY_REFUSALS.labels(_TOKEN_REFUSALS.get(exc.status, "unavailable")).inc()
         raise
@@ -145,7 +145,7 @@ async def get_key(request: Request) -> Response:
 
 
 async def list_key_audit(request: Request) -> JSONResponse:
-    claims = claims_with(request, ADMIN_SCOPE)
+    claims = await claims_with(request, ADMIN_SCOPE)
     limit, after = page_params(request)
     asset = request.query_params.get("asset") or None
     device = request.query_params.get("device") or None

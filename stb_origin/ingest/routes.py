@@ -32,7 +32,7 @@ def _services(request: Request) -> Services:
 
 async def create_asset(request: Request) -> Response:
     services = _services(request)
-    claims = require_scope(request, services.signer, "assets:write")
+    claims = await require_scope(request, services.signer, "assets:write")
     settings = services.settings
     upload = await receive_upload(request, settings.work_dir / "uploads",
                                   settings.max_upload_bytes)
@@ -56,7 +56,7 @@ async def create_asset(request: Request) -> Response:
 
 async def get_asset(request: Request) -> Response:
     services = _services(request)
-    require_scope(request, services.signer, "assets:read")
+    await require_scope(request, services.signer, "assets:read")
     asset_id = request.path_params["asset_id"]
 
     def load() -> dict[str, object] | None:
@@ -72,7 +72,7 @@ async def get_asset(request: Request) -> Response:
 
 async def list_assets(request: Request) -> Response:
     services = _services(request)
-    require_scope(request, services.signer, "assets:read")
+    await require_scope(request, services.signer, "assets:read")
     limit, after = page_params(request)
 
     def load() -> list[dict[str, object]]:
@@ -90,7 +90,7 @@ async def list_assets(request: Request) -> Response:
 
 async def delete_asset(request: Request) -> Response:
     services = _services(request)
-    require_scope(request, services.signer, "assets:write")
+    await require_scope(request, services.signer, "assets:write")
     asset_id = request.path_params["asset_id"]
 
     def remove() -> bool:

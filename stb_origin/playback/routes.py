@@ -62,7 +62,7 @@ async def start_playback(request: Request) -> Response:
     services = services_of(request)
     settings = services.settings
     headers = private_headers(request)
-    claims = playback_claims(request, headers)
+    claims = await playback_claims(request, headers)
     asset_id = request.path_params["asset_id"]
     if not _ID.fullmatch(asset_id):
         return error_response(404, "not_found", "no such asset", headers)
