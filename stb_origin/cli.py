@@ -86,8 +86,8 @@ def _signing_key(settings: Settings, args: argparse.Namespace) -> int:
 def _key_audit(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    from stb_origin.accounts.models import utcnow
     from stb_origin.db import Database
+    from stb_origin.db.types import utcnow
     from stb_origin.drm import audit
 
     if args.older_than_days < 1:

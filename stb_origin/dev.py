@@ -123,7 +123,7 @@ def _dev_box(services, sample_id: str | None) -> tuple[str, str]:  # type: ignor
     """The dev user's registered box, and their account entitled to the sample
     through the package ``dev``; returns (user id, device id)."""
     from stb_origin.accounts import devices, entitlements, packages, users
-    from stb_origin.accounts.models import utcnow
+    from stb_origin.db.types import utcnow
 
     with services.db.session() as session:
         user = users.find_user(session, DEV_USER)

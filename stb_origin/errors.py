@@ -9,6 +9,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from stb_origin.db.paging import UnknownCursor
+
 log = logging.getLogger("stb_origin.http")
 
 
@@ -42,6 +44,10 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, str(exc.detail), exc.headers)
 
 
+async def _unknown_cursor(_request: Request, exc: Exception) -> Response:
+    return error_response(400, "bad_request", str(exc))
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", extra={"path": request.url.path})
     return error_response(500, "internal_error", "internal server error")
@@ -50,5 +56,6 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 EXCEPTION_HANDLERS = {
     ApiError: _api_error,
     HTTPException: _http_error,
+    UnknownCursor: _unknown_cursor,
     Exception: _unexpected,
 }

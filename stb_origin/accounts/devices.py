@@ -12,8 +12,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from stb_origin.accounts.errors import DeviceLimitReached, InvalidValue, NotFound
-from stb_origin.accounts.models import Account, Device, DeviceState, new_id, utcnow
-from stb_origin.accounts.pages import newest_first
+from stb_origin.accounts.models import Account, Device, DeviceState
+from stb_origin.db.paging import newest_first
+from stb_origin.db.types import new_id, utcnow
 
 _SERIAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 _MODEL = re.compile(r"[\x20-\x7e]{1,128}")

@@ -8,8 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from stb_origin.accounts.errors import InvalidValue, NotFound
-from stb_origin.accounts.models import Account, Entitlement, Package, PackageAsset, new_id, utcnow
-from stb_origin.accounts.pages import newest_first
+from stb_origin.accounts.models import Account, Entitlement, Package, PackageAsset
+from stb_origin.db.paging import newest_first
+from stb_origin.db.types import new_id, utcnow
 
 
 def grant(session: Session, account_id: str, package: str, valid_from: datetime | None = None,

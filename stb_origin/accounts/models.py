@@ -9,23 +9,20 @@ assets; an asset joins a package through ``package_assets``.
 from __future__ import annotations
 
 import enum
-import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
-    DateTime,
-    Dialect,
     ForeignKey,
     Index,
     String,
-    TypeDecorator,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from stb_origin.db import Base
+from stb_origin.db.types import UtcDateTime, iso, new_id, utcnow
 from stb_origin.ingest.records import Asset
 
 
@@ -38,38 +35,6 @@ class Role(enum.StrEnum):
 class DeviceState(enum.StrEnum):
     ACTIVE = "active"
     REVOKED = "revoked"
-
-
-def new_id() -> str:
-    # Same shape as asset ids: 128 random bits, hex, safe in paths and URLs.
-    return secrets.token_hex(16)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Aware datetimes in, aware UTC datetimes out, on every engine.
-
-    SQLite keeps no offset: values are normalised to UTC before they are stored
-    so that its text comparisons order them correctly, and read back as UTC.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: a time zone is required")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Account(Base):
@@ -106,7 +71,7 @@ class User(Base):
             "name": self.name,
             "role": self.role,
             "has_password": self.password_hash is not None,
-            "created_at": _iso(self.created_at),
+            "created_at": iso(self.created_at),
         }
 
 
@@ -142,9 +107,9 @@ class Device(Base):
             "model": self.model,
             "capabilities": self.capabilities,
             "state": self.state,
-            "created_at": _iso(self.created_at),
-            "last_seen_at": _iso(self.last_seen_at),
-            "revoked_at": _iso(self.revoked_at),
+            "created_at": iso(self.created_at),
+            "last_seen_at": iso(self.last_seen_at),
+            "revoked_at": iso(self.revoked_at),
         }
 
 
@@ -158,7 +123,7 @@ class Package(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "title": self.title, "created_at": _iso(self.created_at)}
+        return {"name": self.name, "title": self.title, "created_at": iso(self.created_at)}
 
 
 class PackageAsset(Base):
@@ -172,7 +137,7 @@ class PackageAsset(Base):
 
     def to_json(self) -> dict[str, Any]:
         return {"package": self.package_name, "asset": self.asset_id,
-                "added_at": _iso(self.added_at)}
+                "added_at": iso(self.added_at)}
 
 
 class Entitlement(Base):
@@ -194,11 +159,8 @@ class Entitlement(Base):
             "id": self.id,
             "account": self.account_id,
             "package": self.package_name,
-            "valid_from": _iso(self.valid_from),
-            "valid_until": _iso(self.valid_until),
-            "created_at": _iso(self.created_at),
+            "valid_from": iso(self.valid_from),
+            "valid_until": iso(self.valid_until),
+            "created_at": iso(self.created_at),
         }
 
-
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat() if value is not None else None

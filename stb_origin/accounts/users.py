@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 
 from stb_origin.accounts import passwords
 from stb_origin.accounts.errors import AlreadyExists, InvalidValue, NotFound
-from stb_origin.accounts.models import Account, Role, User, new_id
-from stb_origin.accounts.pages import newest_first
+from stb_origin.accounts.models import Account, Role, User
+from stb_origin.db.paging import newest_first
+from stb_origin.db.types import new_id
 
 # Deliberately loose: one @, something on each side, a dot in the domain, no
 # spaces. Whether the address works is for a confirmation mail to find out.

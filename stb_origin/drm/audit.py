@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import Index, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from stb_origin.accounts.models import UtcDateTime, new_id, utcnow
-from stb_origin.accounts.pages import newest_first
 from stb_origin.db import Base
+from stb_origin.db.paging import newest_first
+from stb_origin.db.types import UtcDateTime, new_id, utcnow
 
 DELIVERED = "delivered"
 # X-Forwarded-For is whatever the client and the proxies on the way wrote.

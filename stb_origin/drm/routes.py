@@ -22,8 +22,8 @@ from starlette.routing import Route
 from stb_origin import metrics, ratelimit
 from stb_origin.accounts.caller import ADMIN_SCOPE, Caller
 from stb_origin.accounts.http import Json, claims_with, paged, require_admin, run_as_caller
-from stb_origin.accounts.models import utcnow
 from stb_origin.auth.tokens import Claims
+from stb_origin.db.types import utcnow
 from stb_origin.drm import audit, keystore
 from stb_origin.drm.access import PlaybackRefused, authorize_playback
 from stb_origin.drm.http import playback_claims, preflight, private_headers, refused, services_of

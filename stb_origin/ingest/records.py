@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import enum
-import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, Integer, String, select
+from sqlalchemy import JSON, Float, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from stb_origin.db import Base
+from stb_origin.db.paging import newest_first
+from stb_origin.db.types import UtcDateTime, iso, utcnow
 
 
 class Status(enum.StrEnum):
@@ -18,15 +19,6 @@ class Status(enum.StrEnum):
     PROCESSING = "processing"
     READY = "ready"
     FAILED = "failed"
-
-
-def new_asset_id() -> str:
-    # 128 bits, URL-safe, no padding: unguessable and safe as a path segment.
-    return secrets.token_hex(16)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Asset(Base):
@@ -45,10 +37,8 @@ class Asset(Base):
     renditions: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     # versioned output prefix currently behind master.m3u8, e.g. "v3f9a..."
     version: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=_now, onupdate=_now
-    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,8 +54,8 @@ class Asset(Base):
             "source": self.source,
             "renditions": self.renditions or [],
             "playback": {"hls": f"/hls/{self.id}/master.m3u8"},
-            "created_at": self.created_at.isoformat() if self.created_at else None,
-            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
         }
 
 
@@ -74,13 +64,4 @@ def get(session: Session, asset_id: str) -> Asset | None:
 
 
 def page(session: Session, limit: int, after: str | None) -> list[Asset]:
-    """Keyset pagination ordered by (created_at, id)."""
-    query = select(Asset).order_by(Asset.created_at.desc(), Asset.id.desc())
-    if after is not None:
-        cursor = session.get(Asset, after)
-        if cursor is not None:
-            query = query.where(
-                (Asset.created_at < cursor.created_at)
-                | ((Asset.created_at == cursor.created_at) & (Asset.id < cursor.id))
-            )
-    return list(session.scalars(query.limit(limit)))
+    return newest_first(session, Asset, select(Asset), limit, after)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from stb_origin.ingest.records import Asset, new_asset_id
+from stb_origin.db.types import new_id
+from stb_origin.ingest.records import Asset
 from stb_origin.pipeline import mark_failed
 from stb_origin.services import Services
 from stb_origin.workers.queues import enqueue_pipeline
@@ -14,7 +15,7 @@ from stb_origin.workers.queues import enqueue_pipeline
 def accept_source(services: Services, path: Path, suffix: str, title: str,
                   size: int) -> dict[str, Any]:
     """Store the file at path as a new asset's source and queue it; returns the asset JSON."""
-    asset_id = new_asset_id()
+    asset_id = new_id()
     source_key = f"sources/{asset_id}/source{suffix or '.bin'}"
     services.storage.put_file(source_key, path, "application/octet-stream")
     with services.db.session() as session:

@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from stb_origin.accounts.models import utcnow
 from stb_origin.auth.tokens import Claims
+from stb_origin.db.types import utcnow
 from stb_origin.drm.access import PlaybackRefused, Viewer, authorize_playback
 from stb_origin.drm.http import playback_claims, preflight, private_headers, refused, services_of
 from stb_origin.errors import error_response

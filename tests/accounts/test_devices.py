@@ -8,8 +8,10 @@ import pytest
 from stb_origin.accounts import devices
 from stb_origin.accounts.devices import Capabilities
 from stb_origin.accounts.errors import DeviceLimitReached, InvalidValue, NotFound
-from stb_origin.accounts.models import Account, Device, new_id
+from stb_origin.accounts.models import Account, Device
 from stb_origin.db import Database
+from stb_origin.db.paging import UnknownCursor
+from stb_origin.db.types import new_id
 
 UHD = Capabilities(max_width=3840, max_height=2160, codecs=("avc1.640028", "hvc1", "mp4a.40.2"))
 LIMIT = 3
@@ -146,7 +148,7 @@ def test_list_devices_newest_first(db: Database) -> None:
     with db.session() as session:
         first = devices.page_devices(session, 3, None, account)
         second = devices.page_devices(session, 3, first[-1].id, account)
-        with pytest.raises(InvalidValue, match="after"):
+        with pytest.raises(UnknownCursor, match="after"):
             devices.page_devices(session, 3, "0" * 32, account)
         assert len(devices.page_devices(session, 10, None)) == 6
     assert [d.id for d in first + second] == [d.id for d in reversed(made)]

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from stb_origin.app import create_app
-from stb_origin.ingest.records import new_asset_id
+from stb_origin.db.types import new_id
 from stb_origin.services import Services
 from stb_origin.settings import Settings
 from tests.cdn.nginx import Nginx, js_module, nginx_binary
@@ -36,7 +36,7 @@ def settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 def asset(services: Services) -> FakeAsset:
-    return FakeAsset(new_asset_id(), {"low": 20_000, "high": 60_000}).publish(services.storage)
+    return FakeAsset(new_id(), {"low": 20_000, "high": 60_000}).publish(services.storage)
 
 
 @pytest.fixture

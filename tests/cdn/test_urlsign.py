@@ -15,7 +15,7 @@ import httpx
 import m3u8
 import pytest
 
-from stb_origin.ingest.records import new_asset_id
+from stb_origin.db.types import new_id
 from stb_origin.playback.urlsign import UrlSigner
 from stb_origin.services import Services
 from stb_origin.settings import Settings
@@ -43,7 +43,7 @@ def cdn(tmp_path: Path, origin: OriginServer) -> Iterator[Nginx]:
 @pytest.fixture
 def ladder(services: Services) -> str:
     """An asset whose master has a real ladder (360p to 2160p); its id."""
-    asset_id = new_asset_id()
+    asset_id = new_id()
     services.storage.put_bytes(f"hls/{asset_id}/master.m3u8", LADDER_MASTER, M3U8)
     return asset_id
 
@@ -81,7 +81,7 @@ def test_refused_urls_are_answered_by_nginx_alone(edge: httpx.Client, origin: Or
     path = asset.url(asset.segment_paths("low")[0])
     good = _signed(path)
     token = good.split("/")[2]
-    other = new_asset_id()
+    other = new_id()
     refused = {
         "unsigned": path,
         "expired": _signed(path, ttl_s=-5),

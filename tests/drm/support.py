@@ -10,9 +10,10 @@ from datetime import datetime
 from stb_origin.accounts import devices, entitlements, packages, users
 from stb_origin.accounts.devices import Capabilities
 from stb_origin.accounts.models import Role
+from stb_origin.db.types import new_id
 from stb_origin.drm import keystore
 from stb_origin.drm.keys import ContentKey, generate_key
-from stb_origin.ingest.records import Asset, new_asset_id
+from stb_origin.ingest.records import Asset
 from stb_origin.services import Services
 
 
@@ -43,7 +44,7 @@ def household(services: Services, capabilities: Capabilities = ANY_BOX,
 
 def new_asset(services: Services) -> tuple[str, ContentKey]:
     """An asset record with one content key stored."""
-    asset_id, key = new_asset_id(), generate_key()
+    asset_id, key = new_id(), generate_key()
     with services.db.session() as session:
         session.add(Asset(id=asset_id, title="film", source_key=f"sources/{asset_id}/s.mp4"))
         session.flush()

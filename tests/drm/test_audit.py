@@ -102,7 +102,7 @@ def test_purge_removes_only_rows_older_than_the_cut_in_batches(services: Service
 
 
 def test_the_cli_purges_by_age(services: Services, capsys: pytest.CaptureFixture[str]) -> None:
-    from stb_origin.accounts.models import utcnow
+    from stb_origin.db.types import utcnow
     from tests.support.cli import run_cli
 
     now = utcnow()

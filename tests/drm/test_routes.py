@@ -14,7 +14,8 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from stb_origin.accounts.devices import get_device
-from stb_origin.accounts.models import Role, utcnow
+from stb_origin.accounts.models import Role
+from stb_origin.db.types import utcnow
 from stb_origin.drm import keystore
 from stb_origin.drm.audit import MAX_FORWARDED_FOR, KeyAudit
 from stb_origin.drm.keys import ContentKey, generate_key
