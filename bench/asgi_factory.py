@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import stb_origin.asgi
-from stb_origin import logs
+from stb_origin.observability import logs
 from stb_origin.origin.routes import build_app
 from stb_origin.settings import from_env
 from stb_origin.storage import open_storage

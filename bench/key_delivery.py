@@ -36,9 +36,9 @@ from wrk import Figure, wrk
 
 from stb_origin.accounts import devices, entitlements, packages, users
 from stb_origin.accounts.devices import Capabilities
+from stb_origin.assets.records import Asset, Status
 from stb_origin.drm import keystore
 from stb_origin.drm.keys import generate_key
-from stb_origin.ingest.records import Asset, Status
 from stb_origin.services import Services, build_services
 from stb_origin.settings import Settings
 

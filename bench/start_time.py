@@ -50,7 +50,8 @@ from servers import Nginx, Process, free_port, require, start_redis, start_uvico
 from stb_origin.auth.tokens import load_signer
 from stb_origin.db import Database
 from stb_origin.drm import keystore
-from stb_origin.drm.keys import Envelope, generate_key, load_kek
+from stb_origin.drm.keys import generate_key
+from stb_origin.envelope import Envelope, load_kek
 from stb_origin.packager.package import VariantInput, count_segments, keys_needed, package
 from stb_origin.packager.playlists import START_BANDWIDTH
 from stb_origin.packager.publish import publish

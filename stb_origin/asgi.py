@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
-from stb_origin import logs
 from stb_origin.app import create_app
+from stb_origin.observability import logs
 from stb_origin.services import build_services
 from stb_origin.settings import from_env
 

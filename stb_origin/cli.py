@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from stb_origin import logs
+from stb_origin.observability import logs
 from stb_origin.settings import Settings, SettingsError, from_env
 
 # In-flight requests get this long to finish when the server is asked to stop.
@@ -56,7 +56,7 @@ def _signing_key(settings: Settings, args: argparse.Namespace) -> int:
     from stb_origin.auth import keyring
     from stb_origin.auth.tokens import LEEWAY_S, jwt_kek
     from stb_origin.db import Database
-    from stb_origin.drm.keys import Envelope
+    from stb_origin.envelope import Envelope
 
     db = Database(settings.resolved_database_url)
     db.create_schema()

@@ -107,7 +107,7 @@ def _introduce(settings: Settings, base: str, sample: bool) -> None:
 
 def _dev_user(services) -> str:  # type: ignore[no-untyped-def]
     """The user who approves dev boxes (made once); returns their password."""
-    from stb_origin import secrets as secret_files
+    from stb_origin import secretfiles as secret_files
     from stb_origin.accounts import users
 
     password = secret_files.load_or_create(
@@ -160,7 +160,7 @@ def introduce_device_flow(services, base: str,  # type: ignore[no-untyped-def]
 
 
 def _show_progress(services, asset_id: str) -> None:  # type: ignore[no-untyped-def]
-    from stb_origin.ingest.records import Asset
+    from stb_origin.assets.records import Asset
 
     deadline = time.monotonic() + 600
     shown = -1

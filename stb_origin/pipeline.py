@@ -15,13 +15,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from stb_origin import logs, metrics
+from stb_origin.assets.records import Asset, Status
 from stb_origin.drm import keystore
 from stb_origin.drm.keys import generate_key
-from stb_origin.ingest.records import Asset, Status
+from stb_origin.observability import logs, metrics
 from stb_origin.packager.package import VariantInput, count_segments, keys_needed, package
 from stb_origin.packager.publish import prune_old_versions, publish
 from stb_origin.services import Services
+from stb_origin.storage import layout
 from stb_origin.transcode import MediaError, plan_ladder, probe, transcode
 
 log = logging.getLogger("stb_origin.pipeline")
@@ -106,7 +107,7 @@ def _run(services: Services, asset_id: str, source_key: str, work: Path) -> str:
     with _stage(services, "package"):
         result = package(encoded, variants, keys, _key_uri(settings.key_uri_base, asset_id),
                          settings.key_rotation_segments, packaged,
-                         trickplay=VariantInput("iframes", ladder.trickplay.width,
+                         trickplay=VariantInput(layout.IFRAMES, ladder.trickplay.width,
                                                 ladder.trickplay.height, ladder.fps))
     _set_progress(services, asset_id, TRANSCODE_SHARE + 5)
     with _stage(services, "publish"):
@@ -115,7 +116,7 @@ def _run(services: Services, asset_id: str, source_key: str, work: Path) -> str:
     with services.db.session() as session:
         asset = session.get(Asset, asset_id)
         if asset is None:  # deleted while we worked: take the output down again
-            services.storage.delete_prefix(f"hls/{asset_id}/")
+            services.storage.delete_prefix(layout.asset_prefix(asset_id))
             keystore.delete_for_asset(session, asset_id)
             return "deleted"
         asset.status = Status.READY.value

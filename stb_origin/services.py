@@ -10,11 +10,11 @@ from rq import Queue
 from stb_origin.auth import denylist
 from stb_origin.auth.tokens import TokenSigner, load_signer
 from stb_origin.db import Database
-from stb_origin.drm.keys import Envelope, load_kek
+from stb_origin.envelope import Envelope, load_kek
+from stb_origin.queues import connect_redis, pipeline_queue
 from stb_origin.settings import Settings
 from stb_origin.storage import Storage, open_storage
 from stb_origin.storage.instrumented import InstrumentedStorage
-from stb_origin.workers.queues import connect_redis, pipeline_queue
 
 
 @dataclass

@@ -9,8 +9,8 @@ import pytest
 from rq import SimpleWorker
 
 from stb_origin import pipeline
+from stb_origin.assets.records import Asset
 from stb_origin.drm import keystore
-from stb_origin.ingest.records import Asset
 from stb_origin.ingest.service import accept_source
 from stb_origin.services import Services
 from stb_origin.storage import Storage, StorageUnavailable

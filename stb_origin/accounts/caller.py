@@ -12,12 +12,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from stb_origin import scopes
 from stb_origin.accounts.models import Device, DeviceState, Role, User
 from stb_origin.auth.tokens import Claims
 
 OPERATOR = "operator"
-ADMIN_SCOPE = "admin"
-ACCOUNT_SCOPE = "account"
 
 
 class UnknownCaller(Exception):
@@ -40,11 +39,11 @@ class Caller:
     @property
     def is_admin(self) -> bool:
         """Admin powers need both: a token that asks for them and someone who has them."""
-        return ADMIN_SCOPE in self.scopes and (self.is_operator or self.role == Role.ADMIN)
+        return scopes.ADMIN in self.scopes and (self.is_operator or self.role == Role.ADMIN)
 
     def acts_for(self, account_id: str) -> bool:
         """May manage this account's own things (devices, its entitlements)."""
-        return self.is_admin or (ACCOUNT_SCOPE in self.scopes and self.account_id == account_id)
+        return self.is_admin or (scopes.ACCOUNT in self.scopes and self.account_id == account_id)
 
 
 def identify(session: Session, claims: Claims) -> Caller:

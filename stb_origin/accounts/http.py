@@ -7,32 +7,23 @@ from the token, and domain refusals turned into JSON errors.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from typing import Any, TypeVar
-from urllib.parse import urlencode
+from typing import TypeVar
 
 import anyio
 from sqlalchemy.orm import Session
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
-from stb_origin.accounts.caller import ADMIN_SCOPE, Caller, UnknownCaller, identify
+from stb_origin import scopes
+from stb_origin.accounts.caller import Caller, UnknownCaller, identify
 from stb_origin.accounts.errors import AlreadyExists, DeviceLimitReached, InvalidValue, NotFound
-from stb_origin.auth.http import require_scope
 from stb_origin.auth.tokens import Claims
-from stb_origin.errors import ApiError
-from stb_origin.services import Services
+from stb_origin.web.bearer import require_scope
+from stb_origin.web.errors import ApiError
+from stb_origin.web.headers import NO_STORE
+from stb_origin.web.http import services_of
 
 T = TypeVar("T")
-_ID = re.compile(r"[0-9a-f]{32}")
-NO_STORE = {"Cache-Control": "no-store"}
-Json = dict[str, Any]
-
-
-def services_of(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
 
 
 async def claims_with(request: Request, *scopes: str) -> Claims:
@@ -78,7 +69,7 @@ def require_admin(caller: Caller) -> None:
 async def admin_claims(request: Request) -> Claims:
     """The token of an admin, checked before a body is read: a refused caller
     learns nothing from our validation messages."""
-    claims = await claims_with(request, ADMIN_SCOPE)
+    claims = await claims_with(request, scopes.ADMIN)
     await run_as_caller(request, claims, lambda _session, caller: require_admin(caller))
     return claims
 
@@ -98,30 +89,3 @@ def account_filter(caller: Caller, requested: str | None) -> str | None:
         raise forbidden("this token has no account")
     require_access(caller, target)
     return target
-
-
-def path_id(request: Request, name: str, what: str) -> str:
-    value: str = request.path_params[name]
-    if not _ID.fullmatch(value):
-        raise ApiError(404, "not_found", f"no such {what}")
-    return value
-
-
-def paged(items: list[Json], limit: int, path: str, cursor: str,
-           filters: dict[str, str | None] | None = None) -> JSONResponse:
-    """``items`` holds up to limit + 1 entries: the extra one says there is more."""
-    more = len(items) > limit
-    items = items[:limit]
-    next_url = None
-    if more:
-        query = {k: v for k, v in (filters or {}).items() if v is not None}
-        query.update(limit=str(limit), after=str(items[-1][cursor]))
-        next_url = f"{path}?{urlencode(query)}"
-    return JSONResponse({"items": items, "next": next_url}, headers=NO_STORE)
-
-
-def json_response(body: Json, status: int = 200, location: str | None = None) -> JSONResponse:
-    headers = dict(NO_STORE)
-    if location is not None:
-        headers["Location"] = location
-    return JSONResponse(body, status_code=status, headers=headers)

@@ -21,9 +21,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from stb_origin.assets.records import Asset
 from stb_origin.db import Base
 from stb_origin.db.types import UtcDateTime, iso, new_id, utcnow
-from stb_origin.ingest.records import Asset
 
 
 class Role(enum.StrEnum):

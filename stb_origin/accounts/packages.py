@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from stb_origin.accounts.errors import AlreadyExists, InvalidValue, NotFound
 from stb_origin.accounts.models import Package, PackageAsset
-from stb_origin.ingest import records
+from stb_origin.assets import records
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 MAX_TITLE = 200

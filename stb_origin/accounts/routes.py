@@ -17,31 +17,28 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from stb_origin import scopes
 from stb_origin.accounts import devices, entitlements, packages, users
-from stb_origin.accounts.caller import ACCOUNT_SCOPE, ADMIN_SCOPE, Caller
+from stb_origin.accounts.caller import Caller
 from stb_origin.accounts.devices import Capabilities
 from stb_origin.accounts.errors import InvalidValue, NotFound
 from stb_origin.accounts.http import (
-    NO_STORE,
-    Json,
     account_filter,
     admin_claims,
     claims_with,
     forbidden,
-    json_response,
-    paged,
-    path_id,
     require_access,
     require_admin,
     run_as_caller,
-    services_of,
 )
-from stb_origin.accounts.jsonbody import read_object
 from stb_origin.accounts.models import Role
 from stb_origin.auth import denylist
 from stb_origin.auth.tokens import LEEWAY_S
-from stb_origin.errors import ApiError
-from stb_origin.pagination import page_params
+from stb_origin.web.errors import ApiError
+from stb_origin.web.headers import NO_STORE
+from stb_origin.web.http import Json, json_response, path_id, services_of
+from stb_origin.web.jsonbody import read_object
+from stb_origin.web.paging import page_params, paged
 
 log = logging.getLogger("stb_origin.accounts")
 
@@ -66,7 +63,7 @@ def _owned(caller: Caller, found: Owned | None, what: str) -> Owned:
 
 async def _get_owned(request: Request, param: str, what: str,
                      load: Callable[[Session, str], _AccountObject | None]) -> Response:
-    claims = await claims_with(request, ADMIN_SCOPE, ACCOUNT_SCOPE)
+    claims = await claims_with(request, scopes.ADMIN, scopes.ACCOUNT)
     object_id = path_id(request, param, what)
 
     def work(session: Session, caller: Caller) -> Json:
@@ -98,7 +95,7 @@ async def create_user(request: Request) -> Response:
 
 
 async def list_users(request: Request) -> Response:
-    claims = await claims_with(request, ADMIN_SCOPE)
+    claims = await claims_with(request, scopes.ADMIN)
     limit, after = page_params(request)
     account = request.query_params.get("account")
 
@@ -117,7 +114,7 @@ async def get_user(request: Request) -> Response:
 # --- devices --------------------------------------------------------------------
 
 async def list_devices(request: Request) -> Response:
-    claims = await claims_with(request, ADMIN_SCOPE, ACCOUNT_SCOPE)
+    claims = await claims_with(request, scopes.ADMIN, scopes.ACCOUNT)
     limit, after = page_params(request)
     requested = request.query_params.get("account")
 
@@ -131,7 +128,7 @@ async def list_devices(request: Request) -> Response:
 
 
 async def register_device(request: Request) -> Response:
-    claims = await claims_with(request, ADMIN_SCOPE, ACCOUNT_SCOPE)
+    claims = await claims_with(request, scopes.ADMIN, scopes.ACCOUNT)
     body = await read_object(request, {"serial", "model", "capabilities", "account"})
     serial = body.text("serial")
     model = body.text("model")
@@ -168,7 +165,7 @@ async def get_device(request: Request) -> Response:
 
 
 async def revoke_device(request: Request) -> Response:
-    claims = await claims_with(request, ADMIN_SCOPE, ACCOUNT_SCOPE)
+    claims = await claims_with(request, scopes.ADMIN, scopes.ACCOUNT)
     device_id = path_id(request, "device_id", "device")
 
     def work(session: Session, caller: Caller) -> Json:
@@ -203,7 +200,7 @@ async def create_package(request: Request) -> Response:
 
 
 async def list_packages(request: Request) -> Response:
-    claims = await claims_with(request, ADMIN_SCOPE)
+    claims = await claims_with(request, scopes.ADMIN)
     limit, after = page_params(request)
 
     def work(session: Session, caller: Caller) -> list[Json]:
@@ -214,7 +211,7 @@ async def list_packages(request: Request) -> Response:
 
 
 async def get_package(request: Request) -> Response:
-    claims = await claims_with(request, ADMIN_SCOPE)
+    claims = await claims_with(request, scopes.ADMIN)
     name = request.path_params["name"]
 
     def work(session: Session, caller: Caller) -> Json:
@@ -243,7 +240,7 @@ async def add_package_asset(request: Request) -> Response:
 
 
 async def list_package_assets(request: Request) -> Response:
-    claims = await claims_with(request, ADMIN_SCOPE)
+    claims = await claims_with(request, scopes.ADMIN)
     name = request.path_params["name"]
     limit, after = page_params(request)
 
@@ -258,7 +255,7 @@ async def list_package_assets(request: Request) -> Response:
 
 
 async def remove_package_asset(request: Request) -> Response:
-    claims = await claims_with(request, ADMIN_SCOPE)
+    claims = await claims_with(request, scopes.ADMIN)
     name = request.path_params["name"]
     asset_id = request.path_params["asset_id"]
 
@@ -293,7 +290,7 @@ async def create_entitlement(request: Request) -> Response:
 
 
 async def list_entitlements(request: Request) -> Response:
-    claims = await claims_with(request, ADMIN_SCOPE, ACCOUNT_SCOPE)
+    claims = await claims_with(request, scopes.ADMIN, scopes.ACCOUNT)
     limit, after = page_params(request)
     requested = request.query_params.get("account")
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from stb_origin.auth.jwk import public_jwk, thumbprint
 from stb_origin.db import Base
-from stb_origin.drm.keys import Envelope
+from stb_origin.envelope import Envelope
 
 _WRAP_CONTEXT = b"stb-origin/jwt-signing-key"
 

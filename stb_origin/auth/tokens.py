@@ -20,13 +20,13 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from stb_origin import scopes as known_scopes
 from stb_origin.auth.keyring import KeyRing, ensure_signing_key, load_ring
 from stb_origin.db import Database
-from stb_origin.drm.keys import Envelope, read_kek
+from stb_origin.envelope import Envelope, read_kek
 from stb_origin.settings import Settings
 
 # account: manage one's own account (devices...); admin: everyone's (needs an admin user)
-SCOPES = frozenset({"assets:write", "assets:read", "playback", "account", "admin"})
 ALGORITHM = "ES256"
 ACCESS_TYPE = "at+jwt"  # RFC 9068
 REFRESH_TYPE = "rt+jwt"
@@ -112,7 +112,7 @@ class TokenSigner:
 
     def _base_claims(self, scopes: Iterable[str], subject: str, ttl_s: int) -> dict[str, Any]:
         scope_set = set(scopes)
-        unknown = scope_set - SCOPES
+        unknown = scope_set - known_scopes.ALL
         if unknown:
             raise ValueError(f"unknown scope(s): {', '.join(sorted(unknown))}")
         now = int(self._clock())

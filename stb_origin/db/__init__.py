@@ -33,9 +33,9 @@ class Database:
     def create_schema(self) -> None:
         # Import the modules that define tables so they register with Base.
         from stb_origin.accounts import models  # noqa: F401
+        from stb_origin.assets import records  # noqa: F401
         from stb_origin.auth import keyring  # noqa: F401
         from stb_origin.drm import audit, keystore  # noqa: F401
-        from stb_origin.ingest import records  # noqa: F401
         from stb_origin.oauth import models as oauth_models  # noqa: F401
 
         Base.metadata.create_all(self.engine)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, Dialect, TypeDecorator
 
+# Every id (assets, users, devices, ...): 128 random bits, hex, safe in paths and URLs.
+ID = re.compile(r"[0-9a-f]{32}")
+
 
 def new_id() -> str:
-    # Same shape as asset ids: 128 random bits, hex, safe in paths and URLs.
     return secrets.token_hex(16)
 
 

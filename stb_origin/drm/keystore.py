@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import DateTime, LargeBinary, String, delete, select
+from sqlalchemy import LargeBinary, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from stb_origin.db import Base
-from stb_origin.drm.keys import ContentKey, Envelope
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+from stb_origin.db.types import UtcDateTime, utcnow
+from stb_origin.drm.keys import ContentKey, unwrap, wrap
+from stb_origin.envelope import Envelope
 
 
 class ContentKeyRecord(Base):
@@ -22,7 +20,7 @@ class ContentKeyRecord(Base):
     asset_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
     key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     wrapped: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     def __repr__(self) -> str:
         return f"ContentKeyRecord(asset_id={self.asset_id!r}, key_id={self.key_id!r})"
@@ -32,7 +30,7 @@ def store(session: Session, asset_id: str, keys: Sequence[ContentKey],
           envelope: Envelope) -> None:
     for ck in keys:
         session.add(ContentKeyRecord(asset_id=asset_id, key_id=ck.key_id,
-                                     wrapped=envelope.wrap(asset_id, ck)))
+                                     wrapped=wrap(envelope, asset_id, ck)))
     session.flush()
 
 
@@ -41,7 +39,7 @@ def load(session: Session, asset_id: str, key_id: str, envelope: Envelope) -> by
     record = session.get(ContentKeyRecord, (asset_id, key_id))
     if record is None:
         return None
-    return envelope.unwrap(asset_id, key_id, record.wrapped)
+    return unwrap(envelope, asset_id, key_id, record.wrapped)
 
 
 def key_ids(session: Session, asset_id: str) -> list[str]:

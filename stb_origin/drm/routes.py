@@ -19,22 +19,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from stb_origin import metrics, ratelimit
-from stb_origin.accounts.caller import ADMIN_SCOPE, Caller
-from stb_origin.accounts.http import Json, claims_with, paged, require_admin, run_as_caller
+from stb_origin import ratelimit, scopes
+from stb_origin.accounts.caller import Caller
+from stb_origin.accounts.http import claims_with, require_admin, run_as_caller
 from stb_origin.auth.tokens import Claims
-from stb_origin.db.types import utcnow
+from stb_origin.db.types import ID, utcnow
 from stb_origin.drm import audit, keystore
 from stb_origin.drm.access import PlaybackRefused, authorize_playback
-from stb_origin.drm.http import playback_claims, preflight, private_headers, refused, services_of
-from stb_origin.errors import ApiError, error_response
-from stb_origin.pagination import page_params
+from stb_origin.drm.http import playback_claims, preflight, private_headers, refused
+from stb_origin.drm.keys import KEY_ID
+from stb_origin.observability import metrics
 from stb_origin.services import Services
+from stb_origin.web.errors import ApiError, error_response
+from stb_origin.web.http import Json, services_of
+from stb_origin.web.paging import page_params, paged
 
 log = logging.getLogger("stb_origin.keys")
 
-_ID = re.compile(r"^[0-9a-f]{32}$")
-_KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _DEVICE_FILTER = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 RATE_WINDOW_S = 60
 NOT_FOUND = "not_found"
@@ -106,7 +107,7 @@ def _deliver(services: Services, claims: Claims, asset_id: str, key_id: str,
             audit.record(session, wanted, exc.reason, now, exc.account_id)
             return _Outcome(exc.reason, refusal=exc)
         key = None
-        if _ID.match(asset_id) and _KEY_ID.match(key_id):
+        if ID.fullmatch(asset_id) and KEY_ID.fullmatch(key_id):
             key = keystore.load(session, asset_id, key_id, services.envelope)
         outcome = audit.DELIVERED if key is not None else NOT_FOUND
         audit.record(session, wanted, outcome, now, viewer.account_id)
@@ -145,11 +146,11 @@ async def get_key(request: Request) -> Response:
 
 
 async def list_key_audit(request: Request) -> JSONResponse:
-    claims = await claims_with(request, ADMIN_SCOPE)
+    claims = await claims_with(request, scopes.ADMIN)
     limit, after = page_params(request)
     asset = request.query_params.get("asset") or None
     device = request.query_params.get("device") or None
-    if asset is not None and not _ID.match(asset):
+    if asset is not None and not ID.fullmatch(asset):
         raise ApiError(400, "bad_request", "asset: an asset id")
     if device is not None and not _DEVICE_FILTER.match(device):
         raise ApiError(400, "bad_request", "device: a device id")

@@ -7,32 +7,28 @@ import logging
 import anyio
 from redis.exceptions import RedisError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
-from stb_origin.auth.http import require_scope
+from stb_origin import scopes
+from stb_origin.assets import records
 from stb_origin.drm import keystore
-from stb_origin.errors import ApiError
-from stb_origin.ingest import records
 from stb_origin.ingest.service import accept_source
 from stb_origin.ingest.sniff import container_of
 from stb_origin.ingest.upload import receive_upload
-from stb_origin.pagination import page_params
-from stb_origin.services import Services
-from stb_origin.storage import StorageError
+from stb_origin.storage import StorageError, layout
+from stb_origin.web.bearer import require_scope
+from stb_origin.web.errors import ApiError
+from stb_origin.web.http import json_response, path_id, services_of
+from stb_origin.web.paging import page_params, paged
 
 log = logging.getLogger("stb_origin.ingest")
 
 
 
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
 async def create_asset(request: Request) -> Response:
-    services = _services(request)
-    claims = await require_scope(request, services.signer, "assets:write")
+    services = services_of(request)
+    claims = await require_scope(request, services.signer, scopes.ASSETS_WRITE)
     settings = services.settings
     upload = await receive_upload(request, settings.work_dir / "uploads",
                                   settings.max_upload_bytes)
@@ -50,14 +46,13 @@ async def create_asset(request: Request) -> Response:
         upload.path.unlink(missing_ok=True)
     log.info("asset uploaded", extra={"asset_id": body["id"], "bytes": upload.size,
                                       "subject": claims.subject})
-    return JSONResponse(body, status_code=202,
-                        headers={"Location": f"/v1/assets/{body['id']}"})
+    return json_response(body, status=202, location=f"/v1/assets/{body['id']}")
 
 
 async def get_asset(request: Request) -> Response:
-    services = _services(request)
-    await require_scope(request, services.signer, "assets:read")
-    asset_id = request.path_params["asset_id"]
+    services = services_of(request)
+    await require_scope(request, services.signer, scopes.ASSETS_READ)
+    asset_id = path_id(request, "asset_id", "asset")
 
     def load() -> dict[str, object] | None:
         with services.db.session() as session:
@@ -67,31 +62,25 @@ async def get_asset(request: Request) -> Response:
     body = await anyio.to_thread.run_sync(load)
     if body is None:
         raise ApiError(404, "not_found", "no such asset")
-    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+    return json_response(body)
 
 
 async def list_assets(request: Request) -> Response:
-    services = _services(request)
-    await require_scope(request, services.signer, "assets:read")
+    services = services_of(request)
+    await require_scope(request, services.signer, scopes.ASSETS_READ)
     limit, after = page_params(request)
 
     def load() -> list[dict[str, object]]:
         with services.db.session() as session:
             return [a.to_json() for a in records.page(session, limit + 1, after)]
 
-    items = await anyio.to_thread.run_sync(load)
-    more = len(items) > limit
-    items = items[:limit]
-    return JSONResponse({
-        "items": items,
-        "next": f"/v1/assets?limit={limit}&after={items[-1]['id']}" if more else None,
-    }, headers={"Cache-Control": "no-store"})
+    return paged(await anyio.to_thread.run_sync(load), limit, "/v1/assets", "id")
 
 
 async def delete_asset(request: Request) -> Response:
-    services = _services(request)
-    await require_scope(request, services.signer, "assets:write")
-    asset_id = request.path_params["asset_id"]
+    services = services_of(request)
+    await require_scope(request, services.signer, scopes.ASSETS_WRITE)
+    asset_id = path_id(request, "asset_id", "asset")
 
     def remove() -> bool:
         with services.db.session() as session:
@@ -99,9 +88,9 @@ async def delete_asset(request: Request) -> Response:
             if asset is None:
                 return False
             # Master first so playback stops before the segments disappear.
-            services.storage.delete_prefix(f"hls/{asset_id}/master.m3u8")
-            services.storage.delete_prefix(f"hls/{asset_id}/")
-            services.storage.delete_prefix(f"sources/{asset_id}/")
+            services.storage.delete_prefix(layout.master_key(asset_id))
+            services.storage.delete_prefix(layout.asset_prefix(asset_id))
+            services.storage.delete_prefix(layout.source_prefix(asset_id))
             keystore.delete_for_asset(session, asset_id)
             session.delete(asset)
         return True

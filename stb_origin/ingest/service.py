@@ -5,18 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from stb_origin.assets.records import Asset
 from stb_origin.db.types import new_id
-from stb_origin.ingest.records import Asset
 from stb_origin.pipeline import mark_failed
+from stb_origin.queues import enqueue_pipeline
 from stb_origin.services import Services
-from stb_origin.workers.queues import enqueue_pipeline
+from stb_origin.storage import layout
 
 
 def accept_source(services: Services, path: Path, suffix: str, title: str,
                   size: int) -> dict[str, Any]:
     """Store the file at path as a new asset's source and queue it; returns the asset JSON."""
     asset_id = new_id()
-    source_key = f"sources/{asset_id}/source{suffix or '.bin'}"
+    source_key = layout.source_key(asset_id, suffix)
     services.storage.put_file(source_key, path, "application/octet-stream")
     with services.db.session() as session:
         asset = Asset(id=asset_id, title=title[:500], source_key=source_key, source_size=size)

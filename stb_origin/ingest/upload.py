@@ -15,8 +15,8 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from stb_origin.errors import ApiError
 from stb_origin.ingest.sniff import SNIFF_BYTES
+from stb_origin.web.errors import ApiError
 
 MAX_TITLE_BYTES = 500
 WRITE_BATCH_BYTES = 1024 * 1024

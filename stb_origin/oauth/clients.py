@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from stb_origin.accounts import passwords
 from stb_origin.accounts.errors import AlreadyExists, InvalidValue
+from stb_origin.db.types import ID
 from stb_origin.oauth.models import ClientKind, GrantType, OAuthClient
 from stb_origin.oauth.scopes import as_text, parse_scopes
 
@@ -26,7 +27,7 @@ GRANTS = {
 _CLIENT_ID = re.compile(r"[a-z0-9][a-z0-9._-]{2,63}")
 # Client ids must never be read as a user id (32 hex digits) or as the
 # operator: a client-credentials token's subject is its client id.
-_RESERVED = re.compile(r"[0-9a-f]{32}|operator")
+_RESERVED = re.compile(rf"{ID.pattern}|operator")
 MAX_NAME = 200
 
 

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from starlette.responses import JSONResponse
 
+from stb_origin.web import headers as web_headers
+
 # Token responses must never be cached (RFC 6749 §5.1); the errors neither.
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+# RFC 6749 §5.1: token answers carry no-store, and Pragma for HTTP/1.0 caches.
+NO_STORE = {**web_headers.NO_STORE, "Pragma": "no-cache"}
 
 
 class OAuthError(Exception):

@@ -1,4 +1,4 @@
-"""What the OAuth handlers take from the app: its services and its clock."""
+"""The clock the OAuth handlers read, which tests move."""
 
 from __future__ import annotations
 
@@ -6,13 +6,6 @@ import time
 from collections.abc import Callable
 
 from starlette.requests import Request
-
-from stb_origin.services import Services
-
-
-def services_of(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
 
 
 def clock_of(request: Request) -> Callable[[], float]:

@@ -13,7 +13,9 @@ from html import escape
 
 from starlette.responses import HTMLResponse
 
+from stb_origin import scopes
 from stb_origin.oauth.usercode import display
+from stb_origin.web.headers import NO_STORE
 
 _STYLE = """
 body{font:16px/1.5 system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1b1d21}
@@ -33,7 +35,7 @@ _STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode(
 # No script at all; the one style block allowed by its hash; no framing, so
 # the Approve button cannot be clickjacked; the URL's code not leaked onwards.
 HEADERS = {
-    "Cache-Control": "no-store",
+    **NO_STORE,
     "Content-Security-Policy": (f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; "
                                 "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
     "X-Frame-Options": "DENY",
@@ -41,11 +43,11 @@ HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 SCOPE_TEXT = {
-    "playback": "play what your subscription includes",
-    "account": "see and manage your account's devices",
-    "assets:read": "see the content library",
-    "assets:write": "upload and delete content",
-    "admin": "administer every account",
+    scopes.PLAYBACK: "play what your subscription includes",
+    scopes.ACCOUNT: "see and manage your account's devices",
+    scopes.ASSETS_READ: "see the content library",
+    scopes.ASSETS_WRITE: "upload and delete content",
+    scopes.ADMIN: "administer every account",
 }
 
 

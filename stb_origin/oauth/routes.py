@@ -14,14 +14,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from stb_origin.auth.tokens import SCOPES
+from stb_origin import scopes
 from stb_origin.oauth import service, verify_page
 from stb_origin.oauth.client_auth import credentials_from
 from stb_origin.oauth.errors import NO_STORE, OAuthError, invalid_request
 from stb_origin.oauth.forms import FormError, read_form
-from stb_origin.oauth.http import clock_of, services_of
+from stb_origin.oauth.http import clock_of
 from stb_origin.oauth.models import GrantType
 from stb_origin.services import Services
+from stb_origin.web.http import services_of
 
 JWKS_CACHE = {"Cache-Control": "public, max-age=300"}
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
@@ -81,7 +82,7 @@ async def metadata(request: Request) -> Response:
         "response_types_supported": [],  # no authorization endpoint
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
-        "scopes_supported": sorted(SCOPES),
+        "scopes_supported": sorted(scopes.ALL),
     }
     return JSONResponse(body, headers=NO_STORE)
 

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
+from stb_origin import scopes as known
 from stb_origin.accounts.models import Role
-from stb_origin.auth.tokens import SCOPES
 from stb_origin.oauth.errors import invalid_scope
 from stb_origin.oauth.models import OAuthClient
 
 # A user can only hand a device the powers they have: a subscriber approving a
 # box must not mint an upload token because the box's client may ask for one.
-_SUBSCRIBER = frozenset({"playback", "account"})
 ROLE_SCOPES = {
-    Role.SUBSCRIBER: _SUBSCRIBER,
-    Role.EDITOR: _SUBSCRIBER | {"assets:read", "assets:write"},
-    Role.ADMIN: SCOPES,
+    Role.SUBSCRIBER: known.SUBSCRIBER,
+    Role.EDITOR: known.EDITOR,
+    Role.ADMIN: known.ALL,
 }
 
 
 def parse_scopes(text: str) -> frozenset[str]:
     """Scopes named in ``text`` (space-separated); ValueError for unknown ones."""
     scopes = frozenset(text.split())
-    unknown = scopes - SCOPES
+    unknown = scopes - known.ALL
     if unknown:
         raise ValueError(f"unknown scope(s): {', '.join(sorted(unknown))}")
     return scopes

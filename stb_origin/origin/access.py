@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
-from stb_origin.playback.urlsign import SEGMENT, BadSignature, UrlSigner
+from stb_origin.origin.urlsign import SEGMENT, BadSignature, UrlSigner
 from stb_origin.settings import Settings
 
 ORIGIN_SECRET_HEADER = "x-origin-secret"

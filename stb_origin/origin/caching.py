@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from stb_origin.origin.paths import HlsPath
+from stb_origin.web import headers as web_headers
 
 # Playlists are the switch for an asset: a takedown or a republish changes or
 # removes them, so they may be cached only briefly. max-age plus
@@ -25,7 +26,7 @@ IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
 # up within seconds.
 NOT_FOUND_CACHE_CONTROL = "public, max-age=10"
 # Outages and range/precondition failures are about this request only.
-NO_STORE = "no-store"
+NO_STORE = web_headers.NO_STORE["Cache-Control"]
 
 
 def is_immutable(target: HlsPath) -> bool:

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 
 import m3u8
 
-MASTER = "master.m3u8"
 _FORM = re.compile(r"master((?:\.[a-z][A-Za-z0-9_-]{0,200}){1,2})\.m3u8")
 _HEIGHT = re.compile(r"h(\d{1,5})")
 _CODECS = re.compile(r"c((?:_[A-Za-z0-9-]{1,32}){0,32})")

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 
 import anyio.to_thread
 
-from stb_origin.metrics import ORIGIN_CACHE_REQUESTS
+from stb_origin.observability.metrics import ORIGIN_CACHE_REQUESTS
 from stb_origin.origin.objectcache import CachedObject, ObjectCache
 from stb_origin.origin.singleflight import SingleFlight
 from stb_origin.storage import ObjectInfo, ObjectNotFound, Storage

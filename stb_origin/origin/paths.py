@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from stb_origin.db.types import ID as ASSET_ID
 from stb_origin.storage.base import MEDIA_TYPES, InvalidKey, check_key
+from stb_origin.storage.layout import asset_prefix
 
-ASSET_ID = re.compile(r"[0-9a-f]{32}")
 # The names the packager writes: letters, digits, '_', '-', '.', never a leading
 # '.' or '-'. Allow-listing shuts out '..', backslashes, NUL and the like at once.
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
@@ -23,7 +24,7 @@ class HlsPath:
 
     @property
     def key(self) -> str:
-        return f"hls/{self.asset_id}/" + "/".join(self.parts)
+        return asset_prefix(self.asset_id) + "/".join(self.parts)
 
     @property
     def extension(self) -> str:

@@ -20,7 +20,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from stb_origin.errors import EXCEPTION_HANDLERS, error_response
 from stb_origin.origin.access import HlsAccess
 from stb_origin.origin.caching import (
     NO_STORE,
@@ -36,8 +35,7 @@ from stb_origin.origin.conditional import (
     if_range_allows,
     parse_range,
 )
-from stb_origin.origin.cors import CORS_HEADERS, PREFLIGHT_HEADERS
-from stb_origin.origin.masters import MASTER, filtered, form_etag, parse_name
+from stb_origin.origin.masters import filtered, form_etag, parse_name
 from stb_origin.origin.objectcache import MUTABLE_TTL_S, ObjectCache
 from stb_origin.origin.objects import Found, Objects
 from stb_origin.origin.paths import HlsPath, parse_hls_path
@@ -49,7 +47,10 @@ from stb_origin.storage import (
     Storage,
     StorageError,
     StorageUnavailable,
+    layout,
 )
+from stb_origin.web.cors import CORS_HEADERS, PREFLIGHT_HEADERS
+from stb_origin.web.errors import EXCEPTION_HANDLERS, error_response
 
 log = logging.getLogger("stb_origin.origin")
 
@@ -120,7 +121,7 @@ async def _find(storage: Storage, objects: Objects, target: HlsPath,
     name = target.parts[0] if len(target.parts) == 1 else None
     if name is None or parse_name(name) is None:
         return await objects.find(target.key, is_immutable(target))
-    master_key = f"hls/{target.asset_id}/{MASTER}"
+    master_key = layout.master_key(target.asset_id)
     master = await objects.find(master_key, False)
     body = master.body
     if body is None:  # too big to keep: never for a real master, but still correct

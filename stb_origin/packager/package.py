@@ -28,11 +28,7 @@ from stb_origin.drm.keys import ContentKey
 from stb_origin.packager import playlists
 from stb_origin.packager.codecs import read_codecs
 from stb_origin.packager.encrypt import encrypt_file
-
-IFRAMES = "iframes"
-MASTER = "master.m3u8"
-MEDIA_PLAYLIST = "index.m3u8"
-INIT = "init.mp4"
+from stb_origin.storage.layout import IFRAMES, INIT, MASTER, MEDIA_PLAYLIST
 
 KeyUri = Callable[[str], str]
 

@@ -14,15 +14,14 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from stb_origin.packager.package import MASTER
 from stb_origin.packager.playlists import rewrite_master_uris
 from stb_origin.storage.base import MEDIA_TYPES, ObjectNotFound, Storage
+from stb_origin.storage.layout import MASTER, asset_prefix
 
 # What a package holds; anything else in out_dir is a mistake, not something to serve.
 CONTENT_TYPES = {suffix: MEDIA_TYPES[suffix] for suffix in (".m3u8", ".mp4", ".m4s", ".ts")}
 UPLOAD_WORKERS = 8  # object stores reward parallel PUTs; 8 keeps a laptop disk calm
 VERSION = re.compile(r"^v[0-9A-Za-z_-]{1,39}$")
-_ASSET_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 
 
 class PublishError(Exception):
@@ -35,12 +34,6 @@ def content_type(path: str | Path) -> str:
         return CONTENT_TYPES[suffix]
     except KeyError:
         raise PublishError(f"no content type for {Path(path).name!r}") from None
-
-
-def asset_prefix(asset_id: str) -> str:
-    if not _ASSET_ID.match(asset_id):
-        raise PublishError(f"invalid asset id {asset_id!r}")
-    return f"hls/{asset_id}/"
 
 
 def publish(storage: Storage, asset_id: str, version: str, out_dir: Path,

@@ -12,7 +12,6 @@ check as key delivery decides who may play (``drm.access``).
 from __future__ import annotations
 
 import logging
-import re
 from datetime import UTC, datetime
 
 import anyio
@@ -21,18 +20,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from stb_origin.auth.tokens import Claims
-from stb_origin.db.types import utcnow
+from stb_origin.db.types import ID, utcnow
 from stb_origin.drm.access import PlaybackRefused, Viewer, authorize_playback
-from stb_origin.drm.http import playback_claims, preflight, private_headers, refused, services_of
-from stb_origin.errors import error_response
-from stb_origin.origin.masters import MASTER, Filter, canonical_name
-from stb_origin.playback.urlsign import UrlSigner
+from stb_origin.drm.http import playback_claims, preflight, private_headers, refused
+from stb_origin.origin.masters import Filter, canonical_name
+from stb_origin.origin.urlsign import UrlSigner
 from stb_origin.services import Services
-from stb_origin.storage import ObjectNotFound, StorageUnavailable
+from stb_origin.storage import ObjectNotFound, StorageUnavailable, layout
+from stb_origin.web.errors import error_response
+from stb_origin.web.http import services_of
 
 log = logging.getLogger("stb_origin.playback")
 
-_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def _device_filter(viewer: Viewer) -> Filter:
@@ -51,7 +50,7 @@ def _prepare(services: Services, claims: Claims, asset_id: str,
         except PlaybackRefused as exc:
             return exc
     try:
-        return viewer, b"".join(services.storage.read_chunks(f"hls/{asset_id}/{MASTER}"))
+        return viewer, b"".join(services.storage.read_chunks(layout.master_key(asset_id)))
     except ObjectNotFound:
         return viewer, None
 
@@ -64,7 +63,7 @@ async def start_playback(request: Request) -> Response:
     headers = private_headers(request)
     claims = await playback_claims(request, headers)
     asset_id = request.path_params["asset_id"]
-    if not _ID.fullmatch(asset_id):
+    if not ID.fullmatch(asset_id):
         return error_response(404, "not_found", "no such asset", headers)
     now = utcnow()
     try:

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from stb_origin import metrics
+from stb_origin.observability import metrics
 from stb_origin.storage.base import (
     InvalidKey,
     ObjectInfo,

@@ -12,6 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from stb_origin.settings import Settings
+from stb_origin.storage.layout import INIT, MEDIA_PLAYLIST
 from stb_origin.transcode import layout
 from stb_origin.transcode.inputs import input_args
 from stb_origin.transcode.ladder import Ladder, Rendition, exact_rate
@@ -71,11 +72,11 @@ def build_argv(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: P
              "-hls_segment_type", HLS_SEGMENT_TYPES[settings.segment_format]]
     if settings.segment_format == "fmp4":
         # With several variants ffmpeg names it init_<index>.mp4; run.py renames it.
-        argv += ["-hls_fmp4_init_filename", layout.INIT]
+        argv += ["-hls_fmp4_init_filename", INIT]
     argv += ["-hls_segment_filename",
              str(out / "%v" / layout.segment_template(settings.segment_format)),
              "-var_stream_map", var_stream_map(streams, ladder.has_audio),
-             str(out / "%v" / layout.PLAYLIST)]
+             str(out / "%v" / MEDIA_PLAYLIST)]
     return argv
 
 

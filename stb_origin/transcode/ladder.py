@@ -9,6 +9,7 @@ from fractions import Fraction
 from typing import Any
 
 from stb_origin.settings import Settings
+from stb_origin.storage.layout import IFRAMES
 from stb_origin.transcode.probe import SourceInfo
 
 
@@ -83,7 +84,7 @@ BOX_SLACK = 1.1
 MIN_VIDEO_BITRATE = 64_000
 MAXRATE_FACTOR = 1.25
 BUFSIZE_FACTOR = 2.0
-TRICKPLAY_NAME = "iframes"
+TRICKPLAY_NAME = IFRAMES
 # The first segments are at least this long. hls.js starts after one segment, so
 # 1 s would start it about 150 ms sooner still (bench/start_time.py, 20 Mb/s);
 # but players that buffer ~2.5 s before they start (ExoPlayer's default) would

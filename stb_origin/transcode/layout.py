@@ -1,4 +1,5 @@
-"""Where the transcode writes, one folder per rendition and one for trick play:
+"""Where the transcode writes, one folder per rendition and one for trick play, with the
+names that are published (``stb_origin.storage.layout``):
 
     out_dir/{rendition.name}/index.m3u8, init.mp4 (fMP4 only), seg_00000.m4s | seg_00000.ts, ...
     out_dir/iframes/...        the same, video only, one I-frame per segment
@@ -6,8 +7,6 @@
 
 from __future__ import annotations
 
-PLAYLIST = "index.m3u8"
-INIT = "init.mp4"  # fMP4 only
 SEGMENT_PREFIX = "seg_"
 SEGMENT_EXTENSIONS = {"fmp4": "m4s", "ts": "ts"}
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from stb_origin import proc
 from stb_origin.settings import Settings
+from stb_origin.storage.layout import INIT, MEDIA_PLAYLIST
 from stb_origin.transcode import fixups, layout
 from stb_origin.transcode.argv import build_argv
 from stb_origin.transcode.errors import MediaError
@@ -48,7 +49,7 @@ def transcode(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: Pa
 def _clear(rendition_dir: Path) -> None:
     # A retry must not leave segments of an earlier, longer attempt behind.
     rendition_dir.mkdir(parents=True, exist_ok=True)
-    for pattern in (layout.PLAYLIST, "init*.mp4", f"{layout.SEGMENT_PREFIX}*"):
+    for pattern in (MEDIA_PLAYLIST, "init*.mp4", f"{layout.SEGMENT_PREFIX}*"):
         for path in rendition_dir.glob(pattern):
             path.unlink()
 
@@ -78,26 +79,26 @@ def short_reason(stderr_tail: str) -> str:
 
 def _rename_init(rendition_dir: Path) -> None:
     # ffmpeg names the init segment of variant N "init_N.mp4"; the layout says "init.mp4".
-    playlist = rendition_dir / layout.PLAYLIST
+    playlist = rendition_dir / MEDIA_PLAYLIST
     text = playlist.read_text()
     uri = fixups.init_uri(text)
-    if uri is None or uri == layout.INIT:
+    if uri is None or uri == INIT:
         return
-    (rendition_dir / uri).rename(rendition_dir / layout.INIT)
-    playlist.write_text(fixups.with_init_uri(text, layout.INIT))
+    (rendition_dir / uri).rename(rendition_dir / INIT)
+    playlist.write_text(fixups.with_init_uri(text, INIT))
 
 
 def _check_and_align(out_dir: Path, renditions: list[str], trickplay: str) -> None:
     """Every rendition has the same segments; so has the trick-play track, once
     its extra last frame (if any) is dropped and it has the renditions' durations."""
-    reference = fixups.durations((out_dir / renditions[0] / layout.PLAYLIST).read_text())
+    reference = fixups.durations((out_dir / renditions[0] / MEDIA_PLAYLIST).read_text())
     for name in renditions[1:]:
-        count = len(fixups.durations((out_dir / name / layout.PLAYLIST).read_text()))
+        count = len(fixups.durations((out_dir / name / MEDIA_PLAYLIST).read_text()))
         if count != len(reference):
             raise MediaError("transcode_failed", f"rendition {name} has {count} segments,"
                              f" {renditions[0]} has {len(reference)}")
     trick_dir = out_dir / trickplay
-    text = (trick_dir / layout.PLAYLIST).read_text()
+    text = (trick_dir / MEDIA_PLAYLIST).read_text()
     count = len(fixups.durations(text))
     if count not in (len(reference), len(reference) + 1):
         raise MediaError("transcode_failed", f"trick-play track has {count} segments,"
@@ -105,4 +106,4 @@ def _check_and_align(out_dir: Path, renditions: list[str], trickplay: str) -> No
     text, dropped = fixups.retimed(text, reference)
     for uri in dropped:
         (trick_dir / uri).unlink()
-    (trick_dir / layout.PLAYLIST).write_text(text)
+    (trick_dir / MEDIA_PLAYLIST).write_text(text)

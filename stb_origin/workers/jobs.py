@@ -7,7 +7,8 @@ import logging
 from types import TracebackType
 from typing import Any
 
-from stb_origin import metrics, pipeline
+from stb_origin import pipeline
+from stb_origin.observability import metrics
 from stb_origin.services import Services, build_services
 from stb_origin.settings import from_env
 

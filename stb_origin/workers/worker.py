@@ -22,12 +22,12 @@ from rq import Worker
 from rq.executions import Execution
 from rq.job import JobStatus
 
+from stb_origin.queues import connect_redis, pipeline_queue
 from stb_origin.settings import Settings
 
 # Imported here, before RQ forks a work horse per job, so no job pays for
 # importing the pipeline (about 0.5 s, bench/pipeline_overhead.py).
 from stb_origin.workers import jobs  # noqa: F401
-from stb_origin.workers.queues import connect_redis, pipeline_queue
 
 log = logging.getLogger("stb_origin.worker")
 

@@ -8,9 +8,9 @@ from stb_origin.accounts import entitlements, packages
 from stb_origin.accounts.entitlements import is_entitled
 from stb_origin.accounts.errors import AlreadyExists, InvalidValue, NotFound
 from stb_origin.accounts.models import Account, PackageAsset
+from stb_origin.assets.records import Asset
 from stb_origin.db import Database
 from stb_origin.db.types import new_id
-from stb_origin.ingest.records import Asset
 
 START = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 END = START + timedelta(days=30)

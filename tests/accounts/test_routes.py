@@ -14,8 +14,8 @@ import pytest
 from stb_origin.accounts import users
 from stb_origin.accounts.entitlements import is_entitled
 from stb_origin.accounts.models import Role
+from stb_origin.assets.records import Asset
 from stb_origin.db.types import new_id
-from stb_origin.ingest.records import Asset
 from stb_origin.services import Services
 
 BOX = {"serial": "SN-0001", "model": "Box 4K",

@@ -17,7 +17,7 @@ from stb_origin.auth.tokens import (
     jwt_kek,
     load_signer,
 )
-from stb_origin.drm.keys import Envelope
+from stb_origin.envelope import Envelope
 from stb_origin.settings import Settings
 
 

@@ -14,9 +14,9 @@ import anyio
 import httpx
 
 from stb_origin.app import create_app
+from stb_origin.assets.records import Asset
 from stb_origin.drm import keystore
 from stb_origin.drm.keys import generate_key
-from stb_origin.ingest.records import Asset
 from stb_origin.services import Services
 from stb_origin.storage import LocalStorage
 from tests.cdn.conftest import PLAYLIST_MAX_AGE_S

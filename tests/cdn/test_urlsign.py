@@ -16,7 +16,7 @@ import m3u8
 import pytest
 
 from stb_origin.db.types import new_id
-from stb_origin.playback.urlsign import UrlSigner
+from stb_origin.origin.urlsign import UrlSigner
 from stb_origin.services import Services
 from stb_origin.settings import Settings
 from tests.cdn.nginx import Nginx

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stb_origin.ingest.records import Asset
+from stb_origin.assets.records import Asset
 from stb_origin.services import Services
 from stb_origin.settings import Settings
 from tests.conftest import require_tools

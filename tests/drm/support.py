@@ -10,10 +10,10 @@ from datetime import datetime
 from stb_origin.accounts import devices, entitlements, packages, users
 from stb_origin.accounts.devices import Capabilities
 from stb_origin.accounts.models import Role
+from stb_origin.assets.records import Asset
 from stb_origin.db.types import new_id
 from stb_origin.drm import keystore
 from stb_origin.drm.keys import ContentKey, generate_key
-from stb_origin.ingest.records import Asset
 from stb_origin.services import Services
 
 

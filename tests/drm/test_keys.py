@@ -9,24 +9,19 @@ from pathlib import Path
 import pytest
 
 from stb_origin import proc
-from stb_origin.drm.keys import (
-    ContentKey,
-    Envelope,
-    KekError,
-    UnwrapError,
-    generate_key,
-    load_kek,
-)
+from stb_origin.drm import keys
+from stb_origin.drm.keys import ContentKey, generate_key
+from stb_origin.envelope import Envelope, KekError, UnwrapError, load_kek
 from stb_origin.settings import Settings
 
 ASSET = "0123456789abcdef0123456789abcdef"
 
 
 def test_generated_keys_are_random_and_never_shown() -> None:
-    keys = [generate_key() for _ in range(50)]
-    assert len({k.key_id for k in keys}) == 50
-    assert len({k.key for k in keys}) == 50
-    for k in keys:
+    made = [generate_key() for _ in range(50)]
+    assert len({k.key_id for k in made}) == 50
+    assert len({k.key for k in made}) == 50
+    for k in made:
         assert len(k.key) == 16
         assert k.key_id.isalnum() and len(k.key_id) == 16
         assert k.key.hex() not in repr(k) and repr(k.key) not in repr(k)
@@ -44,39 +39,39 @@ def test_content_key_checks_its_size() -> None:
 def test_envelope_round_trip() -> None:
     envelope = Envelope(os.urandom(32))
     ck = generate_key()
-    blob = envelope.wrap(ASSET, ck)
+    blob = keys.wrap(envelope, ASSET, ck)
     assert blob[0] == 1 and len(blob) == 1 + 12 + 16 + 16
     assert ck.key not in blob
-    assert envelope.unwrap(ASSET, ck.key_id, blob) == ck.key
-    assert envelope.wrap(ASSET, ck) != blob, "fresh nonce per wrap"
+    assert keys.unwrap(envelope, ASSET, ck.key_id, blob) == ck.key
+    assert keys.wrap(envelope, ASSET, ck) != blob, "fresh nonce per wrap"
     assert "kek" in repr(envelope) and "<hidden>" in repr(envelope)
 
 
 def test_any_tampered_byte_fails() -> None:
     envelope = Envelope(os.urandom(32))
     ck = generate_key()
-    blob = envelope.wrap(ASSET, ck)
+    blob = keys.wrap(envelope, ASSET, ck)
     for i in range(len(blob)):
         tampered = bytearray(blob)
         tampered[i] ^= 0x01
         with pytest.raises(UnwrapError):
-            envelope.unwrap(ASSET, ck.key_id, bytes(tampered))
+            keys.unwrap(envelope, ASSET, ck.key_id, bytes(tampered))
     with pytest.raises(UnwrapError):
-        envelope.unwrap(ASSET, ck.key_id, blob[:-1])
+        keys.unwrap(envelope, ASSET, ck.key_id, blob[:-1])
     with pytest.raises(UnwrapError):
-        envelope.unwrap(ASSET, ck.key_id, b"")
+        keys.unwrap(envelope, ASSET, ck.key_id, b"")
 
 
 def test_a_wrapped_key_is_bound_to_its_asset_key_id_and_kek() -> None:
     envelope = Envelope(os.urandom(32))
     ck = generate_key()
-    blob = envelope.wrap(ASSET, ck)
+    blob = keys.wrap(envelope, ASSET, ck)
     with pytest.raises(UnwrapError):
-        envelope.unwrap("f" * 32, ck.key_id, blob)
+        keys.unwrap(envelope, "f" * 32, ck.key_id, blob)
     with pytest.raises(UnwrapError):
-        envelope.unwrap(ASSET, generate_key().key_id, blob)
+        keys.unwrap(envelope, ASSET, generate_key().key_id, blob)
     with pytest.raises(UnwrapError):
-        Envelope(os.urandom(32)).unwrap(ASSET, ck.key_id, blob)
+        keys.unwrap(Envelope(os.urandom(32)), ASSET, ck.key_id, blob)
 
 
 def test_kek_must_be_32_bytes() -> None:
@@ -122,7 +117,7 @@ def test_unsafe_or_damaged_kek_file_is_refused(tmp_path: Path) -> None:
 _CHILD = """
 import sys
 from pathlib import Path
-from stb_origin.drm.keys import load_kek
+from stb_origin.envelope import load_kek
 from stb_origin.settings import Settings
 print(load_kek(Settings(data_dir=Path(sys.argv[1]))).hex())
 """

@@ -9,8 +9,9 @@ from sqlalchemy.exc import IntegrityError
 
 from stb_origin.db import Database
 from stb_origin.drm import keystore
-from stb_origin.drm.keys import Envelope, UnwrapError, generate_key
+from stb_origin.drm.keys import generate_key
 from stb_origin.drm.keystore import ContentKeyRecord
+from stb_origin.envelope import Envelope, UnwrapError
 
 ASSET = "0123456789abcdef0123456789abcdef"
 OTHER = "f" * 32

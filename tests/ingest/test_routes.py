@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stb_origin.ingest.records import Asset
+from stb_origin.assets.records import Asset
 from stb_origin.services import Services
 from tests.support.media import make_clip
 

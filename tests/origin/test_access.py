@@ -13,7 +13,7 @@ import pytest
 from stb_origin.app import create_app
 from stb_origin.origin import build_app
 from stb_origin.origin.access import HlsAccess
-from stb_origin.playback.urlsign import UrlSigner
+from stb_origin.origin.urlsign import UrlSigner
 from stb_origin.services import Services
 from stb_origin.storage import LocalStorage
 from tests.drm.support import new_asset

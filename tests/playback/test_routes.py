@@ -11,7 +11,7 @@ import pytest
 
 from stb_origin.accounts.devices import Capabilities
 from stb_origin.app import create_app
-from stb_origin.playback.urlsign import UrlSigner
+from stb_origin.origin.urlsign import UrlSigner
 from stb_origin.services import Services
 from tests.drm.support import Box, entitle, household, new_asset, revoke
 from tests.origin.test_masters import MASTER

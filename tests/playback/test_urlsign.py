@@ -7,7 +7,7 @@ import hmac
 
 import pytest
 
-from stb_origin.playback.urlsign import BadSignature, UrlSigner
+from stb_origin.origin.urlsign import BadSignature, UrlSigner
 
 ASSET = "0123456789abcdef0123456789abcdef"
 OTHER = "f" * 32

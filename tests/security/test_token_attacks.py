@@ -32,7 +32,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from stb_origin.auth import keyring
 from stb_origin.auth.tokens import jwt_kek
-from stb_origin.drm.keys import ContentKey, Envelope
+from stb_origin.drm.keys import ContentKey
+from stb_origin.envelope import Envelope
 from stb_origin.services import Services
 from tests.drm.support import Box, entitle, new_asset
 

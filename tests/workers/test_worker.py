@@ -20,7 +20,7 @@ from rq import Queue
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-from stb_origin.ingest.records import Asset
+from stb_origin.assets.records import Asset
 from stb_origin.ingest.service import accept_source
 from stb_origin.services import Services
 from stb_origin.settings import Settings

@@ -14,7 +14,7 @@ import pytest
 
 from stb_origin.drm import keystore
 from stb_origin.drm.keys import generate_key
-from stb_origin.logs import JsonFormatter
+from stb_origin.observability.logs import JsonFormatter
 from tests.support.media import make_clip
 
 
@@ -163,7 +163,7 @@ def test_the_request_context_does_not_leak_into_the_next_request(api, log_lines)
 
 
 class BrokenEnvelope:
-    def unwrap(self, *args: object, **kwargs: object) -> bytes:
+    def open(self, *args: object, **kwargs: object) -> bytes:
         raise RuntimeError("injected: the key-encryption key is gone")
 
 

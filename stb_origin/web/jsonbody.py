@@ -8,7 +8,7 @@ from datetime import datetime
 
 from starlette.requests import ClientDisconnect, Request
 
-from stb_origin.errors import ApiError
+from stb_origin.web.errors import ApiError
 
 MAX_BODY_BYTES = 64 * 1024
 

@@ -20,12 +20,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from stb_origin import metrics
-from stb_origin.errors import ApiError
-from stb_origin.redis_metrics import RedisCollector
+from stb_origin.observability import metrics
+from stb_origin.observability.redis_metrics import RedisCollector
 from stb_origin.services import Services
+from stb_origin.web.errors import ApiError
+from stb_origin.web.headers import NO_STORE
 
-NO_STORE = {"Cache-Control": "no-store"}
 # A request that carries any of these came through a proxy (the CDN, a local
 # nginx): its peer address says nothing about the real client.
 _PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip", "via")

@@ -7,11 +7,10 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 
 from stb_origin.auth.tokens import Claims, InvalidToken, TokenSigner
-from stb_origin.errors import ApiError
+from stb_origin.web.errors import ApiError
+from stb_origin.web.headers import NO_STORE
 
-# Refusals must never be cached by a CDN: the next request may carry a good token.
-_NO_STORE = {"Cache-Control": "no-store"}
-_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="stb-origin"', **_NO_STORE}
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="stb-origin"', **NO_STORE}
 
 
 def bearer_token(request: Request, allow_query: bool = False) -> str | None:
@@ -41,15 +40,15 @@ async def require_scope(request: Request, signer: TokenSigner, *scopes: str,
     except RedisError:
         # The deny-list cannot be read: refusing for a moment beats honouring a revoked token.
         raise ApiError(503, "unavailable", "token revocation cannot be checked; retry shortly",
-                       {"Retry-After": "5", **_NO_STORE}) from None
+                       {"Retry-After": "5", **NO_STORE}) from None
     except InvalidToken as exc:
         raise ApiError(401, "invalid_token", str(exc), {
-            "WWW-Authenticate": 'Bearer realm="stb-origin", error="invalid_token"', **_NO_STORE
+            "WWW-Authenticate": 'Bearer realm="stb-origin", error="invalid_token"', **NO_STORE
         }) from None
     if claims.scopes.isdisjoint(scopes):
         wanted = " ".join(scopes)
         raise ApiError(403, "insufficient_scope",
                        f"this needs the {' or '.join(repr(s) for s in scopes)} scope", {
                            "WWW-Authenticate": f'Bearer error="insufficient_scope",'
-                                               f' scope="{wanted}"', **_NO_STORE})
+                                               f' scope="{wanted}"', **NO_STORE})
     return claims

@@ -18,17 +18,18 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 from rq import SimpleWorker
 
-from stb_origin import metrics, pipeline
+from stb_origin import pipeline
 from stb_origin.ingest.service import accept_source
-from stb_origin.redis_metrics import RedisCollector, SharedHistogram
-from stb_origin.request_metrics import route_class
+from stb_origin.observability import metrics
+from stb_origin.observability.redis_metrics import RedisCollector, SharedHistogram
+from stb_origin.observability.request_metrics import route_class
+from stb_origin.queues import enqueue_pipeline
 from stb_origin.services import Services
 from stb_origin.storage import LocalStorage, ObjectNotFound
 from stb_origin.storage.instrumented import InstrumentedStorage
-from stb_origin.workers.queues import enqueue_pipeline
 from tests.support.media import make_clip
 
-DASHBOARD = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "stb-origin.json"
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "stb-origin.json"
 STORAGE_OPERATIONS = {"put_file", "put_bytes", "stat", "read_chunks", "get_bytes", "download",
                       "list_keys", "delete_prefix", "check"}
 

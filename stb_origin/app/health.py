@@ -9,17 +9,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from stb_origin.services import Services
+from stb_origin.web.headers import NO_STORE
+from stb_origin.web.http import services_of
 
 CHECK_TIMEOUT_S = 5.0
 
 
 async def healthz(_request: Request) -> Response:
-    return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
+    return JSONResponse({"status": "ok"}, headers=NO_STORE)
 
 
 async def readyz(request: Request) -> Response:
-    services: Services = request.app.state.services
+    services = services_of(request)
     checks: dict[str, Callable[[], object]] = {
         "redis": services.redis.ping,
         "storage": services.storage.check,
@@ -36,7 +37,7 @@ async def readyz(request: Request) -> Response:
     ready = all(v == "ok" for v in results.values())
     return JSONResponse({"status": "ready" if ready else "unavailable", "checks": results},
                         status_code=200 if ready else 503,
-                        headers={"Cache-Control": "no-store"})
+                        headers=NO_STORE)
 
 
 ROUTES = [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])]

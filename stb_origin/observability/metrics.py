@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram, disable_created_metrics
 
-from stb_origin.redis_metrics import (
+from stb_origin.observability.redis_metrics import (
     QueueGauges,
     ScrapedGauge,
     SharedCounter,

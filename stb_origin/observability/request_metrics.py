@@ -11,7 +11,7 @@ import functools
 
 from prometheus_client import Counter, Histogram
 
-from stb_origin import metrics
+from stb_origin.observability import metrics
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from stb_origin import logs, pipeline
+from stb_origin import pipeline
 from stb_origin.ingest.service import accept_source
+from stb_origin.observability import logs
 
 
 def _format(record_logger: str, msg: str, **extra: object) -> dict[str, object]:

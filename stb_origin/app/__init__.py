@@ -8,17 +8,18 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from stb_origin import health, metrics_endpoint
-from stb_origin.access_log import AccessLog
 from stb_origin.accounts import routes as account_routes
+from stb_origin.app import health
+from stb_origin.app import metrics as metrics_endpoint
 from stb_origin.drm import routes as key_routes
-from stb_origin.errors import EXCEPTION_HANDLERS
 from stb_origin.ingest import routes as ingest_routes
 from stb_origin.oauth import routes as oauth_routes
+from stb_origin.observability.access_log import AccessLog
 from stb_origin.origin.access import HlsAccess
 from stb_origin.origin.routes import routes as origin_routes
 from stb_origin.playback import routes as playback_routes
 from stb_origin.services import Services
+from stb_origin.web.errors import EXCEPTION_HANDLERS
 
 
 def create_app(services: Services) -> Starlette:

@@ -17,8 +17,8 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from stb_origin import logs, request_metrics
-from stb_origin.request_metrics import route_class
+from stb_origin.observability import logs, request_metrics
+from stb_origin.observability.request_metrics import route_class
 
 log = logging.getLogger("stb_origin.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")

@@ -31,7 +31,7 @@ from redis.exceptions import RedisError
 from rq import Queue
 from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
-log = logging.getLogger("stb_origin.metrics")
+log = logging.getLogger("stb_origin.observability.metrics")
 
 KEY_PREFIX = "stb:metrics:"
 _COUNT, _SUM = "count", "sum"

@@ -1,0 +1,1 @@
+"""Asset records: the table every part of the pipeline and the catalogue reads."""

@@ -1,0 +1,41 @@
+"""Where everything lives in storage, and the names of the files the packager publishes.
+
+    sources/{asset}/source{.ext}                      the uploaded master
+    hls/{asset}/master.m3u8                           the current master, written last
+    hls/{asset}/{version}/master.m3u8 (+ filtered)    one published version
+    hls/{asset}/{version}/{rendition}/index.m3u8, init.mp4 (fMP4), seg_00000.m4s | .ts
+    hls/{asset}/{version}/iframes/...                 trick play, one I-frame per segment
+"""
+
+from __future__ import annotations
+
+from stb_origin.db.types import ID
+from stb_origin.storage.base import InvalidKey
+
+MASTER = "master.m3u8"
+MEDIA_PLAYLIST = "index.m3u8"
+INIT = "init.mp4"
+IFRAMES = "iframes"
+
+
+def _checked(asset_id: str) -> str:
+    if not ID.fullmatch(asset_id):
+        raise InvalidKey(f"invalid asset id {asset_id!r}")
+    return asset_id
+
+
+def asset_prefix(asset_id: str) -> str:
+    """Everything published for an asset, every version."""
+    return f"hls/{_checked(asset_id)}/"
+
+
+def master_key(asset_id: str) -> str:
+    return asset_prefix(asset_id) + MASTER
+
+
+def source_prefix(asset_id: str) -> str:
+    return f"sources/{_checked(asset_id)}/"
+
+
+def source_key(asset_id: str, suffix: str) -> str:
+    return source_prefix(asset_id) + "source" + (suffix or ".bin")
