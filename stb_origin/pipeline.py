@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from stb_origin.assets.records import Asset, Status
+from stb_origin.assets.records import Asset, Status, mark_failed
 from stb_origin.drm import keystore
 from stb_origin.drm.keys import generate_key
 from stb_origin.observability import logs, metrics
@@ -63,7 +63,7 @@ def _process(services: Services, asset_id: str) -> str:
         return _run(services, asset_id, source_key, work)
     except MediaError as exc:
         # Bad media is final: retrying cannot fix it.
-        mark_failed(services, asset_id, exc.code, exc.message)
+        mark_failed(services.db, asset_id, exc.code, exc.message)
         return Status.FAILED.value
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -127,17 +127,6 @@ def _run(services: Services, asset_id: str, source_key: str, work: Path) -> str:
     prune_old_versions(services.storage, asset_id, version)
     log.info("asset ready", extra={"asset_id": asset_id, "version": version})
     return Status.READY.value
-
-
-def mark_failed(services: Services, asset_id: str, code: str, message: str) -> None:
-    with services.db.session() as session:
-        asset = session.get(Asset, asset_id)
-        if asset is None:
-            return
-        asset.status = Status.FAILED.value
-        asset.error_code = code
-        asset.error_message = message[:2000]
-    log.warning("asset failed", extra={"asset_id": asset_id, "code": code})
 
 
 class _Took:

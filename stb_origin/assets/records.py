@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import enum
+import logging
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Float, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from stb_origin.db import Base
+from stb_origin.db import Base, Database
 from stb_origin.db.paging import newest_first
 from stb_origin.db.types import UtcDateTime, iso, utcnow
+
+log = logging.getLogger("stb_origin.assets")
 
 
 class Status(enum.StrEnum):
@@ -65,3 +68,14 @@ def get(session: Session, asset_id: str) -> Asset | None:
 
 def page(session: Session, limit: int, after: str | None) -> list[Asset]:
     return newest_first(session, Asset, select(Asset), limit, after)
+
+
+def mark_failed(db: Database, asset_id: str, code: str, message: str) -> None:
+    with db.session() as session:
+        asset = session.get(Asset, asset_id)
+        if asset is None:
+            return
+        asset.status = Status.FAILED.value
+        asset.error_code = code
+        asset.error_message = message[:2000]
+    log.warning("asset failed", extra={"asset_id": asset_id, "code": code})

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from stb_origin.assets.records import Asset
+from stb_origin.assets.records import Asset, mark_failed
 from stb_origin.db.types import new_id
-from stb_origin.pipeline import mark_failed
 from stb_origin.queues import enqueue_pipeline
 from stb_origin.services import Services
 from stb_origin.storage import layout
@@ -28,6 +27,6 @@ def accept_source(services: Services, path: Path, suffix: str, title: str,
         enqueue_pipeline(services.queue, services.settings, asset_id)
     except Exception:
         # Nothing is lost: the record says why and the source stays for a re-run.
-        mark_failed(services, asset_id, "enqueue_failed", "the job queue is unavailable")
+        mark_failed(services.db, asset_id, "enqueue_failed", "the job queue is unavailable")
         raise
     return body

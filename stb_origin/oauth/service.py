@@ -38,10 +38,10 @@ log = logging.getLogger("stb_origin.oauth")
 SECRET_ATTEMPTS_PER_MINUTE = 20
 
 
-def _client(services: Services, credentials: Credentials) -> OAuthClient:
+def _client(services: Services, credentials: Credentials, now: float) -> OAuthClient:
     if credentials.secret is not None:
         retry = ratelimit.hit(services.redis, f"oauth:client-secret:{credentials.client_id}",
-                              SECRET_ATTEMPTS_PER_MINUTE, 60)
+                              SECRET_ATTEMPTS_PER_MINUTE, 60, clock=lambda: now)
         if retry is not None:
             raise OAuthError("invalid_client", "too many authentication attempts; retry later",
                              429, {"Retry-After": str(max(1, math.ceil(retry)))})
@@ -59,7 +59,7 @@ def _require(form: dict[str, str], name: str) -> str:
 def authorize_device(services: Services, credentials: Credentials, form: dict[str, str],
                      now: float) -> dict[str, Any]:
     """RFC 8628 §3.1–3.2: a device code for the box, a user code for its owner."""
-    client = _client(services, credentials)
+    client = _client(services, credentials, now)
     if not client.allows(GrantType.DEVICE_CODE):
         raise unauthorized_client("this client may not use the device grant")
     wanted = scopes.requested(client, form.get("scope"))
@@ -92,7 +92,7 @@ def exchange(services: Services, credentials: Credentials, form: dict[str, str],
     except ValueError:
         raise OAuthError("unsupported_grant_type", "this server does not know this grant type"
                          ) from None
-    client = _client(services, credentials)
+    client = _client(services, credentials, now)
     if not client.allows(grant):
         raise unauthorized_client("this client may not use this grant type")
     return _GRANTS[grant](services, client, form, now)
@@ -158,7 +158,7 @@ def revoke(services: Services, credentials: Credentials, form: dict[str, str],
            now: float) -> None:
     """RFC 7009 §2: the same answer whether or not the token was known."""
     token = _require(form, "token")
-    client = _client(services, credentials)
+    client = _client(services, credentials, now)
     with services.db.session() as session:
         denials = revocation.revoke(session, services.signer, client, token,
                                     form.get("token_type_hint"), now)

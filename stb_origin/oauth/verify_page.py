@@ -130,7 +130,7 @@ def _sign_in(context: _Context, session: WebSession, form: dict[str, str]) -> Re
     email = form.get("email", "").strip().lower()
     user_code = form.get("user_code", "")[:MAX_PREFILL]
     email_key = "signin:email:" + hashlib.sha256(email.encode()).hexdigest()
-    retry = _limited(services, [(f"signin:ip:{context.client_ip}", SIGN_IN_PER_IP),
+    retry = _limited(context, [(f"signin:ip:{context.client_ip}", SIGN_IN_PER_IP),
                                 (email_key, SIGN_IN_PER_EMAIL)])
     if retry is not None:
         return retry
@@ -139,7 +139,7 @@ def _sign_in(context: _Context, session: WebSession, form: dict[str, str]) -> Re
     if user is None:
         log.info("device page sign-in refused", extra={"client_ip": context.client_ip})
         return pages.sign_in(session.csrf_token, user_code, "Wrong email or password.", 400)
-    ratelimit.reset(services.redis, _RATE_PREFIX + email_key, WINDOW_S)
+    ratelimit.reset(services.redis, _RATE_PREFIX + email_key, WINDOW_S, context.clock)
     # A fresh session (and CSRF token) for the signed-in user: one planted
     # before sign-in is worth nothing afterwards.
     web_sessions.delete(services.redis, session)
@@ -153,7 +153,7 @@ def _enter_code(context: _Context, session: WebSession, user: User,
                 form: dict[str, str]) -> Response:
     services = context.services
     session_key = hashlib.sha256(session.cookie.encode()).hexdigest()
-    retry = _limited(services, [(f"usercode:session:{session_key}", CODE_ENTRIES_PER_SESSION),
+    retry = _limited(context, [(f"usercode:session:{session_key}", CODE_ENTRIES_PER_SESSION),
                                 (f"usercode:user:{user.id}", CODE_ENTRIES_PER_USER),
                                 (f"usercode:ip:{context.client_ip}", CODE_ENTRIES_PER_IP)])
     if retry is not None:
@@ -217,9 +217,10 @@ def _user(context: _Context, session: WebSession | None) -> User | None:
         return users.get_user(db, session.user_id)
 
 
-def _limited(services: Services, keys: list[tuple[str, int]]) -> Response | None:
+def _limited(context: _Context, keys: list[tuple[str, int]]) -> Response | None:
     """The 429 page if any of the counters is over its limit (each counts this try)."""
-    waits = [ratelimit.hit(services.redis, _RATE_PREFIX + key, limit, WINDOW_S)
+    waits = [ratelimit.hit(context.services.redis, _RATE_PREFIX + key, limit, WINDOW_S,
+                           context.clock)
              for key, limit in keys]
     wait = max((w for w in waits if w is not None), default=None)
     if wait is None:

@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import Any
 
 from stb_origin import pipeline
+from stb_origin.assets import records
 from stb_origin.observability import metrics
 from stb_origin.services import Services, build_services
 from stb_origin.settings import from_env
@@ -34,5 +35,5 @@ def on_pipeline_failure(job: Any, connection: Any, exc_type: type[BaseException]
                     extra={"asset_id": asset_id, "error": exc_type.__name__})
         return
     metrics.JOB_FINAL_FAILURES.inc(connection)
-    pipeline.mark_failed(_services(), asset_id, "internal_error",
+    records.mark_failed(_services().db, asset_id, "internal_error",
                          f"processing failed after retries ({exc_type.__name__})")

@@ -65,9 +65,27 @@ def storage(tmp_path: Path) -> CountingStorage:
     return store
 
 
+class ManualClock:
+    """The cache's clock, moved by the test instead of sleeping through TTLs."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @pytest.fixture
-def cache() -> ObjectCache:
-    return ObjectCache(mutable_ttl_s=TTL_S)
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def cache(clock: ManualClock) -> ObjectCache:
+    return ObjectCache(mutable_ttl_s=TTL_S, clock=clock)
 
 
 @pytest.fixture
@@ -194,11 +212,12 @@ def test_big_objects_are_streamed_each_time(origin: httpx.Client, storage: Count
 
 
 def test_playlists_are_checked_again_after_their_ttl(origin: httpx.Client,
-                                                     storage: CountingStorage) -> None:
+                                                     storage: CountingStorage,
+                                                     clock: ManualClock) -> None:
     first = origin.get(url(MASTER))
     origin.get(url(MASTER))
     assert storage.stats[MASTER] == 1
-    time.sleep(TTL_S)
+    clock.advance(TTL_S + 0.1)  # past the TTL
     same = origin.get(url(MASTER))
     assert same.content == first.content and same.headers["etag"] == first.headers["etag"]
     # Unchanged: a stat renewed the copy, the body was not read again.
@@ -206,18 +225,19 @@ def test_playlists_are_checked_again_after_their_ttl(origin: httpx.Client,
 
     storage.put_bytes(MASTER, b"#EXTM3U\n# republished\n", "application/vnd.apple.mpegurl")
     assert origin.get(url(MASTER)).content == first.content  # within the TTL
-    time.sleep(TTL_S)
+    clock.advance(TTL_S + 0.1)  # past the TTL
     fresh = origin.get(url(MASTER))
     assert fresh.content == b"#EXTM3U\n# republished\n"
     assert fresh.headers["etag"] != first.headers["etag"]
 
 
 def test_a_takedown_is_visible_within_the_ttl(origin: httpx.Client,
-                                              storage: CountingStorage) -> None:
+                                              storage: CountingStorage,
+                                              clock: ManualClock) -> None:
     assert origin.get(url(MASTER)).status_code == 200
     assert origin.get(url(SEGMENT)).status_code == 200
     storage.delete_prefix(f"hls/{ASSET}/")
-    time.sleep(TTL_S)
+    clock.advance(TTL_S + 0.1)  # past the TTL
     gone = origin.get(url(MASTER))
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
     # Segments are immutable and encrypted; their keys go with the asset and the
@@ -226,14 +246,15 @@ def test_a_takedown_is_visible_within_the_ttl(origin: httpx.Client,
 
 
 def test_storage_down_with_the_cache_in_place(origin: httpx.Client,
-                                              storage: CountingStorage) -> None:
+                                              storage: CountingStorage,
+                                              clock: ManualClock) -> None:
     assert origin.get(url(MASTER)).status_code == 200
     assert origin.get(url(SEGMENT)).status_code == 200
     storage.down = True
     # Immutable copies never need storage; a playlist's copy lasts its TTL.
     assert origin.get(url(SEGMENT)).status_code == 200
     assert origin.get(url(MASTER)).status_code == 200
-    time.sleep(TTL_S)
+    clock.advance(TTL_S + 0.1)  # past the TTL
     for key in (MASTER, BIG):
         started = time.monotonic()
         response = origin.get(url(key))
