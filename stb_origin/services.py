@@ -10,6 +10,8 @@ from rq import Queue
 from stb_origin.auth import denylist
 from stb_origin.auth.tokens import TokenSigner, load_signer
 from stb_origin.db import Database
+from stb_origin.drm.auditwriter import AuditWriter
+from stb_origin.drm.delivery import KeyDelivery
 from stb_origin.drm.keys import Envelope, load_kek
 from stb_origin.settings import Settings
 from stb_origin.storage import Storage, open_storage
@@ -26,8 +28,11 @@ class Services:
     queue: Queue
     envelope: Envelope
     signer: TokenSigner
+    key_delivery: KeyDelivery
 
     def close(self) -> None:
+        # First: the key audit still waiting is written before the engine goes.
+        self.key_delivery.close()
         self.db.dispose()
         self.redis.close()
 
@@ -39,6 +44,9 @@ def build_services(settings: Settings) -> Services:
     db = Database(settings.resolved_database_url)
     db.create_schema()
     redis = connect_redis(settings.redis_url)
+    envelope = Envelope(load_kek(settings))
+    signer = load_signer(settings, db, is_denied=lambda claims: denylist.is_denied(
+        redis, claims.token_id, claims.device_id))
     return Services(
         settings=settings,
         db=db,
@@ -48,7 +56,7 @@ def build_services(settings: Settings) -> Services:
         storage=InstrumentedStorage(open_storage(settings)),
         redis=redis,
         queue=pipeline_queue(redis, settings),
-        envelope=Envelope(load_kek(settings)),
-        signer=load_signer(settings, db, is_denied=lambda claims: denylist.is_denied(
-            redis, claims.token_id, claims.device_id)),
+        envelope=envelope,
+        signer=signer,
+        key_delivery=KeyDelivery(signer, redis, db.engine, envelope, AuditWriter(db.engine)),
     )

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from stb_origin.auth.http import require_scope
+from stb_origin.db import stamps
 from stb_origin.drm import keystore
 from stb_origin.errors import ApiError
 from stb_origin.ingest import records
@@ -104,6 +105,8 @@ async def delete_asset(request: Request) -> Response:
             services.storage.delete_prefix(f"sources/{asset_id}/")
             keystore.delete_for_asset(session, asset_id)
             session.delete(asset)
+        # Committed: key servers' copies of its keys and packages are stale now.
+        stamps.renew(services.redis, stamps.asset(asset_id))
         return True
 
     try:
