@@ -149,7 +149,7 @@ class TokenSigner:
     def _still_valid(self, verified: tuple[Claims, str], now: float) -> bool:
         claims, kid = verified
         return (now < claims.expires_at + LEEWAY_S
-                and self._current_ring(now).verifying_key(kid, now) is not None)
+                and self._current_ring(now).verifies(kid, now))
 
     def _verify_access(self, token: str) -> tuple[Claims, str]:
         claims, kid = self._decode(token, ACCESS_TYPE)

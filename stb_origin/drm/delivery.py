@@ -107,7 +107,7 @@ class KeyDelivery:
                  audit_writer: AuditWriter, *, clock: Callable[[], float] = time.monotonic,
                  now: Callable[[], datetime] = utcnow, copy_ttl_s: float = COPY_TTL_S) -> None:
         self._signer = signer
-        self._redis = redis
+        self.redis = redis
         self._engine = engine
         self._envelope = envelope
         self.audit = audit_writer
@@ -163,7 +163,7 @@ class KeyDelivery:
 
     def _ask_redis(self, claims: Claims, asset_id: str, account_id: str | None,
                    at: float) -> tuple[bool, int, bytes | None, bytes | None]:
-        pipe = self._redis.pipeline(transaction=False)
+        pipe = self.redis.pipeline(transaction=False)
         pipe.exists(*denylist.names(claims.token_id, claims.device_id))
         ratelimit.add_hit(pipe, f"keys:{_rate_key(claims)}", RATE_WINDOW_S, at)
         pipe.get(stamps.asset(asset_id))
@@ -195,7 +195,7 @@ class KeyDelivery:
             if user is None:
                 return _ViewerCopy(None, None, ())  # refused; not kept
             account_id = user.account_id
-            stamp = stamps.read(self._redis, stamps.account(account_id))
+            stamp = stamps.read(self.redis, stamps.account(account_id))
         # A new transaction, begun after the stamp was read: rows older than the
         # stamp would be kept as current (SQLite reads from one snapshot).
         with self._engine.connect() as conn:

@@ -68,7 +68,9 @@ async def get_key(request: Request) -> Response:
               "subject": claims.subject, "device_id": claims.device_id}
     if outcome.key is not None:
         metrics.KEY_DELIVERIES.inc()
-        log.info("key delivered", extra=fields)
+        # Debug only: every delivery is in the audit table and the access log already,
+        # and a third JSON line per fetch costs more than the checks themselves.
+        log.debug("key delivered", extra=fields)
         return Response(outcome.key, media_type="application/octet-stream", headers=headers)
     metrics.KEY_REFUSALS.labels(outcome.name).inc()
     log.info("key refused", extra={**fields, "reason": outcome.name})
