@@ -1,37 +1,55 @@
-"""Key delivery: latency and requests/s of GET /keys with every check on.
+"""Key delivery: GET /keys with every check on, the server BEFORE the key-path change
+against the server AFTER it, in one run.
 
-`stb-origin serve --server granian` (as deployed, one worker) on the embedded
-defaults (SQLite, the folder backend; --database-url for PostgreSQL) and a
-private Redis, with one subscriber account entitled to one asset through a
-package, and wrk on loopback asking for one of the asset's keys with:
+BEFORE is commit BEFORE_REV (the last one before the key path was rebuilt:
+five ORM statements and a commit per fetch), unpacked with `git archive` into
+a temporary folder and run from there with PYTHONPATH; AFTER is this working
+tree. Both run under granian (as deployed, one worker) pinned to CPU 0 with
+`taskset`, over the same data (SQLite, the embedded default; --database-url
+for PostgreSQL) and one private Redis, with one subscriber account entitled to
+one asset through a package. wrk runs on CPU 1 and asks, with the box's device
+token (the production path: signature, deny-list, user and device, entitlement
+window, per-device rate limit, audit row, key unwrap), for one of the asset's keys:
 
-    healthz        no token, no database: the server's floor on this machine
-    keys/operator  an operator token: signature, deny-list, key unwrap
-    keys/device    a box's device token, the production path: signature and
-                   deny-list, the user and device (active, in the account), the
-                   entitlement, the per-device rate limit, the audit row, and
-                   the key unwrapped from the database
+    c32   requests/s and p99 at 32 connections: what one core serves
+    c1    p50 at one connection: what one fetch costs
 
-The per-device rate limit is raised for the run (STB_KEY_REQUESTS_PER_MINUTE)
-so that wrk is not turned away; it is still counted on every request. Ratios
-are to healthz in the same run.
+The rounds alternate which server goes first; the figures are medians. CPU
+time per fetch (the server's process tree, from /proc) is printed too: it
+moves least when other processes share the machine. The per-device rate limit
+is raised for the run (STB_KEY_REQUESTS_PER_MINUTE) so wrk is not turned away;
+it is still counted on every request.
 
     .venv/bin/python bench/key_delivery.py
-    .venv/bin/python bench/key_delivery.py --duration 10 --connections 64
+    .venv/bin/python bench/key_delivery.py --duration 10 --rounds 3
     .venv/bin/python bench/key_delivery.py --database-url postgresql://postgres@127.0.0.1/bench
 
-Needs: apt-get install -y wrk redis-server; granian (in the project's venv).
+Needs: apt-get install -y wrk redis-server util-linux (taskset); granian (in
+the project's venv); git (for BEFORE).
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
+import sys
 import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from common import OUT, OtherCpu, machine_facts, print_table, process_tree_cpu_s, warn_if_busy
-from servers import start_granian, start_redis, stb_env
+from common import (
+    OUT,
+    OtherCpu,
+    machine_facts,
+    median,
+    print_table,
+    process_tree_cpu_s,
+    warn_if_busy,
+)
+from servers import REPO, Process, start_granian, start_redis, stb_env
 from wrk import Figure, wrk
 
 from stb_origin.accounts import devices, entitlements, packages, users
@@ -44,6 +62,10 @@ from stb_origin.settings import Settings
 
 WORK = OUT / "key_delivery"
 RATE_LIMIT_FOR_RUN = 10**9
+# The last commit before the key path was rebuilt (one thread hop, one Redis round
+# trip, cached rows, batched audit).
+BEFORE_REV = "62638a4"
+SERVER_CPU, WRK_CPU = 0, 1
 
 
 def set_up(services: Services) -> tuple[str, str, str, str]:
@@ -78,11 +100,56 @@ def fetch(port: int, path: str, token: str | None) -> tuple[int, bytes]:
         return response.status, response.read()
 
 
+@dataclass
+class Server:
+    label: str
+    process: Process
+    port: int
+    figures: dict[str, list[Figure]] = field(default_factory=dict)
+    cpu_us: dict[str, list[float]] = field(default_factory=dict)
+
+
+def unpack(rev: str, into: Path) -> Path:
+    """The package and bench/ of ``rev``, as files under ``into``."""
+    git = ["git", "-C", str(REPO)]
+    subprocess.run([*git, "rev-parse", "--verify", f"{rev}^{{commit}}"], check=True,
+                   capture_output=True)
+    into.mkdir(parents=True)
+    archive = subprocess.run([*git, "archive", rev, "stb_origin", "bench"], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def imported_from(root: Path, env: dict[str, str]) -> Path:
+    """Where a server run from ``root`` imports stb_origin from (it must be root)."""
+    found = subprocess.run([sys.executable, "-c", "import stb_origin; print(stb_origin.__file__)"],
+                           env={**env, "PYTHONPATH": f"{root}"}, cwd=root, check=True,
+                           capture_output=True, text=True).stdout.strip()
+    return Path(found).resolve().parent.parent
+
+
+def measure(server: Server, case: str, path: str, token: str, connections: int,
+            duration: float) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    wrk(server.port, path, connections, 1.0, headers=headers, cpu=WRK_CPU)  # warm-up
+    cpu_before = process_tree_cpu_s(server.process.pid)
+    figure = wrk(server.port, path, connections, duration, headers=headers, cpu=WRK_CPU)
+    cpu_s = process_tree_cpu_s(server.process.pid) - cpu_before
+    server.figures.setdefault(case, []).append(figure)
+    server.cpu_us.setdefault(case, []).append(
+        cpu_s / max(1.0, figure.requests_s * duration) * 1e6)
+    print(f"  {server.label:6} {case}  {figure.requests_s:8.0f} req/s  p50 {figure.p50_ms:6.2f}"
+          f" ms  p99 {figure.p99_ms:6.2f} ms  errors {figure.errors}", flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
     warn_if_busy()
+    before_root = unpack(args.before, WORK / "before")
     redis, redis_url = start_redis(WORK / "redis")
+    servers: list[Server] = []
     try:
         env = {"STB_DATA_DIR": str(WORK / "data"), "STB_REDIS_URL": redis_url,
                "STB_KEY_REQUESTS_PER_MINUTE": str(RATE_LIMIT_FOR_RUN)}
@@ -92,50 +159,67 @@ def run(args: argparse.Namespace) -> int:
                             database_url=args.database_url)
         services = build_services(settings)
         try:
-            path, device_token, operator_token, key_hex = set_up(services)
+            path, device_token, _operator, key_hex = set_up(services)
         finally:
             services.close()
-        server, port = start_granian(stb_env(env), WORK)
-        try:
-            for token in (device_token, operator_token):
-                status, body = fetch(port, path, token)
-                if status != 200 or body.hex() != key_hex:
-                    raise SystemExit(f"GET {path} answered {status} with {len(body)} bytes,"
-                                     " not the asset's key: the set-up is wrong")
-            cases = [("healthz", "/healthz", None), ("keys/operator", path, operator_token),
-                     ("keys/device", path, device_token)]
-            figures: dict[str, Figure] = {}
-            other, server_cpu = OtherCpu(), process_tree_cpu_s(server.pid)
-            for name, target, token in cases:
-                headers = {"Authorization": f"Bearer {token}"} if token else None
-                wrk(port, target, args.connections, 1.0, headers=headers)  # warm-up
-                figures[name] = wrk(port, target, args.connections, args.duration,
-                                    headers=headers)
-                print(f"  {name:14} {figures[name].requests_s:8.0f} req/s"
-                      f"  p50 {figures[name].p50_ms:6.2f} ms  p99 {figures[name].p99_ms:6.2f} ms",
-                      flush=True)
-            cpu_note = other.report(process_tree_cpu_s(server.pid) - server_cpu)
-        finally:
-            server.stop()
+        for label, root in (("before", before_root), ("after", REPO)):
+            if imported_from(root, stb_env(env)) != root.resolve():
+                raise SystemExit(f"the {label} server would not import its own tree {root}")
+            process, port = start_granian(stb_env(env), WORK, name=f"granian-{label}",
+                                          root=root, cpu=SERVER_CPU)
+            servers.append(Server(label, process, port))
+            status, body = fetch(port, path, device_token)
+            if status != 200 or body.hex() != key_hex:
+                raise SystemExit(f"{label}: GET {path} answered {status} with {len(body)}"
+                                 " bytes, not the asset's key: the set-up is wrong")
+        other = OtherCpu()
+        for round_ in range(args.rounds):
+            order = servers if round_ % 2 == 0 else servers[::-1]
+            for case, connections in (("c32", args.connections), ("c1", 1)):
+                for server in order:
+                    measure(server, case, path, device_token, connections, args.duration)
+        cpu_note = other.report(sum(process_tree_cpu_s(s.process.pid) for s in servers))
     finally:
+        for server in servers:
+            server.process.stop()
         redis.stop()
 
-    floor = figures["healthz"].requests_s
+    before, after = servers
     print(f"\n{machine_facts()}")
-    print(f"granian, 1 worker; wrk -t1 -c{args.connections} -d{args.duration:g}s;"
-          f" database: {'PostgreSQL' if args.database_url else 'SQLite (embedded default)'}")
-    print_table(["request", "req/s", "vs healthz", "p50 ms", "p99 ms", "errors"], [
-        (name, f"{f.requests_s:.0f}", f"{f.requests_s / floor:.2f}x", f"{f.p50_ms:.2f}",
-         f"{f.p99_ms:.2f}", f.errors) for name, f in figures.items()])
+    print(f"granian, 1 worker, pinned to CPU {SERVER_CPU} (taskset); wrk -t1 on CPU {WRK_CPU},"
+          f" {args.duration:g} s per figure, medians of {args.rounds} rounds; database:"
+          f" {'PostgreSQL' if args.database_url else 'SQLite (embedded default)'};"
+          f" before = {args.before}")
+    rows = []
+    for case, what in (("c32", f"{args.connections} connections"), ("c1", "1 connection")):
+        for server in servers:
+            f = server.figures[case]
+            rows.append((f"{server.label}, {what}", f"{median([x.requests_s for x in f]):.0f}",
+                         f"{median([x.p50_ms for x in f]):.2f}",
+                         f"{median([x.p99_ms for x in f]):.2f}",
+                         f"{median(server.cpu_us[case]):.0f}", sum(x.errors for x in f)))
+    print_table(["server", "fetches/s", "p50 ms", "p99 ms", "CPU us/fetch", "errors"], rows)
+
+    def ratio(case: str, pick: Callable[[Figure], float]) -> float:
+        return (median([pick(x) for x in after.figures[case]])
+                / median([pick(x) for x in before.figures[case]]))
+
+    print(f"\nafter/before: {ratio('c32', lambda x: x.requests_s):.2f}x fetches/s at"
+          f" {args.connections} connections, {ratio('c1', lambda x: x.requests_s):.2f}x at one;"
+          f" p50 at one connection {ratio('c1', lambda x: x.p50_ms):.2f}x; CPU per fetch"
+          f" {median(after.cpu_us['c32']) / median(before.cpu_us['c32']):.2f}x")
     print(cpu_note)
-    return 0 if all(f.errors == 0 for f in figures.values()) else 1
+    return 0 if all(x.errors == 0 for s in servers for f in s.figures.values() for x in f) else 1
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per figure")
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--before", default=BEFORE_REV,
+                        help="the commit to measure as BEFORE (default: %(default)s)")
     parser.add_argument("--database-url", default=None,
                         help="PostgreSQL instead of the embedded SQLite (an empty database)")
     return run(parser.parse_args())

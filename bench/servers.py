@@ -148,13 +148,19 @@ def _granian() -> str:
 
 
 def start_granian(env: Mapping[str, str], log_dir: Path, name: str = "origin-granian",
-                  target: str = "asgi_factory:create") -> tuple[Process, int]:
-    """The same app under granian (ASGI, one worker), built by bench/asgi_factory.py."""
+                  target: str = "asgi_factory:create", root: Path = REPO,
+                  cpu: int | None = None) -> tuple[Process, int]:
+    """The same app under granian (ASGI, one worker), built by bench/asgi_factory.py.
+    root: the source tree to run (another commit's, unpacked); cpu: pin the server
+    (main process and worker) to that one CPU."""
     port = free_port()
-    process = Process(name, [_granian(), "--interface", "asgi", "--factory",
+    pin = [require("taskset", "apt-get install -y util-linux"), "-c", str(cpu)] if (
+        cpu is not None) else []
+    process = Process(name, [*pin, _granian(), "--interface", "asgi", "--factory",
                              "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
                              "--no-access-log", target],
-                      log_dir, env={**env, "PYTHONPATH": f"{BENCH}:{REPO}"}, cwd=BENCH)
+                      log_dir, env={**env, "PYTHONPATH": f"{root / 'bench'}:{root}"},
+                      cwd=root / "bench")
     wait_http(f"http://127.0.0.1:{port}/healthz", process.popen, log=process.log)
     return process, port
 

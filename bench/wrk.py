@@ -62,12 +62,16 @@ class Figure:
 
 
 def wrk(port: int, path: str, connections: int, duration: float,
-        paths_file: Path | None = None, headers: Mapping[str, str] | None = None) -> Figure:
-    """wrk -t1 on loopback: GET path (or each line of paths_file in turn)."""
+        paths_file: Path | None = None, headers: Mapping[str, str] | None = None,
+        cpu: int | None = None) -> Figure:
+    """wrk -t1 on loopback: GET path (or each line of paths_file in turn); cpu: pin
+    wrk to that CPU (away from a pinned server)."""
     SCRIPT.parent.mkdir(parents=True, exist_ok=True)
     if not SCRIPT.exists() or SCRIPT.read_text() != WRK_SCRIPT:
         SCRIPT.write_text(WRK_SCRIPT)
-    argv = [require("wrk", "apt-get install -y wrk"), "-t1", f"-c{connections}",
+    pin = [require("taskset", "apt-get install -y util-linux"), "-c", str(cpu)] if (
+        cpu is not None) else []
+    argv = [*pin, require("wrk", "apt-get install -y wrk"), "-t1", f"-c{connections}",
             f"-d{duration:g}s", f"--timeout={WRK_TIMEOUT_S}s", "-s", str(SCRIPT)]
     for name, value in (headers or {}).items():
         argv += ["-H", f"{name}: {value}"]

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from stb_origin.assets.records import Asset, Status, mark_failed
+from stb_origin.db import stamps
 from stb_origin.drm import keystore
 from stb_origin.drm.keys import generate_key
 from stb_origin.observability import logs, metrics
@@ -118,12 +119,16 @@ def _run(services: Services, asset_id: str, source_key: str, work: Path) -> str:
         if asset is None:  # deleted while we worked: take the output down again
             services.storage.delete_prefix(layout.asset_prefix(asset_id))
             keystore.delete_for_asset(session, asset_id)
-            return "deleted"
-        asset.status = Status.READY.value
-        asset.progress = 100
-        asset.version = version
-        asset.renditions = [r.to_json() for r in result.renditions]
-        keystore.delete_except(session, asset_id, {k.key_id for k in keys})
+        else:
+            asset.status = Status.READY.value
+            asset.progress = 100
+            asset.version = version
+            asset.renditions = [r.to_json() for r in result.renditions]
+            keystore.delete_except(session, asset_id, {k.key_id for k in keys})
+    # Committed: key servers drop their copies of the keys just deleted.
+    stamps.renew(services.redis, stamps.asset(asset_id))
+    if asset is None:
+        return "deleted"
     prune_old_versions(services.storage, asset_id, version)
     log.info("asset ready", extra={"asset_id": asset_id, "version": version})
     return Status.READY.value

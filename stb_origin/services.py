@@ -39,6 +39,9 @@ def build_services(settings: Settings) -> Services:
     db = Database(settings.resolved_database_url)
     db.create_schema()
     redis = connect_redis(settings.redis_url)
+    envelope = Envelope(load_kek(settings))
+    signer = load_signer(settings, db, is_denied=lambda claims: denylist.is_denied(
+        redis, claims.token_id, claims.device_id))
     return Services(
         settings=settings,
         db=db,
@@ -48,7 +51,6 @@ def build_services(settings: Settings) -> Services:
         storage=InstrumentedStorage(open_storage(settings)),
         redis=redis,
         queue=pipeline_queue(redis, settings),
-        envelope=Envelope(load_kek(settings)),
-        signer=load_signer(settings, db, is_denied=lambda claims: denylist.is_denied(
-            redis, claims.token_id, claims.device_id)),
+        envelope=envelope,
+        signer=signer,
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 from redis.exceptions import RedisError
+from starlette.applications import Starlette
 
 from stb_origin.app import create_app
 from stb_origin.db import Database
@@ -118,9 +119,15 @@ def services(settings: Settings) -> Iterator[Services]:
 
 
 @pytest.fixture
-def api(services: Services) -> Iterator[str]:
+def app(services: Services) -> Starlette:
+    """The real HTTP app over `services` (``app.state.key_delivery`` is its key path)."""
+    return create_app(services)
+
+
+@pytest.fixture
+def api(app: Starlette) -> Iterator[str]:
     """Base URL of the real HTTP app (uvicorn on a free port) over `services`."""
-    with run_server(create_app(services)) as base_url:
+    with run_server(app) as base_url:
         yield base_url
 
 

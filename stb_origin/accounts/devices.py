@@ -6,15 +6,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from stb_origin.accounts.errors import DeviceLimitReached, InvalidValue, NotFound
 from stb_origin.accounts.models import Account, Device, DeviceState
 from stb_origin.db.paging import newest_first
-from stb_origin.db.types import new_id, utcnow
+from stb_origin.db.types import UtcDateTime, new_id, utcnow
 
 _SERIAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 _MODEL = re.compile(r"[\x20-\x7e]{1,128}")
@@ -150,11 +150,6 @@ def is_device_active(session: Session, device_id: str) -> bool:
     return state == DeviceState.ACTIVE.value
 
 
-def seen_recently(device: Device, at: datetime) -> bool:
-    """Whether touch_device would write nothing: a caller holding the row can skip it."""
-    return device.last_seen_at is not None and device.last_seen_at >= at - TOUCH_GRANULARITY
-
-
 def touch_device(session: Session, device_id: str, at: datetime | None = None) -> bool:
     """Record that an active device was seen; False when nothing was written
     (unknown, revoked, or already seen within TOUCH_GRANULARITY)."""
@@ -166,3 +161,39 @@ def touch_device(session: Session, device_id: str, at: datetime | None = None) -
         .values(last_seen_at=now)
         .execution_options(synchronize_session=False))
     return getattr(result, "rowcount", 0) == 1
+
+
+def touch_devices(conn: Connection, seen: Mapping[str, datetime]) -> None:
+    """touch_device for many devices in one statement (the key audit's batches)."""
+    table = Device.__table__.c
+    stale = bindparam("b_stale", type_=UtcDateTime())
+    statement = (
+        update(cast(Table, Device.__table__))
+        .where(table.id == bindparam("b_device"), table.state == DeviceState.ACTIVE.value,
+               table.last_seen_at.is_(None) | (table.last_seen_at < stale))
+        .values(last_seen_at=bindparam("b_at", type_=UtcDateTime())))
+    conn.execute(statement, [{"b_device": device_id, "b_at": at,
+                              "b_stale": at - TOUCH_GRANULARITY}
+                             for device_id, at in seen.items()])
+
+
+@dataclass(frozen=True)
+class DeviceRow:
+    """What authorising a key fetch needs of a device, read without the ORM."""
+
+    account_id: str
+    active: bool
+    capabilities: Capabilities
+    last_seen_at: datetime | None
+
+
+def read_device(conn: Connection, device_id: str) -> DeviceRow | None:
+    table = Device.__table__.c
+    found = conn.execute(select(table.account_id, table.state, table.capabilities,
+                                table.last_seen_at).where(table.id == device_id)).first()
+    if found is None:
+        return None
+    return DeviceRow(account_id=found.account_id,
+                     active=found.state == DeviceState.ACTIVE.value,
+                     capabilities=Capabilities.from_json(found.capabilities),
+                     last_seen_at=found.last_seen_at)

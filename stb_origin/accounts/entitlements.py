@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from stb_origin.accounts.errors import InvalidValue, NotFound
@@ -61,3 +62,24 @@ def is_entitled(session: Session, account_id: str, asset_id: str, at: datetime) 
         .limit(1)
     )
     return session.scalar(query) is not None
+
+
+@dataclass(frozen=True)
+class Window:
+    """One entitlement as the key path caches it: a package for [valid_from, valid_until)."""
+
+    package: str
+    valid_from: datetime
+    valid_until: datetime | None
+
+    def covers(self, at: datetime) -> bool:
+        return self.valid_from <= at and (self.valid_until is None or at < self.valid_until)
+
+
+def read_windows(conn: Connection, account_id: str) -> tuple[Window, ...]:
+    """Every entitlement of the account, past and future too: which of them holds is
+    decided at the time of each use, so a cached copy expires with them."""
+    table = Entitlement.__table__.c
+    found = conn.execute(select(table.package_name, table.valid_from, table.valid_until)
+                         .where(table.account_id == account_id))
+    return tuple(Window(row.package_name, row.valid_from, row.valid_until) for row in found)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -72,6 +72,11 @@ def page_assets(session: Session, name: str, limit: int, after: str | None) -> l
     if after is not None:
         query = query.where(PackageAsset.asset_id > after)
     return list(session.scalars(query.order_by(PackageAsset.asset_id).limit(limit)))
+
+
+def read_packages_holding(conn: Connection, asset_id: str) -> frozenset[str]:
+    table = PackageAsset.__table__.c
+    return frozenset(conn.scalars(select(table.package_name).where(table.asset_id == asset_id)))
 
 
 def _flush(session: Session, conflict: str) -> None:

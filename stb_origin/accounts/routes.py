@@ -34,6 +34,7 @@ from stb_origin.accounts.http import (
 from stb_origin.accounts.models import Role
 from stb_origin.auth import denylist
 from stb_origin.auth.tokens import LEEWAY_S
+from stb_origin.db import stamps
 from stb_origin.web.errors import ApiError
 from stb_origin.web.headers import NO_STORE
 from stb_origin.web.http import Json, json_response, path_id, services_of
@@ -174,11 +175,15 @@ async def revoke_device(request: Request) -> Response:
 
     device = await run_as_caller(request, claims, work)
     # Its access tokens stop at once on every server (not only where the device
-    # is looked up), until the last of them has expired anyway.
+    # is looked up), until the last of them has expired anyway; copies of the
+    # account's devices that processes keep (drm.delivery) are stale from now.
     services = services_of(request)
-    await anyio.to_thread.run_sync(
-        denylist.deny_device, services.redis, device_id,
-        services.signer.access_ttl_s + LEEWAY_S)
+
+    def announce() -> None:
+        denylist.deny_device(services.redis, device_id, services.signer.access_ttl_s + LEEWAY_S)
+        stamps.renew(services.redis, stamps.account(device["account"]))
+
+    await anyio.to_thread.run_sync(announce)
     log.info("device revoked", extra={"device_id": device_id, "subject": claims.subject})
     return json_response(device)
 
@@ -236,6 +241,7 @@ async def add_package_asset(request: Request) -> Response:
         return link.to_json(), added
 
     link, added = await run_as_caller(request, claims, work)
+    await _asset_changed(request, asset_id)
     return json_response(link, 201 if added else 200)
 
 
@@ -265,7 +271,14 @@ async def remove_package_asset(request: Request) -> Response:
 
     if not await run_as_caller(request, claims, work):
         raise ApiError(404, "not_found", "the asset is not in this package")
+    await _asset_changed(request, asset_id)
     return Response(status_code=204, headers=NO_STORE)
+
+
+async def _asset_changed(request: Request, asset_id: str) -> None:
+    """After the commit: processes keeping which packages hold the asset reread it."""
+    await anyio.to_thread.run_sync(stamps.renew, services_of(request).redis,
+                                   stamps.asset(asset_id))
 
 
 # --- entitlements ---------------------------------------------------------------
@@ -284,6 +297,9 @@ async def create_entitlement(request: Request) -> Response:
         return granted.to_json()
 
     entitlement = await run_as_caller(request, claims, work)
+    # Processes keeping the account's entitlements (drm.delivery) reread them.
+    await anyio.to_thread.run_sync(stamps.renew, services_of(request).redis,
+                                   stamps.account(account))
     log.info("entitlement granted", extra={"entitlement_id": entitlement["id"],
                                            "account_id": account, "subject": claims.subject})
     return json_response(entitlement, 201, f"/v1/entitlements/{entitlement['id']}")

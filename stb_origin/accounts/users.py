@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -103,3 +104,18 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
     return user
+
+
+@dataclass(frozen=True)
+class UserRow:
+    """What authorising a key fetch needs of a user, read without the ORM."""
+
+    account_id: str
+    role: Role
+
+
+def read_user(conn: Connection, user_id: str) -> UserRow | None:
+    table = User.__table__.c
+    found = conn.execute(select(table.account_id, table.role)
+                         .where(table.id == user_id)).first()
+    return UserRow(found.account_id, Role(found.role)) if found is not None else None

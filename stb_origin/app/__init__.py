@@ -12,6 +12,7 @@ from stb_origin.accounts import routes as account_routes
 from stb_origin.app import health
 from stb_origin.app import metrics as metrics_endpoint
 from stb_origin.drm import routes as key_routes
+from stb_origin.drm.delivery import KeyDelivery
 from stb_origin.ingest import routes as ingest_routes
 from stb_origin.oauth import routes as oauth_routes
 from stb_origin.observability.access_log import AccessLog
@@ -29,8 +30,10 @@ def create_app(services: Services) -> Starlette:
     services.signer.jwks()
 
     @asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        # First: the key audit still waiting is written before the engine goes.
+        app.state.key_delivery.close()
         services.close()
 
     app = Starlette(
@@ -46,4 +49,5 @@ def create_app(services: Services) -> Starlette:
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.key_delivery = KeyDelivery.for_services(services)
     return app

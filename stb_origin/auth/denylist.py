@@ -27,8 +27,14 @@ def deny_device(redis: Redis, device_id: str, for_s: int) -> None:
     redis.set(f"{_PREFIX}device:{device_id}", 1, ex=max(for_s, 1))
 
 
-def is_denied(redis: Redis, jti: str, device_id: str | None) -> bool:
-    names = [f"{_PREFIX}jti:{jti}"]
+def names(jti: str, device_id: str | None) -> list[str]:
+    """The entries any of which refuses a token: EXISTS on them is the check (the
+    key path sends it in its one Redis round trip)."""
+    found = [f"{_PREFIX}jti:{jti}"]
     if device_id is not None:
-        names.append(f"{_PREFIX}device:{device_id}")
-    return bool(redis.exists(*names))
+        found.append(f"{_PREFIX}device:{device_id}")
+    return found
+
+
+def is_denied(redis: Redis, jti: str, device_id: str | None) -> bool:
+    return bool(redis.exists(*names(jti, device_id)))

@@ -58,6 +58,10 @@ class KeyRing:
         usable = [k for k in self.keys if k.activates_at <= now and k.verifies_at(now)]
         return max(usable, key=lambda k: (k.activates_at, k.kid), default=None)
 
+    def verifies(self, kid: str, now: float) -> bool:
+        """verifying_key(kid, now) is not None, without deriving the public key."""
+        return any(key.kid == kid and key.verifies_at(now) for key in self.keys)
+
     def verifying_key(self, kid: str, now: float) -> ec.EllipticCurvePublicKey | None:
         for key in self.keys:
             if key.kid == kid and key.verifies_at(now):

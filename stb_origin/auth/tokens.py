@@ -130,8 +130,10 @@ class TokenSigner:
 
     # --- verifying -------------------------------------------------------------
 
-    def verify(self, token: str) -> Claims:
-        """The claims of a valid, unrevoked access token; InvalidToken otherwise."""
+    def verify(self, token: str, *, check_denied: bool = True) -> Claims:
+        """The claims of a valid, unrevoked access token; InvalidToken otherwise.
+        check_denied=False leaves the deny-list to the caller, who must read it
+        (drm.delivery does, in the same Redis round trip as its other checks)."""
         now = self._clock()
         verified = self._verified.get(token)
         if verified is None or not self._still_valid(verified, now):
@@ -140,14 +142,14 @@ class TokenSigner:
                 self._verified.clear()
             self._verified[token] = verified
         claims = verified[0]
-        if self._is_denied(claims):
+        if check_denied and self._is_denied(claims):
             raise InvalidToken("token revoked")
         return claims
 
     def _still_valid(self, verified: tuple[Claims, str], now: float) -> bool:
         claims, kid = verified
         return (now < claims.expires_at + LEEWAY_S
-                and self._current_ring(now).verifying_key(kid, now) is not None)
+                and self._current_ring(now).verifies(kid, now))
 
     def _verify_access(self, token: str) -> tuple[Claims, str]:
         claims, kid = self._decode(token, ACCESS_TYPE)

@@ -9,26 +9,33 @@ A playback token opens an asset for:
 
 Whoever it is, a token restricted to some assets (``Claims.assets``) opens only
 those. A client-credentials token names a client, not a user: it opens nothing.
+
+``decide`` holds these rules over plain rows, so that the key path can apply
+them to its cached copies (``drm.viewcache``) and playback sessions to rows
+read in their transaction, and both follow the same rules.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from stb_origin.accounts.caller import UnknownCaller, identify
+from stb_origin import scopes
+from stb_origin.accounts.caller import OPERATOR
 from stb_origin.accounts.devices import (
+    TOUCH_GRANULARITY,
     Capabilities,
-    capabilities_of,
-    get_device,
-    seen_recently,
+    DeviceRow,
+    read_device,
     touch_device,
 )
 from stb_origin.accounts.entitlements import is_entitled
-from stb_origin.accounts.users import get_user
+from stb_origin.accounts.models import Role
+from stb_origin.accounts.users import UserRow, read_user
 from stb_origin.auth.tokens import Claims
 
 
@@ -68,34 +75,54 @@ class Viewer:
     capabilities: Capabilities | None
 
 
-def authorize_playback(session: Session, claims: Claims, asset_id: str, at: datetime) -> Viewer:
-    """The viewer, or PlaybackRefused. Records that the device was seen."""
+def check_claims(claims: Claims, asset_id: str) -> None:
+    """The refusals the token alone decides, before anything is looked up."""
     if claims.assets is not None and asset_id not in claims.assets:
         raise PlaybackRefused(Refusal.WRONG_ASSET)
     if claims.client_id is not None and claims.subject == claims.client_id:
         raise PlaybackRefused(Refusal.NOT_A_USER)  # client credentials (RFC 6749 4.4)
-    # Loaded first and held: identify() then finds it in the session's (weakly
-    # referencing) identity map instead of querying it again.
-    device = get_device(session, claims.device_id) if claims.device_id is not None else None
-    try:
-        caller = identify(session, claims)
-    except UnknownCaller:
-        # identify() refuses a missing user and a revoked device alike; the
-        # audit and the metrics want to tell them apart.
-        missing = get_user(session, claims.subject) is None
-        raise PlaybackRefused(Refusal.UNKNOWN_USER if missing
-                              else Refusal.DEVICE_REVOKED) from None
-    if not (caller.is_operator or caller.is_admin):
-        account_id = caller.account_id
-        assert account_id is not None  # a user, not the operator
-        if caller.device_id is None:
-            raise PlaybackRefused(Refusal.NO_DEVICE, account_id)
-        if not is_entitled(session, account_id, asset_id, at):
-            raise PlaybackRefused(Refusal.NOT_ENTITLED, account_id)
-    capabilities = None
-    if device is not None:  # identify() checked it is active and the user's
-        capabilities = capabilities_of(device)
-        if not seen_recently(device, at):
-            touch_device(session, device.id, at)
-    return Viewer(subject=caller.subject, account_id=caller.account_id,
-                  device_id=caller.device_id, capabilities=capabilities)
+
+
+def decide(claims: Claims, asset_id: str, user: UserRow | None, device: DeviceRow | None,
+           entitled: Callable[[str], bool]) -> Viewer:
+    """The viewer, or PlaybackRefused. ``user`` and ``device`` are the rows the token
+    names (None: no such row); ``entitled(account_id)`` says whether the account may
+    play the asset now."""
+    check_claims(claims, asset_id)
+    account_id = device_id = None
+    if claims.subject != OPERATOR:  # the operator has no user, account or device
+        if user is None:
+            raise PlaybackRefused(Refusal.UNKNOWN_USER)
+        account_id = user.account_id
+        if claims.device_id is not None and (
+                device is None or device.account_id != account_id or not device.active):
+            raise PlaybackRefused(Refusal.DEVICE_REVOKED)
+        device_id = claims.device_id
+        # Admin powers need both: a token that asks for them and a user who has them.
+        if not (scopes.ADMIN in claims.scopes and user.role == Role.ADMIN):
+            if device_id is None:
+                raise PlaybackRefused(Refusal.NO_DEVICE, account_id)
+            if not entitled(account_id):
+                raise PlaybackRefused(Refusal.NOT_ENTITLED, account_id)
+    return Viewer(subject=claims.subject, account_id=account_id, device_id=device_id,
+                  capabilities=device.capabilities if device is not None else None)
+
+
+def needs_touch(last_seen_at: datetime | None, at: datetime) -> bool:
+    """Whether a device last seen then should be recorded as seen at ``at``: last_seen_at
+    is kept to TOUCH_GRANULARITY, so that a check on every request is not a write."""
+    return last_seen_at is None or last_seen_at < at - TOUCH_GRANULARITY
+
+
+def authorize_playback(session: Session, claims: Claims, asset_id: str, at: datetime) -> Viewer:
+    """The viewer, or PlaybackRefused, from the rows as they are in this transaction.
+    Records that the device was seen."""
+    check_claims(claims, asset_id)
+    conn = session.connection()
+    user = read_user(conn, claims.subject) if claims.subject != OPERATOR else None
+    device = read_device(conn, claims.device_id) if claims.device_id is not None else None
+    viewer = decide(claims, asset_id, user, device,
+                    lambda account_id: is_entitled(session, account_id, asset_id, at))
+    if device is not None and claims.device_id is not None and needs_touch(device.last_seen_at, at):
+        touch_device(session, claims.device_id, at)
+    return viewer

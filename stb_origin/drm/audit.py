@@ -76,15 +76,22 @@ class KeyRequest:
     request_id: str | None
 
 
+def row(request: KeyRequest, outcome: str, at: datetime,
+        account_id: str | None = None) -> dict[str, Any]:
+    """The column values of one audit row (for an ORM object or a Core batch insert)."""
+    forwarded = request.forwarded_for
+    return {
+        "id": new_id(), "created_at": at, "subject": request.subject, "account_id": account_id,
+        "device_id": request.device_id, "client_id": request.client_id,
+        "asset_id": request.asset_id, "key_id": request.key_id, "outcome": outcome,
+        "client_address": request.client_address,
+        "forwarded_for": forwarded[:MAX_FORWARDED_FOR] if forwarded is not None else None,
+        "request_id": request.request_id}
+
+
 def record(session: Session, request: KeyRequest, outcome: str, at: datetime,
            account_id: str | None = None) -> None:
-    forwarded = request.forwarded_for
-    session.add(KeyAudit(
-        id=new_id(), created_at=at, subject=request.subject, account_id=account_id,
-        device_id=request.device_id, client_id=request.client_id, asset_id=request.asset_id,
-        key_id=request.key_id, outcome=outcome, client_address=request.client_address,
-        forwarded_for=forwarded[:MAX_FORWARDED_FOR] if forwarded is not None else None,
-        request_id=request.request_id))
+    session.add(KeyAudit(**row(request, outcome, at, account_id)))
 
 
 def purge(session: Session, before: datetime, batch: int = 10_000) -> int:

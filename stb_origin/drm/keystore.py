@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import LargeBinary, String, delete, select
+from sqlalchemy import Connection, LargeBinary, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from stb_origin.db import Base
@@ -42,6 +42,14 @@ def load(session: Session, asset_id: str, key_id: str, envelope: Envelope) -> by
     return unwrap(envelope, asset_id, key_id, record.wrapped)
 
 
+def read_wrapped(conn: Connection, asset_id: str, key_id: str) -> bytes | None:
+    """The wrapped key without the ORM (the key path caches it and unwraps per use)."""
+    table = ContentKeyRecord.__table__.c
+    wrapped = conn.scalar(select(table.wrapped).where(table.asset_id == asset_id,
+                                                      table.key_id == key_id))
+    return bytes(wrapped) if wrapped is not None else None
+
+
 def key_ids(session: Session, asset_id: str) -> list[str]:
     query = select(ContentKeyRecord.key_id).where(ContentKeyRecord.asset_id == asset_id)
     return list(session.scalars(query.order_by(ContentKeyRecord.created_at,
@@ -63,4 +71,5 @@ def delete_except(session: Session, asset_id: str, keep: Collection[str]) -> int
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-__all__ = ["ContentKeyRecord", "delete_except", "delete_for_asset", "key_ids", "load", "store"]
+__all__ = ["ContentKeyRecord", "delete_except", "delete_for_asset", "key_ids", "load",
+           "read_wrapped", "store"]

@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from stb_origin import scopes
 from stb_origin.assets import records
+from stb_origin.db import stamps
 from stb_origin.drm import keystore
 from stb_origin.ingest.service import accept_source
 from stb_origin.ingest.sniff import container_of
@@ -93,6 +94,8 @@ async def delete_asset(request: Request) -> Response:
             services.storage.delete_prefix(layout.source_prefix(asset_id))
             keystore.delete_for_asset(session, asset_id)
             session.delete(asset)
+        # Committed: key servers' copies of its keys and packages are stale now.
+        stamps.renew(services.redis, stamps.asset(asset_id))
         return True
 
     try:

@@ -81,6 +81,11 @@ KEY_REFUSALS = Counter(
     " unknown_user, device_revoked, no_device, not_entitled), rate_limited, not_found.",
     ["reason"],
 )
+KEY_AUDIT_LOST = Counter(
+    "stb_key_audit_lost_total",
+    "Key audit rows dropped unwritten: the database refused them for longer than the"
+    " writer's buffer lasts, or at shutdown.",
+)
 
 # -- jobs (shared: written by RQ work horses to Redis, exposed by every replica) --
 

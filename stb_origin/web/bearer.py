@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import anyio
 from redis.exceptions import RedisError
 from starlette.requests import Request
@@ -31,20 +33,23 @@ async def require_scope(request: Request, signer: TokenSigner, *scopes: str,
     there is no valid token, 403 when it lacks every one of them."""
     token = bearer_token(request, allow_query=allow_query)
     if token is None:
-        raise ApiError(401, "unauthorized", "a bearer token is required", _CHALLENGE)
+        raise missing_token()
+    # In a worker thread: the deny-list is a Redis call (and the key ring is
+    # reread from the database now and then), which must never hold up the
+    # event loop that every segment request shares.
+    return await anyio.to_thread.run_sync(check_token, signer, token, scopes)
+
+
+def check_token(signer: TokenSigner, token: str, scopes: Collection[str],
+                check_denied: bool = True) -> Claims:
+    """require_scope's checks, in the caller's thread (it may wait on Redis and
+    the database); check_denied=False leaves the deny-list to the caller."""
     try:
-        # In a worker thread: the deny-list is a Redis call (and the key ring is
-        # reread from the database now and then), which must never hold up the
-        # event loop that every segment request shares.
-        claims = await anyio.to_thread.run_sync(signer.verify, token)
+        claims = signer.verify(token, check_denied=check_denied)
     except RedisError:
-        # The deny-list cannot be read: refusing for a moment beats honouring a revoked token.
-        raise ApiError(503, "unavailable", "token revocation cannot be checked; retry shortly",
-                       {"Retry-After": "5", **NO_STORE}) from None
+        raise revocations_unavailable() from None
     except InvalidToken as exc:
-        raise ApiError(401, "invalid_token", str(exc), {
-            "WWW-Authenticate": 'Bearer realm="stb-origin", error="invalid_token"', **NO_STORE
-        }) from None
+        raise invalid_token(str(exc)) from None
     if claims.scopes.isdisjoint(scopes):
         wanted = " ".join(scopes)
         raise ApiError(403, "insufficient_scope",
@@ -52,3 +57,18 @@ async def require_scope(request: Request, signer: TokenSigner, *scopes: str,
                            "WWW-Authenticate": f'Bearer error="insufficient_scope",'
                                                f' scope="{wanted}"', **NO_STORE})
     return claims
+
+
+def missing_token() -> ApiError:
+    return ApiError(401, "unauthorized", "a bearer token is required", _CHALLENGE)
+
+
+def invalid_token(message: str) -> ApiError:
+    return ApiError(401, "invalid_token", message, {
+        "WWW-Authenticate": 'Bearer realm="stb-origin", error="invalid_token"', **NO_STORE})
+
+
+def revocations_unavailable() -> ApiError:
+    # The deny-list cannot be read: refusing for a moment beats honouring a revoked token.
+    return ApiError(503, "unavailable", "token revocation cannot be checked; retry shortly",
+                    {"Retry-After": "5", **NO_STORE})

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
+from starlette.applications import Starlette
 
 from stb_origin.accounts.devices import get_device
 from stb_origin.accounts.models import Role
@@ -47,7 +48,8 @@ def _key_path(asset_id: str, key: ContentKey) -> str:
     return f"/keys/{asset_id}/{key.key_id}"
 
 
-def _audit(services: Services) -> list[KeyAudit]:
+def _audit(app: Starlette, services: Services) -> list[KeyAudit]:
+    app.state.key_delivery.audit.flush()  # the rows still waiting for their batch
     with services.db.session() as session:
         return list(session.scalars(select(KeyAudit).order_by(KeyAudit.created_at)))
 
@@ -81,7 +83,7 @@ def test_playback_token_gets_exactly_the_key(api, services, stored_key, query):
     assert response.headers["content-type"] == "application/octet-stream"
 
 
-def test_an_entitled_box_gets_the_key_and_is_seen_and_audited(api, services, film, box):
+def test_an_entitled_box_gets_the_key_and_is_seen_and_audited(app, api, services, film, box):
     asset_id, key = film
     before = _deliveries()
     response = _get(api, _key_path(asset_id, key), box.token,
@@ -90,12 +92,13 @@ def test_an_entitled_box_gets_the_key_and_is_seen_and_audited(api, services, fil
     assert response.status_code == 200 and response.content == key.key
     assert response.headers["cache-control"] == "private, no-store"
     assert _deliveries() == before + 1
+    app.state.key_delivery.audit.flush()  # "seen" is written with the audit's batch
     with services.db.session() as session:
         device = get_device(session, box.device_id)
         assert device is not None and device.last_seen_at is not None
         assert utcnow() - device.last_seen_at < timedelta(minutes=1)
 
-    [row] = _audit(services)
+    [row] = _audit(app, services)
     assert row.to_json() | {"id": None, "at": None} == {
         "id": None, "at": None, "subject": box.user_id, "account": box.account_id,
         "device": box.device_id, "client": None, "asset": asset_id, "key_id": key.key_id,
@@ -177,23 +180,23 @@ REFUSALS: dict[str, tuple[Any, str]] = {
 
 
 @pytest.mark.parametrize("case", REFUSALS)
-def test_refusals_are_403_audited_and_counted(api, services, film, box, case):
+def test_refusals_are_403_audited_and_counted(app, api, services, film, box, case):
     asset_id, key = film
     make_token, reason = REFUSALS[case]
     token = make_token(services, box)
     before = _refusals(reason)
     _assert_refused(_get(api, _key_path(asset_id, key), token), 403, reason, key)
     assert _refusals(reason) == before + 1
-    [row] = _audit(services)
+    [row] = _audit(app, services)
     assert (row.outcome, row.asset_id, row.key_id) == (reason, asset_id, key.key_id)
 
 
-def test_keys_of_an_asset_the_account_is_not_entitled_to_are_403(api, services, film, box):
+def test_keys_of_an_asset_the_account_is_not_entitled_to_are_403(app, api, services, film, box):
     other, other_key = new_asset(services)
     _assert_refused(_get(api, _key_path(other, other_key), box.token), 403, "not_entitled",
                     other_key)
-    assert [r.outcome for r in _audit(services)] == ["not_entitled"]
-    assert _audit(services)[0].account_id == box.account_id
+    assert [r.outcome for r in _audit(app, services)] == ["not_entitled"]
+    assert _audit(app, services)[0].account_id == box.account_id
     # The asset it is entitled to still works with the same token.
     assert _get(api, _key_path(*film), box.token).content == film[1].key
 
@@ -206,7 +209,7 @@ def test_an_operator_token_scoped_to_one_asset_gets_no_other(api, services, film
     assert _get(api, _key_path(other, other_key), token).content == other_key.key
 
 
-def test_no_token_or_a_bad_one_is_401(api, services, stored_key):
+def test_no_token_or_a_bad_one_is_401(app, api, services, stored_key):
     path = f"/keys/{ASSET}/{stored_key.key_id}"
     expired = services.signer.issue(["playback"], ttl_s=-300)
     for token in (None, "garbage", expired):
@@ -214,7 +217,7 @@ def test_no_token_or_a_bad_one_is_401(api, services, stored_key):
         assert response.status_code == 401
         assert "no-store" in response.headers["cache-control"]
         assert stored_key.key not in response.content
-    assert _audit(services) == []  # nobody to audit before the token is verified
+    assert _audit(app, services) == []  # nobody to audit before the token is verified
 
 
 def test_other_scopes_are_403(api, services, stored_key):
@@ -230,13 +233,13 @@ def test_other_scopes_are_403(api, services, stored_key):
     "/keys/..%2f..%2fsecrets/kek",
     f"/keys/{ASSET}/{'a' * 65}",
 ])
-def test_unknown_or_malformed_ids_are_404(api, services, stored_key, path):
+def test_unknown_or_malformed_ids_are_404(app, api, services, stored_key, path):
     token = services.signer.issue(["playback"])
     response = _get(api, path.replace("KEY", stored_key.key_id), token)
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
     # Audited when routed ('%2f' decodes to more path segments than a key has).
-    assert {r.outcome for r in _audit(services)} <= {"not_found"}
+    assert {r.outcome for r in _audit(app, services)} <= {"not_found"}
 
 
 # -- rate limit ----------------------------------------------------------------------------
@@ -249,7 +252,7 @@ def _start_of_a_window(window_s: int = 60, margin_s: float = 5) -> None:
         time.sleep(left + 0.05)
 
 
-def test_a_box_over_its_rate_is_told_to_wait(api, services, film, box):
+def test_a_box_over_its_rate_is_told_to_wait(app, api, services, film, box):
     asset_id, key = film
     services.settings = services.settings.with_(key_requests_per_minute=3)
     neighbour = household(services)
@@ -266,7 +269,7 @@ def test_a_box_over_its_rate_is_told_to_wait(api, services, film, box):
     # Counted per box: another one is not held back.
     assert _get(api, _key_path(asset_id, key), neighbour.token).content == key.key
     # A flood is audited once a window, not once a request.
-    outcomes = [r.outcome for r in _audit(services)]
+    outcomes = [r.outcome for r in _audit(app, services)]
     assert outcomes.count("rate_limited") == 1 and outcomes.count("delivered") == 4
 
 
@@ -311,7 +314,7 @@ def test_preflight_allows_the_authorization_header_for_allowed_origins_only(api,
 # -- what must never leak ----------------------------------------------------------------
 
 
-def test_keys_and_tokens_never_reach_the_logs_or_the_audit(api, services, film, box, caplog):
+def test_keys_and_tokens_never_reach_the_logs_or_the_audit(app, api, services, film, box, caplog):
     asset_id, key = film
     other, other_key = new_asset(services)
     long_forwarded = ", ".join(["198.51.100.1"] * 100)
@@ -328,10 +331,10 @@ def test_keys_and_tokens_never_reach_the_logs_or_the_audit(api, services, film, 
     assert box.token not in text
     for secret in (key.key, other_key.key):
         assert secret.hex() not in text and repr(secret) not in text
-    rows = [str(r.to_json()) for r in _audit(services)]
+    rows = [str(r.to_json()) for r in _audit(app, services)]
     assert len(rows) == 4
     assert not any(box.token in row or key.key.hex() in row for row in rows)
-    assert {len(r.forwarded_for or "") for r in _audit(services)} == {0, MAX_FORWARDED_FOR}
+    assert {len(r.forwarded_for or "") for r in _audit(app, services)} == {0, MAX_FORWARDED_FOR}
 
 
 def test_keys_at_rest_are_wrapped(services, stored_key):

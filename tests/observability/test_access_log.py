@@ -135,9 +135,14 @@ def test_query_strings_and_tokens_are_never_logged(api, services, log_lines):
         line = _access(log_lines, request_id)
         assert line["path"] == f"/keys/{asset_id}/{key.key_id}"
         assert line["asset_id"] == asset_id
-    # Lines written by the key route while handling the request carry its ids too.
-    delivered = log_lines.wait_for(msg="key delivered", request_id="h-1")
-    assert delivered["asset_id"] == asset_id
+    # Lines written by the key route while handling a request carry its ids too
+    # (deliveries log at debug: the audit and the access log have them).
+    missing = httpx.get(f"{api}/keys/{asset_id}/nosuchkey?debug=leak-me",
+                        headers={"X-Request-ID": "h-2", "Authorization": f"Bearer {token}"},
+                        timeout=10)
+    assert missing.status_code == 404
+    refused = log_lines.wait_for(msg="key refused", request_id="h-2")
+    assert refused["asset_id"] == asset_id
     everything = "\n".join(log_lines.raw)
     for secret in (token, token.split(".")[1], "token=", "leak-me", "debug="):
         assert secret not in everything
@@ -167,12 +172,12 @@ class BrokenEnvelope:
         raise RuntimeError("injected: the key-encryption key is gone")
 
 
-def test_an_unhandled_error_is_logged_with_the_request_ids(api, services, log_lines):
+def test_an_unhandled_error_is_logged_with_the_request_ids(api, app, services, log_lines):
     asset_id = secrets.token_hex(16)
     key = generate_key()
     with services.db.session() as session:
         keystore.store(session, asset_id, [key], services.envelope)
-    services.envelope = BrokenEnvelope()
+    app.state.key_delivery._envelope = BrokenEnvelope()
     token = services.signer.issue(["playback"])
     response = httpx.get(f"{api}/keys/{asset_id}/{key.key_id}", timeout=10,
                          headers={"X-Request-ID": "boom-1", "Authorization": f"Bearer {token}"})
