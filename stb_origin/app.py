@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
@@ -29,14 +30,21 @@ def create_app(services: Services) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        yield
+        async with anyio.create_task_group() as background:
+            # Without it the origin trusts no copy in memory (origin.takedowns).
+            background.start_soon(services.takedowns.watch)
+            try:
+                yield
+            finally:
+                background.cancel_scope.cancel()
         services.close()
 
     app = Starlette(
         # The router tries routes in order: /hls/ (nearly every request) comes first.
         routes=[*origin_routes(services.storage,
                                playlist_max_age_s=services.settings.playlist_max_age_s,
-                               access=HlsAccess.from_settings(services.settings)),
+                               access=HlsAccess.from_settings(services.settings),
+                               takedowns=services.takedowns),
                 *health.ROUTES, *metrics_endpoint.routes(services),
                 *ingest_routes.ROUTES, *account_routes.ROUTES, *key_routes.ROUTES,
                 *oauth_routes.ROUTES, *playback_routes.ROUTES],

@@ -11,6 +11,7 @@ from stb_origin.auth import denylist
 from stb_origin.auth.tokens import TokenSigner, load_signer
 from stb_origin.db import Database
 from stb_origin.drm.keys import Envelope, load_kek
+from stb_origin.origin.takedowns import Takedowns
 from stb_origin.settings import Settings
 from stb_origin.storage import Storage, open_storage
 from stb_origin.storage.instrumented import InstrumentedStorage
@@ -26,6 +27,7 @@ class Services:
     queue: Queue
     envelope: Envelope
     signer: TokenSigner
+    takedowns: Takedowns
 
     def close(self) -> None:
         self.db.dispose()
@@ -51,4 +53,5 @@ def build_services(settings: Settings) -> Services:
         envelope=Envelope(load_kek(settings)),
         signer=load_signer(settings, db, is_denied=lambda claims: denylist.is_denied(
             redis, claims.token_id, claims.device_id)),
+        takedowns=Takedowns(redis),
     )

@@ -98,6 +98,9 @@ async def delete_asset(request: Request) -> Response:
             asset = records.get(session, asset_id)
             if asset is None:
                 return False
+            # Announced before anything is deleted: from here on no origin process
+            # serves the asset from memory or keeps what it reads of it.
+            services.takedowns.take_down(asset_id)
             # Master first so playback stops before the segments disappear.
             services.storage.delete_prefix(f"hls/{asset_id}/master.m3u8")
             services.storage.delete_prefix(f"hls/{asset_id}/")
@@ -110,6 +113,10 @@ async def delete_asset(request: Request) -> Response:
         found = await anyio.to_thread.run_sync(remove)
     except StorageError:
         raise ApiError(503, "storage_unavailable", "storage is unavailable; try again",
+                       {"Retry-After": "5"}) from None
+    except RedisError:
+        raise ApiError(503, "unavailable", "the takedown could not be announced to the origins"
+                       " (Redis is unavailable); nothing was deleted, try again",
                        {"Retry-After": "5"}) from None
     if not found:
         raise ApiError(404, "not_found", "no such asset")
