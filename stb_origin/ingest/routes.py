@@ -14,7 +14,7 @@ from stb_origin.auth.http import require_scope
 from stb_origin.drm import keystore
 from stb_origin.errors import ApiError
 from stb_origin.ingest import records
-from stb_origin.ingest.service import accept_source
+from stb_origin.ingest.service import UnknownPackages, accept_source
 from stb_origin.ingest.sniff import container_of
 from stb_origin.ingest.upload import receive_upload
 from stb_origin.pagination import page_params
@@ -42,7 +42,13 @@ async def create_asset(request: Request) -> Response:
                            "the file is not a video container we accept"
                            " (MP4/MOV, Matroska/WebM, MPEG-TS, MXF, AVI, FLV, MPEG-PS)")
         body = await anyio.to_thread.run_sync(
-            accept_source, services, upload.path, upload.suffix, upload.title, upload.size)
+            accept_source, services, upload.path, upload.suffix, upload.title, upload.size,
+            upload.packages)
+    except UnknownPackages as exc:
+        listed = ", ".join(f'"{name}"' for name in exc.names)
+        raise ApiError(400, "unknown_package",
+                       f"no such package: {listed} (an admin creates packages with"
+                       " POST /v1/packages); nothing was stored") from None
     except (StorageError, RedisError):
         raise ApiError(503, "unavailable", "storage or the job queue is unavailable; try again",
                        {"Retry-After": "10"}) from None
