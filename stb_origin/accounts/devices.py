@@ -15,6 +15,7 @@ from stb_origin.accounts.errors import DeviceLimitReached, InvalidValue, NotFoun
 from stb_origin.accounts.models import Account, Device, DeviceState
 from stb_origin.db.paging import newest_first
 from stb_origin.db.types import UtcDateTime, new_id, utcnow
+from stb_origin.web.errors import unknown_fields_message
 
 _SERIAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 _MODEL = re.compile(r"[\x20-\x7e]{1,128}")
@@ -52,9 +53,10 @@ class Capabilities:
     def from_json(cls, data: object) -> Capabilities:
         if not isinstance(data, Mapping):
             raise InvalidValue("capabilities: expected an object")
-        unknown = set(data) - {"max_width", "max_height", "codecs"}
+        allowed = ("max_width", "max_height", "codecs")
+        unknown = set(data) - set(allowed)
         if unknown:
-            raise InvalidValue(f"capabilities: unknown field(s) {', '.join(sorted(unknown))}")
+            raise InvalidValue(f"capabilities: {unknown_fields_message(unknown, allowed)}")
         codecs = data.get("codecs", [])
         if not isinstance(codecs, list) or not all(isinstance(c, str) for c in codecs):
             raise InvalidValue("capabilities.codecs: expected a list of strings")

@@ -7,6 +7,7 @@ and leaves all of them when it is deleted.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 from sqlalchemy import Connection, delete, select
 from sqlalchemy.exc import IntegrityError
@@ -58,6 +59,20 @@ def add_asset(session: Session, name: str, asset_id: str) -> tuple[PackageAsset,
     session.add(link)
     _flush(session, "the asset was just added to this package")
     return link, True
+
+
+def unknown_names(session: Session, names: Collection[str]) -> list[str]:
+    """The names among ``names`` that are no package, sorted."""
+    if not names:
+        return []
+    known = set(session.scalars(select(Package.name).where(Package.name.in_(list(names)))))
+    return sorted(set(names) - known)
+
+
+def add_new_asset(session: Session, names: Collection[str], asset_id: str) -> None:
+    """Put an asset being created in this transaction into the named packages
+    (they exist: see ``unknown_names``; a foreign key refuses one that does not)."""
+    session.add_all(PackageAsset(package_name=name, asset_id=asset_id) for name in names)
 
 
 def remove_asset(session: Session, name: str, asset_id: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
@@ -18,6 +19,7 @@ from stb_origin.oauth import routes as oauth_routes
 from stb_origin.observability.access_log import AccessLog
 from stb_origin.origin.access import HlsAccess
 from stb_origin.origin.routes import routes as origin_routes
+from stb_origin.origin.takedowns import Takedowns
 from stb_origin.playback import routes as playback_routes
 from stb_origin.services import Services
 from stb_origin.web.errors import EXCEPTION_HANDLERS
@@ -28,10 +30,18 @@ def create_app(services: Services) -> Starlette:
     # the middle of a request's own transaction, which on SQLite would wait
     # for itself.
     services.signer.jwks()
+    # What this process keeps in memory for the key path and the origin.
+    takedowns = Takedowns(services.redis)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
+        async with anyio.create_task_group() as background:
+            # Without it the origin trusts no copy in memory (origin.takedowns).
+            background.start_soon(app.state.takedowns.watch)
+            try:
+                yield
+            finally:
+                background.cancel_scope.cancel()
         # First: the key audit still waiting is written before the engine goes.
         app.state.key_delivery.close()
         services.close()
@@ -40,7 +50,8 @@ def create_app(services: Services) -> Starlette:
         # The router tries routes in order: /hls/ (nearly every request) comes first.
         routes=[*origin_routes(services.storage,
                                playlist_max_age_s=services.settings.playlist_max_age_s,
-                               access=HlsAccess.from_settings(services.settings)),
+                               access=HlsAccess.from_settings(services.settings),
+                               takedowns=takedowns),
                 *health.ROUTES, *metrics_endpoint.routes(services),
                 *ingest_routes.ROUTES, *account_routes.ROUTES, *key_routes.ROUTES,
                 *oauth_routes.ROUTES, *playback_routes.ROUTES],
@@ -50,4 +61,5 @@ def create_app(services: Services) -> Starlette:
     )
     app.state.services = services
     app.state.key_delivery = KeyDelivery.for_services(services)
+    app.state.takedowns = takedowns
     return app

@@ -42,7 +42,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import Engine
 
-from stb_origin import ratelimit
+from stb_origin import ratelimit, scopes
 from stb_origin.accounts.caller import OPERATOR
 from stb_origin.accounts.devices import DeviceRow, read_device
 from stb_origin.accounts.entitlements import Window, read_windows
@@ -60,7 +60,6 @@ from stb_origin.envelope import Envelope
 from stb_origin.services import Services
 from stb_origin.web.bearer import check_token, invalid_token, revocations_unavailable
 
-PLAYBACK_SCOPE = "playback"
 RATE_WINDOW_S = 60
 NOT_FOUND = "not_found"
 RATE_LIMITED = "rate_limited"
@@ -133,7 +132,7 @@ class KeyDelivery:
               limit: int) -> Outcome:
         """The outcome of one key request (ApiError for a token refused outright).
         Blocking: call it in a worker thread."""
-        claims = check_token(self._signer, token, (PLAYBACK_SCOPE,), check_denied=False)
+        claims = check_token(self._signer, token, (scopes.PLAYBACK,), check_denied=False)
         now = self.now()
         account_id = self._account_of.get(claims.subject)
         denied, count, asset_stamp, account_stamp = self._ask_redis(

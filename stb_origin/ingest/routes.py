@@ -14,9 +14,10 @@ from stb_origin import scopes
 from stb_origin.assets import records
 from stb_origin.db import stamps
 from stb_origin.drm import keystore
-from stb_origin.ingest.service import accept_source
+from stb_origin.ingest.service import UnknownPackages, accept_source
 from stb_origin.ingest.sniff import container_of
 from stb_origin.ingest.upload import receive_upload
+from stb_origin.origin.takedowns import Takedowns
 from stb_origin.storage import StorageError, layout
 from stb_origin.web.bearer import require_scope
 from stb_origin.web.errors import ApiError
@@ -39,7 +40,13 @@ async def create_asset(request: Request) -> Response:
                            "the file is not a video container we accept"
                            " (MP4/MOV, Matroska/WebM, MPEG-TS, MXF, AVI, FLV, MPEG-PS)")
         body = await anyio.to_thread.run_sync(
-            accept_source, services, upload.path, upload.suffix, upload.title, upload.size)
+            accept_source, services, upload.path, upload.suffix, upload.title, upload.size,
+            upload.packages)
+    except UnknownPackages as exc:
+        listed = ", ".join(f'"{name}"' for name in exc.names)
+        raise ApiError(400, "unknown_package",
+                       f"no such package: {listed} (an admin creates packages with"
+                       " POST /v1/packages); nothing was stored") from None
     except (StorageError, RedisError):
         raise ApiError(503, "unavailable", "storage or the job queue is unavailable; try again",
                        {"Retry-After": "10"}) from None
@@ -82,12 +89,16 @@ async def delete_asset(request: Request) -> Response:
     services = services_of(request)
     await require_scope(request, services.signer, scopes.ASSETS_WRITE)
     asset_id = path_id(request, "asset_id", "asset")
+    takedowns: Takedowns = request.app.state.takedowns
 
     def remove() -> bool:
         with services.db.session() as session:
             asset = records.get(session, asset_id)
             if asset is None:
                 return False
+            # Announced before anything is deleted: from here on no origin process
+            # serves the asset from memory or keeps what it reads of it.
+            takedowns.take_down(asset_id)
             # Master first so playback stops before the segments disappear.
             services.storage.delete_prefix(layout.master_key(asset_id))
             services.storage.delete_prefix(layout.asset_prefix(asset_id))
@@ -102,6 +113,10 @@ async def delete_asset(request: Request) -> Response:
         found = await anyio.to_thread.run_sync(remove)
     except StorageError:
         raise ApiError(503, "storage_unavailable", "storage is unavailable; try again",
+                       {"Retry-After": "5"}) from None
+    except RedisError:
+        raise ApiError(503, "unavailable", "the takedown could not be announced to the origins"
+                       " (Redis is unavailable); nothing was deleted, try again",
                        {"Retry-After": "5"}) from None
     if not found:
         raise ApiError(404, "not_found", "no such asset")

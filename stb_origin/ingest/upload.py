@@ -16,9 +16,13 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from stb_origin.ingest.sniff import SNIFF_BYTES
-from stb_origin.web.errors import ApiError
+from stb_origin.web.errors import ApiError, missing_field_message, unknown_fields_message
 
 MAX_TITLE_BYTES = 500
+MAX_PACKAGES = 20
+MAX_PACKAGE_NAME_BYTES = 64
+# The form's fields; "packages" may be repeated, one package name each.
+FIELDS = ("file", "title", "packages")
 WRITE_BATCH_BYTES = 1024 * 1024
 _SAFE_SUFFIX = re.compile(r"^\.[a-z0-9]{1,5}$")
 
@@ -30,6 +34,7 @@ class Upload:
     filename: str
     title: str
     head: bytes = b""
+    packages: tuple[str, ...] = ()
 
     @property
     def suffix(self) -> str:
@@ -58,6 +63,7 @@ class _Receiver:
         self.upload: Upload | None = None
         self.pending = bytearray()
         self.title = ""
+        self.packages: list[str] = []
         self.error: ApiError | None = None
         self.complete = False
 
@@ -79,6 +85,15 @@ class _Receiver:
         self.part.name = options.get(b"name", b"").decode("utf-8", "replace")
         filename = options.get(b"filename")
         self.part.filename = filename.decode("utf-8", "replace") if filename is not None else None
+        if self.part.name not in FIELDS:
+            # Refused before its bytes are read: a misspelt "package" must not
+            # leave the upload quietly out of every package.
+            self.error = ApiError(400, "bad_request",
+                                  unknown_fields_message([self.part.name], FIELDS))
+            return
+        if self.part.name == "packages" and len(self.packages) >= MAX_PACKAGES:
+            self.error = ApiError(400, "bad_request", f"at most {MAX_PACKAGES} packages")
+            return
         if self.part.name == "file":
             if self.upload is not None:
                 self.error = ApiError(400, "bad_request", "only one file per upload")
@@ -98,15 +113,20 @@ class _Receiver:
             if len(self.upload.head) < SNIFF_BYTES:
                 self.upload.head += chunk[: SNIFF_BYTES - len(self.upload.head)]
             self.pending += chunk
-        elif self.part.name == "title":
+        elif self.part.name in ("title", "packages"):
             self.part.text += data[start:end]
-            if len(self.part.text) > MAX_TITLE_BYTES:
+            limit = MAX_TITLE_BYTES if self.part.name == "title" else MAX_PACKAGE_NAME_BYTES
+            if len(self.part.text) > limit:
                 self.error = ApiError(400, "bad_request",
-                                      f"title is longer than {MAX_TITLE_BYTES} bytes")
+                                      f"{self.part.name} is longer than {limit} bytes")
 
     def on_part_end(self) -> None:
         if self.part.name == "title":
             self.title = self.part.text.decode("utf-8", "replace").strip()
+        elif self.part.name == "packages":
+            name = self.part.text.decode("utf-8", "replace").strip()
+            if name and name not in self.packages:
+                self.packages.append(name)
 
     def on_end(self) -> None:
         self.complete = True
@@ -122,7 +142,7 @@ async def receive_upload(request: Request, upload_dir: Path, max_bytes: int) -> 
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in options:
         raise ApiError(415, "unsupported_media_type",
-                       "send the master as multipart/form-data with a 'file' field")
+                       "send the master as multipart/form-data with a \"file\" field")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes + 64 * 1024:
         raise ApiError(413, "payload_too_large", f"the file is larger than {max_bytes} bytes")
@@ -166,8 +186,9 @@ async def receive_upload(request: Request, upload_dir: Path, max_bytes: int) -> 
 
     upload = receiver.upload
     if upload is None:
-        raise ApiError(400, "missing_file", "the form has no 'file' field")
+        raise ApiError(400, "missing_file", missing_field_message("file", FIELDS))
     upload.title = receiver.title or Path(upload.filename).stem
+    upload.packages = tuple(receiver.packages)
     if upload.size == 0:
         dest.unlink(missing_ok=True)
         raise ApiError(400, "empty_file", "the uploaded file is empty")

@@ -75,8 +75,12 @@ class ObjectCache:
     def fits(self, size: int) -> bool:
         return size <= self.max_object_bytes
 
-    def is_fresh(self, entry: CachedObject) -> bool:
-        return entry.immutable or self.clock() - entry.checked_at < self.mutable_ttl_s
+    def is_fresh(self, entry: CachedObject, trust_immutable: bool = True) -> bool:
+        """trust_immutable=False: an immutable copy too goes stale after the
+        mutable TTL (while takedowns cannot be heard of, see ``takedowns``)."""
+        if entry.immutable and trust_immutable:
+            return True
+        return self.clock() - entry.checked_at < self.mutable_ttl_s
 
     def get(self, key: str) -> CachedObject | None:
         """The entry, fresh or not (a stale one can still be revalidated), and
@@ -87,11 +91,15 @@ class ObjectCache:
                 self._entries.move_to_end(key)
             return entry
 
-    def put(self, entry: CachedObject) -> None:
+    def put(self, entry: CachedObject, refuse: Callable[[str], bool] | None = None) -> None:
+        """refuse(key) is asked under the lock, so a ``discard_prefix`` that
+        follows the change refuse sees cannot miss this entry."""
         if not self.fits(entry.info.size) or len(entry.body) != entry.info.size:
             return
         key = entry.info.key
         with self._lock:
+            if refuse is not None and refuse(key):
+                return
             old = self._entries.pop(key, None)
             if old is not None:
                 self._bytes -= old.cost
@@ -106,3 +114,14 @@ class ObjectCache:
             old = self._entries.pop(key, None)
             if old is not None:
                 self._bytes -= old.cost
+
+    def discard_prefix(self, prefix: str) -> None:
+        """Every entry whose key starts with prefix (a scan: takedowns are rare)."""
+        with self._lock:
+            for key in [k for k in self._entries if k.startswith(prefix)]:
+                self._bytes -= self._entries.pop(key).cost
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0

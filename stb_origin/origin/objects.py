@@ -5,9 +5,10 @@ Validation rules:
 
 - Immutable objects (media under a version prefix) are served from memory until
   evicted, with no storage call: the packager writes each of them once, before
-  any playlist names it, and a republish uses a new prefix. A takedown deletes
-  them from storage, but they are encrypted and their keys are deleted with the
-  asset; the playlists are what stops playback.
+  any playlist names it, and a republish uses a new prefix. A takedown
+  (``takedowns``) evicts every object of its asset at once and refuses it from
+  then on, including the answer of a storage read already in flight; while
+  takedowns cannot be heard of, immutable copies are checked like mutable ones.
 - Mutable objects (playlists, anything outside a version prefix) are served from
   memory for ``mutable_ttl_s``. After that one request stats the object: the
   same ETag (size, mtime and inode on a folder; the S3 ETag) renews the copy
@@ -34,6 +35,7 @@ import anyio.to_thread
 from stb_origin.observability.metrics import ORIGIN_CACHE_REQUESTS
 from stb_origin.origin.objectcache import CachedObject, ObjectCache
 from stb_origin.origin.singleflight import SingleFlight
+from stb_origin.origin.takedowns import Takedowns
 from stb_origin.storage import ObjectInfo, ObjectNotFound, Storage
 
 SEEN_ONCE_KEYS = 100_000  # ~10 MB of keys: far more segments than a burst of one-offs
@@ -51,17 +53,31 @@ class Found:
 
 
 class Objects:
-    def __init__(self, storage: Storage, cache: ObjectCache) -> None:
+    def __init__(self, storage: Storage, cache: ObjectCache,
+                 takedowns: Takedowns | None = None) -> None:
+        """takedowns: None for an origin on its own, with no Redis to hear them from."""
         self.storage = storage
         self.cache = cache
+        self.takedowns = takedowns
+        if takedowns is not None:
+            takedowns.attach(cache)
         self.flights: SingleFlight[str, Found] = SingleFlight()
         # Keys asked for once and not kept yet, oldest first (insertion order).
         self.seen_once: dict[str, None] = {}
 
+    def taken_down(self, key: str) -> bool:
+        return self.takedowns is not None and self.takedowns.covers(key)
+
+    def _trusted(self) -> bool:
+        return self.takedowns is None or self.takedowns.current()
+
     async def find(self, key: str, immutable: bool) -> Found:
         """Raises StorageError (ObjectNotFound, StorageUnavailable, ...)."""
+        if self.taken_down(key):
+            _MISS.inc()
+            raise ObjectNotFound(key)
         entry = self.cache.get(key)
-        if entry is not None and self.cache.is_fresh(entry):
+        if entry is not None and self.cache.is_fresh(entry, self._trusted()):
             _HIT.inc()
             return Found(entry.info, entry.body)
 
@@ -73,6 +89,9 @@ class Objects:
         except Exception:
             _MISS.inc()
             raise
+        if self.taken_down(key):  # while the read was in flight
+            _MISS.inc()
+            raise ObjectNotFound(key)
         (_HIT if shared and found.body is not None else _MISS).inc()
         return found
 
@@ -85,11 +104,14 @@ class Objects:
         a copy into memory that nobody asks for again. A second request reads it
         into memory (cache on second hit); remote objects always are.
         """
+        if self.taken_down(key):
+            _MISS.inc()
+            raise ObjectNotFound(key)
         entry = self.cache.get(key)
-        if entry is not None:  # immutable: always fresh
+        if entry is not None and self.cache.is_fresh(entry, self._trusted()):
             _HIT.inc()
             return Found(entry.info, entry.body)
-        if key in self.seen_once or self.storage.local_path(key) is None:
+        if entry is not None or key in self.seen_once or self.storage.local_path(key) is None:
             return await self.find(key, True)
         self.seen_once[key] = None
         if len(self.seen_once) > SEEN_ONCE_KEYS:
@@ -107,7 +129,7 @@ class Objects:
             raise
         if stale is not None and stale.info.etag == info.etag and stale.info.size == info.size:
             renewed = replace(stale, info=info, checked_at=checked_at)
-            self.cache.put(renewed)
+            self.cache.put(renewed, self.taken_down)
             return Found(info, renewed.body)
         if not self.cache.fits(info.size):
             self.cache.discard(key)
@@ -121,5 +143,5 @@ class Objects:
             # streaming; only mutable objects are rewritten, so the TTL bounds it.)
             self.cache.discard(key)
             return Found(info, None)
-        self.cache.put(CachedObject(info, body, immutable, checked_at))
+        self.cache.put(CachedObject(info, body, immutable, checked_at), self.taken_down)
         return Found(info, body)

@@ -40,6 +40,7 @@ from stb_origin.origin.objectcache import MUTABLE_TTL_S, ObjectCache
 from stb_origin.origin.objects import Found, Objects
 from stb_origin.origin.paths import HlsPath, parse_hls_path
 from stb_origin.origin.responses import ObjectResponse, PathSendResponse, close_chunks
+from stb_origin.origin.takedowns import Takedowns
 from stb_origin.settings import SettingsError
 from stb_origin.storage import (
     InvalidKey,
@@ -64,15 +65,17 @@ PATHSEND = "http.response.pathsend"
 
 def routes(storage: Storage, *, playlist_max_age_s: int = PLAYLIST_MAX_AGE_S,
            cache: ObjectCache | None = None,
-           access: HlsAccess | None = None) -> list[BaseRoute]:
+           access: HlsAccess | None = None,
+           takedowns: Takedowns | None = None) -> list[BaseRoute]:
     """``cache``: the in-memory copy to use; by default one of the standard size
     that keeps playlists no longer than the CDN is told to (``playlist_max_age_s``).
-    ``access``: who may ask; by default anyone."""
+    ``access``: who may ask; by default anyone. ``takedowns``: how deleted assets
+    are learnt of (``takedowns.Takedowns``); None only for an origin on its own."""
     if playlist_max_age_s < 0:
         raise SettingsError("STB_PLAYLIST_MAX_AGE_S must be 0 or more")
     if cache is None:
         cache = ObjectCache(mutable_ttl_s=min(MUTABLE_TTL_S, playlist_max_age_s))
-    objects = Objects(storage, cache)
+    objects = Objects(storage, cache, takedowns)
     guard = access or HlsAccess()
 
     async def hls(request: Request) -> Response:

@@ -207,9 +207,12 @@ def _write_track(source: _Source, size: VariantInput, schedule: Sequence[Content
     codecs = read_codecs(source.init if source.init is not None else source.segments[0])
     ivs = [os.urandom(16) for _ in source.segments]
     init_size = 0
+    init: playlists.InitSection | None = None
     if source.init is not None:
-        # The EXT-X-KEY in effect at the EXT-X-MAP is segment 0's: same key and IV.
-        init_size = encrypt_file(source.init, dst / INIT, schedule[0].key, ivs[0])
+        # Segment 0's key, but an IV of its own: CBC under one key and IV encrypts
+        # equal leading blocks of two files alike, which shows where they match.
+        init = playlists.InitSection(INIT, key_uri(schedule[0].key_id), os.urandom(16))
+        init_size = encrypt_file(source.init, dst / INIT, schedule[0].key, init.iv)
     sizes: list[int] = []
     entries: list[playlists.MediaSegment] = []
     for i, (segment, duration) in enumerate(zip(source.segments, source.durations,
@@ -218,8 +221,7 @@ def _write_track(source: _Source, size: VariantInput, schedule: Sequence[Content
         sizes.append(encrypt_file(segment, dst / name, schedule[i].key, ivs[i]))
         entries.append(playlists.MediaSegment(name, duration, key_uri(schedule[i].key_id),
                                               ivs[i]))
-    text = playlists.media_playlist(entries, INIT if source.init is not None else None,
-                                    i_frames_only=i_frames_only)
+    text = playlists.media_playlist(entries, init, i_frames_only=i_frames_only)
     (dst / MEDIA_PLAYLIST).write_text(text)
     target = playlists.target_duration(source.durations)
     return RenditionFacts(

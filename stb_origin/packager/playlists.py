@@ -2,8 +2,13 @@
 
 Every segment carries its own EXT-X-KEY with an explicit IV (fresh per
 segment), so a player may start or seek anywhere without deriving IVs from
-media sequence numbers. For fMP4 the EXT-X-MAP follows the first EXT-X-KEY:
-the init section is encrypted under that key and IV (RFC 8216 §4.3.2.5).
+media sequence numbers. The fMP4 init section has an IV of its own: RFC 8216
+§4.3.2.5 decrypts it with the EXT-X-KEY in effect at its EXT-X-MAP, so the
+playlist opens with that key line, then the EXT-X-MAP, then the first
+segment's key line. ffmpeg's hls demuxer (``parse_playlist`` copies the current
+key and IV into the init section when it meets EXT-X-MAP) and hls.js
+(``m3u8-parser.ts`` gives the init fragment the level keys current at MAP and
+copies them before a later KEY replaces one) both read it that way.
 """
 
 from __future__ import annotations
@@ -23,6 +28,21 @@ START_BANDWIDTH = 3_000_000
 class MediaSegment:
     uri: str
     duration: float
+    key_uri: str
+    iv: bytes
+
+    def __post_init__(self) -> None:
+        for value in (self.uri, self.key_uri):
+            _check_uri(value)
+        if len(self.iv) != 16:
+            raise ValueError("an AES-128 IV is 16 bytes")
+
+
+@dataclass(frozen=True)
+class InitSection:
+    """An encrypted fMP4 Media Initialization Section and the key it is under."""
+
+    uri: str
     key_uri: str
     iv: bytes
 
@@ -59,7 +79,7 @@ def target_duration(durations: Sequence[float]) -> int:
     return max(1, max(int(d + 0.5) for d in durations))
 
 
-def media_playlist(segments: Sequence[MediaSegment], init_uri: str | None = None,
+def media_playlist(segments: Sequence[MediaSegment], init: InitSection | None = None,
                    i_frames_only: bool = False) -> str:
     if not segments:
         raise ValueError("a media playlist needs at least one segment")
@@ -70,13 +90,24 @@ def media_playlist(segments: Sequence[MediaSegment], init_uri: str | None = None
     playlist.is_independent_segments = True
     playlist.is_i_frames_only = i_frames_only
     playlist.is_endlist = True
-    init = {"uri": init_uri} if init_uri is not None else None
     for segment in segments:
-        key = m3u8.Key(method="AES-128", base_uri=None, uri=segment.key_uri,
-                       iv=iv_attribute(segment.iv))
         playlist.add_segment(m3u8.Segment(uri=segment.uri, duration=segment.duration,
-                                          keyobject=key, init_section=init))
-    return str(playlist.dumps(infspec="microseconds"))
+                                          keyobject=_key(segment.key_uri, segment.iv)))
+    text = str(playlist.dumps(infspec="microseconds"))
+    if init is None:
+        return text
+    # The m3u8 library writes a segment's EXT-X-MAP after that segment's key line,
+    # so the init section would share the first segment's IV; its key line and
+    # EXT-X-MAP go in front of the first segment's key line instead.
+    lines = text.splitlines(keepends=True)
+    first_key = next(i for i, line in enumerate(lines) if line.startswith("#EXT-X-KEY:"))
+    section = m3u8.model.InitializationSection(base_uri=None, uri=init.uri)
+    lines[first_key:first_key] = [f"{_key(init.key_uri, init.iv)}\n", f"{section}\n"]
+    return "".join(lines)
+
+
+def _key(uri: str, iv: bytes) -> m3u8.Key:
+    return m3u8.Key(method="AES-128", base_uri=None, uri=uri, iv=iv_attribute(iv))
 
 
 def _check_uri(value: str) -> None:
@@ -164,7 +195,7 @@ def rewrite_master_uris(text: str, prefix: str) -> str:
 
 
 __all__ = [
-    "HLS_VERSION", "START_BANDWIDTH", "IFrameEntry", "MediaSegment", "VariantEntry",
+    "HLS_VERSION", "START_BANDWIDTH", "IFrameEntry", "InitSection", "MediaSegment", "VariantEntry",
     "iv_attribute", "master_playlist", "media_playlist", "order_variants", "rewrite_master_uris",
     "target_duration",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from stb_origin.db.types import ID
 from stb_origin.storage.base import InvalidKey
 
+HLS_ROOT = "hls/"
 MASTER = "master.m3u8"
 MEDIA_PLAYLIST = "index.m3u8"
 INIT = "init.mp4"
@@ -26,7 +27,7 @@ def _checked(asset_id: str) -> str:
 
 def asset_prefix(asset_id: str) -> str:
     """Everything published for an asset, every version."""
-    return f"hls/{_checked(asset_id)}/"
+    return f"{HLS_ROOT}{_checked(asset_id)}/"
 
 
 def master_key(asset_id: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -22,6 +22,18 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.headers = headers
+
+
+def unknown_fields_message(unknown: Iterable[str], allowed: Iterable[str]) -> str:
+    """'unknown field "asset_id"; allowed: asset', for every body that refuses strangers."""
+    names = sorted(set(unknown))
+    listed = ", ".join(f'"{name}"' for name in names)
+    return (f"unknown field{'s' if len(names) > 1 else ''} {listed};"
+            f" allowed: {', '.join(sorted(set(allowed)))}")
+
+
+def missing_field_message(name: str, allowed: Iterable[str]) -> str:
+    return f'missing required field "{name}"; allowed: {", ".join(sorted(set(allowed)))}'
 
 
 def error_response(status: int, code: str, message: str,

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from starlette.requests import ClientDisconnect, Request
 
-from stb_origin.web.errors import ApiError
+from stb_origin.web.errors import ApiError, missing_field_message, unknown_fields_message
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -40,16 +40,19 @@ async def read_object(request: Request, allowed: Collection[str]) -> Fields:
 
 class Fields:
     def __init__(self, data: dict[str, object], allowed: Collection[str]) -> None:
-        unknown = sorted(set(data) - set(allowed))
+        unknown = set(data) - set(allowed)
         if unknown:
-            # A misspelt "valid_until" must not silently grant forever.
-            raise _bad(f"unknown field(s): {', '.join(unknown)}")
+            # A misspelt "valid_until" must not silently grant forever; naming the
+            # allowed ones tells the caller what was meant.
+            raise _bad(unknown_fields_message(unknown, allowed))
         self._data = data
+        self._allowed = tuple(allowed)
 
     def text(self, name: str) -> str:
         value = self.optional_text(name)
         if value is None:
-            raise _bad(f"{name}: required")
+            raise _bad(missing_field_message(name, self._allowed) if name not in self._data
+                       else f'field "{name}" is required and may not be null')
         return value
 
     def optional_text(self, name: str) -> str | None:

@@ -104,7 +104,7 @@ def test_bad_serials_and_models(db: Database, subtests: pytest.Subtests) -> None
     ({"codecs": [["avc1"]]}, "codecs"),
     ({"codecs": ["avc1 640028"]}, "codecs"),
     ({"codecs": [f"c{n}" for n in range(33)]}, "codecs"),
-    ({"hdr": True}, "unknown field"),
+    ({"hdr": True}, 'capabilities: unknown field "hdr"; allowed: codecs, max_height, max_width'),
 ])
 def test_capabilities_are_checked(data: object, message: str) -> None:
     with pytest.raises(InvalidValue, match=message):

@@ -398,9 +398,13 @@ def test_bad_device_bodies_are_400_with_a_clear_message(api, alice, subtests):
         (b'["SN-1", "Box"]', "must be a JSON object"),
         (b'{"serial": 42, "model": "Box"}', "serial: expected a string"),
         (b'{"serial": "SN-1", "model": ["Box"]}', "model: expected a string"),
-        (b'{"model": "Box"}', "serial: required"),
-        (b'{"serial": null, "model": "Box"}', "serial: required"),
-        (b'{"serial": "SN-1", "model": "Box", "colour": "red"}', "unknown field(s): colour"),
+        (b'{"model": "Box"}',
+         'missing required field "serial"; allowed: account, capabilities, model, serial'),
+        (b'{"serial": null, "model": "Box"}', 'field "serial" is required and may not be null'),
+        (b'{"serial": "SN-1", "model": "Box", "colour": "red"}',
+         'unknown field "colour"; allowed: account, capabilities, model, serial'),
+        (b'{"serial": "SN-1", "model": "Box", "colour": "red", "size": 1}',
+         'unknown fields "colour", "size"; allowed: account, capabilities, model, serial'),
         (b'{"serial": "SN 1", "model": "Box"}', "serial:"),
         (b'{"serial": "SN-1", "model": "Box", "capabilities": {"max_height": "4k"}}',
          "capabilities.max_height"),
@@ -423,7 +427,8 @@ def test_bad_users_are_400(api, admin, subtests):
         ({"email": "x@example.com", "role": "root"}, "role"),
         ({"email": "x@example.com", "role": ["admin"]}, "role: expected a string"),
         ({"email": "x@example.com", "password": "short"}, "8 to 1024"),
-        ({"name": "no email"}, "email: required"),
+        ({"name": "no email"},
+         'missing required field "email"; allowed: account, email, name, password, role'),
     ]:
         with subtests.test(body=body):
             response = _call(api, "POST", "/v1/users", admin.token, json=body)
@@ -438,8 +443,10 @@ def test_bad_entitlements_are_400(api, admin, alice, subtests):
         ({**grant, "valid_from": "2030-01-01T00:00:00"}, "with an offset"),
         ({**grant, "valid_from": "2030-01-02T00:00:00Z", "valid_until": "2030-01-01T00:00:00Z"},
          "after valid_from"),
-        ({**grant, "valid_untill": "2030-01-01T00:00:00Z"}, "unknown field(s): valid_untill"),
-        ({"account": alice.account}, "package: required"),
+        ({**grant, "valid_untill": "2030-01-01T00:00:00Z"},
+         'unknown field "valid_untill"; allowed: account, package, valid_from, valid_until'),
+        ({"account": alice.account},
+         'missing required field "package"; allowed: account, package, valid_from, valid_until'),
         ({**grant, "account": 12}, "account: expected a string"),
     ]:
         with subtests.test(body=body):
@@ -450,10 +457,20 @@ def test_bad_entitlements_are_400(api, admin, alice, subtests):
 
 def test_bad_package_bodies_are_400(api, admin, subtests):
     for body, message in [({"name": "Premium Tier"}, "name:"), ({"name": 5}, "name:"),
-                          ({"title": "no name"}, "name: required")]:
+                          ({"title": "no name"},
+                           'missing required field "name"; allowed: name, title')]:
         with subtests.test(body=body):
             response = _call(api, "POST", "/v1/packages", admin.token, json=body)
             assert message in _error(response, 400, "bad_request")
+
+
+def test_adding_an_asset_by_the_wrong_field_names_the_right_one(api, admin, asset_id):
+    _call(api, "POST", "/v1/packages", admin.token, json={"name": "basic"})
+    response = _call(api, "POST", "/v1/packages/basic/assets", admin.token,
+                     json={"asset_id": asset_id})
+    assert _error(response, 400, "bad_request") == 'unknown field "asset_id"; allowed: asset'
+    response = _call(api, "POST", "/v1/packages/basic/assets", admin.token, json={})
+    assert _error(response, 400, "bad_request") == 'missing required field "asset"; allowed: asset'
 
 
 def test_bodies_must_be_json(api, alice):

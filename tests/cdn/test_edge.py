@@ -5,6 +5,8 @@ Origin requests are counted where they arrive (tests.cdn.support.RequestLog).
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -158,7 +160,8 @@ def test_a_playlist_is_fetched_again_after_its_ttl(edge: httpx.Client, origin: O
 
 
 def test_a_takedown_stops_new_playback_within_the_playlist_ttl(
-        edge: httpx.Client, services: Services, origin: OriginServer, asset: FakeAsset) -> None:
+        edge: httpx.Client, cdn: Nginx, services: Services, origin: OriginServer,
+        asset: FakeAsset) -> None:
     with services.db.session() as session:
         session.add(Asset(id=asset.asset_id, title="takedown",
                           source_key=f"sources/{asset.asset_id}/source.mp4"))
@@ -176,6 +179,13 @@ def test_a_takedown_stops_new_playback_within_the_playlist_ttl(
     assert gone.status_code == 404 and gone.headers["x-cache-status"] == "HIT"
     # Segments may stay cached (encrypted, their keys deleted): playlists are the gate.
     assert edge.get(segment).headers["x-cache-status"] == "HIT"
+    # Until the operator purges the edge the way the README says.
+    subprocess.run(["bash", "-c", 'grep -rlZF "KEY: /hls/$ID/" "$STB_CDN_CACHE_DIR"'
+                    " | xargs -0r rm -f"], check=True, timeout=30,
+                   env={**os.environ, "ID": asset.asset_id,
+                        "STB_CDN_CACHE_DIR": str(cdn.cache_dir)})
+    purged = edge.get(segment)
+    assert purged.status_code == 404 and purged.headers["x-cache-status"] == "MISS"
 
 
 def test_origin_down_cached_objects_are_served_stale(edge: httpx.Client, origin: OriginServer,

@@ -14,6 +14,7 @@ from stb_origin.settings import Settings
 from tests.conftest import require_tools
 from tests.e2e.player import decoded_frames, decrypt, keyframe_times, play
 from tests.e2e.stack import Stack
+from tests.support.hls import init_key
 from tests.support.media import make_clip
 
 SECONDS = 6
@@ -100,7 +101,8 @@ def test_upload_transcode_and_play_every_rendition(stack: Stack, clip: Path) -> 
     assert denied.returncode != 0 or denied.video_frames == 0
 
     # Segments fetched on their own are ciphertext; with the key they decode.
-    media = m3u8.loads(httpx.get(variant_url, timeout=10).text, uri=variant_url)
+    media_text = httpx.get(variant_url, timeout=10).text
+    media = m3u8.loads(media_text, uri=variant_url)
     segment = media.segments[0]
     key_response = httpx.get(urljoin(variant_url, segment.key.uri),
                              headers={"Authorization": f"Bearer {playback}"}, timeout=10)
@@ -109,13 +111,18 @@ def test_upload_transcode_and_play_every_rendition(stack: Stack, clip: Path) -> 
     key = key_response.content
     init = segment.init_section
     parts = []
-    # The init section is encrypted with the key and IV in effect at its EXT-X-MAP,
-    # which are the first segment's.
+    # The init section is encrypted with the key and IV in effect at its EXT-X-MAP:
+    # the first segment's key, under an IV of its own.
     iv = bytes.fromhex(segment.key.iv.removeprefix("0x"))
-    for uri in ([init.uri] if init else []) + [segment.uri]:
+    pieces = [(segment.uri, iv)]
+    if init:
+        init_uri, init_iv = init_key(media_text)
+        assert init_uri == segment.key.uri and init_iv != iv
+        pieces.insert(0, (init.uri, init_iv))
+    for uri, piece_iv in pieces:
         body = httpx.get(urljoin(variant_url, uri), timeout=10)
         assert body.status_code == 200
-        parts.append((body.content, iv))
+        parts.append((body.content, piece_iv))
     cipher_file = stack.data_dir / "cipher.bin"
     cipher_file.write_bytes(b"".join(content for content, _ in parts))
     assert decoded_frames(cipher_file) == 0

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
+from stb_origin.accounts import entitlements, packages
+from stb_origin.accounts.models import Account, PackageAsset
 from stb_origin.assets.records import Asset
 from stb_origin.services import Services
 from tests.support.media import make_clip
@@ -115,7 +118,66 @@ def test_bad_files_get_a_clear_error_and_leave_nothing(api, services, writer, na
 def test_form_without_a_file_field(api, writer):
     response = _post(api, writer, files={"title": (None, "no file")})
     assert response.status_code == 400
-    assert response.json()["error"]["code"] == "missing_file"
+    assert response.json()["error"] == {
+        "code": "missing_file",
+        "message": 'missing required field "file"; allowed: file, packages, title'}
+
+
+def _create_packages(services: Services, *names: str) -> None:
+    with services.db.session() as session:
+        for name in names:
+            packages.create_package(session, name)
+
+
+def _members(services: Services, asset_id: str) -> set[str]:
+    with services.db.session() as session:
+        return {link.package_name for link in session.query(PackageAsset).filter_by(
+            asset_id=asset_id)}
+
+
+def test_an_upload_joins_the_packages_it_names(api, services, writer, clip):
+    _create_packages(services, "dev", "premium", "kids")
+    response = _post(api, writer, files=[("file", ("clip.mp4", clip.read_bytes())),
+                                         ("packages", (None, "dev")),
+                                         ("packages", (None, "premium"))])
+    assert response.status_code == 202, response.text
+    asset_id = response.json()["id"]
+    assert _members(services, asset_id) == {"dev", "premium"}
+    # So a box of an account entitled to "dev" may fetch its keys once it is ready.
+    with services.db.session() as session:
+        account = Account()
+        session.add(account)
+        session.flush()
+        entitlements.grant(session, account.id, "dev")
+        assert entitlements.is_entitled(session, account.id, asset_id, datetime.now(UTC))
+    plain = _post(api, writer, files={"file": ("clip.mp4", clip.read_bytes())})
+    assert _members(services, plain.json()["id"]) == set()
+
+
+def test_an_unknown_package_is_named_and_nothing_is_kept(api, services, writer, clip):
+    _create_packages(services, "dev")
+    response = _post(api, writer, files=[("file", ("clip.mp4", clip.read_bytes())),
+                                         ("packages", (None, "dev")),
+                                         ("packages", (None, "gold")),
+                                         ("packages", (None, "<b>x</b>"))])
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "unknown_package"
+    assert 'no such package: "<b>x</b>", "gold"' in error["message"]
+    assert _left_behind(services) == []
+    assert services.queue.job_ids == []
+    with services.db.session() as session:
+        assert session.query(Asset).count() == 0 and session.query(PackageAsset).count() == 0
+
+
+def test_an_unknown_form_field_is_refused_with_the_allowed_ones(api, services, writer, clip):
+    _create_packages(services, "dev")
+    response = _post(api, writer, files=[("package", (None, "dev")),
+                                         ("file", ("clip.mp4", clip.read_bytes()))])
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == (
+        'unknown field "package"; allowed: file, packages, title')
+    assert _left_behind(services) == [] and services.queue.job_ids == []
 
 
 def test_body_that_is_not_multipart(api, writer, clip):

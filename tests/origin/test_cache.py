@@ -240,8 +240,8 @@ def test_a_takedown_is_visible_within_the_ttl(origin: httpx.Client,
     clock.advance(TTL_S + 0.1)  # past the TTL
     gone = origin.get(url(MASTER))
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
-    # Segments are immutable and encrypted; their keys go with the asset and the
-    # playlists that name them are gone, so the copy may stay until evicted.
+    # An origin on its own hears of no takedown (no Redis): the immutable copy stays
+    # until evicted. The app's origin evicts it on DELETE (test_takedowns.py).
     assert origin.get(url(SEGMENT)).status_code == 200
 
 

@@ -20,6 +20,7 @@ from stb_origin.packager.package import (
     peak_bitrate,
 )
 from tests.packager import support
+from tests.support.hls import init_key
 
 ASSET = "0123456789abcdef0123456789abcdef"
 VARIANTS = [VariantInput(name, w, h, float(support.FPS)) for name, w, h in support.RENDITIONS]
@@ -112,9 +113,8 @@ def test_iframe_segments_decrypt_to_exactly_one_keyframe(work_dir: Path, tmp_pat
     assert playlist.is_i_frames_only
     init = b""
     if playlist.segment_map:
-        first = playlist.segments[0].key
-        init = support.decrypt((track / "init.mp4").read_bytes(), by_uri[first.uri],
-                               bytes.fromhex(first.iv[2:]))
+        uri, iv = init_key((track / "index.m3u8").read_text())
+        init = support.decrypt((track / "init.mp4").read_bytes(), by_uri[uri], iv)
     assert len(playlist.segments) == SEGMENTS
     for i, segment in enumerate(playlist.segments):
         clear = support.decrypt((track / segment.uri).read_bytes(), by_uri[segment.key.uri],
@@ -133,7 +133,12 @@ def test_segment_i_uses_the_same_key_in_every_track(work_dir: Path, tmp_path: Pa
     for track, playlist in per_track.items():
         assert [s.key.uri for s in playlist.segments] == expected, track
         ivs += [s.key.iv for s in playlist.segments]
-    assert len(set(ivs)) == len(ivs), "IVs are fresh per segment"
+        if playlist.segment_map:
+            # The init section: the first segment's key, an IV of its own.
+            uri, iv = init_key((tmp_path / "out" / track / "index.m3u8").read_text())
+            assert uri == expected[0], track
+            ivs.append("0x" + iv.hex())
+    assert len(set(ivs)) == len(ivs), "IVs are fresh per segment and init section"
     assert result.key_ids == tuple(k.key_id for k in keys)
 
 

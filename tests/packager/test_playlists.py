@@ -9,6 +9,7 @@ import pytest
 from stb_origin.packager.playlists import (
     START_BANDWIDTH,
     IFrameEntry,
+    InitSection,
     MediaSegment,
     VariantEntry,
     master_playlist,
@@ -17,6 +18,7 @@ from stb_origin.packager.playlists import (
     rewrite_master_uris,
     target_duration,
 )
+from tests.support.hls import init_key
 
 IV_ATTR = re.compile(r"^0x[0-9a-f]{32}$")
 
@@ -27,9 +29,14 @@ def segments(count: int = 5, rotation: int = 2) -> list[MediaSegment]:
                          os.urandom(16)) for i in range(count)]
 
 
+def init_section(key_uri: str = "/keys/a/k0") -> InitSection:
+    return InitSection("init.mp4", key_uri, os.urandom(16))
+
+
 def test_media_playlist_parses_back_with_every_tag() -> None:
     segs = segments()
-    text = media_playlist(segs, init_uri="init.mp4")
+    init = init_section()
+    text = media_playlist(segs, init)
     parsed = m3u8.loads(text)
     assert parsed.version == 7
     assert parsed.playlist_type == "vod"
@@ -44,13 +51,24 @@ def test_media_playlist_parses_back_with_every_tag() -> None:
         assert IV_ATTR.match(parsed_seg.key.iv) and parsed_seg.key.iv == "0x" + seg.iv.hex()
         assert parsed_seg.init_section.uri == "init.mp4"
     lines = text.splitlines()
-    # An explicit IV on every EXT-X-KEY, one per segment, each right before its segment;
-    # the single EXT-X-MAP comes after the first key, which therefore applies to it.
-    assert sum(ln.startswith("#EXT-X-KEY:") for ln in lines) == len(segs)
+    # An explicit IV on every EXT-X-KEY: one for the init section, then one per
+    # segment, each right before its segment.
+    assert sum(ln.startswith("#EXT-X-KEY:") for ln in lines) == len(segs) + 1
     assert all(",IV=0x" in ln for ln in lines if ln.startswith("#EXT-X-KEY:"))
     assert lines.count('#EXT-X-MAP:URI="init.mp4"') == 1
-    first_key = next(i for i, ln in enumerate(lines) if ln.startswith("#EXT-X-KEY:"))
-    assert lines[first_key + 1] == '#EXT-X-MAP:URI="init.mp4"'
+    assert init_key(text) == (init.key_uri, init.iv)
+
+
+def test_the_init_section_has_its_own_key_line_before_the_first_segment() -> None:
+    segs = segments()
+    init = init_section()
+    lines = media_playlist(segs, init).splitlines()
+    at_map = lines.index('#EXT-X-MAP:URI="init.mp4"')
+    assert lines[at_map - 1] == (f'#EXT-X-KEY:METHOD=AES-128,URI="{init.key_uri}",'
+                                 f"IV=0x{init.iv.hex()}")
+    assert lines[at_map + 1] == (f'#EXT-X-KEY:METHOD=AES-128,URI="{segs[0].key_uri}",'
+                                 f"IV=0x{segs[0].iv.hex()}")
+    assert lines[at_map + 3] == segs[0].uri
 
 
 def test_ts_media_playlist_has_no_map() -> None:
@@ -60,7 +78,7 @@ def test_ts_media_playlist_has_no_map() -> None:
 
 
 def test_iframe_playlist() -> None:
-    parsed = m3u8.loads(media_playlist(segments(), init_uri="init.mp4", i_frames_only=True))
+    parsed = m3u8.loads(media_playlist(segments(), init_section(), i_frames_only=True))
     assert parsed.is_i_frames_only
     assert all(s.key.iv for s in parsed.segments)
 
@@ -152,3 +170,7 @@ def test_unquotable_uris_and_bad_ivs_are_refused() -> None:
             MediaSegment("seg_00000.ts", 4.0, key_uri, os.urandom(16))
     with pytest.raises(ValueError):
         MediaSegment("seg_00000.ts", 4.0, "/keys/a/b", os.urandom(8))
+    with pytest.raises(ValueError):
+        InitSection("init.mp4", "/keys/a/b", os.urandom(8))
+    with pytest.raises(ValueError):
+        InitSection('init".mp4', "/keys/a/b", os.urandom(16))

@@ -10,7 +10,7 @@ import pytest
 from stb_origin.drm.keys import generate_key
 from stb_origin.packager.package import VariantInput, package
 from stb_origin.packager.publish import PublishError, prune_old_versions, publish
-from stb_origin.storage.base import ObjectInfo, ObjectNotFound, check_key
+from stb_origin.storage.base import InvalidKey, ObjectInfo, ObjectNotFound, check_key
 from tests.packager import support
 
 ASSET = "0123456789abcdef0123456789abcdef"
@@ -136,7 +136,7 @@ def test_stray_files_and_bad_names_are_refused_before_any_write(packaged: Path,
     storage = MemoryStorage()
     with pytest.raises(PublishError, match="version"):
         publish(storage, ASSET, "../v1", packaged)
-    with pytest.raises(PublishError, match="asset id"):
+    with pytest.raises(InvalidKey, match="asset id"):
         publish(storage, "a/b", "v1", packaged)
     with pytest.raises(PublishError, match="missing"):
         publish(storage, ASSET, "v1", tmp_path)
