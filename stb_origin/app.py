@@ -19,6 +19,7 @@ from stb_origin.origin.access import HlsAccess
 from stb_origin.origin.routes import routes as origin_routes
 from stb_origin.playback import routes as playback_routes
 from stb_origin.services import Services
+from stb_origin.web import openapi
 
 
 def create_app(services: Services) -> Starlette:
@@ -39,7 +40,7 @@ def create_app(services: Services) -> Starlette:
                                access=HlsAccess.from_settings(services.settings)),
                 *health.ROUTES, *metrics_endpoint.routes(services),
                 *ingest_routes.ROUTES, *account_routes.ROUTES, *key_routes.ROUTES,
-                *oauth_routes.ROUTES, *playback_routes.ROUTES],
+                *oauth_routes.ROUTES, *playback_routes.ROUTES, *openapi.routes()],
         middleware=[Middleware(AccessLog)],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,
