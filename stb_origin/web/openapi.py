@@ -101,6 +101,11 @@ def _query(name: str, description: str, schema: Json | None = None) -> Json:
 
 
 ID = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
+_SCOPE = "(?:" + "|".join(sorted(SCOPES)) + ")"
+SCOPE_LIST = {"type": "string", "pattern": f"^{_SCOPE}(?: {_SCOPE})*$",
+              "description": "space-separated scopes"}
+SERIAL = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"}
+MODEL = {"type": "string", "pattern": "^[ -~]{0,127}[!-~]$", "description": "printable ASCII"}
 TIME = {"type": "string", "format": "date-time"}
 LOCATION = {"Location": _header("where the new resource is")}
 NO_STORE = {"Cache-Control": _header("never cached", schema={"type": "string",
@@ -199,10 +204,11 @@ def _schemas() -> Json:
         }),
         "UserPage": _page_of("User"),
         "NewUser": _object({
-            "email": {"type": "string", "maxLength": 320},
+            "email": {"type": "string", "maxLength": 320,
+                      "pattern": "^[^@\\s]{1,64}@[^@\\s]+\\.[^@\\s]+$"},
             "name": {"type": "string", "maxLength": 200},
             "role": {"type": "string", "enum": ["subscriber", "editor", "admin"]},
-            "password": {"type": "string"},
+            "password": {"type": "string", "minLength": 8, "maxLength": 1024},
             "account": {"type": "string", "description": "an existing account; else a new one"},
         }, required=["email"]),
         "Capabilities": capabilities,
@@ -214,8 +220,8 @@ def _schemas() -> Json:
         }),
         "DevicePage": _page_of("Device"),
         "NewDevice": _object({
-            "serial": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"},
-            "model": {"type": "string", "minLength": 1, "maxLength": 128},
+            "serial": SERIAL,
+            "model": MODEL,
             "capabilities": _ref("Capabilities"),
             "account": {"type": "string", "description": "required for a token without one"},
         }, required=["serial", "model"]),
@@ -263,8 +269,7 @@ def _schemas() -> Json:
         }),
         "DeviceAuthorizationRequest": _object({
             "client_id": {"type": "string"}, "client_secret": {"type": "string"},
-            "scope": {"type": "string", "description": "space-separated"},
-            "device_serial": {"type": "string"}, "device_model": {"type": "string"},
+            "scope": SCOPE_LIST, "device_serial": SERIAL, "device_model": MODEL,
             "device_capabilities": {"type": "string",
                                     "description": "JSON, as POST /v1/devices takes"},
         }, required=["device_serial", "device_model"], closed=False),
@@ -280,7 +285,7 @@ def _schemas() -> Json:
                 "client_credentials"]},
             "client_id": {"type": "string"}, "client_secret": {"type": "string"},
             "device_code": {"type": "string"}, "refresh_token": {"type": "string"},
-            "scope": {"type": "string"},
+            "scope": SCOPE_LIST,
         }, required=["grant_type"], closed=False),
         "Tokens": _object({
             "access_token": {"type": "string"},
@@ -448,7 +453,9 @@ def _origin() -> Json:
         for name in ("Range", "If-Range", "If-None-Match", "If-Modified-Since", "If-Match",
                      "If-Unmodified-Since")]
     preflight = {"204": {"description": "CORS preflight: any origin may read /hls",
-                         "headers": {"Access-Control-Allow-Methods": _header("allowed")}}}
+                         "headers": {"Access-Control-Allow-Methods": _header("allowed")}},
+                 # a control character in the path matches no route at all
+                 "404": _error("no such path")}
     security: list[Json] = [{}, {"originSecret": []}]
 
     def item(summary: str, params: list[Json]) -> Json:
