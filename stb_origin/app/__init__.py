@@ -22,6 +22,7 @@ from stb_origin.origin.routes import routes as origin_routes
 from stb_origin.origin.takedowns import Takedowns
 from stb_origin.playback import routes as playback_routes
 from stb_origin.services import Services
+from stb_origin.web import openapi
 from stb_origin.web.errors import EXCEPTION_HANDLERS
 
 
@@ -54,7 +55,7 @@ def create_app(services: Services) -> Starlette:
                                takedowns=takedowns),
                 *health.ROUTES, *metrics_endpoint.routes(services),
                 *ingest_routes.ROUTES, *account_routes.ROUTES, *key_routes.ROUTES,
-                *oauth_routes.ROUTES, *playback_routes.ROUTES],
+                *oauth_routes.ROUTES, *playback_routes.ROUTES, *openapi.routes()],
         middleware=[Middleware(AccessLog)],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,

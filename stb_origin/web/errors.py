@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
 
 from stb_origin.db.paging import UnknownCursor
 
@@ -50,10 +51,24 @@ async def _api_error(_request: Request, exc: Exception) -> Response:
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
 
 
-async def _http_error(_request: Request, exc: Exception) -> Response:
+def _allowed(request: Request) -> str:
+    """Every method the path answers. Starlette's 405 names those of the first
+    route with the path only, and a path here often has one route per method."""
+    methods: set[str] = set()
+    for route in getattr(request.app, "routes", ()):
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, str(exc.detail), exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": _allowed(request)}
+    return error_response(exc.status_code, code, str(exc.detail), headers)
 
 
 async def _unknown_cursor(_request: Request, exc: Exception) -> Response:

@@ -1,0 +1,754 @@
+"""The OpenAPI 3.1 document of every HTTP endpoint, served at GET /openapi.json.
+
+Plain data built from small pieces, next to nothing computed: what a reader
+sees here is what a client gets. ``tests/web/test_openapi.py`` fails when a
+route of the app is missing here or listed here without a route, and
+schemathesis checks every answer of a running server against it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from stb_origin.scopes import ALL as SCOPES
+
+Json = dict[str, Any]
+
+PATH = "/openapi.json"
+# The document changes only with a deployment.
+CACHE_CONTROL = "public, max-age=300"
+
+SCOPE_DESCRIPTIONS = {
+    "assets:write": "upload and delete assets",
+    "assets:read": "read assets: status and listing",
+    "playback": "fetch keys and playback sessions (a box bound to a device, entitled)",
+    "account": "one's own account: its devices, users and entitlements",
+    "admin": "everyone's users, devices, packages, entitlements and the key audit"
+             " (admin users and the operator's CLI tokens only)",
+}
+
+# --- small pieces -------------------------------------------------------------------
+
+
+def _ref(name: str) -> Json:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _response(name: str) -> Json:
+    return {"$ref": f"#/components/responses/{name}"}
+
+
+def _nullable(schema: Json) -> Json:
+    return {"oneOf": [schema, {"type": "null"}]}
+
+
+def _object(properties: Json, required: list[str] | None = None, *,
+            closed: bool = True) -> Json:
+    """An object; ``required`` defaults to every property. Closed objects are
+    the contract: a field added to an answer must be added here too."""
+    schema: Json = {"type": "object", "properties": properties,
+                    "required": list(properties) if required is None else required}
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
+
+def _json(schema: Json) -> Json:
+    return {"application/json": {"schema": schema}}
+
+
+def _header(description: str, required: bool = True, schema: Json | None = None) -> Json:
+    return {"description": description, "required": required,
+            "schema": schema or {"type": "string"}}
+
+
+def _answer(description: str, schema: Json | None = None, *,
+            headers: Json | None = None, media_type: str = "application/json") -> Json:
+    response: Json = {"description": description}
+    if schema is not None:
+        response["content"] = {media_type: {"schema": schema}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _error(description: str, headers: Json | None = None) -> Json:
+    return _answer(description, _ref("Error"), headers=headers)
+
+
+def _oauth_error(description: str, headers: Json | None = None) -> Json:
+    return _answer(description, _ref("OAuthError"), headers=headers)
+
+
+def _bearer(*scopes: str) -> list[Json]:
+    """Any one of ``scopes``, in a token from the OAuth server or the operator's CLI."""
+    return [{scheme: [scope]} for scope in scopes for scheme in ("oauth2", "bearerToken")]
+
+
+def _path_param(name: str, description: str, schema: Json | None = None) -> Json:
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": schema or {"type": "string", "minLength": 1}}
+
+
+def _query(name: str, description: str, schema: Json | None = None) -> Json:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema or {"type": "string"}}
+
+
+ID = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
+_SCOPE = "(?:" + "|".join(sorted(SCOPES)) + ")"
+SCOPE_LIST = {"type": "string", "pattern": f"^{_SCOPE}(?: {_SCOPE})*$",
+              "description": "space-separated scopes"}
+SERIAL = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"}
+MODEL = {"type": "string", "pattern": "^[ -~]{0,127}[!-~]$", "description": "printable ASCII"}
+TIME = {"type": "string", "format": "date-time"}
+LOCATION = {"Location": _header("where the new resource is")}
+NO_STORE = {"Cache-Control": _header("never cached", schema={"type": "string",
+                                                             "pattern": "no-store"})}
+
+
+def _page_params() -> list[Json]:
+    return [_query("limit", "page size", {"type": "integer", "minimum": 1, "maximum": 100,
+                                          "default": 20}),
+            _query("after", "the last item of the previous page, as `next` gives it")]
+
+
+def _operation(summary: str, responses: Json, *, security: list[Json] | None = None,
+               tags: list[str], parameters: list[Json] | None = None,
+               body: Json | None = None, description: str | None = None) -> Json:
+    operation: Json = {"summary": summary, "tags": tags, "responses": responses}
+    if description:
+        operation["description"] = description
+    if parameters:
+        operation["parameters"] = parameters
+    if body is not None:
+        operation["requestBody"] = body
+    operation["security"] = security if security is not None else []
+    return operation
+
+
+def _api(summary: str, scopes: tuple[str, ...], ok: Json, *, tags: list[str],
+         errors: tuple[int, ...] = (), parameters: list[Json] | None = None,
+         body: Json | None = None, description: str | None = None) -> Json:
+    """An operation behind a bearer token: 401, 403 and 503 come with the token check."""
+    responses = {**ok, "401": _response("Unauthorized"), "403": _response("Forbidden"),
+                 "503": _response("Unavailable")}
+    for status in errors:
+        responses[str(status)] = _response(_ERROR_RESPONSES[status])
+    return _operation(summary, dict(sorted(responses.items())), security=_bearer(*scopes),
+                      tags=tags, parameters=parameters, body=body, description=description)
+
+
+def _json_body(schema_name: str) -> Json:
+    return {"required": True, "content": _json(_ref(schema_name))}
+
+
+_ERROR_RESPONSES = {400: "BadRequest", 404: "NotFound", 409: "Conflict", 413: "TooLarge",
+                    415: "UnsupportedMediaType"}
+_JSON_BODY_ERRORS = (400, 413, 415)
+
+# --- schemas ------------------------------------------------------------------------
+
+
+def _page_of(item: str) -> Json:
+    return _object({"items": {"type": "array", "items": _ref(item)},
+                    "next": _nullable({"type": "string"})})
+
+
+def _schemas() -> Json:
+    error_detail = _object({"code": {"type": "string"}, "message": {"type": "string"}})
+    capabilities = _object({
+        "max_width": _nullable({"type": "integer", "minimum": 1, "maximum": 16384}),
+        "max_height": _nullable({"type": "integer", "minimum": 1, "maximum": 16384}),
+        "codecs": {"type": "array", "maxItems": 32,
+                   "items": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9.+_-]{0,63}$"}},
+    }, required=[])
+    return {
+        "Error": _object({"error": error_detail}),
+        "OAuthError": _object({
+            "error": {"type": "string", "enum": [
+                "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
+                "unsupported_grant_type", "invalid_scope", "authorization_pending",
+                "slow_down", "expired_token", "access_denied"]},
+            "error_description": {"type": "string"},
+        }),
+        "Asset": _object({
+            "id": ID,
+            "title": {"type": "string"},
+            "status": {"type": "string", "enum": ["queued", "processing", "ready", "failed"]},
+            "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+            "error": _nullable(error_detail),
+            "duration_s": _nullable({"type": "number"}),
+            "source": _nullable({"type": "object", "description": "what ffprobe found"}),
+            "renditions": {"type": "array", "items": {"type": "object"}},
+            "playback": _object({"hls": {"type": "string"}}),
+            "created_at": TIME,
+            "updated_at": TIME,
+        }),
+        "AssetPage": _page_of("Asset"),
+        "Upload": _object({
+            "file": {"type": "string", "contentMediaType": "application/octet-stream",
+                     "description": "the master: MP4/MOV, Matroska/WebM, MPEG-TS, MXF, AVI,"
+                                    " FLV or MPEG-PS"},
+            "title": {"type": "string", "maxLength": 500},
+        }, required=["file"]),
+        "User": _object({
+            "id": ID, "account": ID, "email": {"type": "string"}, "name": {"type": "string"},
+            "role": {"type": "string", "enum": ["subscriber", "editor", "admin"]},
+            "has_password": {"type": "boolean"}, "created_at": TIME,
+        }),
+        "UserPage": _page_of("User"),
+        "NewUser": _object({
+            "email": {"type": "string", "maxLength": 320,
+                      "pattern": "^[^@\\s]{1,64}@[^@\\s]+\\.[^@\\s]+$"},
+            "name": {"type": "string", "maxLength": 200},
+            "role": {"type": "string", "enum": ["subscriber", "editor", "admin"]},
+            "password": {"type": "string", "minLength": 8, "maxLength": 1024},
+            "account": {"type": "string", "description": "an existing account; else a new one"},
+        }, required=["email"]),
+        "Capabilities": capabilities,
+        "Device": _object({
+            "id": ID, "account": ID, "serial": {"type": "string"}, "model": {"type": "string"},
+            "capabilities": _object({k: v for k, v in capabilities["properties"].items()}),
+            "state": {"type": "string", "enum": ["active", "revoked"]},
+            "created_at": TIME, "last_seen_at": _nullable(TIME), "revoked_at": _nullable(TIME),
+        }),
+        "DevicePage": _page_of("Device"),
+        "NewDevice": _object({
+            "serial": SERIAL,
+            "model": MODEL,
+            "capabilities": _ref("Capabilities"),
+            "account": {"type": "string", "description": "required for a token without one"},
+        }, required=["serial", "model"]),
+        "Package": _object({"name": {"type": "string"}, "title": {"type": "string"},
+                            "created_at": TIME}),
+        "PackagePage": _page_of("Package"),
+        "NewPackage": _object({
+            "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"},
+            "title": {"type": "string", "maxLength": 200},
+        }, required=["name"]),
+        "PackageAsset": _object({"package": {"type": "string"}, "asset": ID,
+                                 "added_at": TIME}),
+        "PackageAssetPage": _page_of("PackageAsset"),
+        "NewPackageAsset": _object({"asset": ID}),
+        "Entitlement": _object({
+            "id": ID, "account": ID, "package": {"type": "string"}, "valid_from": TIME,
+            "valid_until": _nullable(TIME), "created_at": TIME,
+        }),
+        "EntitlementPage": _page_of("Entitlement"),
+        "NewEntitlement": _object({
+            "account": {"type": "string"}, "package": {"type": "string"},
+            "valid_from": {**TIME, "description": "with an offset; default now"},
+            "valid_until": {**TIME, "description": "with an offset; default open-ended"},
+        }, required=["account", "package"]),
+        "KeyAuditEntry": _object({
+            "id": ID, "at": TIME, "subject": {"type": "string"},
+            "account": _nullable({"type": "string"}), "device": _nullable({"type": "string"}),
+            "client": _nullable({"type": "string"}), "asset": {"type": "string"},
+            "key_id": {"type": "string"},
+            "outcome": {"type": "string", "description": "delivered, or why not"},
+            "client_address": _nullable({"type": "string"}),
+            "forwarded_for": _nullable({"type": "string"}),
+            "request_id": _nullable({"type": "string"}),
+        }),
+        "KeyAuditPage": _page_of("KeyAuditEntry"),
+        "Playback": _object({
+            "asset": ID, "manifest_url": {"type": "string"},
+            "expires_at": _nullable({**TIME, "description": "null when URLs are not signed"}),
+        }),
+        "Health": _object({"status": {"type": "string", "enum": ["ok"]}}),
+        "Readiness": _object({
+            "status": {"type": "string", "enum": ["ready", "unavailable"]},
+            "checks": _object({name: {"type": "string"}
+                               for name in ("redis", "storage", "database")}),
+        }),
+        "DeviceAuthorizationRequest": _object({
+            "client_id": {"type": "string"}, "client_secret": {"type": "string"},
+            "scope": SCOPE_LIST, "device_serial": SERIAL, "device_model": MODEL,
+            "device_capabilities": {"type": "string",
+                                    "description": "JSON, as POST /v1/devices takes"},
+        }, required=["device_serial", "device_model"], closed=False),
+        "DeviceAuthorization": _object({
+            "device_code": {"type": "string"}, "user_code": {"type": "string"},
+            "verification_uri": {"type": "string"},
+            "verification_uri_complete": {"type": "string"},
+            "expires_in": {"type": "integer"}, "interval": {"type": "integer"},
+        }),
+        "TokenRequest": _object({
+            "grant_type": {"type": "string", "enum": [
+                "urn:ietf:params:oauth:grant-type:device_code", "refresh_token",
+                "client_credentials"]},
+            "client_id": {"type": "string"}, "client_secret": {"type": "string"},
+            "device_code": {"type": "string"}, "refresh_token": {"type": "string"},
+            "scope": SCOPE_LIST,
+        }, required=["grant_type"], closed=False),
+        "Tokens": _object({
+            "access_token": {"type": "string"},
+            "token_type": {"type": "string", "enum": ["Bearer"]},
+            "expires_in": {"type": "integer"}, "scope": {"type": "string"},
+            "refresh_token": {"type": "string"},
+        }, required=["access_token", "token_type", "expires_in", "scope"]),
+        "RevocationRequest": _object({
+            "token": {"type": "string"},
+            "token_type_hint": {"type": "string", "enum": ["access_token", "refresh_token"]},
+            "client_id": {"type": "string"}, "client_secret": {"type": "string"},
+        }, required=["token"], closed=False),
+        "ServerMetadata": _object({
+            "issuer": {"type": "string"}, "token_endpoint": {"type": "string"},
+            "device_authorization_endpoint": {"type": "string"},
+            "revocation_endpoint": {"type": "string"}, "jwks_uri": {"type": "string"},
+            "grant_types_supported": {"type": "array", "items": {"type": "string"}},
+            "response_types_supported": {"type": "array", "items": {"type": "string"}},
+            "token_endpoint_auth_methods_supported": {"type": "array",
+                                                      "items": {"type": "string"}},
+            "revocation_endpoint_auth_methods_supported": {"type": "array",
+                                                           "items": {"type": "string"}},
+            "scopes_supported": {"type": "array", "items": {"type": "string"}},
+        }),
+        "JWKS": _object({"keys": {"type": "array", "items": _object({
+            "kty": {"type": "string", "enum": ["EC"]}, "crv": {"type": "string"},
+            "x": {"type": "string"}, "y": {"type": "string"}, "kid": {"type": "string"},
+            "use": {"type": "string"}, "alg": {"type": "string", "enum": ["ES256"]},
+        })}}),
+        "DevicePageForm": _object({
+            "csrf_token": {"type": "string"},
+            "action": {"type": "string", "enum": ["sign_in", "sign_out", "enter_code",
+                                                  "decide"]},
+            "email": {"type": "string"}, "password": {"type": "string"},
+            "user_code": {"type": "string"},
+            "decision": {"type": "string", "enum": ["approve", "deny"]},
+        }, required=["csrf_token", "action"], closed=False),
+    }
+
+
+def _responses() -> Json:
+    challenge = {"WWW-Authenticate": _header("the bearer challenge")}
+    retry = {"Retry-After": _header("seconds", schema={"type": "string",
+                                                       "pattern": "^[0-9]+$"})}
+    return {
+        "BadRequest": _error("the request is malformed; the message says how"),
+        "Unauthorized": _error("no valid token (missing, expired, revoked, unknown user)",
+                               challenge),
+        "Forbidden": _error("the token lacks the scope, or the caller the right"),
+        "NotFound": _error("no such resource"),
+        "Conflict": _error("it exists already, or the account is at its device limit"),
+        "TooLarge": _error("the body is too large"),
+        "UnsupportedMediaType": _error("the body is not of the media type this takes"),
+        "Unavailable": _error("a dependency is down (database, storage, Redis); retry", retry),
+        "OAuthBadRequest": _oauth_error("RFC 6749 §5.2 / RFC 8628 §3.5"),
+        "OAuthUnauthorized": _oauth_error(
+            "client authentication by HTTP Basic failed",
+            {"WWW-Authenticate": _header("the Basic challenge")}),
+        "OAuthTooManyAttempts": _oauth_error("too many client-secret attempts", retry),
+    }
+
+
+def _security_schemes() -> Json:
+    scopes = {scope: SCOPE_DESCRIPTIONS[scope] for scope in sorted(SCOPES)}
+    return {
+        "oauth2": {
+            "type": "oauth2",
+            "description": "Boxes sign in with the device authorization grant (RFC 8628,"
+                           " `x-deviceAuthorization`); services use client credentials.",
+            "flows": {
+                "clientCredentials": {"tokenUrl": "/oauth/token", "scopes": scopes},
+                # OpenAPI 3.1 has no device flow; 3.2 names it deviceAuthorization.
+                "x-deviceAuthorization": {"deviceAuthorizationUrl": "/oauth/device_authorization",
+                                          "tokenUrl": "/oauth/token", "refreshUrl": "/oauth/token",
+                                          "scopes": scopes},
+            },
+        },
+        "bearerToken": {
+            "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+            "description": "An ES256 access token (RFC 9068 `at+jwt`), from /oauth/token or"
+                           " `stb-origin token --scope ...`; the listed names are its scopes.",
+        },
+        "playbackQueryToken": {
+            "type": "apiKey", "in": "query", "name": "token",
+            "description": "the access token as `?token=`, for players that cannot set headers",
+        },
+        "metricsToken": {
+            "type": "http", "scheme": "bearer",
+            "description": "STB_METRICS_TOKEN; unset, only loopback clients are answered",
+        },
+        "clientBasic": {
+            "type": "http", "scheme": "basic",
+            "description": "a confidential client's id and secret (client_secret_basic)",
+        },
+        "originSecret": {
+            "type": "apiKey", "in": "header", "name": "X-Origin-Secret",
+            "description": "required when STB_ORIGIN_SECRETS is set: the CDN sends it",
+        },
+    }
+
+
+# --- paths --------------------------------------------------------------------------
+
+
+def _assets() -> Json:
+    tags = ["assets"]
+    asset_id = _path_param("asset_id", "the asset's id", ID)
+    return {
+        "/v1/assets": {
+            "post": _api(
+                "Upload a master", ("assets:write",), tags=tags, errors=(400, 413, 415),
+                body={"required": True,
+                      "content": {"multipart/form-data": {"schema": _ref("Upload")}}},
+                description="Streams the file to storage, enqueues the pipeline, answers at"
+                            " once; follow `status` and `progress` on the asset.",
+                ok={"202": _answer("accepted; the pipeline runs", _ref("Asset"),
+                                   headers=LOCATION)}),
+            "get": _api("List assets, newest first", ("assets:read",), tags=tags,
+                        errors=(400,), parameters=_page_params(),
+                        ok={"200": _answer("a page", _ref("AssetPage"), headers=NO_STORE)}),
+        },
+        "/v1/assets/{asset_id}": {
+            "parameters": [asset_id],
+            "get": _api("An asset", ("assets:read",), tags=tags, errors=(404,),
+                        ok={"200": _answer("the asset", _ref("Asset"), headers=NO_STORE)}),
+            "delete": _api("Delete an asset: its stream, source and keys", ("assets:write",),
+                           tags=tags, errors=(404,), ok={"204": _answer("deleted")}),
+        },
+    }
+
+
+def _origin() -> Json:
+    media: Json = {media_type: {"schema": {}} for media_type in (
+        "application/vnd.apple.mpegurl", "video/iso.segment", "video/mp4", "video/mp2t",
+        "audio/aac", "text/vtt")}
+    cache = _header("playlists briefly, versioned media for a year")
+    object_headers = {"ETag": _header("the object's entity tag"),
+                      "Last-Modified": _header("when it was published"),
+                      "Cache-Control": cache,
+                      "Accept-Ranges": _header("bytes")}
+    cors = {"Access-Control-Allow-Origin": _header("*")}
+
+    def answers(with_body: bool) -> Json:
+        content = {"content": media} if with_body else {}
+        return {
+            "200": {"description": "the object", "headers": {**object_headers, **cors},
+                    **content},
+            "206": {"description": "one byte range of it",
+                    "headers": {**object_headers, **cors,
+                                "Content-Range": _header("bytes first-last/size")},
+                    **content},
+            "301": {"description": "another spelling of a filtered master: one URL per form",
+                    "headers": {"Location": _header("the canonical name, relative")}},
+            "304": {"description": "not modified", "headers": {"ETag": object_headers["ETag"]}},
+            "403": _error("not the CDN (X-Origin-Secret), or a bad or expired signed URL"),
+            "404": _error("no such file (cached briefly)"),
+            "412": _error("If-Match / If-Unmodified-Since failed"),
+            "416": _error("range not satisfiable",
+                          {"Content-Range": _header("bytes */size")}),
+            "503": _response("Unavailable"),
+        }
+
+    conditional = [
+        {"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
+        for name in ("Range", "If-Range", "If-None-Match", "If-Modified-Since", "If-Match",
+                     "If-Unmodified-Since")]
+    preflight = {"204": {"description": "CORS preflight: any origin may read /hls",
+                         "headers": {"Access-Control-Allow-Methods": _header("allowed")}},
+                 # a control character in the path matches no route at all
+                 "404": _error("no such path")}
+    security: list[Json] = [{}, {"originSecret": []}]
+
+    def item(summary: str, params: list[Json]) -> Json:
+        tags = ["origin"]
+        return {
+            "parameters": params,
+            "get": _operation(summary, answers(True), security=security, tags=tags,
+                              parameters=conditional),
+            "head": _operation(summary + " (headers only)", answers(False), security=security,
+                               tags=tags, parameters=conditional),
+            "options": _operation("CORS preflight", preflight, tags=tags),
+        }
+
+    asset_id = _path_param("asset_id", "the asset's id", ID)
+    path = _path_param("path", "the file under the asset: `master.m3u8`, a filtered master"
+                               " such as `master.h720.m3u8`, or `{version}/{rendition}/{file}`")
+    token = _path_param("token", "`exp=<unix>~acl=<asset>~hmac=<sha256 hex>`")
+    return {
+        "/hls/{asset_id}/{path}": item("HLS playlists and segments", [asset_id, path]),
+        "/hls/st={token}/{asset_id}/{path}": item("The same, under a signed-URL segment",
+                                                  [token, asset_id, path]),
+    }
+
+
+def _keys_and_playback() -> Json:
+    private = {"Cache-Control": _header("private, no-store")}
+    security = [*_bearer("playback"), {"playbackQueryToken": ["playback"]}]
+    refused = _error("insufficient scope, or a refusal: wrong_asset, not_a_user,"
+                     " unknown_user, device_revoked, no_device, not_entitled")
+    preflight = _operation("CORS preflight for the web players of STB_CORS_ORIGINS",
+                           {"204": _answer("preflight", headers={"Vary": _header("Origin")})},
+                           tags=["playback"])
+    asset_id = _path_param("asset_id", "the asset's id")
+    return {
+        "/keys/{asset_id}/{key_id}": {
+            "parameters": [asset_id, _path_param("key_id", "the key id from the playlist")],
+            "get": _operation(
+                "The 16-byte AES-128 key, for an entitled box", tags=["playback"],
+                security=security,
+                description="Every answer after the token check is written to the key audit.",
+                responses={
+                    "200": _answer("the key", {"type": "string", "minLength": 16,
+                                               "maxLength": 16},
+                                   headers=private, media_type="application/octet-stream"),
+                    "401": _response("Unauthorized"),
+                    "403": refused,
+                    "404": _error("no such key"),
+                    "429": _error("too many key requests for this device",
+                                  {"Retry-After": _header("seconds")}),
+                    "503": _response("Unavailable"),
+                }),
+            "options": preflight,
+        },
+        "/v1/playback/{asset_id}": {
+            "parameters": [asset_id],
+            "get": _operation(
+                "Where this box plays the asset from: its filtered (and signed) master",
+                tags=["playback"], security=_bearer("playback"),
+                responses={
+                    "200": _answer("the manifest URL", _ref("Playback"), headers=private),
+                    "401": _response("Unauthorized"),
+                    "403": refused,
+                    "404": _error("no such asset, or not published"),
+                    "409": _error("no variant suits the device's capabilities"),
+                    "503": _response("Unavailable"),
+                }),
+            "options": preflight,
+        },
+        "/v1/key-audit": {
+            "get": _api("Key deliveries and refusals, newest first", ("admin",),
+                        tags=["playback"], errors=(400,),
+                        parameters=[*_page_params(),
+                                    _query("asset", "only this asset", ID),
+                                    _query("device", "only this device")],
+                        ok={"200": _answer("a page", _ref("KeyAuditPage"), headers=NO_STORE)}),
+        },
+    }
+
+
+def _accounts() -> Json:
+    admin, own = ("admin",), ("admin", "account")
+
+    def created(schema: str, location: bool = True) -> Json:
+        return _answer("created", _ref(schema), headers={**NO_STORE, **(LOCATION
+                                                                         if location else {})})
+
+    def found(schema: str) -> Json:
+        return {"200": _answer("found", _ref(schema), headers=NO_STORE)}
+
+    def listing(schema: str) -> Json:
+        return {"200": _answer("a page", _ref(schema), headers=NO_STORE)}
+
+    account = _query("account", "only this account (admins); one's own otherwise")
+    package = _path_param("name", "the package's name")
+    return {
+        "/v1/users": {
+            "post": _api("Create a user", admin, tags=["users"],
+                         errors=(*_JSON_BODY_ERRORS, 404, 409), body=_json_body("NewUser"),
+                         ok={"201": created("User")}),
+            "get": _api("List users", admin, tags=["users"], errors=(400,),
+                        parameters=[*_page_params(), account], ok=listing("UserPage")),
+        },
+        "/v1/users/{user_id}": {
+            "parameters": [_path_param("user_id", "the user's id")],
+            "get": _api("A user", own, tags=["users"], errors=(404,), ok=found("User")),
+        },
+        "/v1/devices": {
+            "post": _api("Register a device (the same serial again: the same device)", own,
+                         tags=["devices"], errors=(*_JSON_BODY_ERRORS, 404, 409),
+                         body=_json_body("NewDevice"),
+                         ok={"200": _answer("already registered", _ref("Device"),
+                                            headers={**NO_STORE, **LOCATION}),
+                             "201": created("Device")}),
+            "get": _api("List devices", own, tags=["devices"], errors=(400,),
+                        parameters=[*_page_params(), account], ok=listing("DevicePage")),
+        },
+        "/v1/devices/{device_id}": {
+            "parameters": [_path_param("device_id", "the device's id")],
+            "get": _api("A device", own, tags=["devices"], errors=(404,), ok=found("Device")),
+        },
+        "/v1/devices/{device_id}/revoke": {
+            "parameters": [_path_param("device_id", "the device's id")],
+            "post": _api("Revoke a device: its tokens stop at once", own, tags=["devices"],
+                         errors=(404,), ok=found("Device")),
+        },
+        "/v1/packages": {
+            "post": _api("Create a package", admin, tags=["packages"],
+                         errors=(*_JSON_BODY_ERRORS, 409), body=_json_body("NewPackage"),
+                         ok={"201": created("Package")}),
+            "get": _api("List packages by name", admin, tags=["packages"], errors=(400,),
+                        parameters=_page_params(), ok=listing("PackagePage")),
+        },
+        "/v1/packages/{name}": {
+            "parameters": [package],
+            "get": _api("A package", admin, tags=["packages"], errors=(404,),
+                        ok=found("Package")),
+        },
+        "/v1/packages/{name}/assets": {
+            "parameters": [package],
+            "post": _api("Put an asset in the package", admin, tags=["packages"],
+                         errors=(*_JSON_BODY_ERRORS, 404, 409),
+                         body=_json_body("NewPackageAsset"),
+                         ok={"200": _answer("already there", _ref("PackageAsset"),
+                                            headers=NO_STORE),
+                             "201": created("PackageAsset", location=False)}),
+            "get": _api("The package's assets", admin, tags=["packages"], errors=(400, 404),
+                        parameters=_page_params(), ok=listing("PackageAssetPage")),
+        },
+        "/v1/packages/{name}/assets/{asset_id}": {
+            "parameters": [package, _path_param("asset_id", "the asset's id")],
+            "delete": _api("Take an asset out of the package", admin, tags=["packages"],
+                           errors=(404,), ok={"204": _answer("removed", headers=NO_STORE)}),
+        },
+        "/v1/entitlements": {
+            "post": _api("Entitle an account to a package for a time window", admin,
+                         tags=["entitlements"], errors=(*_JSON_BODY_ERRORS, 404),
+                         body=_json_body("NewEntitlement"), ok={"201": created("Entitlement")}),
+            "get": _api("List entitlements", own, tags=["entitlements"], errors=(400,),
+                        parameters=[*_page_params(), account], ok=listing("EntitlementPage")),
+        },
+        "/v1/entitlements/{entitlement_id}": {
+            "parameters": [_path_param("entitlement_id", "the entitlement's id")],
+            "get": _api("An entitlement", own, tags=["entitlements"], errors=(404,),
+                        ok=found("Entitlement")),
+        },
+    }
+
+
+def _oauth() -> Json:
+    tags = ["oauth"]
+    no_store = {"Cache-Control": _header("no-store")}
+    client_auth: list[Json] = [{}, {"clientBasic": []}]
+
+    def form(schema: str) -> Json:
+        return {"required": True,
+                "content": {"application/x-www-form-urlencoded": {"schema": _ref(schema)}}}
+
+    def refusals() -> Json:
+        return {"400": _response("OAuthBadRequest"), "401": _response("OAuthUnauthorized"),
+                "429": _response("OAuthTooManyAttempts")}
+
+    html = {"text/html": {"schema": {"type": "string"}}}
+
+    def page(description: str) -> Json:
+        return {"description": description, "content": html}
+
+    return {
+        "/oauth/device_authorization": {
+            "post": _operation(
+                "RFC 8628 §3.1: codes for a box and its owner", tags=tags,
+                security=client_auth, body=form("DeviceAuthorizationRequest"),
+                responses={"200": _answer("the codes", _ref("DeviceAuthorization"),
+                                          headers=no_store), **refusals()}),
+        },
+        "/oauth/token": {
+            "post": _operation(
+                "Tokens: device code, refresh token (rotated) or client credentials",
+                tags=tags, security=client_auth, body=form("TokenRequest"),
+                responses={"200": _answer("tokens", _ref("Tokens"), headers=no_store),
+                           **refusals()}),
+        },
+        "/oauth/revoke": {
+            "post": _operation(
+                "RFC 7009: revoke a refresh token (its whole sign-in) or an access token",
+                tags=tags, security=client_auth, body=form("RevocationRequest"),
+                responses={"200": {"description": "revoked, or unknown: the same answer",
+                                   "headers": no_store}, **refusals()}),
+        },
+        "/.well-known/oauth-authorization-server": {
+            "get": _operation("RFC 8414 authorization server metadata", tags=tags,
+                              responses={"200": _answer("metadata", _ref("ServerMetadata"))}),
+        },
+        "/.well-known/jwks.json": {
+            "get": _operation("The public keys that verify tokens", tags=tags,
+                              responses={"200": _answer("the key set", _ref("JWKS"), headers={
+                                  "Cache-Control": _header("public, max-age=300")})}),
+        },
+        "/device": {
+            "get": _operation(
+                "The verification page: sign in, then enter the box's code", tags=tags,
+                parameters=[_query("user_code", "fills the code in (verification_uri_complete)")],
+                responses={"200": page("the sign-in or code page")}),
+            "post": _operation(
+                "The page's forms (sign in, enter a code, approve or deny, sign out)",
+                tags=tags, body=form("DevicePageForm"),
+                description="Needs the session cookie the GET set, and its CSRF token.",
+                responses={
+                    "200": page("the next step"),
+                    "303": {"description": "signed in or out: back to the page",
+                            "headers": {"Location": _header("/device")}},
+                    "400": page("a wrong code, password or form"),
+                    "403": page("an expired form, a missing session or CSRF token, or an"
+                                " account that cannot grant what the box asks"),
+                    "410": page("the code expired or was answered already"),
+                    "429": {**page("too many attempts"),
+                            "headers": {"Retry-After": _header("seconds")}},
+                }),
+        },
+    }
+
+
+def _operations() -> Json:
+    text = {"text/plain": {"schema": {"type": "string"}}}
+    return {
+        "/healthz": {"get": _operation("Alive", tags=["operations"], responses={
+            "200": _answer("alive", _ref("Health"), headers=NO_STORE)})},
+        "/readyz": {"get": _operation("Redis, storage and the database answer", tags=[
+            "operations"], responses={
+            "200": _answer("ready", _ref("Readiness"), headers=NO_STORE),
+            "503": _answer("not ready: which check failed", _ref("Readiness"),
+                           headers=NO_STORE)})},
+        "/metrics": {"get": _operation(
+            "Prometheus metrics", tags=["operations"],
+            security=[{"metricsToken": []}, {}],
+            responses={
+                "200": {"description": "the exposition format", "content": text,
+                        "headers": NO_STORE},
+                "401": _error("STB_METRICS_TOKEN is set and was not sent",
+                              {"WWW-Authenticate": _header("the bearer challenge")}),
+                "403": _error("no token is set and the client is not on loopback"),
+            })},
+        PATH: {"get": _operation("This document", tags=["operations"], responses={
+            "200": _answer("OpenAPI 3.1", {"type": "object"}, headers={
+                "Cache-Control": _header(CACHE_CONTROL)})})},
+    }
+
+
+def build_document() -> Json:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "stb-origin",
+            "version": "1",
+            "description": "The media back end for set-top boxes: ingest, HLS origin, keys,"
+                           " playback, accounts and OAuth 2.0. API errors are"
+                           " `{\"error\": {\"code\", \"message\"}}`; the OAuth endpoints answer"
+                           " in RFC 6749's `{\"error\", \"error_description\"}`.",
+        },
+        "tags": [{"name": name} for name in (
+            "assets", "origin", "playback", "users", "devices", "packages", "entitlements",
+            "oauth", "operations")],
+        "paths": {**_assets(), **_origin(), **_keys_and_playback(), **_accounts(), **_oauth(),
+                  **_operations()},
+        "components": {"schemas": _schemas(), "responses": _responses(),
+                       "securitySchemes": _security_schemes()},
+    }
+
+
+def routes() -> list[Route]:
+    body = json.dumps(build_document()).encode()
+
+    async def document(_request: Request) -> Response:
+        return Response(body, media_type="application/json",
+                        headers={"Cache-Control": CACHE_CONTROL})
+
+    return [Route(PATH, document, methods=["GET"])]
