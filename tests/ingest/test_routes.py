@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -220,13 +220,18 @@ def test_over_the_limit_is_413_while_streaming(services, writer, tmp_path):
 
 def test_get_list_and_paginate(api, services, writer, clip):
     ids = []
+    first: dict[str, object] = {}
     for n in range(5):
         response = _post(api, writer, files={"file": ("c.mp4", clip.read_bytes())},
                          data={"title": f"clip {n}"})
         ids.append(response.json()["id"])
+        first = first or response.json()
         time.sleep(0.01)
     got = httpx.get(f"{api}/v1/assets/{ids[0]}", headers=_auth(writer), timeout=10)
     assert got.status_code == 200 and got.json()["title"] == "clip 0"
+    # The same instant, spelt the same way (with its offset), in every answer.
+    assert got.json()["created_at"] == first["created_at"]
+    assert datetime.fromisoformat(got.json()["created_at"]).utcoffset() == timedelta(0)
 
     seen: list[str] = []
     url: str | None = "/v1/assets?limit=2"
@@ -242,6 +247,14 @@ def test_get_list_and_paginate(api, services, writer, clip):
 def test_bad_page_sizes(api, writer, query):
     response = httpx.get(f"{api}/v1/assets?{query}", headers=_auth(writer), timeout=10)
     assert response.status_code == 400
+
+
+def test_an_unknown_cursor_is_refused_not_restarted(api, writer):
+    # Starting over silently would send a client paging round in circles; every
+    # list answers this the same way (db.paging).
+    response = httpx.get(f"{api}/v1/assets?after={'0' * 32}", headers=_auth(writer), timeout=10)
+    assert response.status_code == 400
+    assert response.json()["error"] == {"code": "bad_request", "message": "after: no such item"}
 
 
 def test_unknown_asset_is_404(api, writer):
