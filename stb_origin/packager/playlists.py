@@ -24,6 +24,13 @@ HLS_VERSION = 7  # EXT-X-MAP outside I-frame playlists needs 6; we say 7 for fMP
 START_BANDWIDTH = 3_000_000
 
 
+def _check_encrypted(uri: str, key_uri: str, iv: bytes) -> None:
+    for value in (uri, key_uri):
+        _check_uri(value)
+    if len(iv) != 16:
+        raise ValueError("an AES-128 IV is 16 bytes")
+
+
 @dataclass(frozen=True)
 class MediaSegment:
     uri: str
@@ -32,10 +39,7 @@ class MediaSegment:
     iv: bytes
 
     def __post_init__(self) -> None:
-        for value in (self.uri, self.key_uri):
-            _check_uri(value)
-        if len(self.iv) != 16:
-            raise ValueError("an AES-128 IV is 16 bytes")
+        _check_encrypted(self.uri, self.key_uri, self.iv)
 
 
 @dataclass(frozen=True)
@@ -47,10 +51,7 @@ class InitSection:
     iv: bytes
 
     def __post_init__(self) -> None:
-        for value in (self.uri, self.key_uri):
-            _check_uri(value)
-        if len(self.iv) != 16:
-            raise ValueError("an AES-128 IV is 16 bytes")
+        _check_encrypted(self.uri, self.key_uri, self.iv)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from stb_origin.origin.caching import playlist_cache_control
 from stb_origin.origin.objectcache import DEFAULT_MAX_OBJECT_BYTES, ObjectCache
 from stb_origin.settings import SettingsError, from_env
 from stb_origin.storage import LocalStorage, ObjectInfo, StorageUnavailable
+from tests.support.clock import ManualClock
 from tests.support.http import run_server
 
 ASSET = "0123456789abcdef0123456789abcdef"
@@ -64,18 +65,6 @@ def storage(tmp_path: Path) -> CountingStorage:
     store.put_bytes(BIG, b"B" * (DEFAULT_MAX_OBJECT_BYTES + 1), "video/iso.segment")
     return store
 
-
-class ManualClock:
-    """The cache's clock, moved by the test instead of sleeping through TTLs."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

@@ -8,16 +8,10 @@ import pytest
 
 from stb_origin.origin.objectcache import ENTRY_OVERHEAD_BYTES, CachedObject, ObjectCache
 from stb_origin.storage import ObjectInfo
+from tests.support.clock import ManualClock
 
 KIB = 1024
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def entry(key: str, size: int, immutable: bool = True, at: float = 1000.0,
@@ -81,7 +75,7 @@ def test_replacing_an_entry_keeps_the_byte_count() -> None:
 
 
 def test_mutable_entries_go_stale_after_the_ttl_immutable_never() -> None:
-    clock = Clock()
+    clock = ManualClock()
     cache = ObjectCache(max_bytes=64 * KIB, max_object_bytes=8 * KIB, mutable_ttl_s=2.0,
                         clock=clock)
     playlist = entry("p.m3u8", 10, immutable=False, at=clock.now)

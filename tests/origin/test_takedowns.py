@@ -25,18 +25,12 @@ from stb_origin.origin.takedowns import Takedowns, announce, asset_of
 from stb_origin.services import Services, build_services
 from stb_origin.settings import Settings
 from stb_origin.storage import LocalStorage, ObjectInfo, ObjectNotFound
+from tests.support.clock import ManualClock
 from tests.support.http import run_server
 
 # How long another process may take to stop serving a deleted asset.
 PROPAGATION_S = 2.0
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def cached(key: str, immutable: bool = True) -> CachedObject:
@@ -125,7 +119,7 @@ def test_a_redis_that_lost_its_data_drops_every_copy(redis: Redis) -> None:
 
 
 def test_memory_is_trusted_only_while_takedowns_are_heard(redis: Redis) -> None:
-    clock = Clock()
+    clock = ManualClock()
     takedowns = Takedowns(redis, stale_after_s=2.0, clock=clock)
     assert not takedowns.current()  # never heard
     takedowns.sync()
@@ -140,7 +134,7 @@ def test_memory_is_trusted_only_while_takedowns_are_heard(redis: Redis) -> None:
 
 
 def test_without_redis_immutable_copies_are_checked_against_storage(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = ManualClock()
     storage = LocalStorage(tmp_path / "store")
     asset_id = new_id()
     key = key_of(asset_id)
