@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
+from stb_origin import devenv
 from stb_origin.observability import logs
 from stb_origin.settings import Settings, SettingsError, from_env
 
@@ -214,7 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure()
     try:
-        settings = from_env()
+        # dev makes its own choices; every other command in the same checkout
+        # follows those of a running dev (its Redis, its issuer: devenv.py).
+        environ = os.environ if args.command == "dev" else devenv.with_dev_choices(os.environ)
+        settings = from_env(environ)
     except SettingsError as exc:
         print(f"stb-origin: {exc}", file=sys.stderr)
         return 2

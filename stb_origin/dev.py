@@ -7,7 +7,9 @@ clip so there is an encrypted stream to play at once.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -16,11 +18,12 @@ import time
 import urllib.request
 from pathlib import Path
 from secrets import token_urlsafe
+from types import FrameType
 
 from redis import Redis
 from redis.exceptions import RedisError
 
-from stb_origin import proc
+from stb_origin import devenv, proc
 from stb_origin.settings import Settings
 
 SAMPLE_SECONDS = 12
@@ -29,11 +32,21 @@ DEV_USER = "dev@example.com"
 DEV_SAMPLE_BOX = "DEV-SAMPLE-BOX"  # the serial of the box the printed playback token is for
 DEV_PACKAGE = "dev"
 START_TIMEOUT_S = 30.0
+# Ctrl-C, `kill` and a closed terminal all stop the whole tree; SIGKILL cannot be
+# caught, so the children also die with this process (proc.spawn die_with_parent).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# Stopping dev should take seconds: a job still running then is requeued and
+# resumes on the next start (workers/worker.py).
+DEV_WORKER_GRACE_S = 5.0
 
 
 def run_dev(settings: Settings, host: str, port: int, sample: bool = True) -> int:
+    # Absolute, so that children and the CLI's ./data from this checkout agree.
+    settings = settings.with_(data_dir=settings.data_dir.resolve(),
+                              worker_grace_s=min(settings.worker_grace_s, DEV_WORKER_GRACE_S))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     children: list[subprocess.Popen[bytes]] = []
+    previous = {signum: signal.signal(signum, _request_stop) for signum in STOP_SIGNALS}
     try:
         redis_url = settings.redis_url
         if redis_url is None or not _redis_alive(redis_url):
@@ -43,14 +56,17 @@ def run_dev(settings: Settings, host: str, port: int, sample: bool = True) -> in
         settings = settings.with_(redis_url=redis_url)
         if not os.environ.get("STB_PUBLIC_BASE_URL"):
             # The device flow sends people to public_base_url + /device: this server.
+            # It is also the token issuer, hence devenv below.
             settings = settings.with_(public_base_url=base)
-        env = {**os.environ, **_as_env(settings)}
+        env = {**os.environ, **settings.to_env()}
         me = [sys.executable, "-m", "stb_origin.cli"]
         logs = settings.data_dir / "logs"
         logs.mkdir(exist_ok=True)
         children.append(proc.spawn([*me, "serve", "--host", host, "--port", str(port)], env=env,
-                                   log_path=logs / "server.log"))
-        children.append(proc.spawn([*me, "worker"], env=env, log_path=logs / "worker.log"))
+                                   log_path=logs / "server.log", die_with_parent=True))
+        children.append(proc.spawn([*me, "worker"], env=env, log_path=logs / "worker.log",
+                                   die_with_parent=True))
+        devenv.write(settings)
         _wait_ready(base, children)
         _introduce(settings, base, sample)
         print("\nRunning. Ctrl-C stops everything.", flush=True)
@@ -58,10 +74,27 @@ def run_dev(settings: Settings, host: str, port: int, sample: bool = True) -> in
             time.sleep(0.5)
         print("a child process exited; stopping", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _StopRequested):
         return 0
     finally:
-        _stop(children)
+        # A second signal must not cut the clean-up short and leave children behind.
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+        try:
+            _stop(children)
+            devenv.remove(settings.data_dir)
+        finally:
+            for signum, handler in previous.items():
+                if handler is not None:  # None: not installed from Python, nothing to restore
+                    signal.signal(signum, handler)
+
+
+class _StopRequested(Exception):
+    pass
+
+
+def _request_stop(signum: int, _frame: FrameType | None) -> None:
+    raise _StopRequested(signal.Signals(signum).name)
 
 
 def _introduce(settings: Settings, base: str, sample: bool) -> None:
@@ -72,8 +105,8 @@ def _introduce(settings: Settings, base: str, sample: bool) -> None:
         write = services.signer.issue(["assets:write", "assets:read"], subject="dev",
                                       ttl_s=7 * 86400)
         marker = settings.data_dir / "sample-asset"
+        clip = settings.data_dir / "sample.mp4"
         if sample and not marker.exists():
-            clip = settings.data_dir / "sample.mp4"
             proc.run(sample_clip_argv(clip, SAMPLE_SECONDS), timeout=120)
             from stb_origin.ingest.service import accept_source
 
@@ -86,9 +119,11 @@ def _introduce(settings: Settings, base: str, sample: bool) -> None:
         user_id, device_id = _dev_box(services, sample_id)
         play = services.signer.issue(["playback"], subject=user_id, device_id=device_id,
                                      ttl_s=7 * 86400)
+        video = shlex.quote(str(clip)) if clip.exists() else "/path/to/video.mp4"
         print(f"\nstb-origin is up at {base} (logs: {settings.data_dir / 'logs'})")
-        print(f"  upload:   curl -H 'Authorization: Bearer {write}' -F file=@master.mp4"
-              f" {base}/v1/assets")
+        print(f"  CLI:      {cli_command()} token --scope 'assets:write assets:read'")
+        print(f"  upload:   curl -H 'Authorization: Bearer {write}' -F file=@{video}"
+              f" -F packages={DEV_PACKAGE} {base}/v1/assets")
         print(f"  assets:   curl -H 'Authorization: Bearer {write}' {base}/v1/assets")
         if sample_id is not None:
             asset_id = sample_id
@@ -123,21 +158,30 @@ def _dev_box(services, sample_id: str | None) -> tuple[str, str]:  # type: ignor
     """The dev user's registered box, and their account entitled to the sample
     through the package ``dev``; returns (user id, device id)."""
     from stb_origin.accounts import devices, entitlements, packages, users
-    from stb_origin.db.types import utcnow
-
     with services.db.session() as session:
         user = users.find_user(session, DEV_USER)
         assert user is not None  # _dev_user made it
         device = devices.register_device(
             session, user.account_id, DEV_SAMPLE_BOX, "Dev box", devices.Capabilities(),
             max_devices=services.settings.max_devices_per_account)
+        # The package exists even without the sample: uploads name it (-F packages=dev).
+        if packages.get_package(session, DEV_PACKAGE) is None:
+            packages.create_package(session, DEV_PACKAGE, "Dev samples")
+            entitlements.grant(session, user.account_id, DEV_PACKAGE)
         if sample_id is not None:
-            if packages.get_package(session, DEV_PACKAGE) is None:
-                packages.create_package(session, DEV_PACKAGE, "Dev samples")
-            packages.add_asset(session, DEV_PACKAGE, sample_id)
-            if not entitlements.is_entitled(session, user.account_id, sample_id, utcnow()):
-                entitlements.grant(session, user.account_id, DEV_PACKAGE)
+            packages.add_asset(session, DEV_PACKAGE, sample_id)  # once: it is idempotent
         return user.id, device.id
+
+
+def cli_command() -> str:
+    """How to run ``stb-origin`` from a shell in this directory, as the README says:
+    the command lives in the virtualenv's bin, which a new shell does not have on PATH."""
+    if sys.prefix == sys.base_prefix:  # installed system-wide: already on PATH
+        return "stb-origin"
+    activate = Path(sys.prefix) / "bin" / "activate"
+    with contextlib.suppress(ValueError):
+        activate = activate.relative_to(Path.cwd())
+    return f"source {shlex.quote(str(activate))} && stb-origin"
 
 
 def introduce_device_flow(services, base: str,  # type: ignore[no-untyped-def]
@@ -198,7 +242,7 @@ def _start_redis(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
         proc.require("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
         "--dir", str(redis_dir.resolve()), "--appendonly", "yes", "--save", "",
         "--protected-mode", "yes",
-    ], log_path=redis_dir / "redis.log", own_session=True)
+    ], log_path=redis_dir / "redis.log", own_session=True, die_with_parent=True)
     url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + START_TIMEOUT_S
     while not _redis_alive(url):
@@ -248,11 +292,3 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _as_env(settings: Settings) -> dict[str, str]:
-    env = {"STB_DATA_DIR": str(settings.data_dir.resolve()),
-           "STB_PUBLIC_BASE_URL": settings.public_base_url}
-    if settings.redis_url:
-        env["STB_REDIS_URL"] = settings.redis_url
-    return env

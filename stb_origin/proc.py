@@ -9,7 +9,11 @@ whose lifetime the caller owns.
 from __future__ import annotations
 
 import collections
+import ctypes
+import os
+import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -95,23 +99,47 @@ def run(
 
 
 def spawn(argv: Sequence[str], env: Mapping[str, str] | None = None,
-          log_path: Path | None = None, own_session: bool = False) -> subprocess.Popen[bytes]:
+          log_path: Path | None = None, own_session: bool = False,
+          die_with_parent: bool = False) -> subprocess.Popen[bytes]:
     """Start a long-lived child; its output goes to log_path (or is inherited).
 
     own_session keeps a terminal's Ctrl-C away from the child, so the caller can
     stop it last (a Redis must outlive the workers that drain into it).
+    die_with_parent has the kernel send the child SIGTERM when the thread that
+    spawned it ends, even by SIGKILL (Linux only), so that no child outlives the
+    process that owns it; spawn from the thread that lives as long as the process.
     """
     log = open(log_path, "ab") if log_path is not None else None  # noqa: SIM115
     try:
         return subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
             env=dict(env) if env is not None else None, start_new_session=own_session,
+            preexec_fn=_death_signal(os.getpid()) if die_with_parent else None,
         )
     except FileNotFoundError:
         raise ToolMissing(argv[0], _PACKAGES.get(Path(argv[0]).name, argv[0])) from None
     finally:
         if log is not None:
             log.close()
+
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _death_signal(parent: int) -> Callable[[], None]:
+    """What the forked child runs before exec: ask for SIGTERM on the parent's death."""
+    if not sys.platform.startswith("linux"):
+        raise OSError("die_with_parent needs Linux (prctl PR_SET_PDEATHSIG)")
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def arm() -> None:
+        if prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            os._exit(126)
+        # The parent may have died between fork and prctl: then no signal comes.
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return arm
 
 
 def require(tool: str) -> str:

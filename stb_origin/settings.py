@@ -113,6 +113,28 @@ class Settings:
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
+    def to_env(self) -> dict[str, str]:
+        """Every setting as the ``STB_*`` variable ``from_env`` reads back to an equal
+        object: the one way settings reach a subprocess. Unset values are "" so that
+        they override a stale variable inherited from the parent's environment."""
+        return {_env_name(name): _to_text(getattr(self, name))
+                for name in self.__dataclass_fields__}
+
+
+def _env_name(field_name: str) -> str:
+    return "STB_" + field_name.upper()
+
+
+def _to_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    # repr keeps every digit of a float; str(Path) is the path as given
+    return repr(value) if isinstance(value, float) else str(value)
+
 
 def _list(value: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in value.split(",") if item.strip())
@@ -157,12 +179,12 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     for name in Settings.__dataclass_fields__:
-        raw = env.get("STB_" + name.upper())
+        raw = env.get(_env_name(name))
         if raw is None or raw == "":
             continue
         cast = _CASTS.get(name, str)
         try:
             values[name] = cast(raw)
         except ValueError as exc:
-            raise SettingsError(f"STB_{name.upper()}: {exc}") from None
+            raise SettingsError(f"{_env_name(name)}: {exc}") from None
     return Settings(**values)

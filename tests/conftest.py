@@ -132,17 +132,8 @@ def api(app: Starlette) -> Iterator[str]:
 
 
 @pytest.fixture
-def worker_env(services: Services, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The job functions read settings from the environment, as a worker process does."""
-    settings = services.settings
-    for name, value in {"STB_DATA_DIR": str(settings.data_dir),
-                        "STB_REDIS_URL": settings.redis_url or "",
-                        "STB_QUEUE_NAME": settings.queue_name,
-                        "STB_SEGMENT_SECONDS": str(settings.segment_seconds),
-                        "STB_X264_PRESET": settings.x264_preset}.items():
-        monkeypatch.setenv(name, value)
-    jobs._services.cache_clear()
+def worker_env(services: Services) -> Iterator[None]:
+    """The job functions run with the test's settings, as run_worker sets them up."""
+    jobs.use_settings(services.settings)
     yield
-    if jobs._services.cache_info().currsize:
-        jobs._services().close()
-    jobs._services.cache_clear()
+    jobs.use_settings(None)

@@ -190,8 +190,12 @@ class TokenSigner:
         if header.get("typ") != typ:
             raise InvalidToken("wrong token type")
         kid = header.get("kid")
-        if not isinstance(kid, str) or (key := self._verifying_key(kid)) is None:
-            raise InvalidToken("unknown signing key")
+        if not isinstance(kid, str):
+            raise InvalidToken("unknown signing key: the token has no kid")
+        if (key := self._verifying_key(kid)) is None:
+            # kids are public (JWKS); the usual cause is a token another data dir signed
+            raise InvalidToken(f"unknown signing key: kid {_shown(kid)} is not one of this"
+                               " server's keys (a token from another installation or data dir?)")
         try:
             # The times are checked below against our clock (injectable in tests).
             claims: dict[str, Any] = jwt.decode(
@@ -199,6 +203,18 @@ class TokenSigner:
                 issuer=self.issuer, options={"require": _REQUIRED, "verify_exp": False,
                                              "verify_nbf": False, "verify_iat": False},
             )
+        except jwt.InvalidIssuerError:
+            # Only reached once our own key has verified the signature.
+            got = jwt.decode(token, key, algorithms=[ALGORITHM],
+                             options={"verify_aud": False, "verify_iss": False,
+                                      "verify_exp": False, "verify_nbf": False,
+                                      "verify_iat": False}).get("iss")
+            raise InvalidToken(f"wrong issuer: this server expects {self.issuer!r}, the token"
+                               f" has {_shown(got)} (STB_PUBLIC_BASE_URL or STB_JWT_ISSUER"
+                               " differs between who signed it and this server)") from None
+        except jwt.InvalidAudienceError:
+            raise InvalidToken(f"wrong audience: this server expects {self.audience!r}"
+                               " (STB_JWT_AUDIENCE)") from None
         except jwt.PyJWTError:
             raise InvalidToken("invalid token") from None
         times = [claims[name] for name in ("exp", "nbf", "iat")]
@@ -269,6 +285,12 @@ def _scopes(claims: dict[str, Any]) -> frozenset[str]:
     if not isinstance(scope, str):
         raise InvalidToken("invalid scope claim")
     return frozenset(scope.split())
+
+
+def _shown(value: object) -> str:
+    """A claim or header value for an error message: quoted, never long."""
+    text = repr(value) if isinstance(value, str) else type(value).__name__
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _optional_str(claims: dict[str, Any], name: str) -> str | None:

@@ -11,15 +11,30 @@ from stb_origin import pipeline
 from stb_origin.assets import records
 from stb_origin.observability import metrics
 from stb_origin.services import Services, build_services
-from stb_origin.settings import from_env
+from stb_origin.settings import Settings
 
 log = logging.getLogger("stb_origin.worker")
+
+# The settings the worker process was started with (``use_settings``, called by
+# run_worker); the work horses RQ forks inherit them.
+_settings: Settings | None = None
+
+
+def use_settings(settings: Settings | None) -> None:
+    """Make the job functions in this process run with these settings (None: none)."""
+    global _settings
+    if _services.cache_info().currsize:
+        _services().close()
+    _services.cache_clear()
+    _settings = settings
 
 
 @functools.cache
 def _services() -> Services:
-    # Read once per worker process; RQ imports this module in the work horse.
-    return build_services(from_env())
+    if _settings is None:
+        raise RuntimeError("no settings for the job functions: run_worker (or a test)"
+                           " calls workers.jobs.use_settings first")
+    return build_services(_settings)
 
 
 def process_asset(asset_id: str) -> str:

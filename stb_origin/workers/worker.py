@@ -27,7 +27,7 @@ from stb_origin.settings import Settings
 
 # Imported here, before RQ forks a work horse per job, so no job pays for
 # importing the pipeline (about 0.5 s, bench/pipeline_overhead.py).
-from stb_origin.workers import jobs  # noqa: F401
+from stb_origin.workers import jobs
 
 log = logging.getLogger("stb_origin.worker")
 
@@ -99,6 +99,7 @@ def run_worker(settings: Settings, burst: bool = False) -> int:
         raise ValueError("STB_REDIS_URL is not set (`stb-origin dev` starts a Redis itself)")
     redis = connect_redis(settings.redis_url)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    jobs.use_settings(settings)
     worker = RequeueingWorker([pipeline_queue(redis, settings)], connection=redis,
                               grace_s=settings.worker_grace_s,
                               heartbeat_path=settings.data_dir / HEARTBEAT_FILE)

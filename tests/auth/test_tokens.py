@@ -282,8 +282,35 @@ def test_wrong_token_type_is_refused(signer, sign_own):
 def test_unknown_kid_is_refused(signer, own_key):
     token = jwt.encode(_claims(signer), own_key.private_key, algorithm=ALGORITHM,
                        headers={"kid": "some-other-key", "typ": "at+jwt"})
-    with pytest.raises(InvalidToken, match="unknown signing key"):
+    with pytest.raises(InvalidToken, match="unknown signing key: kid 'some-other-key'"):
         signer.verify(token)
+
+
+def test_a_token_for_another_issuer_says_which_issuer_was_expected(signer):
+    # The same key ring behind another base URL: `stb-origin token` run without the
+    # dev server's STB_PUBLIC_BASE_URL.
+    other = TokenSigner(signer._load_ring, "http://127.0.0.1:9999", signer.audience)
+    with pytest.raises(InvalidToken) as refused:
+        signer.verify(other.issue(["playback"]))
+    assert str(refused.value).startswith(
+        f"wrong issuer: this server expects {signer.issuer!r}, the token has"
+        " 'http://127.0.0.1:9999'")
+
+
+def test_a_token_for_another_audience_says_which_audience_was_expected(signer):
+    other = TokenSigner(signer._load_ring, signer.issuer, "another-service")
+    with pytest.raises(InvalidToken, match="wrong audience: this server expects 'stb-origin'"):
+        signer.verify(other.issue(["playback"]))
+
+
+def test_refusals_never_echo_a_long_header_or_any_key_material(signer, own_key):
+    token = jwt.encode(_claims(signer), own_key.private_key, algorithm=ALGORITHM,
+                       headers={"kid": "k" * 500, "typ": "at+jwt"})
+    with pytest.raises(InvalidToken) as refused:
+        signer.verify(token)
+    message = str(refused.value)
+    assert len(message) < 300 and "k" * 100 not in message
+    assert "PRIVATE" not in message and token not in message
 
 
 @pytest.mark.parametrize("token", ["", "abc", "a.b.c", "a.b", "😀.😀.😀", "x" * 5000])
@@ -295,7 +322,7 @@ def test_malformed_and_oversized_tokens_are_refused(signer, token):
 def test_token_from_another_installation_is_refused(signer, tmp_path):
     other = load_signer(Settings(data_dir=tmp_path / "elsewhere"))
     signer.issue(["playback"])
-    with pytest.raises(InvalidToken):
+    with pytest.raises(InvalidToken, match="unknown signing key: kid '.+' is not one of this"):
         signer.verify(other.issue(["playback"]))
 
 

@@ -68,8 +68,7 @@ def serve_process(settings: Settings, server: str = "uvicorn",
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "STB_DATA_DIR": str(settings.data_dir),
-           "STB_REDIS_URL": str(settings.redis_url), "STB_QUEUE_NAME": settings.queue_name}
+    env = {**os.environ, **settings.to_env()}
     log_path = settings.data_dir / f"serve-{server}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "stb_origin.cli", "serve",

@@ -50,15 +50,7 @@ def workers(settings: Settings) -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 def _env(settings: Settings) -> dict[str, str]:
-    return {
-        **os.environ,
-        "STB_DATA_DIR": str(settings.data_dir),
-        "STB_REDIS_URL": str(settings.redis_url),
-        "STB_QUEUE_NAME": settings.queue_name,
-        "STB_SEGMENT_SECONDS": str(settings.segment_seconds),
-        "STB_KEY_ROTATION_SEGMENTS": str(settings.key_rotation_segments),
-        "STB_X264_PRESET": settings.x264_preset,
-    }
+    return {**os.environ, **settings.to_env()}
 
 
 def _spawn(workers: list[subprocess.Popen[bytes]], settings: Settings, name: str,
