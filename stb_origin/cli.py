@@ -17,6 +17,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         from granian import Granian
         from granian.constants import Interfaces
 
+        from stb_origin import migrations
+
+        # Once, here, before the workers fork: each of them then finds the schema
+        # at head. A failed upgrade stops the start with its message.
+        migrations.upgrade(settings.resolved_database_url)
         # The factory builds the app from the environment in each worker process.
         Granian("stb_origin.asgi:create", address=args.host, port=args.port,
                 interface=Interfaces.ASGI, factory=True, workers=args.workers,
@@ -43,10 +48,25 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:
     from stb_origin.auth.tokens import load_signer
+    from stb_origin.migrations import open_database
 
-    signer = load_signer(settings)
-    print(signer.issue(args.scope.split(), subject=args.subject, device_id=args.device,
-                       ttl_s=args.ttl))
+    db = open_database(settings.resolved_database_url)
+    try:
+        signer = load_signer(settings, db)
+        print(signer.issue(args.scope.split(), subject=args.subject, device_id=args.device,
+                           ttl_s=args.ttl))
+    finally:
+        db.dispose()
+    return 0
+
+
+def _db(settings: Settings, args: argparse.Namespace) -> int:
+    from stb_origin import migrations
+
+    url = settings.resolved_database_url
+    if args.action == "upgrade":
+        migrations.upgrade(url)
+    print(migrations.describe(url))
     return 0
 
 
@@ -55,11 +75,10 @@ def _signing_key(settings: Settings, args: argparse.Namespace) -> int:
 
     from stb_origin.auth import keyring
     from stb_origin.auth.tokens import LEEWAY_S, jwt_kek
-    from stb_origin.db import Database
     from stb_origin.drm.keys import Envelope
+    from stb_origin.migrations import open_database
 
-    db = Database(settings.resolved_database_url)
-    db.create_schema()
+    db = open_database(settings.resolved_database_url)
     envelope = Envelope(jwt_kek(settings))
     now = int(time.time())
     with db.session() as session:
@@ -86,14 +105,13 @@ def _signing_key(settings: Settings, args: argparse.Namespace) -> int:
 def _key_audit(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    from stb_origin.db import Database
     from stb_origin.db.types import utcnow
     from stb_origin.drm import audit
+    from stb_origin.migrations import open_database
 
     if args.older_than_days < 1:
         raise ValueError("--older-than-days must be at least 1")
-    db = Database(settings.resolved_database_url)
-    db.create_schema()
+    db = open_database(settings.resolved_database_url)
     before, removed = utcnow() - timedelta(days=args.older_than_days), 0
     try:
         while True:
@@ -116,11 +134,10 @@ def _utc(epoch: int) -> str:
 
 def _client(settings: Settings, args: argparse.Namespace) -> int:
     from stb_origin.accounts.errors import AlreadyExists
-    from stb_origin.db import Database
+    from stb_origin.migrations import open_database
     from stb_origin.oauth import clients
 
-    db = Database(settings.resolved_database_url)
-    db.create_schema()
+    db = open_database(settings.resolved_database_url)
     try:
         with db.session() as session:
             if args.action == "list":
@@ -198,6 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
     key_audit.add_argument("--older-than-days", type=int, required=True,
                            help="remove rows older than this (the retention your policy sets)")
     key_audit.set_defaults(run=_key_audit)
+
+    db = commands.add_parser(
+        "db", help="the database schema: upgrade it to this release's, or show where it is")
+    db.add_argument("action", choices=("upgrade", "current"),
+                    help="upgrade: migrate to head (every service also does this when it starts);"
+                         " current: print the revision")
+    db.set_defaults(run=_db)
 
     signing_key = commands.add_parser(
         "signing-key", help="list the token-signing keys, or rotate them without downtime")

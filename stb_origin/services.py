@@ -11,6 +11,7 @@ from stb_origin.auth import denylist
 from stb_origin.auth.tokens import TokenSigner, load_signer
 from stb_origin.db import Database
 from stb_origin.drm.keys import Envelope, load_kek
+from stb_origin.migrations import open_database
 from stb_origin.settings import Settings
 from stb_origin.storage import Storage, open_storage
 from stb_origin.storage.instrumented import InstrumentedStorage
@@ -36,8 +37,8 @@ def build_services(settings: Settings) -> Services:
     if settings.redis_url is None:
         raise ValueError("STB_REDIS_URL is not set (`stb-origin dev` starts a Redis itself)")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.resolved_database_url)
-    db.create_schema()
+    # Every process brings the schema to head first, under a lock (stb_origin/migrations).
+    db = open_database(settings.resolved_database_url)
     redis = connect_redis(settings.redis_url)
     return Services(
         settings=settings,

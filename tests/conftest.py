@@ -12,6 +12,7 @@ import pytest
 from redis import Redis
 from redis.exceptions import RedisError
 
+from stb_origin import migrations
 from stb_origin.app import create_app
 from stb_origin.db import Database
 from stb_origin.services import Services, build_services
@@ -31,11 +32,26 @@ def require_tools(*tools: str) -> None:
             pytest.fail(f"{tool} is required for this test: install {package}", pytrace=False)
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file the migrations brought to head, once a session: tests get copies."""
+    path = tmp_path_factory.mktemp("migrated") / "stb.db"
+    migrations.upgrade(f"sqlite:///{path}")
+    # Copying the file alone is only whole once the last connection has folded the WAL in.
+    assert not path.with_name("stb.db-wal").exists()
+    return path
+
+
+def copy_migrated(template: Path, to: Path) -> str:
+    to.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, to)
+    return f"sqlite:///{to}"
+
+
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
+def db(tmp_path: Path, migrated_sqlite: Path) -> Iterator[Database]:
     """An empty SQLite database with the whole schema (tests/accounts also run PostgreSQL)."""
-    database = Database(f"sqlite:///{tmp_path / 'stb.db'}")
-    database.create_schema()
+    database = Database(copy_migrated(migrated_sqlite, tmp_path / "stb.db"))
     yield database
     database.dispose()
 
@@ -111,7 +127,9 @@ def s3_env(moto_server: MotoServer) -> dict[str, str]:
 
 
 @pytest.fixture
-def services(settings: Settings) -> Iterator[Services]:
+def services(settings: Settings, migrated_sqlite: Path) -> Iterator[Services]:
+    # build_services migrates too; from a migrated copy it finds nothing to do.
+    copy_migrated(migrated_sqlite, settings.data_dir / "stb.db")
     built = build_services(settings)
     yield built
     built.close()
