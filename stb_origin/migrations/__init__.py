@@ -59,6 +59,21 @@ def upgrade(database_url: str, revision: str = "head") -> None:
         engine.dispose()
 
 
+def revision(database_url: str, message: str) -> Path:
+    """For developers: write a new revision into ``versions/`` by autogenerate, from
+    the models against the database at ``database_url`` brought to head. Read it and
+    tidy it before committing: autogenerate misses renames and data moves."""
+    upgrade(database_url)
+    engine = _engine(database_url)
+    try:
+        with engine.connect() as connection, connection.begin():
+            script = command.revision(_config(connection), message=message, autogenerate=True)
+    finally:
+        engine.dispose()
+    assert script is not None and not isinstance(script, list)
+    return Path(script.path)
+
+
 def open_database(database_url: str) -> Database:
     """The database, upgraded to head: what every process should open."""
     upgrade(database_url)
