@@ -6,6 +6,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -82,24 +83,46 @@ def settings(tmp_path: Path, redis_url: str) -> Settings:
     )
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+@contextmanager
+def _postgres_database(template: str | None = None) -> Iterator[str]:
+    """A new PostgreSQL database (a copy of ``template`` if given), dropped afterwards."""
     import psycopg
 
     name = f"stb_test_{secrets.token_hex(4)}"
     try:
-        admin = psycopg.connect(POSTGRES_URL.replace("postgresql://", "postgresql://", 1),
-                                autocommit=True, connect_timeout=5)
+        admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError:
         pytest.fail(f"PostgreSQL is required at {POSTGRES_URL}: apt-get install -y postgresql",
                     pytrace=False)
     with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        copy = f' TEMPLATE "{template}"' if template else ""
+        admin.execute(f'CREATE DATABASE "{name}"{copy}')
         try:
             yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
         finally:
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    with _postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres() -> Iterator[str]:
+    """The name of a PostgreSQL database the migrations brought to head, once a session."""
+    with _postgres_database() as url:
+        migrations.upgrade(url)
+        yield url.rsplit("/", 1)[1]
+
+
+@pytest.fixture
+def migrated_postgres_url(migrated_postgres: str) -> Iterator[str]:
+    """A PostgreSQL database with the whole schema: a server-side copy of the migrated one."""
+    with _postgres_database(template=migrated_postgres) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

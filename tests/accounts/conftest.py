@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from stb_origin import migrations
 from stb_origin.db import Database
 from tests.conftest import copy_migrated
 
@@ -18,8 +17,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Path,
     if request.param == "sqlite":
         url = copy_migrated(migrated_sqlite, tmp_path / "stb.db")
     else:
-        url = request.getfixturevalue("postgres_url")
-        migrations.upgrade(url)
+        url = request.getfixturevalue("migrated_postgres_url")
     database = Database(url)
     yield database
     database.dispose()
