@@ -40,12 +40,12 @@ class SchemaError(ValueError):
     pass
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    """Migrate the database to ``revision``, serialised with every other process."""
+def upgrade(database_url: str, target: str = "head") -> None:
+    """Migrate the database to ``target``, serialised with every other process."""
     engine = _engine(database_url)
     try:
         with engine.connect() as connection:
-            if revision == "head" and _at_head(connection):
+            if target == "head" and _at_head(connection):
                 return
             connection.rollback()
             with schema_lock(connection):
@@ -53,7 +53,7 @@ def upgrade(database_url: str, revision: str = "head") -> None:
                 _refuse_unknown(connection)
                 connection.commit()
                 with connection.begin():
-                    command.upgrade(_config(connection), revision)
+                    command.upgrade(_config(connection), target)
                 _check_foreign_keys(connection)
     finally:
         engine.dispose()
@@ -115,10 +115,14 @@ def _engine(database_url: str) -> Engine:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(database_url, poolclass=NullPool, connect_args={"timeout": 30})
     event.listen(engine, "connect", _sqlite_for_migrations)
+    # Python's sqlite3 runs DDL outside any transaction: begin one ourselves, so that
+    # an upgrade that fails half-way leaves the schema as it found it.
+    event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN"))
     return engine
 
 
 def _sqlite_for_migrations(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    dbapi_conn.isolation_level = None  # the driver's own BEGINs off: see "begin" above
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")

@@ -24,9 +24,11 @@ from sqlalchemy import (
     String,
     Table,
     insert,
+    inspect,
     select,
     text,
 )
+from sqlalchemy.exc import DBAPIError
 
 from stb_origin import migrations
 from stb_origin.db import Database
@@ -150,6 +152,21 @@ def test_a_database_create_all_made_is_adopted_with_its_data(empty_url: str) -> 
         titles = connection.execute(text("SELECT title FROM packages")).scalars().all()
     database.dispose()
     assert titles == ["Gold"]
+
+
+def test_an_upgrade_that_fails_half_way_leaves_the_schema_as_it_was(empty_url: str) -> None:
+    # Indexes and tables share one namespace on both engines: this table makes the
+    # initial revision fail late, at the index on users, after most tables are made.
+    database = Database(empty_url)
+    with database.engine.begin() as connection:
+        connection.execute(text("CREATE TABLE ix_users_account_id (id INTEGER)"))
+    with pytest.raises(DBAPIError, match="already"):
+        migrations.upgrade(empty_url)
+    with database.engine.connect() as connection:
+        names = inspect(connection).get_table_names()
+    database.dispose()
+    assert names == ["ix_users_account_id"]
+    assert migrations.current(empty_url) == ()
 
 
 def test_a_database_with_only_some_tables_is_refused_untouched(empty_url: str) -> None:
