@@ -19,9 +19,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
         from stb_origin import migrations
 
-        # Once, here, before the workers fork: each of them then finds the schema
-        # at head. A failed upgrade stops the start with its message.
+        # Once, here, before granian starts its workers: each of them then finds the
+        # schema at head. A failed upgrade stops the start with its message.
         migrations.upgrade(settings.resolved_database_url)
+
         # The factory builds the app from the environment in each worker process.
         Granian("stb_origin.asgi:create", address=args.host, port=args.port,
                 interface=Interfaces.ASGI, factory=True, workers=args.workers,
