@@ -10,8 +10,8 @@ app's database role may alter the schema, and that migrations must keep the
 previous release working (expand now, contract in a later release), as replicas
 of both run side by side during a rollout; a release step would ask the same.
 
-Concurrent starts never race: the upgrade runs under one lock (``lock.py``), and
-a process that finds the schema at head (the common case) takes no lock at all.
+Concurrent starts never race: the upgrade runs under one lock (``lock.py``); on
+PostgreSQL a process that finds the schema at head (the common case) takes none.
 A database at a revision this release does not know (migrated by a newer one) is
 refused with a message, never touched.
 """
@@ -44,17 +44,23 @@ def upgrade(database_url: str, target: str = "head") -> None:
     """Migrate the database to ``target``, serialised with every other process."""
     engine = _engine(database_url)
     try:
-        with engine.connect() as connection:
+        # The common case, already at head, takes no lock on PostgreSQL. On SQLite
+        # even the first connection waits for the lock (a flock, cheap): turning a
+        # new file to WAL fails at once, not after the busy time-out, when another
+        # process is doing the same.
+        if engine.dialect.name == "postgresql" and target == "head":
+            with engine.connect() as connection:
+                if _at_head(connection):
+                    return
+        with schema_lock(engine), engine.connect() as connection:
             if target == "head" and _at_head(connection):
                 return
-            connection.rollback()
-            with schema_lock(connection):
-                _adopt_unversioned(connection)
-                _refuse_unknown(connection)
-                connection.commit()
-                with connection.begin():
-                    command.upgrade(_config(connection), target)
-                _check_foreign_keys(connection)
+            _adopt_unversioned(connection)
+            _refuse_unknown(connection)
+            connection.commit()
+            with connection.begin():
+                command.upgrade(_config(connection), target)
+            _check_foreign_keys(connection)
     finally:
         engine.dispose()
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
 # pg_advisory_lock takes one bigint; this one is "stb-schema" in ASCII.
 ADVISORY_KEY = 0x7374622D736368
@@ -28,13 +28,13 @@ class LockTimeout(TimeoutError):
 
 
 @contextmanager
-def schema_lock(connection: Connection, timeout_s: float = WAIT_S) -> Iterator[None]:
-    dialect = connection.dialect.name
+def schema_lock(engine: Engine, timeout_s: float = WAIT_S) -> Iterator[None]:
+    dialect = engine.dialect.name
     if dialect == "postgresql":
-        with _advisory_lock(connection, timeout_s):
+        with engine.connect() as connection, _advisory_lock(connection, timeout_s):
             yield
     elif dialect == "sqlite":
-        database = connection.engine.url.database
+        database = engine.url.database
         if not database or database == ":memory:":
             yield  # a private in-memory database: nobody to race with
             return
