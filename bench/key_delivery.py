@@ -52,6 +52,7 @@ from common import (
 from servers import REPO, Process, start_granian, start_redis, stb_env
 from wrk import Figure, wrk
 
+from stb_origin import migrations
 from stb_origin.accounts import devices, entitlements, packages, users
 from stb_origin.accounts.devices import Capabilities
 from stb_origin.assets.records import Asset, Status
@@ -157,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
             env["STB_DATABASE_URL"] = args.database_url
         settings = Settings(data_dir=WORK / "data", redis_url=redis_url,
                             database_url=args.database_url)
+        migrations.upgrade(settings.resolved_database_url)
         services = build_services(settings)
         try:
             path, device_token, _operator, key_hex = set_up(services)

@@ -48,10 +48,10 @@ from common import OUT, machine_facts, print_table, source_clip, warn_if_busy
 from servers import Nginx, Process, free_port, require, start_redis, start_uvicorn, stb_env
 
 from stb_origin.auth.tokens import load_signer
-from stb_origin.db import Database
 from stb_origin.drm import keystore
 from stb_origin.drm.keys import generate_key
 from stb_origin.envelope import Envelope, load_kek
+from stb_origin.migrations import open_database
 from stb_origin.packager.package import VariantInput, count_segments, keys_needed, package
 from stb_origin.packager.playlists import START_BANDWIDTH
 from stb_origin.packager.publish import publish
@@ -116,8 +116,7 @@ class Published:
 
 
 def build(variants: list[Variant], clip: Path, base: Settings, preset: str) -> list[Published]:
-    db = Database(base.resolved_database_url)
-    db.create_schema()
+    db = open_database(base.resolved_database_url)
     storage = open_storage(base)
     envelope = Envelope(load_kek(base))
     encoded: dict[tuple[str, float, int | None], Path] = {}
@@ -319,7 +318,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"building {len(variants)} variants of {clip.name} (x264 {args.preset}) ...")
         published = build(variants, clip, base, args.preset)
         # The operator's token (no account to set up): what is compared is packaging.
-        token = load_signer(base).issue(["playback"], ttl_s=3600)
+        token = load_signer(base, open_database(base.resolved_database_url)).issue(
+            ["playback"], ttl_s=3600)
         origin, origin_port = start_uvicorn(
             stb_env({"STB_DATA_DIR": str(data), "STB_REDIS_URL": redis_url}), WORK / "logs")
         processes.append(origin)

@@ -36,6 +36,7 @@ from servers import Process, start_redis, start_uvicorn, stb_env
 
 from stb_origin import proc
 from stb_origin.auth.tokens import load_signer
+from stb_origin.migrations import open_database
 from stb_origin.settings import Settings
 
 WORK = OUT / "upload_rss"
@@ -187,8 +188,9 @@ def measure(label: str, gib: float, max_bytes: int | None, head: bytes,
         server, port = start_uvicorn(stb_env(env), WORK / "logs", f"serve-{label}")
         processes.append(server)
         base_url = f"http://127.0.0.1:{port}"
-        token = load_signer(Settings(data_dir=data)).issue(["assets:write"], subject="bench",
-                                                          ttl_s=3600)
+        settings = Settings(data_dir=data)
+        token = load_signer(settings, open_database(settings.resolved_database_url)).issue(
+            ["assets:write"], subject="bench", ttl_s=3600)
         # Warm-up: the first upload imports and allocates what every upload uses.
         warm = upload(base_url, token, Body(head, 4 * CHUNK))
         if warm[0] != 202:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
+from stb_origin import migrations
 from stb_origin.app import create_app
 from stb_origin.observability import logs
 from stb_origin.services import build_services
@@ -15,4 +16,8 @@ from stb_origin.settings import from_env
 
 def create() -> Starlette:
     logs.configure()
-    return create_app(build_services(from_env()))
+    settings = from_env()
+    # Under `stb-origin serve --server granian` the schema is at head already and
+    # this costs a lock and a read; any other ASGI server gets it upgraded here.
+    migrations.upgrade(settings.resolved_database_url)
+    return create_app(build_services(settings))

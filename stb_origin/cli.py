@@ -15,6 +15,11 @@ GRACEFUL_SHUTDOWN_S = 30
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from stb_origin import migrations
+
+    # Once, here, before the server (or granian's workers) opens it: a failed
+    # upgrade stops the start with its message.
+    migrations.upgrade(settings.resolved_database_url)
     if args.server == "granian":
         from granian import Granian
         from granian.constants import Interfaces
@@ -38,17 +43,35 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from stb_origin import migrations
     from stb_origin.workers.worker import run_worker
 
+    # Before any job: the work horses open a database already at head.
+    migrations.upgrade(settings.resolved_database_url)
     return run_worker(settings, burst=args.burst)
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:
     from stb_origin.auth.tokens import load_signer
+    from stb_origin.migrations import open_database
 
-    signer = load_signer(settings)
-    print(signer.issue(args.scope.split(), subject=args.subject, device_id=args.device,
-                       ttl_s=args.ttl))
+    db = open_database(settings.resolved_database_url)
+    try:
+        signer = load_signer(settings, db)
+        print(signer.issue(args.scope.split(), subject=args.subject, device_id=args.device,
+                           ttl_s=args.ttl))
+    finally:
+        db.dispose()
+    return 0
+
+
+def _db(settings: Settings, args: argparse.Namespace) -> int:
+    from stb_origin import migrations
+
+    url = settings.resolved_database_url
+    if args.action == "upgrade":
+        migrations.upgrade(url)
+    print(migrations.describe(url))
     return 0
 
 
@@ -57,11 +80,10 @@ def _signing_key(settings: Settings, args: argparse.Namespace) -> int:
 
     from stb_origin.auth import keyring
     from stb_origin.auth.tokens import LEEWAY_S, jwt_kek
-    from stb_origin.db import Database
     from stb_origin.envelope import Envelope
+    from stb_origin.migrations import open_database
 
-    db = Database(settings.resolved_database_url)
-    db.create_schema()
+    db = open_database(settings.resolved_database_url)
     envelope = Envelope(jwt_kek(settings))
     now = int(time.time())
     with db.session() as session:
@@ -88,14 +110,13 @@ def _signing_key(settings: Settings, args: argparse.Namespace) -> int:
 def _key_audit(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    from stb_origin.db import Database
     from stb_origin.db.types import utcnow
     from stb_origin.drm import audit
+    from stb_origin.migrations import open_database
 
     if args.older_than_days < 1:
         raise ValueError("--older-than-days must be at least 1")
-    db = Database(settings.resolved_database_url)
-    db.create_schema()
+    db = open_database(settings.resolved_database_url)
     before, removed = utcnow() - timedelta(days=args.older_than_days), 0
     try:
         while True:
@@ -118,11 +139,10 @@ def _utc(epoch: int) -> str:
 
 def _client(settings: Settings, args: argparse.Namespace) -> int:
     from stb_origin.accounts.errors import AlreadyExists
-    from stb_origin.db import Database
+    from stb_origin.migrations import open_database
     from stb_origin.oauth import clients
 
-    db = Database(settings.resolved_database_url)
-    db.create_schema()
+    db = open_database(settings.resolved_database_url)
     try:
         with db.session() as session:
             if args.action == "list":
@@ -200,6 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
     key_audit.add_argument("--older-than-days", type=int, required=True,
                            help="remove rows older than this (the retention your policy sets)")
     key_audit.set_defaults(run=_key_audit)
+
+    db = commands.add_parser(
+        "db", help="the database schema: upgrade it to this release's, or show where it is")
+    db.add_argument("action", choices=("upgrade", "current"),
+                    help="upgrade: migrate to head (every service also does this when it starts);"
+                         " current: print the revision")
+    db.set_defaults(run=_db)
 
     signing_key = commands.add_parser(
         "signing-key", help="list the token-signing keys, or rotate them without downtime")

@@ -36,8 +36,9 @@ def build_services(settings: Settings) -> Services:
     if settings.redis_url is None:
         raise ValueError("STB_REDIS_URL is not set (`stb-origin dev` starts a Redis itself)")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # The entry points (cli, asgi) bring the schema to head first, under a lock
+    # (stb_origin.migrations); the shared layer only opens the database.
     db = Database(settings.resolved_database_url)
-    db.create_schema()
     redis = connect_redis(settings.redis_url)
     envelope = Envelope(load_kek(settings))
     signer = load_signer(settings, db, is_denied=lambda claims: denylist.is_denied(

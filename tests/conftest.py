@@ -6,6 +6,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 
+from stb_origin import migrations
 from stb_origin.app import create_app
 from stb_origin.db import Database
 from stb_origin.services import Services, build_services
@@ -32,11 +34,26 @@ def require_tools(*tools: str) -> None:
             pytest.fail(f"{tool} is required for this test: install {package}", pytrace=False)
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file the migrations brought to head, once a session: tests get copies."""
+    path = tmp_path_factory.mktemp("migrated") / "stb.db"
+    migrations.upgrade(f"sqlite:///{path}")
+    # Copying the file alone is only whole once the last connection has folded the WAL in.
+    assert not path.with_name("stb.db-wal").exists()
+    return path
+
+
+def copy_migrated(template: Path, to: Path) -> str:
+    to.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, to)
+    return f"sqlite:///{to}"
+
+
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
+def db(tmp_path: Path, migrated_sqlite: Path) -> Iterator[Database]:
     """An empty SQLite database with the whole schema (tests/accounts also run PostgreSQL)."""
-    database = Database(f"sqlite:///{tmp_path / 'stb.db'}")
-    database.create_schema()
+    database = Database(copy_migrated(migrated_sqlite, tmp_path / "stb.db"))
     yield database
     database.dispose()
 
@@ -56,7 +73,10 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, redis_url: str) -> Settings:
+def settings(tmp_path: Path, redis_url: str, migrated_sqlite: Path) -> Settings:
+    """Settings over a data dir whose database the migrations made, as `stb-origin serve`
+    leaves it before it builds its services."""
+    copy_migrated(migrated_sqlite, tmp_path / "data" / "stb.db")
     return Settings(
         data_dir=tmp_path / "data",
         redis_url=redis_url,
@@ -67,24 +87,46 @@ def settings(tmp_path: Path, redis_url: str) -> Settings:
     )
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+@contextmanager
+def _postgres_database(template: str | None = None) -> Iterator[str]:
+    """A new PostgreSQL database (a copy of ``template`` if given), dropped afterwards."""
     import psycopg
 
     name = f"stb_test_{secrets.token_hex(4)}"
     try:
-        admin = psycopg.connect(POSTGRES_URL.replace("postgresql://", "postgresql://", 1),
-                                autocommit=True, connect_timeout=5)
+        admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError:
         pytest.fail(f"PostgreSQL is required at {POSTGRES_URL}: apt-get install -y postgresql",
                     pytrace=False)
     with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        copy = f' TEMPLATE "{template}"' if template else ""
+        admin.execute(f'CREATE DATABASE "{name}"{copy}')
         try:
             yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
         finally:
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    with _postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres() -> Iterator[str]:
+    """The name of a PostgreSQL database the migrations brought to head, once a session."""
+    with _postgres_database() as url:
+        migrations.upgrade(url)
+        yield url.rsplit("/", 1)[1]
+
+
+@pytest.fixture
+def migrated_postgres_url(migrated_postgres: str) -> Iterator[str]:
+    """A PostgreSQL database with the whole schema: a server-side copy of the migrated one."""
+    with _postgres_database(template=migrated_postgres) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

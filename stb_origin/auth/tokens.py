@@ -250,22 +250,18 @@ class TokenSigner:
             return self._ring
 
 
-def load_signer(settings: Settings, db: Database | None = None,
+def load_signer(settings: Settings, db: Database,
                 is_denied: Callable[[Claims], bool] = lambda _claims: False,
                 clock: Callable[[], float] = time.time) -> TokenSigner:
-    """A signer over the key ring in the settings' database; the JWT KEK is read
-    on first use only, so processes that never sign or verify never need it."""
-    if db is None:
-        db = Database(settings.resolved_database_url)
-        db.create_schema()
-    database = db
+    """A signer over the key ring in ``db``; the JWT KEK is read on first use
+    only, so processes that never sign or verify never need it."""
 
     @functools.cache
     def envelope() -> Envelope:
         return Envelope(jwt_kek(settings))
 
     def load() -> KeyRing:
-        with database.session() as session:
+        with db.session() as session:
             ensure_signing_key(session, envelope(), int(clock()))
             return load_ring(session, envelope())
 

@@ -1,4 +1,7 @@
-"""Database engine and sessions (SQLAlchemy): SQLite embedded, PostgreSQL in production."""
+"""Database engine and sessions (SQLAlchemy): SQLite embedded, PostgreSQL in production.
+
+The schema is made and changed only by migrations (``stb_origin.migrations``).
+"""
 
 from __future__ import annotations
 
@@ -29,16 +32,6 @@ class Database:
                 url, pool_pre_ping=True, connect_args={"connect_timeout": 10}
             )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-
-    def create_schema(self) -> None:
-        # Import the modules that define tables so they register with Base.
-        from stb_origin.accounts import models  # noqa: F401
-        from stb_origin.assets import records  # noqa: F401
-        from stb_origin.auth import keyring  # noqa: F401
-        from stb_origin.drm import audit, keystore  # noqa: F401
-        from stb_origin.oauth import models as oauth_models  # noqa: F401
-
-        Base.metadata.create_all(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -32,7 +32,6 @@ with 503, as before this path existed.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,10 +51,11 @@ from stb_origin.auth import denylist
 from stb_origin.auth.tokens import Claims, TokenSigner
 from stb_origin.db import stamps
 from stb_origin.db.stamps import StampedCache
-from stb_origin.db.types import utcnow
+from stb_origin.db.types import ID, utcnow
 from stb_origin.drm import audit, keys, keystore
 from stb_origin.drm.access import PlaybackRefused, check_claims, decide, needs_touch
 from stb_origin.drm.auditwriter import AuditWriter
+from stb_origin.drm.keys import KEY_ID
 from stb_origin.envelope import Envelope
 from stb_origin.services import Services
 from stb_origin.web.bearer import check_token, invalid_token, revocations_unavailable
@@ -65,8 +65,6 @@ NOT_FOUND = "not_found"
 RATE_LIMITED = "rate_limited"
 COPY_TTL_S = 60.0
 MAX_COPIES = 200_000
-_ID = re.compile(r"^[0-9a-f]{32}$")
-_KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -218,7 +216,7 @@ class KeyDelivery:
         return copy
 
     def _asset(self, asset_id: str, stamp: bytes | None) -> _AssetCopy:
-        if not _ID.match(asset_id):
+        if not ID.fullmatch(asset_id):
             return _AssetCopy(frozenset())  # in no package, has no keys
         copy = self._assets.get(asset_id, stamp)
         if copy is None:
@@ -228,7 +226,7 @@ class KeyDelivery:
         return copy
 
     def _key(self, asset_id: str, key_id: str, stamp: bytes | None) -> bytes | None:
-        if not (_ID.match(asset_id) and _KEY_ID.match(key_id)):
+        if not (ID.fullmatch(asset_id) and KEY_ID.fullmatch(key_id)):
             return None
         copy = self._asset(asset_id, stamp)
         wrapped = copy.wrapped.get(key_id)

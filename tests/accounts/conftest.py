@@ -8,15 +8,16 @@ from pathlib import Path
 import pytest
 
 from stb_origin.db import Database
+from tests.conftest import copy_migrated
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+def db(request: pytest.FixtureRequest, tmp_path: Path,
+       migrated_sqlite: Path) -> Iterator[Database]:
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'stb.db'}"
+        url = copy_migrated(migrated_sqlite, tmp_path / "stb.db")
     else:
-        url = request.getfixturevalue("postgres_url")
+        url = request.getfixturevalue("migrated_postgres_url")
     database = Database(url)
-    database.create_schema()
     yield database
     database.dispose()

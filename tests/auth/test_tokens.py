@@ -18,6 +18,7 @@ from stb_origin.auth.tokens import (
     load_signer,
 )
 from stb_origin.envelope import Envelope
+from stb_origin.migrations import open_database
 from stb_origin.settings import Settings
 
 
@@ -320,7 +321,8 @@ def test_malformed_and_oversized_tokens_are_refused(signer, token):
 
 
 def test_token_from_another_installation_is_refused(signer, tmp_path):
-    other = load_signer(Settings(data_dir=tmp_path / "elsewhere"))
+    elsewhere = Settings(data_dir=tmp_path / "elsewhere")
+    other = load_signer(elsewhere, open_database(elsewhere.resolved_database_url))
     signer.issue(["playback"])
     with pytest.raises(InvalidToken, match="unknown signing key: kid '.+' is not one of this"):
         signer.verify(other.issue(["playback"]))

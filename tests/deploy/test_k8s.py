@@ -236,6 +236,17 @@ def test_app_containers_run_real_stb_origin_subcommands(build: Build) -> None:
     assert _containers(apps["stb-worker"])[0]["args"][1] == "worker"
 
 
+def test_app_pods_upgrade_the_schema_first_with_database_access_only(build: Build) -> None:
+    for name, deployment in _app_deployments(build).items():
+        (init,) = _pod(deployment)["initContainers"]
+        assert init["image"] == _containers(deployment)[0]["image"], name
+        check_stb_origin_command(init["args"], f"Deployment {name} init container")
+        assert init["args"][1:] == ["db", "upgrade"], name
+        assert [e["name"] for e in init.get("env", [])] == ["PGPASSWORD"], name
+        assert init["securityContext"]["readOnlyRootFilesystem"] is True, name
+        assert {"cpu", "memory"} <= set(init["resources"]["requests"]), name
+
+
 def test_the_key_audit_is_purged_daily_with_database_access_only(build: Build) -> None:
     job = build.named("CronJob", "stb-key-audit-purge")
     pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]

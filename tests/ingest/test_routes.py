@@ -78,10 +78,13 @@ def test_upload_without_a_valid_token_is_refused(api, services, clip, token, sta
 
 def test_expired_and_foreign_tokens_are_refused(api, services, clip, tmp_path):
     from stb_origin.auth.tokens import load_signer
+    from stb_origin.migrations import open_database
     from stb_origin.settings import Settings
 
     expired = services.signer.issue(["assets:write"], ttl_s=-120)
-    foreign = load_signer(Settings(data_dir=tmp_path / "other")).issue(["assets:write"])
+    other = Settings(data_dir=tmp_path / "other")
+    foreign = load_signer(other, open_database(other.resolved_database_url)).issue(
+        ["assets:write"])
     for token in (expired, foreign):
         response = _post(api, token, files={"file": ("clip.mp4", clip.read_bytes())})
         assert response.status_code == 401

@@ -30,7 +30,7 @@ RACERS = 8
 def settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
     if request.param == "sqlite":
         return settings
-    return settings.with_(database_url=request.getfixturevalue("postgres_url"))
+    return settings.with_(database_url=request.getfixturevalue("migrated_postgres_url"))
 
 
 def _race(api: str, send: Callable[[httpx.Client], httpx.Response]) -> list[httpx.Response]:

@@ -34,6 +34,7 @@ from schemathesis.checks import (
     unsupported_method,
 )
 
+from stb_origin import migrations
 from stb_origin.accounts import devices, entitlements, packages, users
 from stb_origin.accounts.devices import Capabilities
 from stb_origin.accounts.models import Role
@@ -116,8 +117,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     redis = Redis.from_url(REDIS_URL)
     redis.flushdb()
     data_dir: Path = tmp_path_factory.mktemp("contract") / "data"
-    services = build_services(Settings(data_dir=data_dir, redis_url=REDIS_URL,
-                                       queue_name=f"pipeline-{secrets.token_hex(4)}"))
+    settings = Settings(data_dir=data_dir, redis_url=REDIS_URL,
+                        queue_name=f"pipeline-{secrets.token_hex(4)}")
+    migrations.upgrade(settings.resolved_database_url)
+    services = build_services(settings)
     try:
         with run_server(create_app(services)) as base_url:
             yield _world(services, base_url)
