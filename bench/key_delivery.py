@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     WORK.mkdir(parents=True)
     warn_if_busy()
     before_root = unpack(args.before, WORK / "before")
-    redis, redis_url = start_redis(WORK / "redis")
+    redis, redis_url = start_redis(WORK / "redis", cpu=WRK_CPU)
     servers: list[Server] = []
     try:
         env = {"STB_DATA_DIR": str(WORK / "data"), "STB_REDIS_URL": redis_url,

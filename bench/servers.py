@@ -95,11 +95,14 @@ class Process:
             os.killpg(group, sig)
 
 
-def start_redis(work: Path) -> tuple[Process, str]:
+def start_redis(work: Path, cpu: int | None = None) -> tuple[Process, str]:
+    """cpu: pin it there (off the core a benchmark gives the server under test)."""
     exe = require("redis-server", "apt-get install -y redis-server")
     port = free_port()
     work.mkdir(parents=True, exist_ok=True)
-    process = Process("redis", [exe, "--port", str(port), "--bind", "127.0.0.1",
+    pin = [require("taskset", "apt-get install -y util-linux"), "-c", str(cpu)] if (
+        cpu is not None) else []
+    process = Process("redis", [*pin, exe, "--port", str(port), "--bind", "127.0.0.1",
                                 "--save", "", "--appendonly", "no", "--dir", str(work)],
                       work)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S

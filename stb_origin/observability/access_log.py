@@ -11,8 +11,8 @@ The query string is never logged: ``?token=`` carries credentials.
 from __future__ import annotations
 
 import logging
+import random
 import re
-import secrets
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -31,7 +31,11 @@ _CREATED = re.compile(rb"^/v1/assets/([0-9a-f]{32})$")
 
 def request_id_of(scope: Scope) -> str:
     incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-    return incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(8)
+    if _REQUEST_ID.match(incoming):
+        return incoming
+    # A request id only ties log lines together: it need not be unguessable, and
+    # os.urandom is a system call on every request (random reseeds after a fork).
+    return f"{random.getrandbits(64):016x}"
 
 
 def loggable_path(path: str) -> str:
