@@ -10,6 +10,7 @@ under a fresh version prefix and the asset turns ``ready`` only at the end.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -18,6 +19,7 @@ from types import FrameType
 from typing import Any
 
 from redis.client import Pipeline
+from redis.exceptions import RedisError
 from rq import Worker
 from rq.executions import Execution
 from rq.job import JobStatus
@@ -34,6 +36,8 @@ log = logging.getLogger("stb_origin.worker")
 # Touched on every turn of the worker's loop (at least every 405 s idle, every 30 s
 # busy, whether or not Redis answers): the container probes in deploy/ read its age.
 HEARTBEAT_FILE = "worker.heartbeat"
+# How long a stopping worker waits for its pubsub thread, which closes its connection.
+PUBSUB_STOP_S = 2.0
 
 
 class RequeueingWorker(Worker):
@@ -50,6 +54,22 @@ class RequeueingWorker(Worker):
         if self.heartbeat_path is not None:
             self.heartbeat_path.touch()
         super().heartbeat(timeout, pipeline)
+
+    def unsubscribe(self) -> None:
+        # RQ unsubscribes, then stops the pubsub thread, and redis-py's stop() waits
+        # for that thread: when it has already read the unsubscribe reply it sits in
+        # get_message for RQ's 60 s sleep, and the worker's exit with it (seen as
+        # workers outliving their stop). Clear its flag first; the reply then wakes
+        # it to exit. A daemon thread still reading a dead Redis ends with us.
+        thread = self.pubsub_thread
+        if thread is None:
+            return
+        self.log.info("Worker %s: unsubscribing from channel %s", self.name,
+                      self.pubsub_channel_name)
+        thread.stop(timeout=0)
+        with contextlib.suppress(RedisError):
+            self.pubsub.unsubscribe()
+        thread.join(timeout=PUBSUB_STOP_S)
 
     def handle_warm_shutdown_request(self) -> None:
         super().handle_warm_shutdown_request()
