@@ -18,6 +18,7 @@ refused with a message, never touched.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -34,6 +35,18 @@ from stb_origin.migrations.lock import schema_lock
 HERE = Path(__file__).resolve().parent
 # The schema that `create_all` made before there were migrations.
 INITIAL_REVISION = "0001"
+
+
+class _OnlyChanges(logging.Filter):
+    """Every process upgrades as it starts: keep Alembic's "Running upgrade ..." lines
+    and drop its per-start chatter (the dialect it found; the plugins it set up on
+    import are quieted by ``observability.logs.configure``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or record.getMessage().startswith("Running ")
+
+
+logging.getLogger("alembic.runtime.migration").addFilter(_OnlyChanges())
 
 
 class SchemaError(ValueError):

@@ -75,3 +75,5 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Alembic lists the plugins it sets up each time it is imported: every process.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

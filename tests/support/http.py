@@ -7,7 +7,9 @@ or `stb-origin serve` as a process.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -71,9 +73,12 @@ def serve_process(settings: Settings, server: str = "uvicorn",
     env = {**os.environ, **settings.to_env()}
     log_path = settings.data_dir / f"serve-{server}.log"
     with open(log_path, "wb") as log:
+        # Its own process group: granian's workers are its children, and a kill of
+        # the main process alone would leave them running.
         process = subprocess.Popen([sys.executable, "-m", "stb_origin.cli", "serve",
                                     "--port", str(port), "--server", server], env=env,
-                                   stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+                                   stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + ready_timeout_s
@@ -87,6 +92,6 @@ def serve_process(settings: Settings, server: str = "uvicorn",
                 time.sleep(0.1)
         yield process, base_url
     finally:
-        if process.poll() is None:
-            process.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait()
