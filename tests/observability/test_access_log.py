@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import secrets
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -14,46 +12,14 @@ import pytest
 
 from stb_origin.drm import keystore
 from stb_origin.drm.keys import generate_key
-from stb_origin.observability.logs import JsonFormatter
+from tests.support.logs import JsonLines, captured
 from tests.support.media import make_clip
-
-
-class JsonLines(logging.Handler):
-    """Every stb_origin record, formatted as the service writes it, parsed back."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.setFormatter(JsonFormatter())
-        self.lines: list[dict[str, object]] = []
-        self.raw: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        text = self.format(record)
-        self.raw.append(text)
-        self.lines.append(json.loads(text))
-
-    def wait_for(self, **fields: object) -> dict[str, object]:
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if all(line.get(k) == v for k, v in fields.items()):
-                    return line
-            time.sleep(0.02)
-        raise AssertionError(f"no log line with {fields}; got {self.lines}")
 
 
 @pytest.fixture
 def log_lines() -> Iterator[JsonLines]:
-    handler = JsonLines()
-    logger = logging.getLogger("stb_origin")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+    with captured(logging.INFO) as lines:
+        yield lines
 
 
 def _access(log_lines: JsonLines, request_id: str) -> dict[str, object]:

@@ -12,6 +12,7 @@ import pytest
 from stb_origin import pipeline
 from stb_origin.ingest.service import accept_source
 from stb_origin.observability import logs
+from tests.support.logs import JsonLines, captured
 
 
 def _format(record_logger: str, msg: str, **extra: object) -> dict[str, object]:
@@ -41,28 +42,10 @@ def test_context_stays_in_its_own_thread():
     assert "asset_id" not in seen[0]
 
 
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.setFormatter(logs.JsonFormatter())
-        self.lines: list[dict[str, object]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(json.loads(self.format(record)))
-
-
 @pytest.fixture
-def records() -> Iterator[Records]:
-    handler = Records()
-    logger = logging.getLogger("stb_origin")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+def records() -> Iterator[JsonLines]:
+    with captured(logging.DEBUG) as lines:
+        yield lines
 
 
 def test_every_pipeline_line_carries_the_asset_id(services, tmp_path, records, monkeypatch):
