@@ -68,10 +68,6 @@ class Capabilities:
                 "codecs": list(self.codecs)}
 
 
-def capabilities_of(device: Device) -> Capabilities:
-    return Capabilities.from_json(device.capabilities)
-
-
 def check_identity(serial: str, model: str) -> None:
     """InvalidValue unless the serial and model are ones a device may have."""
     if not _SERIAL.fullmatch(serial):

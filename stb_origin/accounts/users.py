@@ -85,11 +85,6 @@ def page_users(session: Session, limit: int, after: str | None,
     return newest_first(session, User, query, limit, after)
 
 
-def set_password(user: User, password: str) -> None:
-    passwords.check_strength(password)
-    user.password_hash = passwords.hash_password(password)
-
-
 def authenticate(session: Session, email: str, password: str) -> User | None:
     """The user with this email and password, else None (in about the same time)."""
     global _dummy_hash
