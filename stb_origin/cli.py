@@ -32,10 +32,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from stb_origin.app import create_app
+    from stb_origin.app import for_server
     from stb_origin.services import build_services
 
-    app = create_app(build_services(settings))
+    app = for_server(build_services(settings))
     # uvicorn's access log would print query strings, which may hold tokens.
     uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_config=None,
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, server_header=False)

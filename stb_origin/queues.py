@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 from rq import Callback, Queue, Retry
 from rq.job import Job
 
@@ -16,6 +17,13 @@ REDIS_TIMEOUT_S = 10
 def connect_redis(url: str) -> Redis:
     return Redis.from_url(url, socket_connect_timeout=REDIS_TIMEOUT_S,
                           socket_timeout=REDIS_TIMEOUT_S, health_check_interval=30)
+
+
+def connect_async_redis(url: str) -> AsyncRedis:
+    """The same connection, for code that awaits Redis in the event loop. Create
+    it inside the loop that will use it: its connections belong to that loop."""
+    return AsyncRedis.from_url(url, socket_connect_timeout=REDIS_TIMEOUT_S,
+                               socket_timeout=REDIS_TIMEOUT_S, health_check_interval=30)
 
 
 def pipeline_queue(redis: Redis, settings: Settings) -> Queue:

@@ -6,7 +6,6 @@ import time
 from collections.abc import Callable
 
 from redis import Redis
-from redis.client import Pipeline
 
 _PREFIX = "stb:rate:"
 
@@ -20,18 +19,19 @@ def hit(redis: Redis, key: str, limit: int, window_s: int,
     else the seconds until the window ends (for ``Retry-After``). ``clock`` is
     wall time (windows line up across processes); tests pass their own."""
     now = clock()
+    name = window_name(key, window_s, now)
     pipe = redis.pipeline(transaction=False)
-    add_hit(pipe, key, window_s, now)
+    pipe.incr(name)
+    pipe.expire(name, window_s + 1)
     count, _ = pipe.execute()
     return wait_s(int(count), limit, window_s, now)
 
 
-def add_hit(pipe: Pipeline, key: str, window_s: int, now: float) -> None:
-    """Queue the two commands of one hit on ``pipe`` (results: the count, then
-    ignore one), for a caller that has more to ask Redis in the same round trip."""
-    name = f"{_PREFIX}{key}:{int(now // window_s)}"
-    pipe.incr(name)
-    pipe.expire(name, window_s + 1)
+def window_name(key: str, window_s: int, now: float) -> str:
+    """The Redis counter of ``key``'s current window (for a caller that counts the
+    hit itself, in a round trip that does more): INCR it, and let it expire a
+    second after the window ends."""
+    return f"{_PREFIX}{key}:{int(now // window_s)}"
 
 
 def wait_s(count: int, limit: int, window_s: int, now: float) -> float | None:
@@ -43,4 +43,4 @@ def wait_s(count: int, limit: int, window_s: int, now: float) -> float | None:
 
 def reset(redis: Redis, key: str, window_s: int, clock: Clock = time.time) -> None:
     """Forget the current window's count (e.g. after a successful sign-in)."""
-    redis.delete(f"{_PREFIX}{key}:{int(clock() // window_s)}")
+    redis.delete(window_name(key, window_s, clock()))

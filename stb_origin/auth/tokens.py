@@ -146,6 +146,17 @@ class TokenSigner:
             raise InvalidToken("token revoked")
         return claims
 
+    def verifies_in_memory(self, token: str) -> bool:
+        """Whether ``verify(token)`` can answer without reading the database (the
+        token was verified before and the key ring is not due to be reloaded):
+        the key path then calls it in the event loop instead of a worker thread."""
+        now = self._clock()
+        with self._lock:
+            if self._ring is None or now - self._loaded_at >= RING_RELOAD_S:
+                return False
+        verified = self._verified.get(token)
+        return verified is not None and now < verified[0].expires_at + LEEWAY_S
+
     def _still_valid(self, verified: tuple[Claims, str], now: float) -> bool:
         claims, kid = verified
         return (now < claims.expires_at + LEEWAY_S

@@ -1,18 +1,26 @@
-"""One key fetch, every check on, in one worker-thread call with one Redis round trip.
+"""One key fetch, every check on, with one Redis round trip and no thread hop while
+the cached copies are current.
 
 What a fetch does, in order:
 
 1. the token's signature, times and scope (a token seen before is remembered
    by the signer, so this is a dictionary lookup);
-2. ONE Redis pipeline: the deny-list (the token and its device), the device's
-   rate-limit count, and the change stamps (``db.stamps``) of the asset and,
-   once known, of the caller's account;
+2. ONE Redis command (``drm.checks``, batched with the other fetches in
+   flight): the deny-list (the token and its device), the device's rate-limit
+   count, and the change stamps (``db.stamps``) of the asset and, once known,
+   of the caller's account;
 3. the rules of ``drm.access.decide`` over in-process copies of the user, the
    device, the account's entitlement windows and the packages holding the
    asset, each kept under the stamp it was loaded with — a copy whose stamp
    differs from the one just read is reloaded (SQLAlchemy Core, no ORM) first;
 4. the wrapped key from the same asset copy, unwrapped for this answer;
 5. the audit row handed to ``drm.auditwriter`` (written in batches by its thread).
+
+The event loop runs every step, and awaits step 2, while nothing needs the
+database. What does hops to a worker thread: step 1 for a token not seen
+before (or when the signing keys are due to be read again, once a minute),
+steps 3 to 5 when a copy is missing or stale. A thread hop costs more than all
+the checks themselves.
 
 Why revocation still takes effect on every process at once: nothing is
 invalidated by message. Every fetch reads the deny-list and the stamps afresh
@@ -37,6 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import anyio
 from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import Engine
@@ -55,6 +64,7 @@ from stb_origin.db.types import ID, utcnow
 from stb_origin.drm import audit, keys, keystore
 from stb_origin.drm.access import PlaybackRefused, check_claims, decide, needs_touch
 from stb_origin.drm.auditwriter import AuditWriter
+from stb_origin.drm.checks import Answer, Checks
 from stb_origin.drm.keys import KEY_ID
 from stb_origin.envelope import Envelope
 from stb_origin.services import Services
@@ -65,6 +75,7 @@ NOT_FOUND = "not_found"
 RATE_LIMITED = "rate_limited"
 COPY_TTL_S = 60.0
 MAX_COPIES = 200_000
+
 
 
 @dataclass(frozen=True)
@@ -101,11 +112,13 @@ class _AssetCopy:
 
 
 class KeyDelivery:
-    def __init__(self, signer: TokenSigner, redis: Redis, engine: Engine, envelope: Envelope,
-                 audit_writer: AuditWriter, *, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, signer: TokenSigner, redis_url: str, redis: Redis, engine: Engine,
+                 envelope: Envelope, audit_writer: AuditWriter, *,
+                 clock: Callable[[], float] = time.monotonic,
                  now: Callable[[], datetime] = utcnow, copy_ttl_s: float = COPY_TTL_S) -> None:
         self._signer = signer
-        self.redis = redis
+        self.redis = redis  # for the loads in a worker thread
+        self.checks = Checks(redis_url, RATE_WINDOW_S + 1)
         self._engine = engine
         self._envelope = envelope
         self.audit = audit_writer
@@ -123,19 +136,24 @@ class KeyDelivery:
     def for_services(cls, services: Services) -> KeyDelivery:
         """One per HTTP process: its copies and its audit writer live with the app."""
         engine = services.db.engine
-        return cls(services.signer, services.redis, engine, services.envelope,
+        url = services.settings.redis_url
+        assert url is not None, "build_services always sets a Redis URL"
+        return cls(services.signer, url, services.redis, engine, services.envelope,
                    AuditWriter(engine))
 
-    def fetch(self, token: str, asset_id: str, key_id: str, origin: Origin,
-              limit: int) -> Outcome:
-        """The outcome of one key request (ApiError for a token refused outright).
-        Blocking: call it in a worker thread."""
-        claims = check_token(self._signer, token, (scopes.PLAYBACK,), check_denied=False)
+    async def fetch(self, token: str, asset_id: str, key_id: str, origin: Origin,
+                    limit: int) -> Outcome:
+        """The outcome of one key request (ApiError for a token refused outright)."""
+        if self._signer.verifies_in_memory(token):
+            claims = check_token(self._signer, token, (scopes.PLAYBACK,), check_denied=False)
+        else:  # a token seen first, or the signing keys due to be read again
+            claims = await anyio.to_thread.run_sync(
+                lambda: check_token(self._signer, token, (scopes.PLAYBACK,), check_denied=False))
         now = self.now()
         account_id = self._account_of.get(claims.subject)
-        denied, count, asset_stamp, account_stamp = self._ask_redis(
-            claims, asset_id, account_id, now.timestamp())
-        if denied:
+        found = await self._ask_redis(claims, asset_id, account_id, now.timestamp())
+        count, asset_stamp, account_stamp = found.count, found.asset_stamp, found.account_stamp
+        if found.denied:
             raise invalid_token("token revoked")
         wanted = _wanted(claims, asset_id, key_id, origin)
         wait = ratelimit.wait_s(count, limit, RATE_WINDOW_S, now.timestamp())
@@ -145,6 +163,17 @@ class KeyDelivery:
             if count == limit + 1:
                 self._audit(wanted, RATE_LIMITED, now)
             return Outcome(RATE_LIMITED, claims, retry_after_s=wait)
+        if self._current(claims, asset_id, key_id, account_id, account_stamp, asset_stamp):
+            return self._answer(claims, asset_id, key_id, account_id, account_stamp,
+                                asset_stamp, wanted, now)
+        return await anyio.to_thread.run_sync(
+            self._answer, claims, asset_id, key_id, account_id, account_stamp, asset_stamp,
+            wanted, now)
+
+    def _answer(self, claims: Claims, asset_id: str, key_id: str, account_id: str | None,
+                account_stamp: bytes | None, asset_stamp: bytes | None,
+                wanted: audit.KeyRequest, now: datetime) -> Outcome:
+        """Steps 3 to 5. Blocking unless ``_current`` said every copy is at hand."""
         try:
             check_claims(claims, asset_id)
             copy = self._viewer(claims, account_id, account_stamp)
@@ -161,25 +190,34 @@ class KeyDelivery:
         self._audit(wanted, outcome, now, viewer.account_id)
         return Outcome(outcome, claims, key=key)
 
-    def close(self) -> None:
-        self.audit.close()
+    async def aclose(self) -> None:
+        await self.checks.aclose()
+        await anyio.to_thread.run_sync(self.audit.close)
 
     # --- the steps ----------------------------------------------------------------
 
-    def _ask_redis(self, claims: Claims, asset_id: str, account_id: str | None,
-                   at: float) -> tuple[bool, int, bytes | None, bytes | None]:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.exists(*denylist.names(claims.token_id, claims.device_id))
-        ratelimit.add_hit(pipe, f"keys:{_rate_key(claims)}", RATE_WINDOW_S, at)
-        pipe.get(stamps.asset(asset_id))
-        if account_id is not None:
-            pipe.get(stamps.account(account_id))
+    async def _ask_redis(self, claims: Claims, asset_id: str, account_id: str | None,
+                         at: float) -> Answer:
         try:
-            found = pipe.execute()
+            return await self.checks.ask(
+                denylist.names(claims.token_id, claims.device_id),
+                ratelimit.window_name(f"keys:{_rate_key(claims)}", RATE_WINDOW_S, at),
+                stamps.asset(asset_id),
+                stamps.account(account_id) if account_id is not None else None)
         except RedisError:
             raise revocations_unavailable() from None
-        account_stamp = found[4] if account_id is not None else None
-        return bool(found[0]), int(found[1]), found[3], account_stamp
+
+    def _current(self, claims: Claims, asset_id: str, key_id: str, account_id: str | None,
+                 account_stamp: bytes | None, asset_stamp: bytes | None) -> bool:
+        """Whether steps 3 to 5 can be answered from the copies, without the database."""
+        if claims.subject != OPERATOR and (
+                account_id is None
+                or self._viewers.get((claims.subject, claims.device_id), account_stamp) is None):
+            return False
+        if not ID.fullmatch(asset_id):
+            return True  # in no package, has no keys: nothing to read
+        copy = self._assets.get(asset_id, asset_stamp)
+        return copy is not None and (key_id in copy.wrapped or not KEY_ID.fullmatch(key_id))
 
     def _viewer(self, claims: Claims, account_id: str | None,
                 stamp: bytes | None) -> _ViewerCopy:

@@ -61,11 +61,10 @@ async def get_key(request: Request) -> Response:
         token = bearer_token(request, allow_query=True)
         if token is None:
             raise missing_token()
-        # The one hop to a worker thread: the token, Redis, and the database
-        # only when a cached copy is stale (drm.delivery).
-        outcome = await anyio.to_thread.run_sync(
-            delivery_of(request).fetch, token, asset_id, key_id, _origin(request),
-            services.settings.key_requests_per_minute)
+        # In the event loop, with a hop to a worker thread only when a cached
+        # copy must be read again from the database (drm.delivery).
+        outcome = await delivery_of(request).fetch(
+            token, asset_id, key_id, _origin(request), services.settings.key_requests_per_minute)
     except ApiError as exc:
         metrics.KEY_REFUSALS.labels(_TOKEN_REFUSALS.get(exc.status, "unavailable")).inc()
         # Refusals carry the private headers too (so a web player can read them).

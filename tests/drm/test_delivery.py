@@ -19,7 +19,6 @@ from stb_origin.drm import keystore
 from stb_origin.drm.auditwriter import AuditWriter
 from stb_origin.drm.delivery import COPY_TTL_S, KeyDelivery
 from stb_origin.drm.keys import ContentKey, generate_key
-from stb_origin.queues import connect_redis
 from stb_origin.services import Services, build_services
 from tests.drm.support import Box, household, new_asset, revoke
 from tests.support.http import run_server
@@ -149,9 +148,9 @@ def test_a_change_made_behind_the_services_back_is_seen_once_the_copy_expires(
         other, film, gold_box):
     clock = [1000.0]
     app_b = create_app(other)
-    app_b.state.key_delivery = KeyDelivery(other.signer, other.redis, other.db.engine,
-                                           other.envelope, AuditWriter(other.db.engine),
-                                           clock=lambda: clock[0])
+    app_b.state.key_delivery = KeyDelivery(
+        other.signer, str(other.settings.redis_url), other.redis, other.db.engine,
+        other.envelope, AuditWriter(other.db.engine), clock=lambda: clock[0])
     with run_server(app_b) as api_b:
         assert _served(api_b, film, gold_box.token)
         revoke(other, gold_box.device_id)  # in the database only: no stamp, no deny-list
@@ -160,11 +159,13 @@ def test_a_change_made_behind_the_services_back_is_seen_once_the_copy_expires(
         assert refused.status_code == 403 and refused.json()["error"]["code"] == "device_revoked"
 
 
-def test_a_box_is_refused_while_redis_cannot_say_whether_it_is_revoked(api, app, film,
-                                                                        gold_box):
-    assert _served(api, film, gold_box.token)
-    app.state.key_delivery.redis = connect_redis("redis://127.0.0.1:1/0")  # nobody there
-    response = _key(api, film, gold_box.token)
+def test_a_box_is_refused_while_redis_cannot_say_whether_it_is_revoked(other, film, gold_box):
+    app_b = create_app(other)
+    app_b.state.key_delivery = KeyDelivery(
+        other.signer, "redis://127.0.0.1:1/0", other.redis,  # nobody listens there
+        other.db.engine, other.envelope, AuditWriter(other.db.engine))
+    with run_server(app_b) as api_b:
+        response = _key(api_b, film, gold_box.token)
     assert response.status_code == 503 and response.headers["retry-after"] == "5"
     assert film[1].key not in response.content
 

@@ -31,9 +31,11 @@ STARTUP_TIMEOUT_S = 10.0
 @contextmanager
 def run_server(app: ASGIApp, **config: Any) -> Iterator[str]:
     """Serve ``app`` until the block ends; yields the base URL. ``config`` goes to
-    ``uvicorn.Config`` (e.g. ``lifespan="on"``, ``http="h11"``)."""
+    ``uvicorn.Config`` (e.g. ``lifespan="off"``, ``http="h11"``)."""
     # log_config=None: leave the test run's logging alone (records reach caplog).
-    options: dict[str, Any] = {"lifespan": "off", "log_level": "warning", "ws": "none",
+    # The lifespan runs, as under a real server: it closes what the app opened in
+    # its event loop (the key path's Redis connection) before the loop goes.
+    options: dict[str, Any] = {"lifespan": "on", "log_level": "warning", "ws": "none",
                                "access_log": False, "log_config": None}
     options.update(config)
     # Bind first, so the port is ours before the server thread starts.
