@@ -67,7 +67,7 @@ from wrk import Figure, wrk
 from stb_origin.drm.keys import generate_key
 from stb_origin.origin.objectcache import DEFAULT_MAX_OBJECT_BYTES
 from stb_origin.packager.package import VariantInput, count_segments, keys_needed, package
-from stb_origin.packager.publish import publish
+from stb_origin.packager.publish import point_master_at, publish
 from stb_origin.settings import Settings
 from stb_origin.storage import open_storage
 from stb_origin.transcode import plan_ladder, probe, transcode
@@ -123,8 +123,11 @@ def build_asset(clip: Path, settings: Settings, cold_count: int, cold_disk_count
     version = "v" + secrets.token_hex(6)
     storage = open_storage(settings)
     publish(storage, asset_id, version, packaged)
+    point_master_at(storage, asset_id, version)
     if s3_settings is not None:
-        publish(open_storage(s3_settings), asset_id, version, packaged)
+        s3 = open_storage(s3_settings)
+        publish(s3, asset_id, version, packaged)
+        point_master_at(s3, asset_id, version)
 
     rendition = segment.parent.name
     base = f"/hls/{asset_id}/{version}/{rendition}"

@@ -54,7 +54,7 @@ from stb_origin.envelope import Envelope, load_kek
 from stb_origin.migrations import open_database
 from stb_origin.packager.package import VariantInput, count_segments, keys_needed, package
 from stb_origin.packager.playlists import START_BANDWIDTH
-from stb_origin.packager.publish import publish
+from stb_origin.packager.publish import point_master_at, publish
 from stb_origin.settings import Settings
 from stb_origin.storage import open_storage
 from stb_origin.transcode import plan_ladder, probe, transcode
@@ -153,7 +153,9 @@ def build(variants: list[Variant], clip: Path, base: Settings, preset: str) -> l
                                                 ladder.trickplay.height, ladder.fps),
                          start_bandwidth=variant.start_bandwidth,
                          session_key=variant.session_key)
-        publish(storage, asset_id, "v" + secrets.token_hex(6), packaged)
+        version = "v" + secrets.token_hex(6)
+        publish(storage, asset_id, version, packaged)
+        point_master_at(storage, asset_id, version)
         master = (packaged / "master.m3u8").read_text()
         order = [line.split("/")[0] for line in master.splitlines()
                  if line and not line.startswith("#")]

@@ -1,8 +1,10 @@
 """The flow of one asset: probe → plan ladder → transcode → package + encrypt → publish.
 
-Each run publishes under a fresh version prefix with the master playlist last,
-so a retried or re-run job ends in the same consistent state and a
-half-published asset is never ``ready``.
+Each run holds its asset by a lease with a fencing token (``assets.runs``) and
+publishes under a fresh version prefix with the master playlist last, so a
+retried or re-run job ends in the same consistent state, a half-published asset
+is never ``ready``, and a superseded run publishes nothing. The version it
+replaces stays playable for ``retired_version_keep_s`` (the reconciler prunes it).
 """
 
 from __future__ import annotations
@@ -15,14 +17,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from stb_origin.assets.records import Asset, Status, mark_failed
-from stb_origin.db import stamps
+from stb_origin.assets import runs
+from stb_origin.assets.records import Asset, Status
+from stb_origin.db import Database, stamps
 from stb_origin.drm import keystore
 from stb_origin.drm.keys import generate_key
 from stb_origin.observability import logs, metrics
 from stb_origin.packager.package import VariantInput, count_segments, keys_needed, package
-from stb_origin.packager.publish import prune_old_versions, publish
+from stb_origin.packager.publish import point_master_at, publish
 from stb_origin.services import Services
+from stb_origin.settings import Settings
 from stb_origin.storage import layout
 from stb_origin.transcode import MediaError, plan_ladder, probe, transcode
 
@@ -34,11 +38,12 @@ PROGRESS_INTERVAL_S = 1.0
 
 
 def process(services: Services, asset_id: str) -> str:
-    """Run the whole pipeline for one asset; returns the final status."""
+    """Run the whole pipeline for one asset, if no other live run holds it; returns
+    the asset's status after the run (or "skipped", "superseded", "deleted")."""
     # Every line logged during the run, by any module, carries the asset id.
     with logs.context(asset_id=asset_id):
         started = time.perf_counter()
-        outcome = "error"  # an exception: RQ retries the job or gives up
+        outcome = "error"
         try:
             outcome = _process(services, asset_id)
             return outcome
@@ -48,60 +53,103 @@ def process(services: Services, asset_id: str) -> str:
 
 
 def _process(services: Services, asset_id: str) -> str:
-    with services.db.session() as session:
-        asset = session.get(Asset, asset_id)
-        if asset is None:
-            log.warning("asset vanished before processing", extra={"asset_id": asset_id})
-            return "deleted"
-        source_key = asset.source_key
-        asset.status = Status.PROCESSING.value
-        asset.progress = 0
-        asset.error_code = asset.error_message = None
-
-    work = services.settings.work_dir / f"{asset_id}-{secrets.token_hex(4)}"
+    settings = services.settings
+    run = runs.claim(services.db, asset_id, settings.run_lease_s)
+    if run is None:
+        log.info("not run: another live run holds the asset, or it is not waiting")
+        return "skipped"
+    # Named by the asset: remove_work_dirs and sweep_work_dirs find it by that.
+    work = settings.work_dir / f"{asset_id}-{secrets.token_hex(4)}"
     work.mkdir(parents=True)
     try:
-        return _run(services, asset_id, source_key, work)
+        # Renewed often enough that one missed renewal is not taken for death.
+        with runs.kept_alive(services.db, run, every_s=settings.run_lease_s / 4) as check:
+            return _run(services, run, work, check)
     except MediaError as exc:
         # Bad media is final: retrying cannot fix it.
-        mark_failed(services.db, asset_id, exc.code, exc.message)
+        runs.write(services.db, run, status=Status.FAILED.value, error_code=exc.code,
+                   error_message=exc.message[:2000])
         return Status.FAILED.value
+    except runs.Superseded:
+        return _superseded(services, asset_id)
+    except Exception as exc:
+        code, message = failure_cause(exc)
+        status = runs.retry_or_fail(services.db, asset_id, code, message,
+                                    settings.job_retries + 1, token=run.token)
+        if status == Status.FAILED.value:
+            metrics.JOB_FINAL_FAILURES.inc(services.redis)
+        return status or "superseded"
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _run(services: Services, asset_id: str, source_key: str, work: Path) -> str:
-    settings = services.settings
-    source_path = work / ("source" + Path(source_key).suffix)
+def remove_work_dirs(settings: Settings, asset_id: str) -> None:
+    """What runs of ``asset_id`` on this machine left in the work dir."""
+    for work in settings.work_dir.glob(f"{asset_id}-*"):
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def sweep_work_dirs(settings: Settings, db: Database) -> int:
+    """Remove the work dirs no live run holds (their run died with its worker)."""
+    if not settings.work_dir.is_dir():
+        return 0
+    live = runs.live(db, settings.run_lease_s)
+    swept = 0
+    for work in settings.work_dir.iterdir():
+        if work.name.partition("-")[0] not in live:
+            shutil.rmtree(work, ignore_errors=True)
+            swept += 1
+    if swept:
+        log.info("stale work dirs removed", extra={"count": swept})
+    return swept
+
+
+def failure_cause(exc: BaseException) -> tuple[str, str]:
+    return "internal_error", f"processing failed ({type(exc).__name__})"
+
+
+def _superseded(services: Services, asset_id: str) -> str:
+    """This run lost its asset: to a newer run (which publishes; what this one left
+    is pruned with the other old versions), or to a DELETE (take it all down)."""
+    with services.db.session() as session:
+        deleted = session.get(Asset, asset_id) is None
+        if deleted:
+            keystore.delete_for_asset(session, asset_id)
+    if deleted:
+        services.storage.delete_prefix(layout.asset_prefix(asset_id))
+        stamps.renew(services.redis, stamps.asset(asset_id))
+        return "deleted"
+    log.warning("run superseded by a newer one; stopped without publishing")
+    return "superseded"
+
+
+def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None]) -> str:
+    settings, asset_id = services.settings, run.asset_id
+    source_path = work / ("source" + Path(run.source_key).suffix)
     with _stage(services, "download"):
-        services.storage.download(source_key, source_path)
+        services.storage.download(run.source_key, source_path)
 
     with _stage(services, "probe"):
         source = probe(source_path, settings)
     ladder = plan_ladder(source, settings)
-    with services.db.session() as session:
-        asset = session.get(Asset, asset_id)
-        if asset is None:
-            return "deleted"
-        asset.source = source.to_json()
-        asset.duration_s = source.duration_s
+    runs.write(services.db, run, source=source.to_json(), duration_s=source.duration_s)
 
     encoded = work / "encoded"
     with _stage(services, "transcode") as took:
         transcode(source_path, source, ladder, encoded, settings,
-                  on_progress=_progress_writer(services, asset_id))
+                  on_progress=_progress_writer(services, run, check))
     if took.seconds > 0:
         metrics.TRANSCODE_REALTIME_FACTOR.observe(
             services.redis, source.duration_s / took.seconds,
             top_rendition=ladder.renditions[0].name)
-    _set_progress(services, asset_id, TRANSCODE_SHARE)  # the throttle may have eaten the last
+    runs.write(services.db, run, progress=TRANSCODE_SHARE)  # the throttle may have eaten it
 
     version = "v" + secrets.token_hex(6)
     keys = [generate_key() for _ in range(keys_needed(count_segments(encoded),
                                                       settings.key_rotation_segments))]
     # Keys are stored (wrapped) before any playlist that names them is published.
     with services.db.session() as session:
-        keystore.store(session, asset_id, keys, services.envelope)
+        keystore.store(session, asset_id, keys, services.envelope, version=version)
 
     variants = [VariantInput(r.name, r.width, r.height, ladder.fps) for r in ladder.renditions]
     packaged = work / "packaged"
@@ -110,26 +158,17 @@ def _run(services: Services, asset_id: str, source_key: str, work: Path) -> str:
                          settings.key_rotation_segments, packaged,
                          trickplay=VariantInput(layout.IFRAMES, ladder.trickplay.width,
                                                 ladder.trickplay.height, ladder.fps))
-    _set_progress(services, asset_id, TRANSCODE_SHARE + 5)
+    runs.write(services.db, run, progress=TRANSCODE_SHARE + 5)
     with _stage(services, "publish"):
         publish(services.storage, asset_id, version, packaged)
-
-    with services.db.session() as session:
-        asset = session.get(Asset, asset_id)
-        if asset is None:  # deleted while we worked: take the output down again
-            services.storage.delete_prefix(layout.asset_prefix(asset_id))
-            keystore.delete_for_asset(session, asset_id)
-        else:
-            asset.status = Status.READY.value
-            asset.progress = 100
-            asset.version = version
-            asset.renditions = [r.to_json() for r in result.renditions]
-            keystore.delete_except(session, asset_id, {k.key_id for k in keys})
-    # Committed: key servers drop their copies of the keys just deleted.
+        # Renewed just now, the lease has run_lease_s to go: no other run can have
+        # claimed the asset before the master is pointed at this version.
+        runs.write(services.db, run)
+        point_master_at(services.storage, asset_id, version)
+    runs.finish(services.db, run, version, [r.to_json() for r in result.renditions],
+                keep_old_s=settings.retired_version_keep_s)
+    # Committed: key servers see the new version's keys.
     stamps.renew(services.redis, stamps.asset(asset_id))
-    if asset is None:
-        return "deleted"
-    prune_old_versions(services.storage, asset_id, version)
     log.info("asset ready", extra={"asset_id": asset_id, "version": version})
     return Status.READY.value
 
@@ -152,20 +191,15 @@ def _key_uri(base: str, asset_id: str) -> Callable[[str], str]:
     return lambda key_id: f"{base}/keys/{asset_id}/{key_id}"
 
 
-def _set_progress(services: Services, asset_id: str, percent: int) -> None:
-    with services.db.session() as session:
-        asset = session.get(Asset, asset_id)
-        if asset is not None:
-            asset.progress = max(0, min(99, percent))
-
-
-def _progress_writer(services: Services, asset_id: str) -> Callable[[float], None]:
+def _progress_writer(services: Services, run: runs.Run,
+                     check: Callable[[], None]) -> Callable[[float], None]:
     last = [0.0]
 
     def on_progress(fraction: float) -> None:
+        check()  # raises Superseded: the transcode (and its ffmpeg) stops here
         now = time.monotonic()
         if now - last[0] >= PROGRESS_INTERVAL_S:
             last[0] = now
-            _set_progress(services, asset_id, int(fraction * TRANSCODE_SHARE))
+            runs.write(services.db, run, progress=max(0, min(99, int(fraction * TRANSCODE_SHARE))))
 
     return on_progress

@@ -58,6 +58,9 @@ def run(
             list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, cwd=cwd, env=dict(env) if env is not None else None,
             text=True, errors="replace",
+            # An ffmpeg must not outlive the run that started it (a killed worker
+            # would leave it encoding, and publishing, beside the retry).
+            preexec_fn=_death_signal(os.getpid()),
         )
     except FileNotFoundError:
         raise ToolMissing(argv[0], _PACKAGES.get(Path(argv[0]).name, argv[0])) from None
@@ -126,20 +129,26 @@ def spawn(argv: Sequence[str], env: Mapping[str, str] | None = None,
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
-def _death_signal(parent: int) -> Callable[[], None]:
-    """What the forked child runs before exec: ask for SIGTERM on the parent's death."""
+def _death_signal(parent: int, signum: int = signal.SIGTERM) -> Callable[[], None]:
+    """What a forked child runs (before exec): ask for ``signum`` on the parent's death."""
     if not sys.platform.startswith("linux"):
         raise OSError("die_with_parent needs Linux (prctl PR_SET_PDEATHSIG)")
     prctl = ctypes.CDLL(None, use_errno=True).prctl
 
     def arm() -> None:
-        if prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        if prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
             os._exit(126)
         # The parent may have died between fork and prctl: then no signal comes.
         if os.getppid() != parent:
             os._exit(1)
 
     return arm
+
+
+def die_with(parent: int) -> None:
+    """For a process forked without exec (an RQ work horse): be killed when
+    ``parent`` (the process that forked it) ends, however it ends."""
+    _death_signal(parent, signal.SIGKILL)()
 
 
 def require(tool: str) -> str:

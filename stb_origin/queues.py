@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
-from rq import Callback, Queue, Retry
+from rq import Callback, Queue
 from rq.job import Job
 
 from stb_origin.settings import Settings
 
-# Seconds to wait before each retry of a failed attempt.
-RETRY_BACKOFF_S = [15, 60, 240]
 REDIS_TIMEOUT_S = 10
 
 
@@ -30,15 +28,19 @@ def pipeline_queue(redis: Redis, settings: Settings) -> Queue:
     return Queue(settings.queue_name, connection=redis)
 
 
-def enqueue_pipeline(queue: Queue, settings: Settings, asset_id: str) -> Job:
+def pipeline_job_id(asset_id: str, attempt: int) -> str:
+    """The RQ job of one attempt of an asset: enqueuing it again is harmless."""
+    return f"pipeline-{asset_id}-{attempt}"
+
+
+def enqueue_pipeline(queue: Queue, settings: Settings, asset_id: str, attempt: int = 1) -> Job:
+    """Queue an attempt. RQ retries nothing itself: a failed attempt is turned into
+    the next one, with its back-off, by ``assets.runs`` and the reconciler."""
     return queue.enqueue(
         "stb_origin.workers.jobs.process_asset",
         asset_id,
-        # One job id per asset and run: re-enqueueing never duplicates a queued job.
-        job_id=f"pipeline-{asset_id}",
+        job_id=pipeline_job_id(asset_id, attempt),
         job_timeout=int(settings.transcode_timeout_s + 900),
-        retry=Retry(max=settings.job_retries, interval=RETRY_BACKOFF_S[: settings.job_retries])
-        if settings.job_retries else None,
         on_failure=Callback("stb_origin.workers.jobs.on_pipeline_failure"),
         result_ttl=24 * 3600,
         failure_ttl=7 * 24 * 3600,

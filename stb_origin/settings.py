@@ -39,6 +39,16 @@ class Settings:
     probe_timeout_s: float = 60.0
     transcode_timeout_s: float = 6 * 3600.0
     job_retries: int = 3
+    # A run that has not said it is alive for this long is dead (its worker was
+    # killed): the reconciler gives its asset the next attempt.
+    run_lease_s: float = 60.0
+    # How often the reconciler (in the HTTP server) compares the database with the
+    # queue; 0 turns it off (tests that drive it themselves).
+    reconcile_interval_s: float = 10.0
+    # How long a replaced version of an asset is kept: longer than a viewer can
+    # keep playing a playlist fetched just before the switch (a film, paused),
+    # plus the playlists' max-age and the CDN's cache time.
+    retired_version_keep_s: float = 6 * 3600.0
     queue_name: str = "pipeline"
     # base64 of 32 bytes; unset means a key file generated under data_dir/secrets
     key_encryption_key: str | None = field(default=None, repr=False)
@@ -159,6 +169,9 @@ _CASTS: dict[str, Any] = {
     "probe_timeout_s": float,
     "transcode_timeout_s": float,
     "job_retries": int,
+    "run_lease_s": float,
+    "reconcile_interval_s": float,
+    "retired_version_keep_s": float,
     "jwt_key_activation_delay_s": int,
     "playlist_max_age_s": int,
     "worker_grace_s": float,

@@ -84,6 +84,8 @@ def settings(tmp_path: Path, redis_url: str, migrated_sqlite: Path) -> Settings:
         key_rotation_segments=2,
         x264_preset="ultrafast",
         queue_name=f"pipeline-{secrets.token_hex(4)}",
+        # Tests of the reconciler run its passes themselves (tests/test_reconciler.py).
+        reconcile_interval_s=0,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import m3u8
@@ -10,9 +11,12 @@ from rq import SimpleWorker
 
 from stb_origin import pipeline
 from stb_origin.assets.records import Asset
+from stb_origin.db.types import utcnow
 from stb_origin.drm import keystore
 from stb_origin.ingest.service import accept_source
+from stb_origin.reconciler import Reconciler
 from stb_origin.services import Services
+from stb_origin.workers import jobs
 from stb_origin.storage import Storage, StorageUnavailable
 from tests.support.media import make_clip
 
@@ -93,17 +97,41 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
-def test_a_rerun_ends_in_the_same_consistent_state(services, good):
+def _versions(storage: Storage, asset_id: str) -> set[str]:
+    return {key.split("/")[2] for key in _published(storage, asset_id) if key.count("/") > 2}
+
+
+def test_a_second_job_for_a_ready_asset_changes_nothing(services, good):
+    asset_id = _ingest(services, good)
+    assert pipeline.process(services, asset_id) == "ready"
+    before = _asset(services, asset_id)
+    assert pipeline.process(services, asset_id) == "skipped"
+    after = _asset(services, asset_id)
+    assert (after.version, after.run, after.status) == (before.version, before.run, "ready")
+
+
+def test_a_rerun_keeps_the_old_version_playable_until_it_is_retired(services, good):
     asset_id = _ingest(services, good)
     pipeline.process(services, asset_id)
     first = _asset(services, asset_id).version
-    pipeline.process(services, asset_id)
+    with services.db.session() as session:  # what a re-run request does
+        session.get(Asset, asset_id).status = "queued"  # type: ignore[union-attr]
+    assert pipeline.process(services, asset_id) == "ready"
     second = _asset(services, asset_id)
-    assert second.status == "ready" and second.version != first
-    versions = {key.split("/")[2] for key in _published(services.storage, asset_id)
-                if key.count("/") > 2}
-    assert versions == {second.version}, "the old version is pruned"
+    assert second.version != first
+    # Players that fetched the old playlists just before the switch still play them.
+    assert _versions(services.storage, asset_id) == {first, second.version}
+    assert len(_key_ids(services, asset_id)) == 2
+    assert second.prune_after is not None
+
+    reconciler = Reconciler(services)
+    reconciler.run_once(now=second.prune_after - timedelta(seconds=1))
+    assert _versions(services.storage, asset_id) == {first, second.version}
+    assert reconciler.run_once(now=second.prune_after).pruned == 1
+    assert _versions(services.storage, asset_id) == {second.version}
     assert len(_key_ids(services, asset_id)) == 1, "only the live version's keys remain"
+    master = services.storage.get_bytes(f"hls/{asset_id}/master.m3u8").decode()
+    assert f"{second.version}/" in master and f"{first}/" not in master
 
 
 class FlakyStorage:
@@ -134,17 +162,20 @@ def test_half_published_asset_is_never_ready_and_a_retry_repairs_it(services, go
     asset_id = _ingest(services, good)
     healthy = services.storage
     services.storage = FlakyStorage(healthy, writes_before_failure=5)  # type: ignore[assignment]
-    with pytest.raises(StorageUnavailable):
-        pipeline.process(services, asset_id)
+    assert pipeline.process(services, asset_id) == "queued"
     asset = _asset(services, asset_id)
-    assert asset.status == "processing"
+    assert (asset.status, asset.attempt, asset.error_code) == ("queued", 2, "internal_error")
+    assert "StorageUnavailable" in (asset.error_message or "")
+    assert asset.next_attempt_at is not None and asset.next_attempt_at > utcnow()
     assert f"hls/{asset_id}/master.m3u8" not in _published(healthy, asset_id)
 
     services.storage = healthy
     assert pipeline.process(services, asset_id) == "ready"
-    live = _asset(services, asset_id).version
-    assert {key.split("/")[2] for key in _published(healthy, asset_id) if key.count("/") > 2} \
-        == {live}, "the failed attempt's objects are gone"
+    asset = _asset(services, asset_id)
+    assert (asset.error_code, asset.next_attempt_at) == (None, None)
+    assert asset.prune_after is not None
+    Reconciler(services).run_once(now=asset.prune_after)
+    assert _versions(healthy, asset_id) == {asset.version}, "the failed attempt's objects go"
 
 
 def test_asset_deleted_while_processing_takes_its_output_down(services, good):
@@ -173,8 +204,7 @@ def test_rq_worker_runs_the_job(services, good, worker_env):
 
 def test_a_job_that_keeps_failing_leaves_the_asset_failed_with_the_reason(services, good,
                                                                          worker_env):
-    settings = services.settings
-    services.settings = settings.with_(job_retries=0)
+    jobs.use_settings(services.settings.with_(job_retries=0))  # what the worker runs with
     asset_id = _ingest(services, good)
     services.storage.delete_prefix(f"sources/{asset_id}/")  # the source is gone
     SimpleWorker([services.queue], connection=services.redis).work(burst=True)
@@ -188,10 +218,9 @@ def test_a_failed_attempt_with_retries_left_is_not_final(services, good, worker_
     asset_id = _ingest(services, good)
     services.storage.delete_prefix(f"sources/{asset_id}/")
     SimpleWorker([services.queue], connection=services.redis).work(burst=True)
-    assert _asset(services, asset_id).status == "processing"
-    job = services.queue.fetch_job(f"pipeline-{asset_id}")
-    assert job is not None and job.retries_left == settings_retries(services) - 1
-
-
-def settings_retries(services: Services) -> int:
-    return services.settings.job_retries
+    asset = _asset(services, asset_id)
+    assert (asset.status, asset.attempt) == ("queued", 2)
+    assert asset.next_attempt_at is not None
+    body = asset.to_json()
+    assert body["attempt"] == 2 and body["next_attempt_at"] == asset.next_attempt_at.isoformat()
+    assert "ObjectNotFound" in body["error"]["message"], "why the last attempt failed"

@@ -22,6 +22,7 @@ from stb_origin.origin.access import HlsAccess
 from stb_origin.origin.routes import routes as origin_routes
 from stb_origin.origin.takedowns import Takedowns
 from stb_origin.playback import routes as playback_routes
+from stb_origin.reconciler import Reconciler
 from stb_origin.services import Services
 from stb_origin.web import openapi
 from stb_origin.web.errors import EXCEPTION_HANDLERS
@@ -51,6 +52,8 @@ def create_app(services: Services) -> Starlette:
         async with anyio.create_task_group() as background:
             # Without it the origin trusts no copy in memory (origin.takedowns).
             background.start_soon(app.state.takedowns.watch)
+            if services.settings.reconcile_interval_s > 0:
+                background.start_soon(Reconciler(services).watch)
             try:
                 yield
             finally:

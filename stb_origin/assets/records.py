@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import enum
-import logging
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Float, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from stb_origin.db import Base, Database
+from stb_origin.db import Base
 from stb_origin.db.paging import newest_first
 from stb_origin.db.types import UtcDateTime, iso, utcnow
-
-log = logging.getLogger("stb_origin.assets")
 
 
 class Status(enum.StrEnum):
@@ -40,6 +37,15 @@ class Asset(Base):
     renditions: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     # versioned output prefix currently behind master.m3u8, e.g. "v3f9a..."
     version: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # The runs of the pipeline (assets.runs): the fencing token of the latest run,
+    # when it last said it was alive, which attempt it is and when the next is due.
+    run: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # When the versions before ``version`` may go: none of them can still be in a
+    # player's or the CDN's hands after that (assets.runs.retire_old_versions).
+    prune_after: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
@@ -53,6 +59,8 @@ class Asset(Base):
                 {"code": self.error_code, "message": self.error_message}
                 if self.error_code else None
             ),
+            "attempt": self.attempt,
+            "next_attempt_at": iso(self.next_attempt_at),
             "duration_s": self.duration_s,
             "source": self.source,
             "renditions": self.renditions or [],
@@ -68,14 +76,3 @@ def get(session: Session, asset_id: str) -> Asset | None:
 
 def page(session: Session, limit: int, after: str | None) -> list[Asset]:
     return newest_first(session, Asset, select(Asset), limit, after)
-
-
-def mark_failed(db: Database, asset_id: str, code: str, message: str) -> None:
-    with db.session() as session:
-        asset = session.get(Asset, asset_id)
-        if asset is None:
-            return
-        asset.status = Status.FAILED.value
-        asset.error_code = code
-        asset.error_message = message[:2000]
-    log.warning("asset failed", extra={"asset_id": asset_id, "code": code})

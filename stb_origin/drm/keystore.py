@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection, LargeBinary, String, delete, select
@@ -20,6 +20,9 @@ class ContentKeyRecord(Base):
     asset_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
     key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    # The published version whose playlists name the key (None: stored before
+    # versions were recorded); older versions' keys go when the version does.
+    version: Mapped[str | None] = mapped_column(String(40), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     def __repr__(self) -> str:
@@ -27,9 +30,9 @@ class ContentKeyRecord(Base):
 
 
 def store(session: Session, asset_id: str, keys: Sequence[ContentKey],
-          envelope: Envelope) -> None:
+          envelope: Envelope, version: str | None = None) -> None:
     for ck in keys:
-        session.add(ContentKeyRecord(asset_id=asset_id, key_id=ck.key_id,
+        session.add(ContentKeyRecord(asset_id=asset_id, key_id=ck.key_id, version=version,
                                      wrapped=wrap(envelope, asset_id, ck)))
     session.flush()
 
@@ -62,14 +65,13 @@ def delete_for_asset(session: Session, asset_id: str) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def delete_except(session: Session, asset_id: str, keep: Collection[str]) -> int:
-    """Drop an asset's keys other than keep: those of versions no longer published."""
-    query = delete(ContentKeyRecord).where(ContentKeyRecord.asset_id == asset_id)
-    if keep:
-        query = query.where(ContentKeyRecord.key_id.not_in(list(keep)))
-    result = session.execute(query)
+def delete_other_versions(session: Session, asset_id: str, keep_version: str) -> int:
+    """Drop an asset's keys but those of keep_version: the versions no longer published."""
+    result = session.execute(delete(ContentKeyRecord).where(
+        ContentKeyRecord.asset_id == asset_id,
+        ContentKeyRecord.version.is_(None) | (ContentKeyRecord.version != keep_version)))
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-__all__ = ["ContentKeyRecord", "delete_except", "delete_for_asset", "key_ids", "load",
+__all__ = ["ContentKeyRecord", "delete_other_versions", "delete_for_asset", "key_ids", "load",
            "read_wrapped", "store"]

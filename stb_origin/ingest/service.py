@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from stb_origin.accounts import packages as package_records
-from stb_origin.assets.records import Asset, mark_failed
+from stb_origin.assets.records import Asset
 from stb_origin.db.types import new_id
 from stb_origin.queues import enqueue_pipeline
 from stb_origin.services import Services
 from stb_origin.storage import layout
+
+log = logging.getLogger("stb_origin.ingest")
 
 
 class UnknownPackages(Exception):
@@ -49,8 +54,9 @@ def accept_source(services: Services, path: Path, suffix: str, title: str,
         raise
     try:
         enqueue_pipeline(services.queue, services.settings, asset_id)
-    except Exception:
-        # Nothing is lost: the record says why and the source stays for a re-run.
-        mark_failed(services.db, asset_id, "enqueue_failed", "the job queue is unavailable")
-        raise
+    except RedisError as exc:
+        # Nothing is lost: the asset is queued in the database, which is the truth;
+        # the reconciler enqueues its job once Redis answers again.
+        log.warning("job not enqueued; the reconciler will",
+                    extra={"asset_id": asset_id, "error": type(exc).__name__})
     return body

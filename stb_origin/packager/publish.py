@@ -1,10 +1,12 @@
 """Publish a packaged asset to storage under a versioned prefix, master playlist last.
 
-``hls/{asset_id}/{version}/...`` receives segments and init sections first,
-then the media playlists that name them, then the version's own master; only
-then is ``hls/{asset_id}/master.m3u8`` (URIs pointing into ``{version}/``)
-replaced. A player therefore never sees a playlist naming something absent,
-and a re-run under a new version switches over in one write.
+``publish`` writes ``hls/{asset_id}/{version}/...``: segments and init sections
+first, then the media playlists that name them, then the version's own master.
+``point_master_at`` then replaces ``hls/{asset_id}/master.m3u8`` (URIs pointing
+into ``{version}/``), from that stored master. A player therefore never sees a
+playlist naming something absent, and a re-run under a new version switches
+over in one write. The pipeline points the master only while its run holds the
+asset (``assets.runs``).
 """
 
 from __future__ import annotations
@@ -55,8 +57,14 @@ def publish(storage: Storage, asset_id: str, version: str, out_dir: Path,
     for phase in (media, playlists, [master]):
         _upload(storage, [(prefix + p.relative_to(out_dir).as_posix(), p) for p in phase],
                 workers)
-    storage.put_bytes(base + MASTER, rewrite_master_uris(master.read_text(), f"{version}/")
-                      .encode(), content_type(MASTER))
+
+
+def point_master_at(storage: Storage, asset_id: str, version: str) -> None:
+    """Make ``version`` (published) the one ``hls/{asset_id}/master.m3u8`` serves."""
+    base = asset_prefix(asset_id)
+    own = storage.get_bytes(f"{base}{version}/{MASTER}").decode()
+    storage.put_bytes(base + MASTER, rewrite_master_uris(own, f"{version}/").encode(),
+                      content_type(MASTER))
 
 
 def _upload(storage: Storage, items: Sequence[tuple[str, Path]], workers: int) -> None:
@@ -99,4 +107,5 @@ def prune_old_versions(storage: Storage, asset_id: str, keep_version: str) -> li
     return sorted(old)
 
 
-__all__ = ["CONTENT_TYPES", "PublishError", "content_type", "prune_old_versions", "publish"]
+__all__ = ["CONTENT_TYPES", "PublishError", "content_type", "point_master_at",
+           "prune_old_versions", "publish"]

@@ -183,6 +183,10 @@ def _schemas() -> Json:
             "status": {"type": "string", "enum": ["queued", "processing", "ready", "failed"]},
             "progress": {"type": "integer", "minimum": 0, "maximum": 100},
             "error": _nullable(error_detail),
+            "attempt": {"type": "integer", "minimum": 1,
+                        "description": "which attempt runs or waits (retries count up)"},
+            "next_attempt_at": _nullable({**TIME, "description":
+                                          "when a queued retry is due (after a failed attempt)"}),
             "duration_s": _nullable({"type": "number"}),
             "source": _nullable({"type": "object", "description": "what ffprobe found"}),
             "renditions": {"type": "array", "items": {"type": "object"}},

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import functools
-import logging
 from types import TracebackType
 from typing import Any
 
 from stb_origin import pipeline
-from stb_origin.assets import records
+from stb_origin.assets import runs
+from stb_origin.assets.records import Status
+from stb_origin.db import Database
 from stb_origin.observability import metrics
 from stb_origin.services import Services, build_services
 from stb_origin.settings import Settings
-
-log = logging.getLogger("stb_origin.worker")
 
 # The settings the worker process was started with (``use_settings``, called by
 # run_worker); the work horses RQ forks inherit them.
@@ -43,12 +42,21 @@ def process_asset(asset_id: str) -> str:
 
 def on_pipeline_failure(job: Any, connection: Any, exc_type: type[BaseException],
                         exc: BaseException, _tb: TracebackType | None) -> None:
-    """Called by RQ after every failed attempt; only the last one fails the asset."""
+    """Called by RQ when an attempt ended without the pipeline's own answer: its
+    work horse was killed (time-out, out of memory) or the run could not start.
+    The pipeline turns every other failure into the next attempt itself."""
     asset_id = job.args[0]
-    if job.retries_left:
-        log.warning("pipeline attempt failed, will retry",
-                    extra={"asset_id": asset_id, "error": exc_type.__name__})
-        return
-    metrics.JOB_FINAL_FAILURES.inc(connection)
-    records.mark_failed(_services().db, asset_id, "internal_error",
-                         f"processing failed after retries ({exc_type.__name__})")
+    settings = _settings
+    assert settings is not None, "run_worker calls use_settings first"
+    pipeline.remove_work_dirs(settings, asset_id)  # a killed horse left it
+    # Called in the worker's main process, which forks the next horses: a
+    # database of its own, closed again, so no horse inherits its connections.
+    db = Database(settings.resolved_database_url)
+    try:
+        status = runs.retry_or_fail(db, asset_id, "internal_error",
+                                    f"processing stopped ({exc_type.__name__})",
+                                    settings.job_retries + 1)
+    finally:
+        db.dispose()
+    if status == Status.FAILED.value:
+        metrics.JOB_FINAL_FAILURES.inc(connection)

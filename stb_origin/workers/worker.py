@@ -3,17 +3,28 @@
 Shutdown never loses a job. The first SIGTERM (or Ctrl-C) is RQ's warm shutdown:
 take no new job, let the current one finish. A second signal, or the grace
 period running out first, kills the job's work horse (its process group, ffmpeg
-included) and puts the job back at the front of its queue as it was, without
-using up a retry, for the next worker. A re-run is safe: the pipeline publishes
-under a fresh version prefix and the asset turns ``ready`` only at the end.
+included), puts the job back at the front of its queue as it was, the asset
+back to ``queued`` on the same attempt, and removes the run's work dir. A
+re-run is safe: a run holds its asset by a fenced lease (``assets.runs``) and
+publishes under a fresh version prefix.
+
+A worker killed outright (``kill -9``) takes its work horse and ffmpeg with it
+(the kernel's parent-death signal): no orphan run goes on beside the retry the
+reconciler starts once the dead run's lease lapses. RQ runs no scheduler here:
+retries are attempts in the database, enqueued by the reconciler when due.
+
+Redis going away ends RQ's loop ("unhandled exception, quitting"): the worker
+starts a new one, with back-off, until Redis answers or it is told to stop.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -24,6 +35,9 @@ from rq import Worker
 from rq.executions import Execution
 from rq.job import JobStatus
 
+from stb_origin import pipeline, proc
+from stb_origin.assets import runs
+from stb_origin.db import Database
 from stb_origin.queues import connect_redis, pipeline_queue
 from stb_origin.settings import Settings
 
@@ -38,17 +52,26 @@ log = logging.getLogger("stb_origin.worker")
 HEARTBEAT_FILE = "worker.heartbeat"
 # How long a stopping worker waits for its pubsub thread, which closes its connection.
 PUBSUB_STOP_S = 2.0
+# Seconds between attempts to start again after RQ's loop ended on an error.
+RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
 class RequeueingWorker(Worker):
     """An RQ worker whose cold shutdown requeues the job it was running."""
 
-    def __init__(self, *args: Any, grace_s: float,
+    def __init__(self, *args: Any, settings: Settings,
                  heartbeat_path: Path | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.grace_s = grace_s
+        self.settings = settings
+        self.grace_s = settings.worker_grace_s
         self.heartbeat_path = heartbeat_path
         self._grace_timer: threading.Timer | None = None
+        self._main_pid = os.getpid()
+
+    def main_work_horse(self, *args: Any, **kwargs: Any) -> None:
+        # In the forked horse, first: die with the worker, however it dies.
+        proc.die_with(self._main_pid)
+        super().main_work_horse(*args, **kwargs)
 
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         if self.heartbeat_path is not None:
@@ -110,8 +133,16 @@ class RequeueingWorker(Worker):
             self.cleanup_execution(job, pipeline=pipe, execution=execution)
             queue.enqueue_job(job, pipeline=pipe, at_front=True)
             pipe.execute()
+        asset_id = job.args[0] if job.args else None
+        if asset_id is not None:
+            db = Database(self.settings.resolved_database_url)
+            try:
+                runs.put_back(db, asset_id)  # the API says queued, not "processing 25"
+            finally:
+                db.dispose()
+            pipeline.remove_work_dirs(self.settings, asset_id)
         log.warning("worker stopped mid-job; job requeued",
-                    extra={"job_id": job.id, "asset_id": job.args[0] if job.args else None})
+                    extra={"job_id": job.id, "asset_id": asset_id})
 
 
 def run_worker(settings: Settings, burst: bool = False) -> int:
@@ -120,9 +151,38 @@ def run_worker(settings: Settings, burst: bool = False) -> int:
     redis = connect_redis(settings.redis_url)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     jobs.use_settings(settings)
-    worker = RequeueingWorker([pipeline_queue(redis, settings)], connection=redis,
-                              grace_s=settings.worker_grace_s,
-                              heartbeat_path=settings.data_dir / HEARTBEAT_FILE)
-    # The scheduler is what re-enqueues retries after their back-off interval.
-    worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
-    return 0
+    db = Database(settings.resolved_database_url)
+    try:
+        # What runs killed with their worker left behind (a cold stop removes its own).
+        pipeline.sweep_work_dirs(settings, db)
+    finally:
+        db.dispose()
+    failures = 0
+    while True:
+        worker = RequeueingWorker([pipeline_queue(redis, settings)], connection=redis,
+                                  settings=settings,
+                                  heartbeat_path=settings.data_dir / HEARTBEAT_FILE)
+        started = time.monotonic()
+        with contextlib.suppress(RedisError):  # its teardown, with Redis gone
+            worker.work(burst=burst, with_scheduler=False, logging_level="INFO")
+        if burst or worker._stop_requested:
+            return 0
+        # RQ's loop ended on an error it does not handle, most often Redis gone.
+        failures = 0 if time.monotonic() - started > 60 else failures + 1
+        wait = RESTART_BACKOFF_S[min(failures, len(RESTART_BACKOFF_S) - 1)]
+        log.warning("worker loop ended (Redis unreachable?); starting again",
+                    extra={"retry_in_s": wait})
+        if _stopped_within(wait):
+            return 0
+
+
+def _stopped_within(seconds: float) -> bool:
+    """Wait, unless SIGTERM or SIGINT comes first (then True)."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return stop.wait(seconds)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

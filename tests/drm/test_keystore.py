@@ -66,14 +66,17 @@ def test_a_row_moved_to_another_asset_does_not_unwrap(db: Database, envelope: En
         keystore.load(session, ASSET, ck.key_id, Envelope(os.urandom(32)))
 
 
-def test_delete_for_asset_and_delete_except(db: Database, envelope: Envelope) -> None:
-    old, new = [generate_key() for _ in range(2)], [generate_key() for _ in range(2)]
+def test_delete_for_asset_and_delete_other_versions(db: Database, envelope: Envelope) -> None:
+    unversioned, old, new = ([generate_key()] for _ in range(3))
+    new.append(generate_key())
     other = generate_key()
     with db.session() as session:
-        keystore.store(session, ASSET, old + new, envelope)
-        keystore.store(session, OTHER, [other], envelope)
+        keystore.store(session, ASSET, unversioned, envelope)
+        keystore.store(session, ASSET, old, envelope, version="vold")
+        keystore.store(session, ASSET, new, envelope, version="vnew")
+        keystore.store(session, OTHER, [other], envelope, version="vold")
     with db.session() as session:
-        assert keystore.delete_except(session, ASSET, {k.key_id for k in new}) == 2
+        assert keystore.delete_other_versions(session, ASSET, "vnew") == 2
     with db.session() as session:
         assert sorted(keystore.key_ids(session, ASSET)) == sorted(k.key_id for k in new)
         assert keystore.delete_for_asset(session, ASSET) == 2

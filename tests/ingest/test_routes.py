@@ -53,7 +53,7 @@ def test_upload_answers_202_with_location_and_queues_one_job(api, services, writ
     assert body["title"] == "Evening news"
     assert body["status"] == "queued" and body["progress"] == 0 and body["error"] is None
     assert body["playback"] == {"hls": f"/hls/{body['id']}/master.m3u8"}
-    assert services.queue.job_ids == [f"pipeline-{body['id']}"]
+    assert services.queue.job_ids == [f"pipeline-{body['id']}-1"]
     source = services.storage.get_bytes(f"sources/{body['id']}/source.mp4")
     assert source == clip.read_bytes()
     assert not list((services.settings.work_dir / "uploads").iterdir())

@@ -9,7 +9,12 @@ import pytest
 
 from stb_origin.drm.keys import generate_key
 from stb_origin.packager.package import VariantInput, package
-from stb_origin.packager.publish import PublishError, prune_old_versions, publish
+from stb_origin.packager.publish import (
+    PublishError,
+    point_master_at,
+    prune_old_versions,
+    publish,
+)
 from stb_origin.storage.base import InvalidKey, ObjectInfo, ObjectNotFound, check_key
 from tests.packager import support
 
@@ -76,6 +81,8 @@ def packaged(fmp4_work: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_publish_writes_everything_master_last(packaged: Path) -> None:
     storage = MemoryStorage()
     publish(storage, ASSET, "v1", packaged)
+    assert f"hls/{ASSET}/master.m3u8" not in storage.objects, "pointed only when asked"
+    point_master_at(storage, ASSET, "v1")
 
     base = f"hls/{ASSET}/"
     local = {p.relative_to(packaged).as_posix() for p in packaged.rglob("*") if p.is_file()}
@@ -104,8 +111,9 @@ def test_republish_then_prune_ends_consistent(packaged: Path) -> None:
     storage = MemoryStorage()
     other = f"hls/{'f' * 32}/v1/master.m3u8"
     storage.put_bytes(other, b"#EXTM3U\n", "application/vnd.apple.mpegurl")
-    publish(storage, ASSET, "v1", packaged)
-    publish(storage, ASSET, "v2", packaged)
+    for version in ("v1", "v2"):
+        publish(storage, ASSET, version, packaged)
+        point_master_at(storage, ASSET, version)
     storage.put_bytes(f"hls/{ASSET}/notes.txt", b"kept", "text/plain")
 
     assert prune_old_versions(storage, ASSET, "v2") == ["v1"]
