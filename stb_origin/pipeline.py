@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from redis.exceptions import RedisError
+
 from stb_origin.assets import runs
 from stb_origin.assets.records import Asset, Status
 from stb_origin.db import Database, stamps
@@ -167,8 +169,12 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
         point_master_at(services.storage, asset_id, version)
     runs.finish(services.db, run, version, [r.to_json() for r in result.renditions],
                 keep_old_s=settings.retired_version_keep_s)
-    # Committed: key servers see the new version's keys.
-    stamps.renew(services.redis, stamps.asset(asset_id))
+    try:
+        # Committed: key servers see the new version's keys at once.
+        stamps.renew(services.redis, stamps.asset(asset_id))
+    except RedisError:
+        # They still find them: a key missing from a copy is read from the database.
+        log.warning("asset stamp not renewed: Redis unavailable")
     log.info("asset ready", extra={"asset_id": asset_id, "version": version})
     return Status.READY.value
 

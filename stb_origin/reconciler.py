@@ -42,9 +42,9 @@ from stb_origin.services import Services
 
 log = logging.getLogger("stb_origin.reconciler")
 
-# A new upload is enqueued by the request that made it; the reconciler waits
-# this long before taking it for lost.
-FRESH_S = 30
+# A new upload is enqueued by the request that made it, a moment after its
+# record: the reconciler takes it for lost after this many passes.
+FRESH_PASSES = 3
 BATCH = 200
 _WAITING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 _C = cast(Table, Asset.__table__).c
@@ -111,8 +111,8 @@ class Reconciler:
 
     def _enqueue_due(self, now: datetime) -> int:
         due = or_(and_(_C.next_attempt_at.is_not(None), _C.next_attempt_at <= now),
-                  and_(_C.next_attempt_at.is_(None),
-                       _C.updated_at < now - timedelta(seconds=FRESH_S)))
+                  and_(_C.next_attempt_at.is_(None), _C.updated_at < now - timedelta(
+                      seconds=FRESH_PASSES * self.services.settings.reconcile_interval_s)))
         with self.services.db.session() as session:
             rows = session.execute(select(_C.id, _C.attempt)
                                    .where(_C.status == Status.QUEUED.value, due)

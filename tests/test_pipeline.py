@@ -16,8 +16,8 @@ from stb_origin.drm import keystore
 from stb_origin.ingest.service import accept_source
 from stb_origin.reconciler import Reconciler
 from stb_origin.services import Services
-from stb_origin.workers import jobs
 from stb_origin.storage import Storage, StorageUnavailable
+from stb_origin.workers import jobs
 from tests.support.media import make_clip
 
 

@@ -270,7 +270,12 @@ def _schemas() -> Json:
             "status": {"type": "string", "enum": ["ready", "unavailable"]},
             "checks": _object({name: {"type": "string"}
                                for name in ("redis", "storage", "database")}),
-        }),
+            "pipeline": {**_object({
+                "queued": {"type": "integer"}, "workers": {"type": "integer"},
+                "stalled": {"type": "boolean"}}),
+                "description": "jobs waiting and live workers (while Redis answers);"
+                               " stalled: jobs wait and no worker runs"},
+        }, required=["status", "checks"]),
         "DeviceAuthorizationRequest": _object({
             "client_id": {"type": "string"}, "client_secret": {"type": "string"},
             "scope": SCOPE_LIST, "device_serial": SERIAL, "device_model": MODEL,

@@ -10,9 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,15 +18,21 @@ from rq import Queue
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-from stb_origin.assets.records import Asset
 from stb_origin.ingest.service import accept_source
 from stb_origin.services import Services
 from stb_origin.settings import Settings
 from stb_origin.workers.worker import HEARTBEAT_FILE
 from tests.conftest import require_tools
 from tests.support.media import make_clip
+from tests.support.workers import (
+    CLI,
+    alive,
+    asset_row,
+    logs,
+    pause_transcode,
+    spawn,
+)
 
-CLI = [sys.executable, "-m", "stb_origin.cli"]
 # RQ ignores a repeat signal that comes within a second of the first.
 REPEAT_SIGNAL_AFTER_S = 1.3
 
@@ -39,81 +43,8 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_clip(tmp_path_factory.mktemp("media") / "clip.mp4", seconds=2, size="426x240")
 
 
-@pytest.fixture
-def workers(settings: Settings) -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
-def _env(settings: Settings) -> dict[str, str]:
-    return {**os.environ, **settings.to_env()}
-
-
-def _spawn(workers: list[subprocess.Popen[bytes]], settings: Settings, name: str,
-           argv: list[str]) -> subprocess.Popen[bytes]:
-    logs = settings.data_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    with open(logs / f"{name}.log", "wb") as log:
-        process = subprocess.Popen(argv, env=_env(settings), stdout=log, stderr=log,
-                                   stdin=subprocess.DEVNULL)
-    workers.append(process)
-    return process
-
-
-def _logs(settings: Settings) -> str:
-    return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
-                     for p in sorted((settings.data_dir / "logs").glob("*.log")))
-
-
-def _parent(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name is in parentheses and may hold spaces; the ppid follows it.
-    return int(stat.rsplit(")", 1)[1].split()[1])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
-def _pause_transcode(worker: subprocess.Popen[bytes], settings: Settings) -> int:
-    """Wait for the job's ffmpeg (a descendant of the worker) and stop it; its pid."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert worker.poll() is None, "the worker exited early\n" + _logs(settings)
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                if (entry / "comm").read_text().strip() != "ffmpeg":
-                    continue
-            except OSError:
-                continue
-            pid = ancestor = int(entry.name)
-            while ancestor not in (worker.pid, 0, 1):
-                ancestor = _parent(ancestor) or 0
-            if ancestor == worker.pid:
-                os.kill(pid, signal.SIGSTOP)
-                return pid
-        time.sleep(0.05)
-    raise AssertionError("the job's ffmpeg never started\n" + _logs(settings))
-
-
 def _status(services: Services, asset_id: str) -> str:
-    with services.db.session() as session:
-        asset = session.get(Asset, asset_id)
-        assert asset is not None
-        return asset.status
+    return asset_row(services, asset_id).status
 
 
 def _queue_asset(services: Services, clip: Path) -> str:
@@ -125,21 +56,21 @@ def test_sigterm_lets_the_running_job_finish_and_takes_no_new_one(
         workers: list[subprocess.Popen[bytes]]) -> None:
     first = _queue_asset(services, clip)
     second = _queue_asset(services, clip)
-    worker = _spawn(workers, settings, "worker", [*CLI, "worker"])
-    ffmpeg = _pause_transcode(worker, settings)
+    worker = spawn(workers, settings, "worker", [*CLI, "worker"])
+    ffmpeg = pause_transcode(worker, settings)
     # What the container probes read (deploy/): touched as the worker took the job.
     heartbeat = settings.data_dir / HEARTBEAT_FILE
     assert time.time() - heartbeat.stat().st_mtime < 60
 
     worker.send_signal(signal.SIGTERM)
     time.sleep(REPEAT_SIGNAL_AFTER_S)
-    assert worker.poll() is None, "warm shutdown waits for the job\n" + _logs(settings)
+    assert worker.poll() is None, "warm shutdown waits for the job\n" + logs(settings)
     os.kill(ffmpeg, signal.SIGCONT)
 
-    assert worker.wait(timeout=120) == 0, _logs(settings)
-    assert _status(services, first) == "ready", _logs(settings)
+    assert worker.wait(timeout=120) == 0, logs(settings)
+    assert _status(services, first) == "ready", logs(settings)
     assert _status(services, second) == "queued"
-    assert services.queue.job_ids == [f"pipeline-{second}"]
+    assert services.queue.job_ids == [f"pipeline-{second}-1"]
 
 
 def _cold_stop_by_second_signal(worker: subprocess.Popen[bytes]) -> None:
@@ -164,24 +95,28 @@ def test_cold_shutdown_requeues_the_job_and_the_next_worker_finishes_it(
         services: Services, settings: Settings, clip: Path,
         workers: list[subprocess.Popen[bytes]], argv: list[str], stop: object) -> None:
     asset_id = _queue_asset(services, clip)
-    job_id = f"pipeline-{asset_id}"
-    retries = Job.fetch(job_id, connection=services.redis).retries_left
-    worker = _spawn(workers, settings, "worker", argv)
-    ffmpeg = _pause_transcode(worker, settings)
+    job_id = f"pipeline-{asset_id}-1"
+    worker = spawn(workers, settings, "worker", argv)
+    ffmpeg = pause_transcode(worker, settings)
+    assert asset_row(services, asset_id).status == "processing"
+    assert list(settings.work_dir.glob(f"{asset_id}-*")), "the run's work dir"
 
     assert callable(stop)
     stop(worker)
     worker.wait(timeout=30)
-    assert not _alive(ffmpeg), "the job's ffmpeg was left running"
+    assert not alive(ffmpeg), "the job's ffmpeg was left running"
 
     job = Job.fetch(job_id, connection=services.redis)
-    assert job.get_status() == JobStatus.QUEUED, _logs(settings)
+    assert job.get_status() == JobStatus.QUEUED, logs(settings)
     assert services.queue.job_ids == [job_id]
-    assert job.retries_left == retries, "an interrupted run is not a failed attempt"
+    asset = asset_row(services, asset_id)
+    assert (asset.status, asset.progress, asset.attempt) == ("queued", 0, 1), \
+        "an interrupted run is not a failed attempt, and the API says queued again"
+    assert not list(settings.work_dir.glob(f"{asset_id}-*")), "its work dir went with it"
     queue = Queue(settings.queue_name, connection=services.redis)
     assert StartedJobRegistry(queue=queue).count == 0
     assert FailedJobRegistry(queue=queue).count == 0
 
-    after = _spawn(workers, settings, "worker-after", [*CLI, "worker", "--burst"])
-    assert after.wait(timeout=120) == 0, _logs(settings)
-    assert _status(services, asset_id) == "ready", _logs(settings)
+    after = spawn(workers, settings, "worker-after", [*CLI, "worker", "--burst"])
+    assert after.wait(timeout=120) == 0, logs(settings)
+    assert _status(services, asset_id) == "ready", logs(settings)
