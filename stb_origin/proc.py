@@ -59,8 +59,9 @@ def run(
             stderr=subprocess.PIPE, cwd=cwd, env=dict(env) if env is not None else None,
             text=True, errors="replace",
             # An ffmpeg must not outlive the run that started it (a killed worker
-            # would leave it encoding, and publishing, beside the retry).
-            preexec_fn=_death_signal(os.getpid()),
+            # would leave it encoding beside the retry); its output is worthless
+            # then, so SIGKILL, which also ends a stopped process.
+            preexec_fn=_death_signal(os.getpid(), signal.SIGKILL),
         )
     except FileNotFoundError:
         raise ToolMissing(argv[0], _PACKAGES.get(Path(argv[0]).name, argv[0])) from None

@@ -67,6 +67,11 @@ class RequeueingWorker(Worker):
         self.heartbeat_path = heartbeat_path
         self._grace_timer: threading.Timer | None = None
         self._main_pid = os.getpid()
+        self.told_to_stop = False  # RQ only records it when a job runs
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.told_to_stop = True
+        super().request_stop(signum, frame)
 
     def main_work_horse(self, *args: Any, **kwargs: Any) -> None:
         # In the forked horse, first: die with the worker, however it dies.
@@ -159,13 +164,16 @@ def run_worker(settings: Settings, burst: bool = False) -> int:
         db.dispose()
     failures = 0
     while True:
-        worker = RequeueingWorker([pipeline_queue(redis, settings)], connection=redis,
-                                  settings=settings,
-                                  heartbeat_path=settings.data_dir / HEARTBEAT_FILE)
         started = time.monotonic()
-        with contextlib.suppress(RedisError):  # its teardown, with Redis gone
+        worker: RequeueingWorker | None = None
+        # Redis may be away when the worker (which names itself in Redis) is made,
+        # or during its teardown.
+        with contextlib.suppress(RedisError):
+            worker = RequeueingWorker([pipeline_queue(redis, settings)], connection=redis,
+                                      settings=settings,
+                                      heartbeat_path=settings.data_dir / HEARTBEAT_FILE)
             worker.work(burst=burst, with_scheduler=False, logging_level="INFO")
-        if burst or worker._stop_requested:
+        if worker is not None and (burst or worker.told_to_stop):
             return 0
         # RQ's loop ended on an error it does not handle, most often Redis gone.
         failures = 0 if time.monotonic() - started > 60 else failures + 1
