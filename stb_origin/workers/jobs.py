@@ -9,6 +9,7 @@ from typing import Any
 
 from stb_origin import pipeline
 from stb_origin.assets import records
+from stb_origin.assets.causes import failure_cause
 from stb_origin.observability import metrics
 from stb_origin.services import Services, build_services
 from stb_origin.settings import Settings
@@ -50,5 +51,4 @@ def on_pipeline_failure(job: Any, connection: Any, exc_type: type[BaseException]
                     extra={"asset_id": asset_id, "error": exc_type.__name__})
         return
     metrics.JOB_FINAL_FAILURES.inc(connection)
-    records.mark_failed(_services().db, asset_id, "internal_error",
-                         f"processing failed after retries ({exc_type.__name__})")
+    records.mark_failed(_services().db, asset_id, *failure_cause(exc))
