@@ -12,6 +12,7 @@ from starlette.middleware import Middleware
 from stb_origin.accounts import routes as account_routes
 from stb_origin.app import health
 from stb_origin.app import metrics as metrics_endpoint
+from stb_origin.app.sweeper import sweep_forever
 from stb_origin.drm import routes as key_routes
 from stb_origin.drm.delivery import KeyDelivery
 from stb_origin.ingest import routes as ingest_routes
@@ -39,6 +40,7 @@ def create_app(services: Services) -> Starlette:
         async with anyio.create_task_group() as background:
             # Without it the origin trusts no copy in memory (origin.takedowns).
             background.start_soon(app.state.takedowns.watch)
+            background.start_soon(sweep_forever, services)  # first at start-up
             try:
                 yield
             finally:
