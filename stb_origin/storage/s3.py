@@ -236,8 +236,8 @@ class S3Storage:
     def sweep_temporary(self, older_than: datetime) -> Swept:
         # put_file sends big files as multipart uploads; a writer that dies leaves
         # its parts stored (and billed) but invisible until the upload is aborted.
-        # minio has no public call for these. One page (1000 uploads) a sweep: the
-        # next sweep gets any more.
+        # minio has no public call for these. One page (1000 uploads) a sweep is
+        # enough: aborted uploads leave the list, so the next sweep sees the rest.
         swept = Swept()
         with self._errors(""):
             listing = self.client._list_multipart_uploads(self.bucket,
