@@ -20,6 +20,7 @@ from pathlib import Path
 from redis.exceptions import RedisError
 
 from stb_origin.assets import runs
+from stb_origin.assets.causes import failure_cause
 from stb_origin.assets.records import Asset, Status
 from stb_origin.db import Database, stamps
 from stb_origin.drm import keystore
@@ -104,10 +105,6 @@ def sweep_work_dirs(settings: Settings, db: Database) -> int:
     if swept:
         log.info("stale work dirs removed", extra={"count": swept})
     return swept
-
-
-def failure_cause(exc: BaseException) -> tuple[str, str]:
-    return "internal_error", f"processing failed ({type(exc).__name__})"
 
 
 def _superseded(services: Services, asset_id: str) -> str:

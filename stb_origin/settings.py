@@ -87,6 +87,12 @@ class Settings:
     # HMAC secrets for signed playback URLs (first signs, all verify); empty: off
     url_signing_secrets: tuple[str, ...] = field(default=(), repr=False)
     playback_url_ttl_s: int = 6 * 3600
+    # A temporary file (partial upload, storage temporary file, unfinished S3
+    # multipart upload) nobody has written to for this long is a dead process's and
+    # is swept. Live writers touch theirs far more often: an upload writes every MiB
+    # received and touches its file every minute while storage copies it; a storage
+    # copy writes all the time. An hour without a byte is a dead client or process.
+    temp_stale_after_s: float = 3600.0
 
     def __post_init__(self) -> None:
         if self.segment_format not in SEGMENT_FORMATS:
@@ -98,6 +104,8 @@ class Settings:
             raise SettingsError("STB_SEGMENT_SECONDS must be between 1 and 20")
         if self.key_rotation_segments < 1:
             raise SettingsError("STB_KEY_ROTATION_SEGMENTS must be at least 1")
+        if self.temp_stale_after_s <= 0:
+            raise SettingsError("STB_TEMP_STALE_AFTER_S must be positive")
 
     # Derived values: embedded defaults under the data dir.
     @property
@@ -185,6 +193,7 @@ _CASTS: dict[str, Any] = {
     "origin_secrets": _list,
     "url_signing_secrets": _list,
     "playback_url_ttl_s": int,
+    "temp_stale_after_s": float,
 }
 
 

@@ -47,6 +47,7 @@ EVERY_FIELD_SET = Settings(
     origin_secrets=("cdn-1", "cdn-2"),
     url_signing_secrets=("sign-1",),
     playback_url_ttl_s=600,
+    temp_stale_after_s=90.5,
 )
 
 

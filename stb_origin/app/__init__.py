@@ -13,6 +13,7 @@ from starlette.middleware import Middleware
 from stb_origin.accounts import routes as account_routes
 from stb_origin.app import health
 from stb_origin.app import metrics as metrics_endpoint
+from stb_origin.app.sweeper import sweep_forever
 from stb_origin.drm import routes as key_routes
 from stb_origin.drm.delivery import KeyDelivery
 from stb_origin.ingest import routes as ingest_routes
@@ -54,6 +55,7 @@ def create_app(services: Services) -> Starlette:
             background.start_soon(app.state.takedowns.watch)
             if services.settings.reconcile_interval_s > 0:
                 background.start_soon(Reconciler(services).watch)
+            background.start_soon(sweep_forever, services)  # first at start-up
             try:
                 yield
             finally:

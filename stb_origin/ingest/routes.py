@@ -14,9 +14,10 @@ from stb_origin import scopes
 from stb_origin.assets import records
 from stb_origin.db import stamps
 from stb_origin.drm import keystore
+from stb_origin.ingest.leftovers import kept_fresh, upload_dir
 from stb_origin.ingest.service import UnknownPackages, accept_source
 from stb_origin.ingest.sniff import container_of
-from stb_origin.ingest.upload import receive_upload
+from stb_origin.ingest.upload import receive_upload, storing_error
 from stb_origin.origin.takedowns import Takedowns
 from stb_origin.storage import StorageError, layout
 from stb_origin.web.bearer import require_scope
@@ -32,24 +33,30 @@ async def create_asset(request: Request) -> Response:
     services = services_of(request)
     claims = await require_scope(request, services.signer, scopes.ASSETS_WRITE)
     settings = services.settings
-    upload = await receive_upload(request, settings.work_dir / "uploads",
-                                  settings.max_upload_bytes)
+    upload = await receive_upload(request, upload_dir(settings), settings.max_upload_bytes)
     try:
         if container_of(upload.head) is None:
             raise ApiError(415, "unsupported_media_type",
                            "the file is not a video container we accept"
                            " (MP4/MOV, Matroska/WebM, MPEG-TS, MXF, AVI, FLV, MPEG-PS)")
-        body = await anyio.to_thread.run_sync(
-            accept_source, services, upload.path, upload.suffix, upload.title, upload.size,
-            upload.packages)
+        with kept_fresh(upload.path):
+            body = await anyio.to_thread.run_sync(
+                accept_source, services, upload.path, upload.suffix, upload.title, upload.size,
+                upload.packages)
     except UnknownPackages as exc:
         listed = ", ".join(f'"{name}"' for name in exc.names)
         raise ApiError(400, "unknown_package",
                        f"no such package: {listed} (an admin creates packages with"
                        " POST /v1/packages); nothing was stored") from None
-    except (StorageError, RedisError):
-        raise ApiError(503, "unavailable", "storage or the job queue is unavailable; try again",
-                       {"Retry-After": "10"}) from None
+    except (StorageError, RedisError) as exc:
+        raise storing_error(exc) or ApiError(
+            503, "unavailable", "storage or the job queue is unavailable; try again",
+            {"Retry-After": "10"}) from None
+    except Exception as exc:
+        # A database on a full disk: the same 507 as storage on one.
+        if (refusal := storing_error(exc)) is None:
+            raise
+        raise refusal from None
     finally:
         upload.path.unlink(missing_ok=True)
     log.info("asset uploaded", extra={"asset_id": body["id"], "bytes": upload.size,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -15,6 +16,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
+from stb_origin.assets.causes import DISK_FULL, STORAGE_UNAVAILABLE, failure_cause
 from stb_origin.ingest.sniff import SNIFF_BYTES
 from stb_origin.web.errors import ApiError, missing_field_message, unknown_fields_message
 
@@ -24,6 +26,9 @@ MAX_PACKAGE_NAME_BYTES = 64
 # The form's fields; "packages" may be repeated, one package name each.
 FIELDS = ("file", "title", "packages")
 WRITE_BATCH_BYTES = 1024 * 1024
+# The file a body streams into; ingest.leftovers sweeps those a dead process left.
+PART_PREFIX, PART_SUFFIX = "upload-", ".part"
+PART_GLOB = f"{PART_PREFIX}*{PART_SUFFIX}"
 _SAFE_SUFFIX = re.compile(r"^\.[a-z0-9]{1,5}$")
 
 
@@ -148,7 +153,7 @@ async def receive_upload(request: Request, upload_dir: Path, max_bytes: int) -> 
         raise ApiError(413, "payload_too_large", f"the file is larger than {max_bytes} bytes")
 
     upload_dir.mkdir(parents=True, exist_ok=True)
-    dest = upload_dir / f"upload-{secrets.token_hex(8)}.part"
+    dest = upload_dir / f"{PART_PREFIX}{secrets.token_hex(8)}{PART_SUFFIX}"
     receiver = _Receiver(dest, max_bytes)
     parser = MultipartParser(options[b"boundary"], callbacks={
         "on_part_begin": receiver.on_part_begin,
@@ -182,6 +187,8 @@ async def receive_upload(request: Request, upload_dir: Path, max_bytes: int) -> 
             raise ApiError(400, "bad_request", "the upload was interrupted") from None
         if isinstance(exc, MultipartParseError):
             raise ApiError(400, "bad_request", "malformed multipart body") from None
+        if (refusal := storing_error(exc)) is not None:
+            raise refusal from None
         raise
 
     upload = receiver.upload
@@ -195,7 +202,22 @@ async def receive_upload(request: Request, upload_dir: Path, max_bytes: int) -> 
     return upload
 
 
+def storing_error(exc: BaseException) -> ApiError | None:
+    """The answer to an upload the server could not keep: 507 when the disk is
+    full, 503 when storage is unreachable; None for any other error."""
+    code, _message = failure_cause(exc)
+    if code == DISK_FULL:
+        return ApiError(507, "insufficient_storage", "the server is out of storage space;"
+                        " the upload was not stored, try again later")
+    if code == STORAGE_UNAVAILABLE:
+        return ApiError(503, "storage_unavailable", "storage is unavailable; the upload"
+                        " was not stored, try again", {"Retry-After": "10"})
+    return None
+
+
 def _discard(receiver: _Receiver) -> None:
     if receiver.file is not None:
-        receiver.file.close()
+        # On a full disk, closing fails to flush the last bytes; the file goes anyway.
+        with suppress(OSError):
+            receiver.file.close()
     receiver.dest.unlink(missing_ok=True)

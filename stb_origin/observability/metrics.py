@@ -64,8 +64,22 @@ STORAGE_OPERATION_DURATION = Histogram(
 STORAGE_ERRORS = Counter(
     "stb_storage_errors_total",
     "Storage calls that raised, by operation and error"
-    " (not_found, invalid_key, unavailable, other).",
+    " (not_found, invalid_key, full: no space left, unavailable, other).",
     ["operation", "error"],
+)
+
+# -- leftovers of dead writers (in-process: the sweep this replica ran) ------------
+
+TEMP_SWEPT_FILES = Counter(
+    "stb_temp_swept_files_total",
+    "Temporary files a dead writer left that the sweep removed, by kind (upload: partial"
+    " uploads; storage: the storage's temporary files or unfinished S3 multipart uploads).",
+    ["kind"],
+)
+TEMP_SWEPT_BYTES = Counter(
+    "stb_temp_swept_bytes_total",
+    "Bytes those swept temporary files held, by kind (upload, storage).",
+    ["kind"],
 )
 
 # -- key delivery (in-process) ----------------------------------------------------

@@ -12,6 +12,7 @@ from stb_origin.storage.base import (
     ObjectNotFound,
     Storage,
     StorageError,
+    StorageFull,
     StorageUnavailable,
     check_key,
     check_prefix,
@@ -19,11 +20,12 @@ from stb_origin.storage.base import (
 )
 from stb_origin.storage.fs import LocalStorage
 from stb_origin.storage.s3 import S3Storage
+from stb_origin.storage.stale import Swept
 
 __all__ = [
     "BACKENDS", "InvalidKey", "LocalStorage", "ObjectInfo", "ObjectNotFound", "S3Storage",
-    "Storage", "StorageError", "StorageUnavailable", "check_key", "check_prefix",
-    "guess_content_type", "open_storage",
+    "Storage", "StorageError", "StorageFull", "StorageUnavailable", "check_key", "check_prefix",
+    "Swept", "guess_content_type", "open_storage",
 ]
 
 

@@ -19,6 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from stb_origin.storage.stale import Swept
+
 
 class StorageError(Exception):
     pass
@@ -30,6 +32,10 @@ class ObjectNotFound(StorageError):
 
 class StorageUnavailable(StorageError):
     """The backend could not be reached or answered with a server error."""
+
+
+class StorageFull(StorageUnavailable):
+    """The backend has no space left: writes fail until an operator frees some."""
 
 
 class InvalidKey(StorageError):
@@ -72,6 +78,11 @@ class Storage(Protocol):
     def local_path(self, key: str) -> Path | None:
         """A local file holding the object, for a server to send itself (ASGI
         pathsend); None when the backend is not a local folder."""
+        ...
+
+    def sweep_temporary(self, older_than: datetime) -> Swept:
+        """Remove what writers that died left behind (temporary files, unfinished
+        multipart uploads), if nobody has written to it since ``older_than``."""
         ...
 
 

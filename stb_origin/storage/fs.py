@@ -20,12 +20,14 @@ from stb_origin.storage.base import (
     ObjectInfo,
     ObjectNotFound,
     StorageError,
+    StorageFull,
     StorageUnavailable,
     check_key,
     check_prefix,
     guess_content_type,
     replacing,
 )
+from stb_origin.storage.stale import Swept, remove_stale
 
 # The content type rides on the file as an extended attribute; where the filesystem
 # has none, stat falls back to guessing from the extension.
@@ -195,6 +197,13 @@ class LocalStorage:
                 with suppress(OSError):  # not empty (a write in flight) or already gone
                     os.rmdir(dirpath)
 
+    def sweep_temporary(self, older_than: datetime) -> Swept:
+        # A write in flight keeps writing its temporary file (copyfile, then one
+        # fsync), so only a dead writer's gets old.
+        temporary = (Path(dirpath, name) for dirpath, _dirnames, names in os.walk(self.root)
+                     for name in names if name.startswith(TMP_PREFIX))
+        return remove_stale(temporary, older_than.timestamp())
+
     def check(self) -> None:
         if not self.root.is_dir() or not os.access(self.root, os.W_OK | os.X_OK):
             raise StorageUnavailable("local storage root is missing or not writable")
@@ -220,6 +229,9 @@ def _os_errors(key: str, writing: bool = False) -> Iterator[None]:
     except PermissionError as exc:
         raise StorageError(f"permission denied for {key!r}") from exc
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFull(f"local storage is full: cannot write {key!r}"
+                              f" ({exc.strerror})") from exc
         raise StorageUnavailable(f"local storage failed for {key!r}: "
                                  f"{exc.strerror or type(exc).__name__}") from exc
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -14,8 +15,10 @@ from stb_origin.storage.base import (
     ObjectInfo,
     ObjectNotFound,
     Storage,
+    StorageFull,
     StorageUnavailable,
 )
+from stb_origin.storage.stale import Swept
 
 T = TypeVar("T")
 
@@ -25,6 +28,8 @@ def error_kind(exc: BaseException) -> str:
         return "not_found"
     if isinstance(exc, InvalidKey):
         return "invalid_key"
+    if isinstance(exc, StorageFull):
+        return "full"
     if isinstance(exc, StorageUnavailable):
         return "unavailable"
     return "other"
@@ -85,6 +90,9 @@ class InstrumentedStorage:
 
     def local_path(self, key: str) -> Path | None:
         return self.inner.local_path(key)
+
+    def sweep_temporary(self, older_than: datetime) -> Swept:
+        return self._call("sweep_temporary", lambda: self.inner.sweep_temporary(older_than))
 
 
 def _first_item_timed(operation: str, open_items: Callable[[], Iterator[T]]) -> Iterator[T]:

@@ -6,7 +6,7 @@ import io
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,11 +22,13 @@ from stb_origin.storage.base import (
     ObjectInfo,
     ObjectNotFound,
     StorageError,
+    StorageFull,
     StorageUnavailable,
     check_key,
     check_prefix,
     replacing,
 )
+from stb_origin.storage.stale import Swept
 
 PART_SIZE = 16 * 1024 * 1024
 CONNECT_TIMEOUT_S = 5.0
@@ -40,6 +42,7 @@ RETRIES = 2
 RETRY_BACKOFF_S = 0.2
 
 _MISSING_CODES = frozenset({"NoSuchKey", "NoSuchObject"})
+_FULL_CODES = frozenset({"XMinioStorageFull"})  # MinIO's 507; AWS is never full
 _UNAVAILABLE_CODES = frozenset({"NoSuchBucket", "InternalError", "ServiceUnavailable",
                                 "SlowDown", "RequestTimeout"})
 
@@ -126,6 +129,8 @@ class S3Storage:
             status = exc.response.status if exc.response is not None else 0
             if exc.code in _MISSING_CODES:
                 raise ObjectNotFound(key) from exc
+            if status == 507 or exc.code in _FULL_CODES:
+                raise StorageFull(f"{where} is full: cannot write {key!r}") from exc
             if status >= 500 or exc.code in _UNAVAILABLE_CODES:
                 raise StorageUnavailable(f"{where}: {exc.code}") from exc
             raise StorageError(f"{where} refused {key!r}: {exc.code}") from exc
@@ -227,6 +232,36 @@ class S3Storage:
             raise StorageError(f"could not delete {len(failed)} of {len(names)} objects "
                                f"under {prefix!r}: {failed[0].code}")
         return len(names)
+
+    def sweep_temporary(self, older_than: datetime) -> Swept:
+        # put_file sends big files as multipart uploads; a writer that dies leaves
+        # its parts stored (and billed) but invisible until the upload is aborted.
+        # minio has no public call for these. One page (1000 uploads) a sweep is
+        # enough: aborted uploads leave the list, so the next sweep sees the rest.
+        swept = Swept()
+        with self._errors(""):
+            listing = self.client._list_multipart_uploads(self.bucket,
+                                                          prefix=self.prefix or None)
+            for upload in listing.uploads:
+                if upload.upload_id is not None:
+                    swept += self._abort_if_stale(upload.object_name, upload.upload_id,
+                                                  upload.initiated_time, older_than)
+        return swept
+
+    def _abort_if_stale(self, name: str, upload_id: str, initiated: datetime | None,
+                        older_than: datetime) -> Swept:
+        try:
+            parts = self.client._list_parts(self.bucket, name, upload_id).parts
+            # The last part sent is the upload's last sign of life.
+            times = [t for t in (initiated, *(p.last_modified for p in parts)) if t]
+            if not times or max(times) >= older_than:
+                return Swept()
+            self.client._abort_multipart_upload(self.bucket, name, upload_id)
+        except S3Error as exc:
+            if exc.code == "NoSuchUpload":  # completed, or aborted by another sweeper
+                return Swept()
+            raise
+        return Swept(1, sum(p.size or 0 for p in parts))
 
     def local_path(self, key: str) -> None:
         return None  # objects are only reachable over HTTP

@@ -149,7 +149,7 @@ def _json_body(schema_name: str) -> Json:
 
 
 _ERROR_RESPONSES = {400: "BadRequest", 404: "NotFound", 409: "Conflict", 413: "TooLarge",
-                    415: "UnsupportedMediaType"}
+                    415: "UnsupportedMediaType", 507: "InsufficientStorage"}
 _JSON_BODY_ERRORS = (400, 413, 415)
 
 # --- schemas ------------------------------------------------------------------------
@@ -182,7 +182,11 @@ def _schemas() -> Json:
             "title": {"type": "string"},
             "status": {"type": "string", "enum": ["queued", "processing", "ready", "failed"]},
             "progress": {"type": "integer", "minimum": 0, "maximum": 100},
-            "error": _nullable(error_detail),
+            "error": {**_nullable(error_detail), "description": (
+                "why it failed, or why the last attempt did while a retry waits;"
+                " `code` names the cause: `disk_full` and `storage_unavailable` (an"
+                " operator's to fix), `worker_lost` (its worker was killed),"
+                " `internal_error`, or a problem with the media")},
             "attempt": {"type": "integer", "minimum": 1,
                         "description": "which attempt runs or waits (retries count up)"},
             "next_attempt_at": _nullable({**TIME, "description":
@@ -348,7 +352,10 @@ def _responses() -> Json:
         "Conflict": _error("it exists already, or the account is at its device limit"),
         "TooLarge": _error("the body is too large"),
         "UnsupportedMediaType": _error("the body is not of the media type this takes"),
-        "Unavailable": _error("a dependency is down (database, storage, Redis); retry", retry),
+        "Unavailable": _error("a dependency is down (database, storage, Redis); retry."
+                              " `storage_unavailable`: storage cannot be reached", retry),
+        "InsufficientStorage": _error("`insufficient_storage`: the server is out of storage"
+                                      " space; nothing was stored, try again later"),
         "OAuthBadRequest": _oauth_error("RFC 6749 §5.2 / RFC 8628 §3.5"),
         "OAuthUnauthorized": _oauth_error(
             "client authentication by HTTP Basic failed",
@@ -405,7 +412,7 @@ def _assets() -> Json:
     return {
         "/v1/assets": {
             "post": _api(
-                "Upload a master", ("assets:write",), tags=tags, errors=(400, 413, 415),
+                "Upload a master", ("assets:write",), tags=tags, errors=(400, 413, 415, 507),
                 body={"required": True,
                       "content": {"multipart/form-data": {"schema": _ref("Upload")}}},
                 description="Streams the file to storage, enqueues the pipeline, answers at"

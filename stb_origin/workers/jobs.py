@@ -8,6 +8,7 @@ from typing import Any
 
 from stb_origin import pipeline
 from stb_origin.assets import runs
+from stb_origin.assets.causes import failure_cause
 from stb_origin.assets.records import Status
 from stb_origin.db import Database
 from stb_origin.observability import metrics
@@ -53,8 +54,7 @@ def on_pipeline_failure(job: Any, connection: Any, exc_type: type[BaseException]
     # database of its own, closed again, so no horse inherits its connections.
     db = Database(settings.resolved_database_url)
     try:
-        status = runs.retry_or_fail(db, asset_id, "internal_error",
-                                    f"processing stopped ({exc_type.__name__})",
+        status = runs.retry_or_fail(db, asset_id, *failure_cause(exc),
                                     settings.job_retries + 1)
     finally:
         db.dispose()

@@ -59,3 +59,12 @@ def test_the_app_serves_the_document(api: str) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     assert response.json() == build_document()
+
+
+def test_an_upload_the_disk_cannot_hold_is_documented() -> None:
+    document = build_document()
+    responses = document["paths"]["/v1/assets"]["post"]["responses"]
+    assert responses["507"] == {"$ref": "#/components/responses/InsufficientStorage"}
+    described = document["components"]["responses"]
+    assert "insufficient_storage" in described["InsufficientStorage"]["description"]
+    assert "storage_unavailable" in described["Unavailable"]["description"]
