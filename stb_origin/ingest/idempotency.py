@@ -64,9 +64,11 @@ def parse_key(values: list[str]) -> str | None:
     if len(values) > 1:
         raise ApiError(400, "invalid_idempotency_key", f"send one {HEADER} header, not several")
     value = values[0].strip(" \t")
-    quoted = _SF_STRING.fullmatch(value)
-    key = _SF_ESCAPE.sub(r"\1", quoted.group(1)) if quoted else value
-    if len(key) > MAX_KEY_CHARS or not _PRINTABLE.fullmatch(key):
+    key: str | None = value
+    if value.startswith('"'):  # then it must be a whole quoted string, not half of one
+        quoted = _SF_STRING.fullmatch(value)
+        key = _SF_ESCAPE.sub(r"\1", quoted.group(1)) if quoted else None
+    if key is None or len(key) > MAX_KEY_CHARS or not _PRINTABLE.fullmatch(key):
         raise ApiError(400, "invalid_idempotency_key",
                        f"the {HEADER} header must be 1 to {MAX_KEY_CHARS} printable ASCII"
                        " characters, bare or as a quoted string")
