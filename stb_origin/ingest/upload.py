@@ -3,6 +3,7 @@ into memory, with the size limit enforced while it streams."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
@@ -40,6 +41,7 @@ class Upload:
     title: str
     head: bytes = b""
     packages: tuple[str, ...] = ()
+    sha256: str = ""  # of the file's bytes, for Idempotency-Key fingerprints
 
     @property
     def suffix(self) -> str:
@@ -71,6 +73,7 @@ class _Receiver:
         self.packages: list[str] = []
         self.error: ApiError | None = None
         self.complete = False
+        self.digest = hashlib.sha256()
 
     def on_part_begin(self) -> None:
         self.part = _Part()
@@ -141,6 +144,12 @@ class _Receiver:
         self.pending.clear()
         return data
 
+    def write(self, data: bytes) -> None:
+        """In a worker thread: hashing gigabytes would stall the event loop."""
+        assert self.file is not None
+        self.digest.update(data)
+        self.file.write(data)
+
 
 async def receive_upload(request: Request, upload_dir: Path, max_bytes: int) -> Upload:
     """Stream a multipart body into upload_dir; the caller owns the returned file."""
@@ -171,7 +180,7 @@ async def receive_upload(request: Request, upload_dir: Path, max_bytes: int) -> 
             if receiver.error is not None:
                 raise receiver.error
             if receiver.file is not None and len(receiver.pending) >= WRITE_BATCH_BYTES:
-                await anyio.to_thread.run_sync(receiver.file.write, receiver.take_pending())
+                await anyio.to_thread.run_sync(receiver.write, receiver.take_pending())
         parser.finalize()
         if receiver.error is not None:
             raise receiver.error
@@ -179,7 +188,7 @@ async def receive_upload(request: Request, upload_dir: Path, max_bytes: int) -> 
             raise ApiError(400, "bad_request", "the multipart body ends before its closing"
                            " boundary: the upload is incomplete")
         if receiver.file is not None:
-            await anyio.to_thread.run_sync(receiver.file.write, receiver.take_pending())
+            await anyio.to_thread.run_sync(receiver.write, receiver.take_pending())
             receiver.file.close()
     except BaseException as exc:
         _discard(receiver)
@@ -196,6 +205,7 @@ async def receive_upload(request: Request, upload_dir: Path, max_bytes: int) -> 
         raise ApiError(400, "missing_file", missing_field_message("file", FIELDS))
     upload.title = receiver.title or Path(upload.filename).stem
     upload.packages = tuple(receiver.packages)
+    upload.sha256 = receiver.digest.hexdigest()
     if upload.size == 0:
         dest.unlink(missing_ok=True)
         raise ApiError(400, "empty_file", "the uploaded file is empty")

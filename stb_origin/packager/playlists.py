@@ -13,8 +13,10 @@ copies them before a later KEY replaces one) both read it that way.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 
 import m3u8
 
@@ -22,6 +24,10 @@ HLS_VERSION = 7  # EXT-X-MAP outside I-frame playlists needs 6; we say 7 for fMP
 # The variant listed first, where players start: the highest whose peak BANDWIDTH
 # is at most this (bench/start_time.py measured the choice).
 START_BANDWIDTH = 3_000_000
+# Printable ASCII without spaces or '"', not starting with '#'.
+_URI = re.compile(r"[\x21\x24-\x7e][\x21\x23-\x7e]*")
+# RFC 6381 codec names, comma-separated: printable ASCII without '"'.
+_CODECS = re.compile(r"[\x20\x21\x23-\x7e]+")
 
 
 def _check_encrypted(uri: str, key_uri: str, iv: bytes) -> None:
@@ -112,10 +118,25 @@ def _key(uri: str, iv: bytes) -> m3u8.Key:
 
 
 def _check_uri(value: str) -> None:
-    # The m3u8 library writes values as given: a quote or a line break would
-    # end the attribute or the line early.
-    if not value or any(c in value for c in '"\r\n'):
+    # The m3u8 library writes values as given: a quote or any line break (players
+    # may honour U+2028 or NEL too) would end the attribute or the line early, and
+    # a line that starts with "#" is a tag. URIs are ASCII (RFC 3986), spaces encoded.
+    if not _URI.fullmatch(value):
         raise ValueError(f"unusable URI in a playlist: {value!r}")
+
+
+def _check_codecs(value: str) -> None:
+    if not _CODECS.fullmatch(value):
+        raise ValueError(f"unusable CODECS in a playlist: {value!r}")
+
+
+def _check_relative(uri: str) -> None:
+    """A URI that resolves under the playlist's own folder: no scheme, no leading
+    "/", no "." or ".." step (percent-encoded or not)."""
+    _check_uri(uri)
+    if urlsplit(uri).scheme or uri.startswith("/") or any(
+            unquote(step) in (".", "..") for step in urlsplit(uri).path.split("/")):
+        raise ValueError(f"a URI outside the version prefix: {uri!r}")
 
 
 def iv_attribute(iv: bytes) -> str:
@@ -142,6 +163,9 @@ def master_playlist(variants: Sequence[VariantEntry],
         # segment's EXT-X-KEY carries its own.
         playlist.session_keys.append(
             m3u8.model.SessionKey(method="AES-128", base_uri=None, uri=session_key_uri))
+    for uri, codecs in [(e.uri, e.codecs) for e in variants] + [(e.uri, e.codecs) for e in iframes]:
+        _check_relative(uri)
+        _check_codecs(codecs)
     for v in order_variants(variants, start_bandwidth):
         playlist.add_playlist(m3u8.Playlist(
             uri=v.uri, media=[], base_uri=None,
@@ -186,11 +210,13 @@ def order_variants(variants: Sequence[VariantEntry],
 
 
 def rewrite_master_uris(text: str, prefix: str) -> str:
-    """The same master with every variant and I-frame URI under prefix (e.g. "v1a2/")."""
+    """The same master with every variant and I-frame URI under prefix (e.g. "v1a2/");
+    ValueError for a URI that would resolve outside it."""
     playlist = m3u8.loads(text)
     if not playlist.is_variant:
         raise ValueError("not a master playlist")
     for entry in [*playlist.playlists, *playlist.iframe_playlists]:
+        _check_relative(entry.uri)
         entry.uri = prefix + entry.uri
     return str(playlist.dumps())
 

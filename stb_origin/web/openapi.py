@@ -406,19 +406,41 @@ def _security_schemes() -> Json:
 # --- paths --------------------------------------------------------------------------
 
 
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "description": "draft-ietf-httpapi-idempotency-key-header: a retry with the same key and"
+                   " the same upload (file bytes, file name, title, packages) from the same"
+                   " user gets the first 202 again, kept 24 hours, and makes no second asset."
+                   " 1 to 255 printable ASCII characters, bare or as a quoted string.",
+    "schema": {"type": "string", "pattern": "^[!-~]([ -~]{0,253}[!-~])?$"},
+}
+
+
+def _upload() -> Json:
+    operation = _api(
+        "Upload a master", ("assets:write",), tags=["assets"], errors=(400, 413, 415, 507),
+        parameters=[IDEMPOTENCY_KEY],
+        body={"required": True, "content": {"multipart/form-data": {"schema": _ref("Upload")}}},
+        description="Streams the file to storage, enqueues the pipeline, answers at"
+                    " once; follow `status` and `progress` on the asset.",
+        ok={"202": _answer("accepted; the pipeline runs (or, for a repeated Idempotency-Key,"
+                           " the first answer again)", _ref("Asset"), headers=LOCATION)})
+    operation["responses"] = dict(sorted({
+        **operation["responses"],
+        "409": _error("`idempotency_key_in_flight`: an upload with this Idempotency-Key is"
+                      " still in progress; retry once it has finished"),
+        "422": _error("`idempotency_key_reused`: this Idempotency-Key was used for another"
+                      " upload in the last 24 hours"),
+    }.items()))
+    return operation
+
+
 def _assets() -> Json:
     tags = ["assets"]
     asset_id = _path_param("asset_id", "the asset's id", ID)
     return {
         "/v1/assets": {
-            "post": _api(
-                "Upload a master", ("assets:write",), tags=tags, errors=(400, 413, 415, 507),
-                body={"required": True,
-                      "content": {"multipart/form-data": {"schema": _ref("Upload")}}},
-                description="Streams the file to storage, enqueues the pipeline, answers at"
-                            " once; follow `status` and `progress` on the asset.",
-                ok={"202": _answer("accepted; the pipeline runs", _ref("Asset"),
-                                   headers=LOCATION)}),
+            "post": _upload(),
             "get": _api("List assets, newest first", ("assets:read",), tags=tags,
                         errors=(400,), parameters=_page_params(),
                         ok={"200": _answer("a page", _ref("AssetPage"), headers=NO_STORE)}),
