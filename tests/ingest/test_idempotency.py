@@ -63,7 +63,7 @@ def test_the_same_key_and_upload_twice_makes_one_asset(api, services, writer):
     again = _post(api, writer, "k-1")
     _same_answer(first, again)
     assert _assets(services) == 1
-    assert services.queue.job_ids == [f"pipeline-{first.json()['id']}"]
+    assert services.queue.job_ids == [f"pipeline-{first.json()['id']}-1"]
     assert list(services.storage.list_keys("sources/")) == [
         f"sources/{first.json()['id']}/source.mp4"]
     assert _uploads_left(services) == []
@@ -92,7 +92,7 @@ def test_the_same_key_with_another_upload_is_422(api, services, writer, change):
     error = response.json()["error"]
     assert error["code"] == "idempotency_key_reused"
     assert "Idempotency-Key" in error["message"]
-    assert _assets(services) == 1 and services.queue.job_ids == [f"pipeline-{first.json()['id']}"]
+    assert _assets(services) == 1 and services.queue.job_ids == [f"pipeline-{first.json()['id']}-1"]
     assert _uploads_left(services) == []
     # The stored answer is untouched: the original upload still replays.
     _same_answer(first, _post(api, writer, "k-3"))
