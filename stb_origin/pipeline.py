@@ -59,6 +59,10 @@ def _process(services: Services, asset_id: str) -> str:
     settings = services.settings
     run = runs.claim(services.db, asset_id, settings.run_lease_s)
     if run is None:
+        with services.db.session() as session:
+            if session.get(Asset, asset_id) is None:
+                log.warning("asset vanished before processing")
+                return "deleted"
         log.info("not run: another live run holds the asset, or it is not waiting")
         return "skipped"
     # Named by the asset: remove_work_dirs and sweep_work_dirs find it by that.
@@ -72,6 +76,7 @@ def _process(services: Services, asset_id: str) -> str:
         # Bad media is final: retrying cannot fix it.
         runs.write(services.db, run, status=Status.FAILED.value, error_code=exc.code,
                    error_message=exc.message[:2000])
+        log.warning("asset failed", extra={"code": exc.code})
         return Status.FAILED.value
     except runs.Superseded:
         return _superseded(services, asset_id)

@@ -164,8 +164,8 @@ def test_half_published_asset_is_never_ready_and_a_retry_repairs_it(services, go
     services.storage = FlakyStorage(healthy, writes_before_failure=5)  # type: ignore[assignment]
     assert pipeline.process(services, asset_id) == "queued"
     asset = _asset(services, asset_id)
-    assert (asset.status, asset.attempt, asset.error_code) == ("queued", 2, "internal_error")
-    assert "StorageUnavailable" in (asset.error_message or "")
+    assert (asset.status, asset.attempt, asset.error_code) == ("queued", 2, "storage_unavailable")
+    assert "storage was unavailable" in (asset.error_message or "")
     assert asset.next_attempt_at is not None and asset.next_attempt_at > utcnow()
     assert f"hls/{asset_id}/master.m3u8" not in _published(healthy, asset_id)
 
