@@ -182,3 +182,8 @@ def test_the_cdn_renders_the_template_with_every_variable_it_uses(
     host, port = upstream.split(":")
     assert host in _app_services(compose)
     assert f"--port {port}" in " ".join(_services(compose)[host]["command"])
+
+
+def test_redis_keeps_an_append_only_file(compose: dict[str, Any]) -> None:
+    # Queued jobs survive a Redis restart; the reconciler rebuilds them if not.
+    assert "--appendonly yes" in " ".join(_services(compose)["redis"]["command"])

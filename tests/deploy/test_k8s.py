@@ -400,3 +400,10 @@ def test_the_cdn_renders_the_shared_template_with_every_variable(build: Build) -
     host, port = upstream.split(":")
     origin = build.named("Service", host)
     assert [p["port"] for p in origin["spec"]["ports"]] == [int(port)]
+
+
+def test_redis_keeps_an_append_only_file(build: Build) -> None:
+    # Queued jobs survive a Redis restart; the reconciler rebuilds them if not.
+    [redis] = [d for d in build.of_kind("Deployment") if d["metadata"]["name"] == "redis"]
+    argv = " ".join(_containers(redis)[0]["args"])
+    assert "--appendonly yes" in argv
