@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import threading
@@ -12,6 +13,8 @@ import pytest
 from stb_origin import pipeline
 from stb_origin.ingest.service import accept_source
 from stb_origin.observability import logs
+from stb_origin.observability.logs import ACCESS_FLUSH_S, ACCESS_LOGGER, JsonFormatter, LineHandler
+from tests.support.clock import ManualClock
 from tests.support.logs import JsonLines, captured
 
 
@@ -64,3 +67,44 @@ def test_every_pipeline_line_carries_the_asset_id(services, tmp_path, records, m
     assert pipeline.process(services, asset_id) == "failed"
     assert {line["msg"] for line in records.lines} >= {"probing", "asset failed"}
     assert all(line.get("asset_id") == asset_id for line in records.lines), records.lines
+
+
+class _Stream(io.StringIO):
+    """What reached the file: the text written before each flush."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushed = ""
+
+    def flush(self) -> None:
+        self.flushed = self.getvalue()
+
+
+def _record(name: str, level: int, msg: str) -> logging.LogRecord:
+    return logging.LogRecord(name, level, __file__, 0, msg, (), None)
+
+
+def test_access_lines_go_out_together_and_other_lines_at_once() -> None:
+    clock = ManualClock()
+    stream = _Stream()
+    handler = LineHandler(stream, clock=clock)
+    handler.setFormatter(JsonFormatter())
+
+    handler.handle(_record(ACCESS_LOGGER, logging.INFO, "request 1"))
+    handler.handle(_record(ACCESS_LOGGER, logging.INFO, "request 2"))
+    assert stream.flushed == "", "access lines wait for the next flush"
+    handler.handle(_record("stb_origin.pipeline", logging.INFO, "asset ready"))
+    assert [json.loads(line)["msg"] for line in stream.flushed.splitlines()] == [
+        "request 1", "request 2", "asset ready"], "an application line takes them along"
+
+    handler.handle(_record(ACCESS_LOGGER, logging.INFO, "request 3"))
+    assert "request 3" not in stream.flushed
+    clock.advance(ACCESS_FLUSH_S)
+    handler.handle(_record(ACCESS_LOGGER, logging.INFO, "request 4"))
+    assert "request 4" in stream.flushed, "at most ACCESS_FLUSH_S late under traffic"
+
+    handler.handle(_record(ACCESS_LOGGER, logging.INFO, "request 5"))
+    handler.flush_now()  # what the flushing thread does when traffic stops
+    assert "request 5" in stream.flushed
+    handler.handle(_record(ACCESS_LOGGER, logging.ERROR, "request 6 failed"))
+    assert "request 6" in stream.flushed, "an access error goes out at once"
