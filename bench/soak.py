@@ -837,7 +837,10 @@ def main() -> int:
         # Not counted: the work horses and ffmpeg of killed workers (never waited for).
         cpu_note = other.report(sum(process_tree_cpu_s(pid) for pid in ours))
         rows = soak.statuses()
+        # Read now: the folder is removed before the report (unless --keep).
         ready_logged = ready_lines(system.logs)
+        versions = {asset_id: published_versions(settings.data_dir / "storage", asset_id)
+                    for asset_id in rows}
     except KeyboardInterrupt:
         interrupted = True
         print("\ninterrupted: stopping everything", flush=True)
@@ -854,14 +857,14 @@ def main() -> int:
     if interrupted:
         print(f"processes left behind: {len(left)} {left or ''}")
         return 130
-    return report(args, soak, fleet, rows, ready_logged, system, server_rss, marks, left,
-                  cpu_note, settings, seconds)
+    return report(args, soak, fleet, rows, ready_logged, versions, system, server_rss, marks,
+                  left, cpu_note, settings)
 
 
 def report(args: argparse.Namespace, soak: Soak, fleet: Fleet, rows: dict[str, Asset],
-           ready_logged: Counter[str], system: System, server_rss: list[tuple[float, int]],
-           marks: dict[str, float], left: list[str], cpu_note: str, settings: Settings,
-           seconds: float) -> int:
+           ready_logged: Counter[str], versions: dict[str, tuple[set[str], set[str]]],
+           system: System, server_rss: list[tuple[float, int]], marks: dict[str, float],
+           left: list[str], cpu_note: str, settings: Settings) -> int:
     goals: list[tuple[str, str, bool]] = []
     errors = sum(fleet.errors.values())
     goals.append(("playback errors", f"{errors}", errors == 0))
@@ -878,10 +881,9 @@ def report(args: argparse.Namespace, soak: Soak, fleet: Fleet, rows: dict[str, A
     # version (its own master last), and the only one that logged "asset ready".
     # Partial version folders are what killed runs left mid-publish: kept on purpose
     # until prune_after (STB_RETIRED_VERSION_KEEP_S), like a replaced version.
-    storage_root = settings.data_dir / "storage"
     twice, partial_total = [], 0
     for asset_id in ready:
-        complete, partial = published_versions(storage_root, asset_id)
+        complete, partial = versions[asset_id]
         partial_total += len(partial)
         if complete != {rows[asset_id].version} or ready_logged[asset_id] != 1:
             twice.append(asset_id)
