@@ -63,6 +63,11 @@ def retimed(playlist: str, reference: list[str]) -> tuple[str, list[str]]:
 # 6 s) an audio track has several segments where the video has one. Joining them
 # gives every track the same segments, so segment i has the same key everywhere.
 
+# How far apart an audio and a video boundary may be and still be the same one: an
+# audio frame (21 to 32 ms) and a video frame (up to 42 ms), with room to spare.
+BOUNDARY_SLACK_S = 0.25
+
+
 def extinf_values(playlist: str) -> list[float]:
     return [float(d) for d in durations(playlist)]
 
@@ -70,7 +75,7 @@ def extinf_values(playlist: str) -> list[float]:
 def grouping(track: Sequence[float], reference: Sequence[float]) -> list[int]:
     """How many consecutive segments of a track make each reference segment: each
     group ends on the track's boundary nearest the reference's. ValueError when
-    some reference boundary has no track boundary within half a segment of it."""
+    some reference boundary has no track boundary within BOUNDARY_SLACK_S of it."""
     ends = list(itertools.accumulate(track))
     counts: list[int] = []
     start, target = 0, 0.0
@@ -79,7 +84,7 @@ def grouping(track: Sequence[float], reference: Sequence[float]) -> list[int]:
         if start >= len(ends):
             raise ValueError(f"the track ends before {target:.3f} s")
         best = min(range(start, len(ends)), key=lambda j: abs(ends[j] - target))
-        if abs(ends[best] - target) > length / 2:
+        if abs(ends[best] - target) > BOUNDARY_SLACK_S:
             raise ValueError(f"no segment boundary of the track near {target:.3f} s")
         counts.append(best - start + 1)
         start = best + 1
