@@ -26,7 +26,13 @@ from stb_origin.db import Database, stamps
 from stb_origin.drm import keystore
 from stb_origin.drm.keys import generate_key
 from stb_origin.observability import logs, metrics
-from stb_origin.packager.package import VariantInput, count_segments, keys_needed, package
+from stb_origin.packager.package import (
+    AudioInput,
+    VariantInput,
+    count_segments,
+    keys_needed,
+    package,
+)
 from stb_origin.packager.publish import point_master_at, publish
 from stb_origin.services import Services
 from stb_origin.settings import Settings
@@ -156,12 +162,15 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
         keystore.store(session, asset_id, keys, services.envelope, version=version)
 
     variants = [VariantInput(r.name, r.width, r.height, ladder.fps) for r in ladder.renditions]
+    audio = [AudioInput(a.name, a.group, a.label, a.language, a.channels, a.default)
+             for a in ladder.audio]
     packaged = work / "packaged"
     with _stage(services, "package"):
         result = package(encoded, variants, keys, _key_uri(settings.key_uri_base, asset_id),
                          settings.key_rotation_segments, packaged,
                          trickplay=VariantInput(layout.IFRAMES, ladder.trickplay.width,
-                                                ladder.trickplay.height, ladder.fps))
+                                                ladder.trickplay.height, ladder.fps),
+                         audio=audio)
     runs.write(services.db, run, progress=TRANSCODE_SHARE + 5)
     with _stage(services, "publish"):
         publish(services.storage, asset_id, version, packaged)
@@ -169,7 +178,8 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
         # claimed the asset before the master is pointed at this version.
         runs.write(services.db, run)
         point_master_at(services.storage, asset_id, version)
-    runs.finish(services.db, run, version, [r.to_json() for r in result.renditions],
+    runs.finish(services.db, run, version,
+                [r.to_json() for r in result.renditions] + [a.to_json() for a in result.audio],
                 keep_old_s=settings.retired_version_keep_s)
     try:
         # Committed: key servers see the new version's keys at once.

@@ -18,7 +18,7 @@ from stb_origin.reconciler import Reconciler
 from stb_origin.services import Services
 from stb_origin.storage import Storage, StorageUnavailable
 from stb_origin.workers import jobs
-from tests.support.media import make_clip
+from tests.support.media import Track, make_audio_tracks_clip, make_clip
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,8 @@ def test_ready_asset_has_renditions_and_its_keys(services, good):
     assert pipeline.process(services, asset_id) == "ready"
     asset = _asset(services, asset_id)
     assert (asset.status, asset.progress, asset.error_code) == ("ready", 100, None)
-    assert [r["name"] for r in asset.renditions or []] == ["360p", "234p"]
+    assert [(r["type"], r["name"]) for r in asset.renditions or []] == [
+        ("video", "360p"), ("video", "234p"), ("audio", "audio0_aac")]
     assert asset.source and asset.source["width"] == 640
     master = m3u8.loads(services.storage.get_bytes(f"hls/{asset_id}/master.m3u8").decode())
     assert all(p.uri.startswith(f"{asset.version}/") for p in master.playlists)
@@ -65,6 +66,42 @@ def test_ready_asset_has_renditions_and_its_keys(services, good):
     used = {key.uri.rsplit("/", 1)[1] for key in media.keys if key}
     assert used == _key_ids(services, asset_id)
     assert not list(services.settings.work_dir.glob(f"{asset_id}-*")), "work files cleaned up"
+
+
+def test_every_audio_track_is_a_rendition_of_the_ready_asset(services, media):
+    master = make_audio_tracks_clip(media / "tracks.mkv", [
+        Track(language="eng", title="English"),
+        Track(language="fra", title="Français", default=True),
+        Track(language="deu", title="Deutsch", channels=1),
+        Track(language="eng", title="English 5.1", channels=6),
+        Track(title='Say "hi"\nthen\r\nleave'),
+    ], seconds=3)
+    asset_id = _ingest(services, master)
+    assert pipeline.process(services, asset_id) == "ready"
+    asset = _asset(services, asset_id)
+    audio = [r for r in asset.renditions or [] if r["type"] == "audio"]
+    assert [(a["name"], a["group"], a["language"], a["label"], a["channels"], a["default"],
+             a["codecs"]) for a in audio] == [
+        ("audio0_aac", "audio-aac", "en", "English", 2, False, "mp4a.40.2"),
+        ("audio1_aac", "audio-aac", "fr", "Français", 2, True, "mp4a.40.2"),
+        ("audio2_aac", "audio-aac", "de", "Deutsch", 1, False, "mp4a.40.2"),
+        ("audio3_aac", "audio-aac", "en", "English 5.1", 2, False, "mp4a.40.2"),
+        ("audio4_aac", "audio-aac", None, "Say 'hi' then leave", 2, False, "mp4a.40.2"),
+        ("audio3_ec3", "audio-ec3", "en", "English 5.1", 6, True, "ec-3"),
+    ]
+    assert all(a["bandwidth"] > 0 and a["segment_count"] > 0 for a in audio)
+
+    text = services.storage.get_bytes(f"hls/{asset_id}/master.m3u8").decode()
+    master_playlist = m3u8.loads(text)
+    assert [m.uri for m in master_playlist.media] == [
+        f"{asset.version}/{a['name']}/index.m3u8" for a in audio]
+    assert 'NAME="Say \'hi\' then leave"' in text
+    assert {p.stream_info.audio for p in master_playlist.playlists} == {"audio-aac", "audio-ec3"}
+    for media_entry in master_playlist.media:
+        key = f"hls/{asset_id}/{media_entry.uri}"
+        media_playlist = m3u8.loads(services.storage.get_bytes(key).decode())
+        assert {k.uri.rsplit("/", 1)[1] for k in media_playlist.keys if k} == _key_ids(
+            services, asset_id)
 
 
 def _truncated(media: Path, good: Path) -> Path:

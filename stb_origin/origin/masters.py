@@ -11,8 +11,10 @@ Names sit beside ``master.m3u8`` (so its relative variant URIs still resolve):
 A codec family is the sample entry, the part of an RFC 6381 codec string before
 the first dot (avc1, hvc1, mp4a, ec-3); profile and level are not compared: in
 a ladder they follow the picture size, which the height caps. I-frame variants
-are filtered by the same rule; everything else (EXT-X-SESSION-KEY, the start
-variant listed first, the order) stays as packaged.
+are filtered by the same rule, and an audio rendition (EXT-X-MEDIA) stays only
+while a kept variant names its group (a box without ``ec-3`` is offered no
+E-AC-3 track); everything else (EXT-X-SESSION-KEY, the start variant listed
+first, the order) stays as packaged.
 
 The name is a function of the variants kept, not of what was asked for: h<H>
 with H the highest kept height, present only when a taller variant was dropped,
@@ -170,6 +172,8 @@ def filtered(master: bytes, name: str) -> Filtered:
     playlist.iframe_playlists[:] = [
         p for p, v in zip(playlist.iframe_playlists, iframes, strict=True)
         if wanted.keeps(v.width, v.height, v.families)]
+    groups = {p.stream_info.audio for p in playlist.playlists}
+    playlist.media[:] = [m for m in playlist.media if m.type != "AUDIO" or m.group_id in groups]
     return Filtered(name, str(playlist.dumps()).encode("utf-8"))
 
 

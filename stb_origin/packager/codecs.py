@@ -3,8 +3,10 @@
 H.264 gives ``avc1.PPCCLL`` (profile_idc, constraint flags, level_idc) from the
 avcC box of an fMP4 init segment or from the first SPS in a TS segment; AAC
 gives ``mp4a.40.<audio object type>`` from the esds AudioSpecificConfig or an
-ADTS header. Reading the bitstream rather than trusting the encoder options
-means the manifest always describes what was really encoded.
+ADTS header; AC-3 and E-AC-3 are ``ac-3`` and ``ec-3`` (Apple's HLS authoring
+spec). A track may be video, audio or both (audio-only renditions have no video).
+Reading the bitstream rather than trusting the encoder options means the
+manifest always describes what was really encoded.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ TS_PACKET = 188
 
 _TS_H264 = 0x1B
 _TS_AAC_ADTS = 0x0F
+# ATSC A/52 stream types, which ffmpeg's MPEG-TS muxer writes.
+_TS_DOLBY = {0x81: "ac-3", 0x87: "ec-3"}
+_MP4_DOLBY = {b"ac-3": "ac-3", b"ec-3": "ec-3"}
 
 
 class CodecError(ValueError):
@@ -27,11 +32,15 @@ class CodecError(ValueError):
 
 @dataclass(frozen=True)
 class Codecs:
-    video: str
+    video: str | None
     audio: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.video is None and self.audio is None:
+            raise CodecError("neither an H.264 nor a known audio track")
+
     def __str__(self) -> str:
-        return self.video if self.audio is None else f"{self.video},{self.audio}"
+        return ",".join(c for c in (self.video, self.audio) if c is not None)
 
 
 def read_codecs(path: Path) -> Codecs:
@@ -72,10 +81,10 @@ def mp4_codecs(data: bytes) -> Codecs:
             if esds is None:
                 raise CodecError("mp4a sample entry without an esds box")
             audio = audio or mp4a(_esds_object_type(esds[4:]))
+        elif entry_type in _MP4_DOLBY:
+            audio = audio or _MP4_DOLBY[entry_type]
         else:
             raise CodecError(f"unsupported sample entry {entry_type.decode(errors='replace')!r}")
-    if video is None:
-        raise CodecError("no H.264 video track in the init segment")
     return Codecs(video, audio)
 
 
@@ -160,8 +169,8 @@ def ts_codecs(data: bytes) -> Codecs:
             video = _sps_codec(payload)
         elif stream_type == _TS_AAC_ADTS and audio is None:
             audio = _adts_codec(payload)
-    if video is None:
-        raise CodecError("no H.264 video stream in the TS segment")
+        elif stream_type in _TS_DOLBY and audio is None:
+            audio = _TS_DOLBY[stream_type]
     return Codecs(video, audio)
 
 

@@ -1,10 +1,12 @@
 """Turn a transcode work dir into an encrypted HLS package on local disk.
 
-Input (one ffmpeg ``hls`` run): ``{name}/index.m3u8`` per rendition plus
-``iframes/index.m3u8`` for trick play, segments and (fMP4) an init section next
-to each. Output in out_dir: ``{name}/index.m3u8``, ``{name}/init.mp4``,
-``{name}/seg_00000.m4s`` (or ``.ts``) ..., the same under ``iframes/``, and
-``master.m3u8`` with relative variant URIs.
+Input (one ffmpeg ``hls`` run): ``{name}/index.m3u8`` per rendition (video
+renditions and audio-only ones) plus ``iframes/index.m3u8`` for trick play,
+segments and (fMP4) an init section next to each. Output in out_dir:
+``{name}/index.m3u8``, ``{name}/init.mp4``, ``{name}/seg_00000.m4s`` (or
+``.ts``) ..., the same under ``iframes/``, and ``master.m3u8`` with relative
+URIs: audio renditions as EXT-X-MEDIA, and each video rendition once per audio
+group, its BANDWIDTH and CODECS including the group's audio.
 
 Segment i of every track is encrypted under ``keys[i // rotation_segments]``:
 the same key for the same instant in every rendition and the I-frame track,
@@ -13,6 +15,7 @@ so a rendition switch or a trick-play seek never needs another key fetch.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -50,6 +53,16 @@ class VariantInput:
 
 
 @dataclass(frozen=True)
+class AudioInput:
+    name: str
+    group: str
+    label: str  # NAME
+    language: str | None  # BCP-47
+    channels: int
+    default: bool
+
+
+@dataclass(frozen=True)
 class RenditionFacts:
     name: str
     width: int
@@ -61,13 +74,41 @@ class RenditionFacts:
     segment_count: int
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"type": "video", **asdict(self)}
+
+
+@dataclass(frozen=True)
+class AudioFacts:
+    name: str
+    group: str
+    label: str
+    language: str | None
+    channels: int
+    default: bool
+    bandwidth: int
+    average_bandwidth: int
+    codecs: str
+    segment_count: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "audio", **asdict(self)}
+
+
+@dataclass(frozen=True)
+class _Written:
+    """What encrypting one track measured."""
+
+    codecs: str
+    bandwidth: int
+    average_bandwidth: int
+    segment_count: int
 
 
 @dataclass(frozen=True)
 class PackageResult:
     out_dir: Path
     renditions: tuple[RenditionFacts, ...]
+    audio: tuple[AudioFacts, ...]
     iframes: RenditionFacts | None
     segment_count: int
     duration_s: float
@@ -112,25 +153,29 @@ def package(
     probe_timeout: float = 60.0,
     start_bandwidth: int | None = playlists.START_BANDWIDTH,
     session_key: bool = True,
+    audio: Sequence[AudioInput] = (),
 ) -> PackageResult:
     """Encrypt every track of work_dir into out_dir and write its playlists.
 
     trickplay gives the I-frame track's size; when None it is probed. A work
     dir without ``iframes/`` gets no I-frame playlist. start_bandwidth picks
-    the variant listed first (``playlists.order_variants``); session_key names
-    the first segments' key in the master as EXT-X-SESSION-KEY.
+    the variant listed first (``playlists.order_variants``) among those of the
+    first audio group; session_key names the first segments' key in the master
+    as EXT-X-SESSION-KEY. audio: the audio-only renditions, groups in the order
+    the variants are to be listed.
     """
     if not variants:
         raise PackagingError("no renditions to package")
-    names = [v.name for v in variants]
+    names = [v.name for v in variants] + [a.name for a in audio]
     if len(set(names)) != len(names) or IFRAMES in names:
         raise PackagingError(f"rendition names must be unique and not {IFRAMES!r}: {names}")
 
     sources = [_read_source(work_dir / v.name) for v in variants]
+    audio_sources = [_read_source(work_dir / a.name) for a in audio]
     iframe_source = (_read_source(work_dir / IFRAMES)
                      if (work_dir / IFRAMES / MEDIA_PLAYLIST).is_file() else None)
     count = len(sources[0].segments)
-    for source in [*sources, *([iframe_source] if iframe_source else [])]:
+    for source in [*sources, *audio_sources, *([iframe_source] if iframe_source else [])]:
         if len(source.segments) != count:
             raise PackagingError(f"{source.name} has {len(source.segments)} segments,"
                                  f" {sources[0].name} has {count}: the keyframes are not aligned")
@@ -144,30 +189,34 @@ def package(
         # Leftovers of another run would be published alongside this one.
         raise PackagingError(f"{out_dir} is not empty")
     out_dir.mkdir(parents=True, exist_ok=True)
-    renditions: list[RenditionFacts] = []
-    entries: list[playlists.VariantEntry] = []
-    for variant, source in zip(variants, sources, strict=True):
-        facts = _write_track(source, variant, schedule, key_uri, out_dir / variant.name, False)
-        renditions.append(facts)
-        entries.append(_variant_entry(facts))
+    renditions = [_video_facts(variant, _write_track(source, schedule, key_uri,
+                                                     out_dir / variant.name, False))
+                  for variant, source in zip(variants, sources, strict=True)]
+    audio_facts = [_audio_facts(a, _write_track(source, schedule, key_uri, out_dir / a.name,
+                                                False))
+                   for a, source in zip(audio, audio_sources, strict=True)]
 
     iframe_facts: RenditionFacts | None = None
     iframe_entries: list[playlists.IFrameEntry] = []
     if iframe_source is not None:
         size = trickplay or _probe_size(work_dir / IFRAMES, probe_timeout)
-        iframe_facts = _write_track(iframe_source, size, schedule, key_uri, out_dir / IFRAMES,
-                                    True)
+        iframe_facts = _video_facts(
+            dataclasses.replace(size, name=IFRAMES),
+            _write_track(iframe_source, schedule, key_uri, out_dir / IFRAMES, True))
         iframe_entries.append(playlists.IFrameEntry(
             uri=f"{IFRAMES}/{MEDIA_PLAYLIST}", bandwidth=iframe_facts.bandwidth,
             average_bandwidth=iframe_facts.average_bandwidth, codecs=iframe_facts.codecs,
             width=iframe_facts.width, height=iframe_facts.height))
 
     (out_dir / MASTER).write_text(playlists.master_playlist(
-        entries, iframe_entries, start_bandwidth=start_bandwidth,
-        session_key_uri=key_uri(schedule[0].key_id) if session_key else None))
+        _variant_entries(renditions, audio_facts), iframe_entries,
+        start_bandwidth=start_bandwidth,
+        session_key_uri=key_uri(schedule[0].key_id) if session_key else None,
+        audio=[_audio_entry(a) for a in audio_facts]))
     return PackageResult(
         out_dir=out_dir,
         renditions=tuple(renditions),
+        audio=tuple(audio_facts),
         iframes=iframe_facts,
         segment_count=count,
         duration_s=round(sum(sources[0].durations), 6),
@@ -201,8 +250,8 @@ def _read_source(track_dir: Path) -> _Source:
     return _Source(track_dir.name, init, segments, durations)
 
 
-def _write_track(source: _Source, size: VariantInput, schedule: Sequence[ContentKey],
-                 key_uri: KeyUri, dst: Path, i_frames_only: bool) -> RenditionFacts:
+def _write_track(source: _Source, schedule: Sequence[ContentKey], key_uri: KeyUri, dst: Path,
+                 i_frames_only: bool) -> _Written:
     dst.mkdir(parents=True, exist_ok=True)
     codecs = read_codecs(source.init if source.init is not None else source.segments[0])
     ivs = [os.urandom(16) for _ in source.segments]
@@ -224,16 +273,28 @@ def _write_track(source: _Source, size: VariantInput, schedule: Sequence[Content
     text = playlists.media_playlist(entries, init, i_frames_only=i_frames_only)
     (dst / MEDIA_PLAYLIST).write_text(text)
     target = playlists.target_duration(source.durations)
-    return RenditionFacts(
-        name=size.name if not i_frames_only else IFRAMES,
-        width=size.width,
-        height=size.height,
+    return _Written(
+        codecs=str(codecs),
         bandwidth=peak_bitrate(sizes, source.durations, target, init_size),
         average_bandwidth=math.ceil((init_size + sum(sizes)) * 8 / sum(source.durations)),
-        codecs=str(codecs),
-        frame_rate=size.frame_rate,
         segment_count=len(sizes),
     )
+
+
+def _video_facts(variant: VariantInput, written: _Written) -> RenditionFacts:
+    return RenditionFacts(
+        name=variant.name, width=variant.width, height=variant.height,
+        bandwidth=written.bandwidth, average_bandwidth=written.average_bandwidth,
+        codecs=written.codecs, frame_rate=variant.frame_rate,
+        segment_count=written.segment_count)
+
+
+def _audio_facts(audio: AudioInput, written: _Written) -> AudioFacts:
+    return AudioFacts(
+        name=audio.name, group=audio.group, label=audio.label, language=audio.language,
+        channels=audio.channels, default=audio.default, bandwidth=written.bandwidth,
+        average_bandwidth=written.average_bandwidth, codecs=written.codecs,
+        segment_count=written.segment_count)
 
 
 def peak_bitrate(sizes: Sequence[int], durations: Sequence[float], target: int,
@@ -262,11 +323,33 @@ def peak_bitrate(sizes: Sequence[int], durations: Sequence[float], target: int,
     return math.ceil(peak)
 
 
-def _variant_entry(facts: RenditionFacts) -> playlists.VariantEntry:
-    return playlists.VariantEntry(
-        uri=f"{facts.name}/{MEDIA_PLAYLIST}", bandwidth=facts.bandwidth,
-        average_bandwidth=facts.average_bandwidth, codecs=facts.codecs,
-        width=facts.width, height=facts.height, frame_rate=facts.frame_rate)
+def _variant_entries(videos: Sequence[RenditionFacts], audio: Sequence[AudioFacts]
+                     ) -> list[playlists.VariantEntry]:
+    """Each video rendition once per audio group (once, with no audio), paying for
+    the group's dearest rendition (RFC 8216 §4.3.4.2)."""
+    groups: dict[str | None, list[AudioFacts]] = {}
+    for a in audio:
+        groups.setdefault(a.group, []).append(a)
+    entries = []
+    for group, members in (groups or {None: []}).items():
+        codecs = {a.codecs for a in members}
+        if len(codecs) > 1:
+            raise PackagingError(f"audio group {group!r} mixes codecs: {sorted(codecs)}")
+        peak = max((a.bandwidth for a in members), default=0)
+        average = max((a.average_bandwidth for a in members), default=0)
+        for v in videos:
+            entries.append(playlists.VariantEntry(
+                uri=f"{v.name}/{MEDIA_PLAYLIST}", bandwidth=v.bandwidth + peak,
+                average_bandwidth=v.average_bandwidth + average,
+                codecs=",".join([v.codecs, *codecs]), width=v.width, height=v.height,
+                frame_rate=v.frame_rate, audio_group=group))
+    return entries
+
+
+def _audio_entry(facts: AudioFacts) -> playlists.AudioEntry:
+    return playlists.AudioEntry(
+        uri=f"{facts.name}/{MEDIA_PLAYLIST}", group_id=facts.group, name=facts.label,
+        language=facts.language, channels=facts.channels, default=facts.default)
 
 
 def _probe_size(track_dir: Path, timeout: float) -> VariantInput:
@@ -285,7 +368,8 @@ def _probe_size(track_dir: Path, timeout: float) -> VariantInput:
 
 
 __all__ = [
-    "IFRAMES", "MASTER", "KeyUri", "NotEnoughKeys", "PackageResult", "PackagingError",
+    "IFRAMES", "MASTER", "AudioFacts", "AudioInput", "KeyUri", "NotEnoughKeys", "PackageResult",
+    "PackagingError",
     "RenditionFacts", "VariantInput", "count_segments", "keys_needed", "package",
     "peak_bitrate",
 ]

@@ -14,6 +14,7 @@ copies them before a later KEY replaces one) both read it that way.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -28,6 +29,11 @@ START_BANDWIDTH = 3_000_000
 _URI = re.compile(r"[\x21\x24-\x7e][\x21\x23-\x7e]*")
 # RFC 6381 codec names, comma-separated: printable ASCII without '"'.
 _CODECS = re.compile(r"[\x20\x21\x23-\x7e]+")
+_GROUP_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+# BCP-47 as transcode/languages.py writes it: letters, digits and '-'.
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8}){0,4}")
+_CHANNELS = re.compile(r"[1-9][0-9]?")
+MAX_NAME = 64
 
 
 def _check_encrypted(uri: str, key_uri: str, iv: bytes) -> None:
@@ -69,6 +75,29 @@ class VariantEntry:
     width: int
     height: int
     frame_rate: float
+    audio_group: str | None = None  # AUDIO: the GROUP-ID of the EXT-X-MEDIA it plays with
+
+
+@dataclass(frozen=True)
+class AudioEntry:
+    """An audio rendition: one EXT-X-MEDIA of TYPE=AUDIO."""
+
+    uri: str
+    group_id: str
+    name: str
+    language: str | None  # BCP-47; None: no LANGUAGE attribute
+    channels: int
+    default: bool
+
+    def __post_init__(self) -> None:
+        _check_relative(self.uri)
+        if not _GROUP_ID.fullmatch(self.group_id):
+            raise ValueError(f"unusable GROUP-ID in a playlist: {self.group_id!r}")
+        if self.language is not None and not _LANGUAGE.fullmatch(self.language):
+            raise ValueError(f"not a BCP-47 language tag: {self.language!r}")
+        if not _CHANNELS.fullmatch(str(self.channels)):
+            raise ValueError(f"unusable CHANNELS in a playlist: {self.channels!r}")
+        _check_name(self.name)
 
 
 @dataclass(frozen=True)
@@ -125,6 +154,30 @@ def _check_uri(value: str) -> None:
         raise ValueError(f"unusable URI in a playlist: {value!r}")
 
 
+def _check_name(value: str) -> None:
+    # NAME is a quoted-string shown to people (UTF-8 allowed): no '"', no control,
+    # format or separator character (line breaks of every kind), no padding.
+    if not value or len(value) > MAX_NAME or value != value.strip() or '"' in value or any(
+            unicodedata.category(c)[0] in "CZ" and c != " " for c in value):
+        raise ValueError(f"unusable NAME in a playlist: {value!r}")
+
+
+def _check_audio_groups(audio: Sequence[AudioEntry], variants: Sequence[VariantEntry]) -> None:
+    """RFC 8216 §4.3.4.1.1: NAMEs unique in a group, DEFAULT=YES on one; and every
+    AUDIO a variant names is a group listed here."""
+    groups: dict[str, list[AudioEntry]] = {}
+    for entry in audio:
+        groups.setdefault(entry.group_id, []).append(entry)
+    for group_id, entries in groups.items():
+        if len({e.name for e in entries}) != len(entries):
+            raise ValueError(f"audio group {group_id!r} repeats a NAME")
+        if sum(e.default for e in entries) != 1:
+            raise ValueError(f"audio group {group_id!r} needs exactly one DEFAULT=YES")
+    for variant in variants:
+        if variant.audio_group is not None and variant.audio_group not in groups:
+            raise ValueError(f"variant {variant.uri!r} names no listed audio group")
+
+
 def _check_codecs(value: str) -> None:
     if not _CODECS.fullmatch(value):
         raise ValueError(f"unusable CODECS in a playlist: {value!r}")
@@ -148,12 +201,15 @@ def iv_attribute(iv: bytes) -> str:
 def master_playlist(variants: Sequence[VariantEntry],
                     iframes: Sequence[IFrameEntry] = (),
                     start_bandwidth: int | None = START_BANDWIDTH,
-                    session_key_uri: str | None = None) -> str:
+                    session_key_uri: str | None = None,
+                    audio: Sequence[AudioEntry] = ()) -> str:
     """The start variant first, then the others highest bandwidth first; see
     ``order_variants``. session_key_uri: the key of the first segments, as an
-    EXT-X-SESSION-KEY, so that a player may fetch it while it reads the rest."""
+    EXT-X-SESSION-KEY, so that a player may fetch it while it reads the rest.
+    audio: the audio renditions, as EXT-X-MEDIA, that variants name by group."""
     if not variants:
         raise ValueError("a master playlist needs at least one variant")
+    _check_audio_groups(audio, variants)
     playlist = m3u8.M3U8()
     playlist.version = HLS_VERSION
     playlist.is_independent_segments = True
@@ -166,15 +222,22 @@ def master_playlist(variants: Sequence[VariantEntry],
     for uri, codecs in [(e.uri, e.codecs) for e in variants] + [(e.uri, e.codecs) for e in iframes]:
         _check_relative(uri)
         _check_codecs(codecs)
+    for a in audio:
+        playlist.add_media(m3u8.Media(
+            uri=a.uri, type="AUDIO", group_id=a.group_id, language=a.language, name=a.name,
+            default="YES" if a.default else "NO", autoselect="YES", channels=str(a.channels),
+            base_uri=None))
     for v in order_variants(variants, start_bandwidth):
+        # The library writes AUDIO="<group>" from the media it is given, not from stream_info.
         playlist.add_playlist(m3u8.Playlist(
-            uri=v.uri, media=[], base_uri=None,
+            uri=v.uri, media=playlist.media, base_uri=None,
             stream_info={
                 "bandwidth": v.bandwidth,
                 "average_bandwidth": v.average_bandwidth,
                 "codecs": v.codecs,
                 "resolution": f"{v.width}x{v.height}",
                 "frame_rate": round(v.frame_rate, 3),
+                "audio": v.audio_group,
             },
         ))
     for i in sorted(iframes, key=lambda e: e.bandwidth, reverse=True):
@@ -201,28 +264,33 @@ def order_variants(variants: Sequence[VariantEntry],
     So the first listed is the highest variant whose BANDWIDTH is at most
     start_bandwidth (the lowest when none is), and players step up after a
     segment or two on a fast link. None: highest first, no start variant.
+    With audio groups the start variant has the first variant's group: callers
+    list first the group every player decodes (AAC), not E-AC-3.
     """
     ranked = sorted(variants, key=lambda v: v.bandwidth, reverse=True)
     if start_bandwidth is None:
         return ranked
-    start = next((v for v in ranked if v.bandwidth <= start_bandwidth), ranked[-1])
+    startable = [v for v in ranked if v.audio_group == variants[0].audio_group]
+    start = next((v for v in startable if v.bandwidth <= start_bandwidth), startable[-1])
     return [start, *(v for v in ranked if v is not start)]
 
 
 def rewrite_master_uris(text: str, prefix: str) -> str:
-    """The same master with every variant and I-frame URI under prefix (e.g. "v1a2/");
-    ValueError for a URI that would resolve outside it."""
+    """The same master with every variant, I-frame and rendition URI under prefix
+    (e.g. "v1a2/"); ValueError for a URI that would resolve outside it."""
     playlist = m3u8.loads(text)
     if not playlist.is_variant:
         raise ValueError("not a master playlist")
-    for entry in [*playlist.playlists, *playlist.iframe_playlists]:
+    for entry in [*playlist.playlists, *playlist.iframe_playlists,
+                  *(m for m in playlist.media if m.uri is not None)]:
         _check_relative(entry.uri)
         entry.uri = prefix + entry.uri
     return str(playlist.dumps())
 
 
 __all__ = [
-    "HLS_VERSION", "START_BANDWIDTH", "IFrameEntry", "InitSection", "MediaSegment", "VariantEntry",
+    "HLS_VERSION", "START_BANDWIDTH", "AudioEntry", "IFrameEntry", "InitSection",
+    "MediaSegment", "VariantEntry",
     "iv_attribute", "master_playlist", "media_playlist", "order_variants", "rewrite_master_uris",
     "target_duration",
 ]

@@ -14,6 +14,7 @@ from pathlib import Path
 from stb_origin.settings import Settings
 from stb_origin.storage.layout import INIT, MEDIA_PLAYLIST
 from stb_origin.transcode import layout
+from stb_origin.transcode.audio import AudioRendition
 from stb_origin.transcode.inputs import input_args
 from stb_origin.transcode.ladder import Ladder, Rendition, exact_rate
 from stb_origin.transcode.probe import SourceInfo
@@ -29,16 +30,14 @@ def build_argv(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: P
     if "%" in str(out):
         # The hls muxer reads % in output names as a template.
         raise ValueError(f"output directory must not contain '%': {out}")
-    streams = (*ladder.renditions, ladder.trickplay)
 
     argv = ["ffmpeg", "-nostdin", "-hide_banner", "-y", "-loglevel", "error",
             "-nostats", "-progress", "pipe:1"]
     argv += input_args(source_path)
     argv += ["-filter_complex", filter_graph(source, ladder)]
-    for i in range(len(ladder.renditions)):
-        argv += ["-map", f"[v{i}]"]
-        if ladder.has_audio:
-            argv += ["-map", f"0:{source.audio_stream_index}"]
+    argv += [arg for i in range(len(ladder.renditions)) for arg in ("-map", f"[v{i}]")]
+    # A track made twice (AAC and E-AC-3) is mapped twice: each output stream is one rendition.
+    argv += [arg for a in ladder.audio for arg in ("-map", f"0:{a.source_index}")]
     argv += ["-map", "[vt]"]
     # Titles, GPS, encoder names and chapters of the upload stay with the upload.
     argv += ["-map_metadata", "-1", "-map_chapters", "-1"]
@@ -59,11 +58,8 @@ def build_argv(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: P
         argv += [f"-fps_mode:v:{trick}", "passthrough",
                  f"-bsf:v:{trick}", TRICK_FRAME_DURATIONS]
 
-    if ladder.has_audio:
-        argv += ["-c:a", "aac", "-ac", str(ladder.audio_channels),
-                 "-ar", str(ladder.audio_sample_rate)]
-        for i, rendition in enumerate(ladder.renditions):
-            argv += [f"-b:a:{i}", str(rendition.audio_bitrate)]
+    for i, audio in enumerate(ladder.audio):
+        argv += _audio_args(i, audio, source.duration_s)
     # Audio arrives long before the first video packets of six encoders.
     argv += ["-max_muxing_queue_size", "4096"]
 
@@ -75,7 +71,7 @@ def build_argv(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: P
         argv += ["-hls_fmp4_init_filename", INIT]
     argv += ["-hls_segment_filename",
              str(out / "%v" / layout.segment_template(settings.segment_format)),
-             "-var_stream_map", var_stream_map(streams, ladder.has_audio),
+             "-var_stream_map", var_stream_map(ladder),
              str(out / "%v" / MEDIA_PLAYLIST)]
     return argv
 
@@ -140,14 +136,16 @@ def _grid(ladder: Ladder) -> tuple[Fraction, Fraction, int]:
     return seg, seg / count, count
 
 
-def var_stream_map(streams: tuple[Rendition, ...], has_audio: bool) -> str:
-    # The last stream is the trick-play track: video only.
-    entries = []
-    for i, rendition in enumerate(streams):
-        with_audio = has_audio and i < len(streams) - 1
-        entries.append(f"v:{i},a:{i},name:{rendition.name}" if with_audio
-                       else f"v:{i},name:{rendition.name}")
-    return " ".join(entries)
+def var_stream_map(ladder: Ladder) -> str:
+    """One variant per rendition, audio ones audio only, the trick-play track last.
+
+    ffmpeg writes no master playlist here (packager/playlists.py does), so the
+    variants need no agroup or language: only the name of their folder.
+    """
+    videos = [f"v:{i},name:{r.name}" for i, r in enumerate(ladder.renditions)]
+    audios = [f"a:{i},name:{a.name}" for i, a in enumerate(ladder.audio)]
+    trick = f"v:{len(ladder.renditions)},name:{ladder.trickplay.name}"
+    return " ".join([*videos, *audios, trick])
 
 
 def _picture(rendition: Rendition) -> str:
@@ -163,6 +161,18 @@ def _video_args(index: int, rendition: Rendition, gop: int) -> list[str]:
         f"-profile:v:{index}", rendition.profile,
         f"-level:v:{index}", rendition.level,
         f"-g:v:{index}", str(gop),
+    ]
+
+
+def _audio_args(index: int, audio: AudioRendition, duration_s: float) -> list[str]:
+    return [
+        f"-c:a:{index}", audio.codec,
+        f"-b:a:{index}", str(audio.bitrate),
+        f"-ac:a:{index}", str(audio.channels),
+        f"-ar:a:{index}", str(audio.sample_rate),
+        # Silence up to the source's length: a track that stops early must still
+        # cover every video segment (run.py groups its segments like the video's).
+        f"-filter:a:{index}", f"apad=whole_dur={duration_s:.3f}",
     ]
 
 

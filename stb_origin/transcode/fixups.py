@@ -1,15 +1,18 @@
 """Pure edits to the media playlists ffmpeg's hls muxer writes, so out_dir matches the layout.
 
-Two things ffmpeg 5.1 cannot be told to do:
+Three things ffmpeg 5.1 cannot be told to do:
 - with several variants it names each init segment "init_<index>.mp4";
 - the trick-play track (fps=1/SEG) gives its last frame a whole segment
   duration, and when the video ends just after a segment boundary it emits one
-  frame more than there are segments (a boundary inside the last frame's time).
+  frame more than there are segments (a boundary inside the last frame's time);
+- cut audio-only variants on the video's segment boundaries (see below).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Iterator, Sequence
 
 _EXTINF = re.compile(r"^#EXTINF:([0-9.]+),", re.MULTILINE)
 _MAP = re.compile(r'^#EXT-X-MAP:URI="([^"]+)"', re.MULTILINE)
@@ -52,3 +55,95 @@ def retimed(playlist: str, reference: list[str]) -> tuple[str, list[str]]:
         else:
             out.append(line)
     return "\n".join(out) + "\n", dropped
+
+
+# Audio-only tracks ---------------------------------------------------------------------
+# The hls muxer cuts an audio-only variant every hls_time (any audio packet may start
+# a segment), video only on its key frames: with short first segments (2, 2, 2, then
+# 6 s) an audio track has several segments where the video has one. Joining them
+# gives every track the same segments, so segment i has the same key everywhere.
+
+# How far apart an audio and a video boundary may be and still be the same one: an
+# audio frame (21 to 32 ms) and a video frame (up to 42 ms), with room to spare.
+BOUNDARY_SLACK_S = 0.25
+
+
+def extinf_values(playlist: str) -> list[float]:
+    return [float(d) for d in durations(playlist)]
+
+
+def grouping(track: Sequence[float], reference: Sequence[float]) -> list[int]:
+    """How many consecutive segments of a track make each reference segment: each
+    group ends on the track's boundary nearest the reference's. ValueError when
+    some reference boundary has no track boundary within BOUNDARY_SLACK_S of it."""
+    ends = list(itertools.accumulate(track))
+    counts: list[int] = []
+    start, target = 0, 0.0
+    for length in reference[:-1]:
+        target += length
+        if start >= len(ends):
+            raise ValueError(f"the track ends before {target:.3f} s")
+        best = min(range(start, len(ends)), key=lambda j: abs(ends[j] - target))
+        if abs(ends[best] - target) > BOUNDARY_SLACK_S:
+            raise ValueError(f"no segment boundary of the track near {target:.3f} s")
+        counts.append(best - start + 1)
+        start = best + 1
+    if start >= len(ends):
+        raise ValueError("the track ends before the last reference segment")
+    return [*counts, len(ends) - start]
+
+
+def regrouped(playlist: str, counts: Sequence[int]) -> tuple[str, list[list[str]]]:
+    """The playlist with each run of counts[k] segments as one, named by its first
+    URI, and those runs of URIs."""
+    head, segments, tail = _segments(playlist.splitlines())
+    if sum(counts) != len(segments):
+        raise ValueError(f"{len(segments)} segments, groups for {sum(counts)}")
+    out, runs, at = list(head), [], 0
+    for count in counts:
+        run = segments[at:at + count]
+        at += count
+        out += [f"#EXTINF:{sum(d for d, _ in run):.6f},", run[0][1]]
+        runs.append([uri for _, uri in run])
+    return "\n".join(out + tail) + "\n", runs
+
+
+def _segments(lines: list[str]) -> tuple[list[str], list[tuple[float, str]], list[str]]:
+    """(lines before the segments, (duration, URI) of each, lines after them)."""
+    first = next(i for i, line in enumerate(lines) if _EXTINF.match(line))
+    segments, at = [], first
+    while at < len(lines) and (match := _EXTINF.match(lines[at])):
+        uri = lines[at + 1] if at + 1 < len(lines) else ""
+        if not uri or uri.startswith("#"):
+            raise ValueError("a segment with tags between its EXTINF and its URI")
+        segments.append((float(match.group(1)), uri))
+        at += 2
+    if any(_EXTINF.match(line) for line in lines[at:]):
+        raise ValueError("tags between segments")
+    return lines[:first], segments, lines[at:]
+
+
+def joined_fmp4(parts: Sequence[bytes]) -> bytes:
+    """fMP4 media segments as one: the first one's styp, then every fragment, and no
+    sidx (each would index only the fragment after it)."""
+    out = bytearray()
+    for n, part in enumerate(parts):
+        for kind, box in _top_level_boxes(part):
+            if kind == b"sidx" or (kind == b"styp" and n > 0):
+                continue
+            out += box
+    return bytes(out)
+
+
+def _top_level_boxes(data: bytes) -> Iterator[tuple[bytes, bytes]]:
+    pos = 0
+    while pos < len(data):
+        size = int.from_bytes(data[pos:pos + 4], "big")
+        if size == 1:
+            size = int.from_bytes(data[pos + 8:pos + 16], "big")
+        elif size == 0:
+            size = len(data) - pos
+        if size < 8 or pos + size > len(data):
+            raise ValueError("a truncated or malformed fMP4 box")
+        yield data[pos + 4:pos + 8], data[pos:pos + size]
+        pos += size

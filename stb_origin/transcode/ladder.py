@@ -10,6 +10,7 @@ from typing import Any
 
 from stb_origin.settings import Settings
 from stb_origin.storage.layout import IFRAMES
+from stb_origin.transcode.audio import AudioRendition, plan_audio
 from stb_origin.transcode.probe import SourceInfo
 
 
@@ -23,7 +24,6 @@ class Rendition:
     bufsize: int
     profile: str
     level: str
-    audio_bitrate: int | None  # None: no audio in this rendition
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -35,11 +35,10 @@ class Ladder:
     # Constant output rate; exact_rate(fps) gives it back as 30000/1001 and the like.
     fps: float
     segment_seconds: float
-    has_audio: bool
     # Video only, one key frame per segment duration: the I-frame (trick-play) track.
     trickplay: Rendition
-    audio_sample_rate: int | None = None
-    audio_channels: int = 2
+    # Audio-only renditions, in their groups; the video renditions carry no audio.
+    audio: tuple[AudioRendition, ...] = ()
     # The first segment_seconds of the stream is cut into this many equal segments:
     # a player's first download is then a short one, which is most of its start time.
     # After that every segment is segment_seconds long, on the same grid as without.
@@ -51,10 +50,8 @@ class Ladder:
             "fps": self.fps,
             "segment_seconds": self.segment_seconds,
             "first_segments": self.first_segments,
-            "has_audio": self.has_audio,
             "trickplay": self.trickplay.to_json(),
-            "audio_sample_rate": self.audio_sample_rate,
-            "audio_channels": self.audio_channels,
+            "audio": [a.to_json() for a in self.audio],
         }
 
 
@@ -112,17 +109,14 @@ def plan_ladder(source: SourceInfo, settings: Settings, rungs: tuple[Rung, ...] 
         # A capped rung no cheaper than the one above it buys nothing: keep the sharper one.
         if renditions and bitrate >= renditions[-1].video_bitrate:
             continue
-        renditions.append(_rendition(name, width, height, bitrate, fps,
-                                     _audio_bitrate(min(width, height)) if source.has_audio
-                                     else None))
+        renditions.append(_rendition(name, width, height, bitrate, fps))
     smallest = renditions[-1]
     return Ladder(
         renditions=tuple(renditions),
         fps=float(fps),
         segment_seconds=settings.segment_seconds,
-        has_audio=source.has_audio,
         trickplay=_trickplay(smallest.width, smallest.height, settings.segment_seconds),
-        audio_sample_rate=_audio_sample_rate(source) if source.has_audio else None,
+        audio=plan_audio(source.audio_tracks),
         first_segments=count_first_segments(settings.segment_seconds),
     )
 
@@ -182,14 +176,12 @@ def _fitted_sizes(width: int, height: int, rungs: tuple[Rung, ...]
     return sizes
 
 
-def _rendition(name: str, width: int, height: int, bitrate: int, fps: Fraction,
-               audio_bitrate: int | None) -> Rendition:
+def _rendition(name: str, width: int, height: int, bitrate: int, fps: Fraction) -> Rendition:
     maxrate = int(bitrate * MAXRATE_FACTOR)
     return Rendition(
         name=name, width=width, height=height, video_bitrate=bitrate,
         maxrate=maxrate, bufsize=int(bitrate * BUFSIZE_FACTOR),
         profile="high", level=h264_level(width, height, fps, maxrate),
-        audio_bitrate=audio_bitrate,
     )
 
 
@@ -202,21 +194,7 @@ def _trickplay(width: int, height: int, segment_seconds: float) -> Rendition:
         # One frame per segment: the buffer must hold a whole frame with room to spare.
         maxrate=2 * bitrate, bufsize=2 * frame_bits,
         profile="high", level=h264_level(width, height, fps, 2 * bitrate),
-        audio_bitrate=None,
     )
-
-
-def _audio_bitrate(short_side: int) -> int:
-    if short_side >= 432:
-        return 128_000
-    if short_side >= 360:
-        return 96_000
-    return 64_000
-
-
-def _audio_sample_rate(source: SourceInfo) -> int:
-    # 44.1 kHz stays 44.1 kHz (no resampling); anything else becomes 48 kHz.
-    return 44_100 if source.audio_sample_rate == 44_100 else 48_000
 
 
 # (level, max macroblocks per second, max frame size in macroblocks, max High-profile kb/s)

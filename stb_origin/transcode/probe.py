@@ -28,6 +28,18 @@ INTERLACED_FIELD_ORDERS = frozenset({"tt", "bb", "tb", "bt"})
 
 
 @dataclass(frozen=True)
+class AudioTrack:
+    index: int  # ffprobe stream index, so ffmpeg maps exactly the stream probed
+    codec: str | None
+    channels: int
+    sample_rate: int | None
+    # As the upload says, unchecked: ladder.py normalises them before any playlist sees them.
+    language: str | None
+    title: str | None
+    default: bool  # the source's default disposition
+
+
+@dataclass(frozen=True)
 class SourceInfo:
     duration_s: float
     # Display dimensions: rotation and non-square pixels already applied.
@@ -43,18 +55,18 @@ class SourceInfo:
     video_bitrate: int | None
     # Degrees, as the display matrix says (0, 90, 180 or 270).
     rotation: int
-    has_audio: bool
-    audio_codec: str | None
-    audio_channels: int | None
-    audio_sample_rate: int | None
+    audio_tracks: tuple[AudioTrack, ...]  # in stream order
     format_name: str
     size_bytes: int
     # ffprobe stream indexes, so ffmpeg maps exactly the streams probed.
     video_stream_index: int
-    audio_stream_index: int | None
+
+    @property
+    def has_audio(self) -> bool:
+        return bool(self.audio_tracks)
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "has_audio": self.has_audio}
 
 
 def probe(path: Path, settings: Settings) -> SourceInfo:
@@ -112,9 +124,9 @@ def source_from_ffprobe(data: dict[str, Any], size_bytes: int) -> SourceInfo:
     fmt = data.get("format") or {}
     streams = data.get("streams") or []
     video = next((s for s in streams if _is_picture_stream(s)), None)
-    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    audio = [s for s in streams if s.get("codec_type") == "audio"]
     if video is None:
-        if audio is not None:
+        if audio:
             raise MediaError("no_video", "audio-only source: no video stream")
         raise MediaError("no_video", "no video stream")
     if not video.get("codec_name"):
@@ -141,14 +153,23 @@ def source_from_ffprobe(data: dict[str, Any], size_bytes: int) -> SourceInfo:
         video_codec=str(video["codec_name"]),
         video_bitrate=_video_bitrate(video, audio, fmt),
         rotation=rotation,
-        has_audio=audio is not None,
-        audio_codec=str(audio["codec_name"]) if audio and audio.get("codec_name") else None,
-        audio_channels=_int(audio.get("channels")) if audio else None,
-        audio_sample_rate=_int(audio.get("sample_rate")) if audio else None,
+        audio_tracks=tuple(_audio_track(s) for s in audio),
         format_name=str(fmt.get("format_name") or "unknown"),
         size_bytes=size_bytes,
         video_stream_index=int(video["index"]),
-        audio_stream_index=int(audio["index"]) if audio else None,
+    )
+
+
+def _audio_track(stream: dict[str, Any]) -> AudioTrack:
+    tags = {str(k).lower(): v for k, v in (stream.get("tags") or {}).items()}
+    return AudioTrack(
+        index=int(stream["index"]),
+        codec=str(stream["codec_name"]) if stream.get("codec_name") else None,
+        channels=_int(stream.get("channels")) or 2,
+        sample_rate=_int(stream.get("sample_rate")),
+        language=str(tags["language"]) if tags.get("language") else None,
+        title=str(tags["title"]) if tags.get("title") else None,
+        default=bool((stream.get("disposition") or {}).get("default")),
     )
 
 
@@ -206,7 +227,7 @@ def _bit_depth(video: dict[str, Any]) -> int:
     return int(match.group(1)) if match else 8
 
 
-def _video_bitrate(video: dict[str, Any], audio: dict[str, Any] | None,
+def _video_bitrate(video: dict[str, Any], audio: list[dict[str, Any]],
                    fmt: dict[str, Any]) -> int | None:
     own = _int(video.get("bit_rate"))
     if own:
@@ -214,7 +235,7 @@ def _video_bitrate(video: dict[str, Any], audio: dict[str, Any] | None,
     total = _int(fmt.get("bit_rate"))
     if not total:
         return None
-    audio_rate = (_int(audio.get("bit_rate")) if audio else None) or 0
+    audio_rate = sum(_int(a.get("bit_rate")) or 0 for a in audio)
     return total - audio_rate if total > audio_rate else total
 
 

@@ -26,7 +26,8 @@ _COMPONENT = re.compile(r"^\[([\w-]+) @ 0x[0-9a-f]+\]\s*")
 def transcode(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: Path,
               settings: Settings, on_progress: Callable[[float], None] | None = None) -> None:
     argv = build_argv(source_path, source, ladder, out_dir, settings)
-    names = [r.name for r in ladder.renditions] + [ladder.trickplay.name]
+    audio = [a.name for a in ladder.audio]
+    names = [r.name for r in ladder.renditions] + audio + [ladder.trickplay.name]
     for name in names:
         _clear(out_dir / name)
 
@@ -44,6 +45,8 @@ def transcode(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: Pa
         for name in names:
             _rename_init(out_dir / name)
     _check_and_align(out_dir, [r.name for r in ladder.renditions], ladder.trickplay.name)
+    for name in audio:
+        _align_audio(out_dir / ladder.renditions[0].name, out_dir / name)
 
 
 def _clear(rendition_dir: Path) -> None:
@@ -107,3 +110,31 @@ def _check_and_align(out_dir: Path, renditions: list[str], trickplay: str) -> No
     for uri in dropped:
         (trick_dir / uri).unlink()
     (trick_dir / MEDIA_PLAYLIST).write_text(text)
+
+
+def _align_audio(reference_dir: Path, track_dir: Path) -> None:
+    """Join the audio track's segments so that it has the video's (fixups.grouping)."""
+    reference = fixups.extinf_values((reference_dir / MEDIA_PLAYLIST).read_text())
+    text = (track_dir / MEDIA_PLAYLIST).read_text()
+    try:
+        text, runs = fixups.regrouped(text, fixups.grouping(fixups.extinf_values(text),
+                                                            reference))
+    except ValueError as exc:
+        raise MediaError("transcode_failed", f"audio track {track_dir.name}: {exc}") from None
+    for run in runs:
+        if len(run) > 1:
+            _join(track_dir, run)
+    (track_dir / MEDIA_PLAYLIST).write_text(text)
+
+
+def _join(track_dir: Path, uris: list[str]) -> None:
+    """The segments named as one, in the first one's file; the others removed."""
+    paths = [track_dir / uri for uri in uris]
+    if paths[0].suffix == ".ts":
+        # MPEG-TS from one muxer run: its packets simply continue.
+        joined = b"".join(p.read_bytes() for p in paths)
+    else:
+        joined = fixups.joined_fmp4([p.read_bytes() for p in paths])
+    paths[0].write_bytes(joined)
+    for path in paths[1:]:
+        path.unlink()

@@ -155,6 +155,28 @@ _JSON_BODY_ERRORS = (400, 413, 415)
 # --- schemas ------------------------------------------------------------------------
 
 
+RENDITION = {
+    "type": "object",
+    "required": ["name", "bandwidth", "average_bandwidth", "codecs", "segment_count"],
+    "properties": {
+        # Assets made before audio renditions existed have no type: they are video.
+        "type": {"enum": ["video", "audio"]},
+        "name": {"type": "string"},
+        "bandwidth": {"type": "integer", "description": "peak bits per second"},
+        "average_bandwidth": {"type": "integer"},
+        "codecs": {"type": "string", "description": "RFC 6381, e.g. avc1.64001f, mp4a.40.2, ec-3"},
+        "segment_count": {"type": "integer"},
+        "width": {"type": "integer"}, "height": {"type": "integer"},
+        "frame_rate": {"type": "number"},
+        "group": {"type": "string", "description": "audio: GROUP-ID, audio-aac or audio-ec3"},
+        "label": {"type": "string", "description": "audio: NAME, cleaned from the upload"},
+        "language": {"type": ["string", "null"], "description": "audio: BCP-47, null if unknown"},
+        "channels": {"type": "integer"},
+        "default": {"type": "boolean", "description": "audio: DEFAULT=YES in its group"},
+    },
+}
+
+
 def _page_of(item: str) -> Json:
     return _object({"items": {"type": "array", "items": _ref(item)},
                     "next": _nullable({"type": "string"})})
@@ -193,7 +215,9 @@ def _schemas() -> Json:
                                           "when a queued retry is due (after a failed attempt)"}),
             "duration_s": _nullable({"type": "number"}),
             "source": _nullable({"type": "object", "description": "what ffprobe found"}),
-            "renditions": {"type": "array", "items": {"type": "object"}},
+            "renditions": {"type": "array", "items": RENDITION, "description": (
+                "what was published: each video rendition (listed in the master once per"
+                " audio group) and each audio rendition (an EXT-X-MEDIA of its group)")},
             "playback": _object({"hls": {"type": "string"}}),
             "created_at": TIME,
             "updated_at": TIME,

@@ -71,8 +71,11 @@ def test_upload_transcode_and_play_every_rendition(stack: Stack, clip: Path) -> 
     progress = [s["progress"] for s in states]
     assert progress == sorted(progress), "progress never goes backwards"
     assert final["duration_s"] == pytest.approx(SECONDS, abs=0.1)
-    names = [r["name"] for r in final["renditions"]]
-    assert len(names) >= 3 and max(r["height"] for r in final["renditions"]) == 540
+    video = [r for r in final["renditions"] if r["type"] == "video"]
+    names = [r["name"] for r in video]
+    assert len(names) >= 3 and max(r["height"] for r in video) == 540
+    audio = [r for r in final["renditions"] if r["type"] == "audio"]
+    assert [(a["name"], a["channels"]) for a in audio] == [("audio0_aac", 2)]
 
     master_url = urljoin(stack.base_url, final["playback"]["hls"])
     master_response = httpx.get(master_url, timeout=10)
@@ -81,6 +84,7 @@ def test_upload_transcode_and_play_every_rendition(stack: Stack, clip: Path) -> 
     master = m3u8.loads(master_response.text, uri=master_url)
     assert len(master.playlists) == len(names)
     assert master.iframe_playlists, "trick-play playlist is advertised"
+    assert {p.stream_info.audio for p in master.playlists} == {"audio-aac"}
 
     playback = stack.token("playback", device="box-1")
     keyframes = []
@@ -89,8 +93,12 @@ def test_upload_transcode_and_play_every_rendition(stack: Stack, clip: Path) -> 
         result = play(url, playback)
         assert result.returncode == 0 and not result.errors, result.errors
         assert result.video_frames == SECONDS * FPS
-        assert result.audio_frames > 0
         keyframes.append(keyframe_times(url, playback))
+    # Audio is a rendition of its own (EXT-X-MEDIA), not muxed into the variants.
+    [rendition] = master.media
+    sound = play(urljoin(master_url, rendition.uri), playback)
+    assert sound.returncode == 0 and not sound.errors, sound.errors
+    assert sound.video_frames == 0 and sound.audio_frames > 0
     # Every rendition switches at the same instants: keyframes at each segment start.
     assert all(k == keyframes[0] for k in keyframes)
     assert [round(t - keyframes[0][0], 3) for t in keyframes[0]][:3] == [0.0, 2.0, 4.0]

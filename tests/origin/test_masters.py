@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import m3u8
 import pytest
 
 from stb_origin.origin.masters import (
@@ -15,6 +16,7 @@ from stb_origin.origin.masters import (
     parse_name,
 )
 from stb_origin.packager.playlists import (
+    AudioEntry,
     IFrameEntry,
     VariantEntry,
     master_playlist,
@@ -156,3 +158,36 @@ def test_not_a_master() -> None:
 def test_each_form_has_its_own_etag() -> None:
     assert form_etag('"abc"', "master.h720.m3u8") == '"abc.h720"'
     assert form_etag('W/"abc"', "master.c_avc1.m3u8") == 'W/"abc.c_avc1"'
+
+
+def audio_groups_master() -> bytes:
+    """Two rungs, each with the AAC group and again with the E-AC-3 group."""
+    audio = [AudioEntry("a0/index.m3u8", "audio-aac", "English", "en", 2, True),
+             AudioEntry("a1/index.m3u8", "audio-aac", "French", "fr", 2, False),
+             AudioEntry("a2/index.m3u8", "audio-ec3", "English", "en", 6, True)]
+    variants = [VariantEntry(f"{n}/index.m3u8", b + extra, b + extra, f"avc1.64001f,{codec}",
+                             w, h, 30.0, audio_group=group)
+                for group, codec, extra in (("audio-aac", "mp4a.40.2", 128_000),
+                                            ("audio-ec3", "ec-3", 384_000))
+                for n, (w, h, b) in {"360p": (640, 360, 800_000),
+                                     "720p": (1280, 720, 2_800_000)}.items()]
+    return rewrite_master_uris(master_playlist(variants, audio=audio), "v1/").encode()
+
+
+def test_a_box_without_ec3_gets_neither_its_variants_nor_its_audio_group() -> None:
+    master = audio_groups_master()
+    name = canonical_name(master, Filter.for_device(None, None, ["avc1", "mp4a"]))
+    assert name == "master.c_avc1_mp4a.m3u8"
+    body = filtered(master, name).body
+    assert body is not None
+    kept = m3u8.loads(body.decode())
+    assert {p.stream_info.audio for p in kept.playlists} == {"audio-aac"}
+    assert [(m.group_id, m.name) for m in kept.media] == [("audio-aac", "English"),
+                                                          ("audio-aac", "French")]
+    assert "ec-3" not in body.decode()
+    # A box that lists ec-3 keeps both groups: the packaged master, unfiltered.
+    assert canonical_name(master, Filter.for_device(None, None, ["avc1", "mp4a", "ec-3"])) == (
+        "master.m3u8")
+    # One that lists only ec-3 audio gets the E-AC-3 variants and their group.
+    only = filtered(master, "master.c_avc1_ec-3.m3u8").body
+    assert only is not None and "mp4a" not in only.decode() and "audio-aac" not in only.decode()

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from stb_origin import proc
 from stb_origin.packager.codecs import CodecError, Codecs, avc1, mp4_codecs, read_codecs
 from tests.packager import support
 
@@ -53,3 +54,25 @@ def test_garbage_is_a_codec_error() -> None:
         mp4_codecs(b"\x00\x00\x00\x10moov\x00\x00\x00\xffstbl")
     with pytest.raises(CodecError):
         mp4_codecs(b"")
+
+
+@pytest.mark.parametrize("encoder,codec", [("eac3", "ec-3"), ("ac3", "ac-3")])
+def test_audio_only_dolby_and_aac(tmp_path: Path, encoder: str, codec: str) -> None:
+    # What an audio-only rendition's init segment and TS segment hold.
+    for name, expected in ((encoder, codec), ("aac", "mp4a.40.2")):
+        base = tmp_path / name
+        base.mkdir()
+        common = [support.ffmpeg(), "-nostdin", "-v", "error", "-f", "lavfi",
+                  "-i", "sine=d=1", "-ac", "2", "-c:a", name]
+        proc.run([*common, "-f", "hls", "-hls_segment_type", "fmp4",
+                  "-hls_fmp4_init_filename", "init.mp4", "-hls_segment_filename",
+                  str(base / "seg_%d.m4s"), str(base / "index.m3u8")], timeout=support.TIMEOUT)
+        proc.run([*common, "-f", "mpegts", str(base / "clip.ts")], timeout=support.TIMEOUT)
+        for path in (base / "init.mp4", base / "clip.ts"):
+            assert read_codecs(path) == Codecs(None, expected), path
+            assert str(read_codecs(path)) == expected
+
+
+def test_neither_video_nor_audio_is_a_codec_error() -> None:
+    with pytest.raises(CodecError, match="neither"):
+        Codecs(None, None)

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 
 import m3u8
 import pytest
 
+from stb_origin.packager import playlists
 from stb_origin.packager.playlists import (
     START_BANDWIDTH,
     IFrameEntry,
@@ -174,3 +176,55 @@ def test_unquotable_uris_and_bad_ivs_are_refused() -> None:
         InitSection("init.mp4", "/keys/a/b", os.urandom(8))
     with pytest.raises(ValueError):
         InitSection('init".mp4', "/keys/a/b", os.urandom(16))
+
+
+def _audio(**changes: object) -> playlists.AudioEntry:
+    fields: dict[str, object] = {"uri": "audio0_aac/index.m3u8", "group_id": "audio-aac",
+                                 "name": "English", "language": "en", "channels": 2,
+                                 "default": True}
+    return playlists.AudioEntry(**{**fields, **changes})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("changes", [
+    {"name": 'say "hi"'}, {"name": "two\nlines"}, {"name": "sep\u2028"}, {"name": "bidi\u202e"},
+    {"name": ""}, {"name": " padded"}, {"name": "x" * 65},
+    {"language": 'en"'}, {"language": "en\n"}, {"language": "english"},
+    {"group_id": 'a"b'}, {"group_id": "Audio AAC"}, {"channels": 0}, {"channels": 100},
+    {"uri": "../x/index.m3u8"}, {"uri": 'a"/index.m3u8'},
+])
+def test_unusable_audio_attributes_are_refused(changes: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="unusable|BCP-47|outside"):
+        _audio(**changes)
+
+
+def test_audio_groups_need_one_default_and_unique_names() -> None:
+    variant = playlists.VariantEntry("360p/index.m3u8", 1000, 900, "avc1.42c01e,mp4a.40.2",
+                                     640, 360, 30.0, audio_group="audio-aac")
+    fr = _audio(uri="audio1_aac/index.m3u8", name="French", language="fr", default=False)
+    with pytest.raises(ValueError, match="exactly one DEFAULT"):
+        playlists.master_playlist([variant], audio=[_audio(default=False), fr])
+    with pytest.raises(ValueError, match="exactly one DEFAULT"):
+        playlists.master_playlist([variant],
+                                  audio=[_audio(), dataclasses.replace(fr, default=True)])
+    with pytest.raises(ValueError, match="repeats a NAME"):
+        playlists.master_playlist([variant],
+                                  audio=[_audio(), dataclasses.replace(fr, name="English")])
+    with pytest.raises(ValueError, match="names no listed audio group"):
+        playlists.master_playlist([dataclasses.replace(variant, audio_group="audio-ec3")],
+                                  audio=[_audio(), fr])
+    text = playlists.master_playlist([variant], audio=[_audio(), fr])
+    assert ('#EXT-X-MEDIA:URI="audio1_aac/index.m3u8",TYPE=AUDIO,GROUP-ID="audio-aac",'
+            'LANGUAGE="fr",NAME="French",DEFAULT=NO,AUTOSELECT=YES,CHANNELS="2"') in text
+    assert 'AUDIO="audio-aac"' in text
+    no_language = playlists.master_playlist([variant], audio=[_audio(language=None)])
+    assert "LANGUAGE" not in no_language
+
+
+def test_rewritten_master_prefixes_audio_renditions() -> None:
+    variant = playlists.VariantEntry("360p/index.m3u8", 1000, 900, "avc1.42c01e,mp4a.40.2",
+                                     640, 360, 30.0, audio_group="audio-aac")
+    text = playlists.rewrite_master_uris(playlists.master_playlist([variant], audio=[_audio()]),
+                                         "v1/")
+    master = m3u8.loads(text)
+    assert [m.uri for m in master.media] == ["v1/audio0_aac/index.m3u8"]
+    assert master.playlists[0].stream_info.audio == "audio-aac"

@@ -2,12 +2,14 @@
 
 make_clip covers the sources a transcoder has to cope with: rotated phone
 video, odd sizes, interlaced, variable frame rate, 10-bit and 4:2:2, extra
-subtitle tracks, audio-only and video-only files.
+subtitle tracks, audio-only and video-only files; make_audio_tracks_clip makes
+masters with several tagged audio tracks (languages, titles, 5.1, mono).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -140,3 +142,36 @@ def make_clip(
 def _srt(seconds: float) -> str:
     end = max(0.5, min(seconds, 2.0))
     return f"1\n00:00:00,000 --> 00:00:0{int(end)},{int(end % 1 * 1000):03d}\nhello\n\n"
+
+
+@dataclass(frozen=True)
+class Track:
+    """One audio track of make_audio_tracks_clip: a sine tone, tagged as given."""
+
+    channels: int = 2
+    language: str | None = None
+    title: str | None = None
+    default: bool = False
+    seconds: float | None = None  # None: as long as the video
+
+
+def make_audio_tracks_clip(path: Path, tracks: Sequence[Track], seconds: float = 4,
+                           size: str = "320x180", fps: int = 25) -> Path:
+    """A clip (Matroska: any title survives) with one audio stream per track, in order:
+    AAC at 48 kHz, each at its own frequency, language and title tags, dispositions."""
+    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}:duration={seconds}"]
+    for n, track in enumerate(tracks):
+        argv += ["-f", "lavfi", "-i", f"sine=frequency={330 + 110 * n}:sample_rate=48000"
+                 f":duration={track.seconds or seconds}"]
+    argv += ["-map", "0:v", *(a for n in range(len(tracks)) for a in ("-map", f"{n + 1}:a")),
+             "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"]
+    for n, track in enumerate(tracks):
+        argv += [f"-ac:a:{n}", str(track.channels),
+                 f"-disposition:a:{n}", "default" if track.default else "0"]
+        if track.language is not None:
+            argv += [f"-metadata:s:a:{n}", f"language={track.language}"]
+        if track.title is not None:
+            argv += [f"-metadata:s:a:{n}", f"title={track.title}"]
+    proc.run([*argv, str(path)], timeout=TIMEOUT_S)
+    return path

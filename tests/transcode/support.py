@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from stb_origin.transcode.probe import SourceInfo
+from stb_origin.transcode.probe import AudioTrack, SourceInfo
 
 # make_clip, cached per session by file name (the clip fixture in conftest.py).
 Clip = Callable[..., Path]
@@ -24,16 +24,18 @@ HD = SourceInfo(
     video_codec="h264",
     video_bitrate=20_000_000,
     rotation=0,
-    has_audio=True,
-    audio_codec="aac",
-    audio_channels=2,
-    audio_sample_rate=48_000,
+    audio_tracks=(AudioTrack(index=1, codec="aac", channels=2, sample_rate=48_000,
+                             language="eng", title=None, default=True),),
     format_name="mov,mp4,m4a,3gp,3g2,mj2",
     size_bytes=150_000_000,
     video_stream_index=0,
-    audio_stream_index=1,
 )
 
 
 def source(**changes: Any) -> SourceInfo:
     return dataclasses.replace(HD, **changes)
+
+
+def track(index: int, **changes: Any) -> AudioTrack:
+    """An audio track like HD's, at stream index ``index``."""
+    return dataclasses.replace(HD.audio_tracks[0], index=index, **changes)

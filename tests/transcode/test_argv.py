@@ -9,7 +9,7 @@ from stb_origin.transcode.argv import build_argv, filter_graph
 from stb_origin.transcode.inputs import SAFE_DEMUXERS
 from stb_origin.transcode.ladder import plan_ladder
 from stb_origin.transcode.probe import SourceInfo
-from tests.transcode.support import source
+from tests.transcode.support import source, track
 
 SETTINGS = Settings(segment_seconds=4.0, x264_preset="veryfast")
 SRC = Path("/media/in/master.mp4")
@@ -45,7 +45,7 @@ def test_small_source_argv_exactly() -> None:
          "[s1]scale=416:234,format=yuv420p,setsar=1[v1];"
          "[st]fps=fps=1/2:round=up,select='lt(n,2)+not(mod(n,2))',"
          "scale=416:234,format=yuv420p,setsar=1[vt]"),
-        "-map", "[v0]", "-map", "0:1", "-map", "[v1]", "-map", "0:1", "-map", "[vt]",
+        "-map", "[v0]", "-map", "[v1]", "-map", "0:1", "-map", "[vt]",
         "-map_metadata", "-1", "-map_chapters", "-1",
         "-c:v", "libx264", "-preset", "veryfast", "-sc_threshold:v", "0",
         "-flags:v", "+cgop", "-forced-idr:v", "1",
@@ -59,13 +59,14 @@ def test_small_source_argv_exactly() -> None:
         "-profile:v:2", "high", "-level:v:2", "3.0", "-g:v:2", "1",
         "-fps_mode:v:2", "passthrough",
         "-bsf:v:2", "setts=duration='if(eq(NEXT_PTS,NOPTS),DURATION,NEXT_PTS-PTS)'",
-        "-c:a", "aac", "-ac", "2", "-ar", "48000", "-b:a:0", "96000", "-b:a:1", "64000",
+        "-c:a:0", "aac", "-b:a:0", "128000", "-ac:a:0", "2", "-ar:a:0", "48000",
+        "-filter:a:0", "apad=whole_dur=60.000",
         "-max_muxing_queue_size", "4096",
         "-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod", "-hls_list_size", "0",
         "-hls_flags", "independent_segments", "-hls_segment_type", "fmp4",
         "-hls_fmp4_init_filename", "init.mp4",
         "-hls_segment_filename", "/media/out/%v/seg_%05d.m4s",
-        "-var_stream_map", "v:0,a:0,name:360p v:1,a:1,name:234p v:2,name:iframes",
+        "-var_stream_map", "v:0,name:360p v:1,name:234p a:0,name:audio0_aac v:2,name:iframes",
         "/media/out/%v/index.m3u8",
     ]
 
@@ -113,8 +114,7 @@ def test_split_once_into_every_rung_plus_trickplay() -> None:
     assert graph.count("format=yuv420p") == 7
     assert "yadif" not in graph
     assert values(argv_for(src), "-map") == [
-        "[v0]", "0:1", "[v1]", "0:1", "[v2]", "0:1", "[v3]", "0:1", "[v4]", "0:1",
-        "[v5]", "0:1", "[vt]"]
+        "[v0]", "[v1]", "[v2]", "[v3]", "[v4]", "[v5]", "0:1", "[vt]"]
 
 
 def test_interlaced_source_deinterlaced_once_before_the_split() -> None:
@@ -127,7 +127,7 @@ def test_interlaced_source_deinterlaced_once_before_the_split() -> None:
 
 def test_maps_the_probed_streams_not_the_first_of_each_kind() -> None:
     # e.g. a cover picture at index 0, the real video at 2, audio at 1.
-    src = source(video_stream_index=2, audio_stream_index=1)
+    src = source(video_stream_index=2, audio_tracks=(track(1),))
     argv = argv_for(src)
     assert value(argv, "-filter_complex").startswith("[0:2]")
     assert set(values(argv, "-map")) == {f"[v{i}]" for i in range(6)} | {"0:1", "[vt]"}
@@ -193,23 +193,32 @@ def test_vbv_profile_level_per_rung() -> None:
         assert value(argv, f"-bufsize:v:{i}") == str(r.bufsize)
         assert value(argv, f"-profile:v:{i}") == "high"
         assert value(argv, f"-level:v:{i}") == r.level
-        assert value(argv, f"-b:a:{i}") == str(r.audio_bitrate)
 
 
-def test_var_stream_map_with_audio() -> None:
-    argv = argv_for(source())
+def test_every_audio_track_is_an_audio_only_variant() -> None:
+    src = source(width=640, height=360, audio_tracks=(
+        track(1, language="eng"), track(2, language="fra", channels=1),
+        track(4, language="deu", channels=6)))
+    argv = argv_for(src)
+    # Video renditions, then each audio rendition (the 5.1 track twice), then trick play.
+    assert values(argv, "-map") == ["[v0]", "[v1]", "0:1", "0:2", "0:4", "0:4", "[vt]"]
     assert value(argv, "-var_stream_map") == (
-        "v:0,a:0,name:1080p v:1,a:1,name:720p v:2,a:2,name:540p v:3,a:3,name:432p"
-        " v:4,a:4,name:360p v:5,a:5,name:234p v:6,name:iframes")
+        "v:0,name:360p v:1,name:234p a:0,name:audio0_aac a:1,name:audio1_aac"
+        " a:2,name:audio2_aac a:3,name:audio2_ec3 v:2,name:iframes")
+    assert [value(argv, f"-c:a:{i}") for i in range(4)] == ["aac", "aac", "aac", "eac3"]
+    assert [value(argv, f"-ac:a:{i}") for i in range(4)] == ["2", "1", "2", "6"]
+    assert [value(argv, f"-b:a:{i}") for i in range(4)] == [
+        "128000", "64000", "128000", "384000"]
+    assert [value(argv, f"-ar:a:{i}") for i in range(4)] == ["48000"] * 4
+    assert value(argv, "-filter:a:0") == "apad=whole_dur=60.000"
 
 
 def test_video_only_source_has_no_audio_anywhere() -> None:
-    src = source(has_audio=False, audio_codec=None, audio_channels=None,
-                 audio_sample_rate=None, audio_stream_index=None, width=640, height=360)
+    src = source(audio_tracks=(), width=640, height=360)
     argv = argv_for(src)
     assert value(argv, "-var_stream_map") == "v:0,name:360p v:1,name:234p v:2,name:iframes"
     assert values(argv, "-map") == ["[v0]", "[v1]", "[vt]"]
-    assert "-c:a" not in argv and not any(a.startswith("-b:a") for a in argv)
+    assert not any(a.startswith(("-c:a", "-b:a")) for a in argv)
 
 
 def test_ts_segments() -> None:

@@ -11,7 +11,7 @@ from stb_origin.transcode.ladder import (
     output_fps,
     plan_ladder,
 )
-from tests.transcode.support import source
+from tests.transcode.support import source, track
 
 SETTINGS = Settings(segment_seconds=4.0)
 
@@ -33,13 +33,11 @@ def test_full_hd_source_gets_the_whole_apple_style_ladder() -> None:
     for r in ladder.renditions:
         assert r.maxrate > r.video_bitrate
         assert r.bufsize >= r.maxrate
-    assert [r.audio_bitrate for r in ladder.renditions] == [
-        128_000, 128_000, 128_000, 128_000, 96_000, 64_000]
     assert ladder.fps == 30.0
     assert ladder.segment_seconds == 4.0
-    assert ladder.has_audio
-    assert ladder.audio_sample_rate == 48_000
-    assert ladder.audio_channels == 2
+    (audio,) = ladder.audio
+    assert (audio.group, audio.codec, audio.channels, audio.bitrate, audio.sample_rate) == (
+        "audio-aac", "aac", 2, 128_000, 48_000)
 
 
 def test_never_upscales() -> None:
@@ -144,24 +142,19 @@ def test_variable_frame_rate_source_becomes_constant() -> None:
 
 
 def test_video_only_source() -> None:
-    ladder = plan_ladder(source(has_audio=False, audio_codec=None, audio_channels=None,
-                                audio_sample_rate=None, audio_stream_index=None), SETTINGS)
-    assert not ladder.has_audio
-    assert ladder.audio_sample_rate is None
-    assert all(r.audio_bitrate is None for r in ladder.renditions)
+    assert plan_ladder(source(audio_tracks=()), SETTINGS).audio == ()
 
 
-def test_audio_sample_rate_44k1_kept_others_become_48k() -> None:
-    assert plan_ladder(source(audio_sample_rate=44_100), SETTINGS).audio_sample_rate == 44_100
-    assert plan_ladder(source(audio_sample_rate=32_000), SETTINGS).audio_sample_rate == 48_000
-    assert plan_ladder(source(audio_sample_rate=96_000), SETTINGS).audio_sample_rate == 48_000
+@pytest.mark.parametrize("rate,kept", [(44_100, 44_100), (32_000, 48_000), (96_000, 48_000)])
+def test_audio_sample_rate_44k1_kept_others_become_48k(rate: int, kept: int) -> None:
+    ladder = plan_ladder(source(audio_tracks=(track(1, sample_rate=rate),)), SETTINGS)
+    assert [a.sample_rate for a in ladder.audio] == [kept]
 
 
 def test_trickplay_is_a_small_video_only_rung() -> None:
     ladder = plan_ladder(source(), SETTINGS.with_(segment_seconds=2.0))
     trick = ladder.trickplay
     assert (trick.name, trick.width, trick.height) == ("iframes", 416, 234)
-    assert trick.audio_bitrate is None
     assert trick.video_bitrate < ladder.renditions[-1].video_bitrate
     assert ladder.segment_seconds == 2.0
 

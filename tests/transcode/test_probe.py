@@ -35,8 +35,9 @@ def test_good_clip(clip: Clip) -> None:
     assert (info.pix_fmt, info.bit_depth, info.video_codec) == ("yuv420p", 8, "h264")
     assert info.video_bitrate and info.video_bitrate > 0
     assert info.rotation == 0
-    assert (info.has_audio, info.audio_codec, info.audio_channels, info.audio_sample_rate) == (
-        True, "aac", 2, 48_000)
+    (audio,) = info.audio_tracks
+    assert info.has_audio
+    assert (audio.index, audio.codec, audio.channels, audio.sample_rate) == (1, "aac", 2, 48_000)
     assert "mp4" in info.format_name
     assert info.size_bytes == clip("good.mp4").stat().st_size
     record = info.to_json()
@@ -87,13 +88,14 @@ def test_four_two_two(clip: Clip) -> None:
 
 def test_extra_subtitle_track_is_ignored(clip: Clip) -> None:
     info = probe(clip("subs.mkv", seconds=2, subtitles=True), SETTINGS)
-    assert (info.video_stream_index, info.audio_stream_index) == (0, 1)
+    assert info.video_stream_index == 0
+    assert [a.index for a in info.audio_tracks] == [1]
 
 
 def test_video_only(clip: Clip) -> None:
     info = probe(clip("silent.mp4", seconds=2, audio=False), SETTINGS)
     assert not info.has_audio
-    assert info.audio_codec is None and info.audio_stream_index is None
+    assert info.audio_tracks == ()
 
 
 def test_container_without_duration_is_measured(clip: Clip) -> None:
