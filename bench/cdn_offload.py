@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import REPO, machine_facts, print_table, warn_if_busy
+from common import REPO, KeepAliveConnection, machine_facts, print_table, warn_if_busy
 from prometheus_client import REGISTRY
 
 # The CDN harness (template rendering, nginx in a folder, the counting origin)
@@ -80,44 +80,10 @@ class Boxes:
     finished: int = 0
 
 
-class BoxConnection:
-    """One box's keep-alive HTTP/1.1 connection to the CDN: just GET with a
-    Content-Length answer, which is all nginx sends here. httpx would cost more
-    CPU per request than nginx does, and on two shared cores the clients would
-    be all the benchmark measures."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def get(self, path: str) -> tuple[int, bytes]:
-        if self.writer is None or self.reader is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: cdn.example\r\n"
-                          "User-Agent: stb-bench\r\n\r\n".encode())
-        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-        status_line, *lines = head.split("\r\n")
-        headers = dict(line.lower().split(": ", 1) for line in lines if ": " in line)
-        if "content-length" not in headers:
-            raise ConnectionError(f"no Content-Length for {path}")
-        body = await self.reader.readexactly(int(headers["content-length"]))
-        if headers.get("connection") == "close":
-            await self.close()
-        return int(status_line.split(" ", 2)[1]), body
-
-    async def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            with contextlib.suppress(OSError):
-                await self.writer.wait_closed()
-        self.reader = self.writer = None
-
-
 async def play(host: str, port: int, asset: FakeAsset, boxes: Boxes, rng: random.Random,
                ramp_s: float, jitter: bool) -> None:
     await asyncio.sleep(rng.uniform(0, ramp_s))
-    connection = BoxConnection(host, port)
+    connection = KeepAliveConnection(host, port, host_header="cdn.example")
 
     async def get(path: str) -> bytes:
         started = time.perf_counter()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import platform
 import resource
@@ -150,3 +152,52 @@ def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.2f}"
     return str(value)
+
+
+class KeepAliveConnection:
+    """One box's keep-alive HTTP/1.1 connection: GET with a Content-Length answer,
+    which is all nginx and the origin send here. httpx would cost more CPU per
+    request than the servers do, and on two shared cores the clients would be all
+    a benchmark measures. ``host_header``: what the Host header says (default: host)."""
+
+    def __init__(self, host: str, port: int, host_header: str | None = None,
+                 user_agent: str = "stb-bench") -> None:
+        self.host, self.port = host, port
+        self.host_header, self.user_agent = host_header or host, user_agent
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        fresh = self.writer is None
+        try:
+            return await self._get(path, headers or {})
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+            await self.close()
+            # A kept-alive connection the server closed while idle: one retry on a
+            # new one, as any HTTP client does for a GET.
+            if fresh or (isinstance(exc, asyncio.IncompleteReadError) and exc.partial):
+                raise
+            return await self._get(path, headers or {})
+
+    async def _get(self, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        if self.writer is None or self.reader is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host_header}\r\n"
+                          f"User-Agent: {self.user_agent}\r\n{extra}\r\n".encode())
+        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        status_line, *lines = head.split("\r\n")
+        fields = dict(line.lower().split(": ", 1) for line in lines if ": " in line)
+        if "content-length" not in fields:
+            raise ValueError(f"no Content-Length for {path}")
+        body = await self.reader.readexactly(int(fields["content-length"]))
+        if fields.get("connection") == "close":
+            await self.close()
+        return int(status_line.split(" ", 2)[1]), body
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(OSError):
+                await self.writer.wait_closed()
+        self.reader = self.writer = None

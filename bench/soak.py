@@ -63,7 +63,14 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import httpx
-from common import OtherCpu, machine_facts, print_table, process_tree_cpu_s, warn_if_busy
+from common import (
+    KeepAliveConnection,
+    OtherCpu,
+    machine_facts,
+    print_table,
+    process_tree_cpu_s,
+    warn_if_busy,
+)
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from servers import REPO, Process, free_port, require, wait_http
@@ -319,52 +326,6 @@ def imported_from(env: dict[str, str]) -> Path:
 
 # --- boxes ---------------------------------------------------------------------------------
 
-class Connection:
-    """One keep-alive HTTP/1.1 connection: GET with a Content-Length answer, which is
-    what nginx and granian send here. Cheaper per request than httpx, which matters
-    with hundreds of boxes on two shared cores."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-        fresh = self.writer is None
-        try:
-            return await self._get(path, headers or {})
-        except (ConnectionError, asyncio.IncompleteReadError) as exc:
-            await self.close()
-            # A kept-alive connection the server closed while idle: one retry on a
-            # new one, as any HTTP client does for a GET.
-            if fresh or (isinstance(exc, asyncio.IncompleteReadError) and exc.partial):
-                raise
-            return await self._get(path, headers or {})
-
-    async def _get(self, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
-        if self.writer is None or self.reader is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n"
-                          f"User-Agent: stb-soak\r\n{extra}\r\n".encode())
-        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-        status_line, *lines = head.split("\r\n")
-        fields = dict(line.lower().split(": ", 1) for line in lines if ": " in line)
-        if "content-length" not in fields:
-            raise ValueError(f"no Content-Length for {path}")
-        body = await self.reader.readexactly(int(fields["content-length"]))
-        if fields.get("connection") == "close":
-            await self.close()
-        return int(status_line.split(" ", 2)[1]), body
-
-    async def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            with contextlib.suppress(OSError):
-                await self.writer.wait_closed()
-        self.reader = self.writer = None
-
-
 @dataclass
 class Fleet:
     requests: Counter[str] = field(default_factory=Counter)
@@ -457,10 +418,11 @@ def kind(path: str) -> str:
 async def box(n: int, token: str, cdn: tuple[str, int], origin: tuple[str, int],
               playable: list[str], fleet: Fleet, stop: asyncio.Event, seed: int) -> None:
     rng = random.Random(seed * 100_003 + n)
-    edge, keys = Connection(*cdn), Connection(*origin)
+    edge, keys = KeepAliveConnection(*cdn), KeepAliveConnection(*origin)
     auth = {"Authorization": f"Bearer {token}"}
 
-    async def get(conn: Connection, path: str, headers: dict[str, str] | None = None) -> bytes:
+    async def get(conn: KeepAliveConnection, path: str,
+                  headers: dict[str, str] | None = None) -> bytes:
         try:
             async with asyncio.timeout(REQUEST_TIMEOUT_S):
                 status, body = await conn.get(path, headers)
