@@ -10,6 +10,7 @@ from stb_origin.assets import runs
 from stb_origin.assets.records import Asset
 from stb_origin.db.types import new_id, utcnow
 from stb_origin.services import Services
+from tests.support.workers import asset_row
 
 LEASE_S = 60.0
 
@@ -21,17 +22,10 @@ def _queued(services: Services) -> str:
     return asset_id
 
 
-def _asset(services: Services, asset_id: str) -> Asset:
-    with services.db.session() as session:
-        asset = session.get(Asset, asset_id)
-        assert asset is not None
-        return asset
-
-
 def test_a_live_run_holds_its_asset_alone(services):
     asset_id = _queued(services)
     first = runs.claim(services.db, asset_id, LEASE_S)
-    assert first is not None and _asset(services, asset_id).status == "processing"
+    assert first is not None and asset_row(services, asset_id).status == "processing"
     assert runs.claim(services.db, asset_id, LEASE_S) is None, "a second run while it lives"
     runs.write(services.db, first, progress=40)  # renews the lease
     assert runs.claim(services.db, asset_id, LEASE_S,
@@ -53,10 +47,10 @@ def test_a_superseded_run_can_neither_write_progress_nor_publish(services):
         runs.finish(services.db, old, "vold", [], keep_old_s=3600)
     assert runs.retry_or_fail(services.db, asset_id, "internal_error", "x", 4,
                               token=old.token) is None
-    assert _asset(services, asset_id).progress == 0
+    assert asset_row(services, asset_id).progress == 0
 
     runs.finish(services.db, new, "vnew", [{"name": "360p"}], keep_old_s=3600)
-    asset = _asset(services, asset_id)
+    asset = asset_row(services, asset_id)
     assert (asset.status, asset.version, asset.progress) == ("ready", "vnew", 100)
     assert runs.claim(services.db, asset_id, LEASE_S) is None, "a ready asset is not run again"
 
@@ -87,14 +81,14 @@ def test_failed_attempts_back_off_then_fail_with_the_cause(services):
         assert run is not None and run.attempt == attempt
         assert runs.retry_or_fail(services.db, asset_id, "disk_full", "no space", 3,
                                   token=run.token, now=now) == "queued"
-        asset = _asset(services, asset_id)
+        asset = asset_row(services, asset_id)
         assert (asset.attempt, asset.error_code) == (attempt + 1, "disk_full")
         assert asset.next_attempt_at == now + timedelta(seconds=backoff)
     run = runs.claim(services.db, asset_id, LEASE_S, now=now)
     assert run is not None and run.attempt == 3
     assert runs.retry_or_fail(services.db, asset_id, "disk_full", "no space", 3,
                               token=run.token) == "failed"
-    asset = _asset(services, asset_id)
+    asset = asset_row(services, asset_id)
     assert (asset.status, asset.error_code, asset.error_message) == ("failed", "disk_full",
                                                                       "no space")
 
@@ -116,6 +110,6 @@ def test_a_cold_stop_puts_the_asset_back_on_the_same_attempt(services):
     assert run is not None
     runs.write(services.db, run, progress=25)
     assert runs.put_back(services.db, asset_id)
-    asset = _asset(services, asset_id)
+    asset = asset_row(services, asset_id)
     assert (asset.status, asset.progress, asset.attempt) == ("queued", 0, 1)
     assert not runs.put_back(services.db, asset_id)

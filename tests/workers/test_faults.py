@@ -21,9 +21,7 @@ from redis import Redis
 from stb_origin.ingest.service import accept_source
 from stb_origin.services import Services, build_services
 from stb_origin.settings import Settings
-from tests.conftest import require_tools
 from tests.support.http import serve_process
-from tests.support.media import make_clip
 from tests.support.redis_server import PrivateRedis
 from tests.support.workers import (
     CLI,
@@ -37,12 +35,6 @@ from tests.support.workers import (
 )
 
 LEASE_S = 3.0
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    require_tools("ffmpeg", "ffprobe")
-    return make_clip(tmp_path_factory.mktemp("media") / "clip.mp4", seconds=2, size="426x240")
 
 
 @pytest.fixture

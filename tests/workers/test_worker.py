@@ -22,8 +22,6 @@ from stb_origin.ingest.service import accept_source
 from stb_origin.services import Services
 from stb_origin.settings import Settings
 from stb_origin.workers.worker import HEARTBEAT_FILE
-from tests.conftest import require_tools
-from tests.support.media import make_clip
 from tests.support.workers import (
     CLI,
     alive,
@@ -35,12 +33,6 @@ from tests.support.workers import (
 
 # RQ ignores a repeat signal that comes within a second of the first.
 REPEAT_SIGNAL_AFTER_S = 1.3
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    require_tools("ffmpeg", "ffprobe")
-    return make_clip(tmp_path_factory.mktemp("media") / "clip.mp4", seconds=2, size="426x240")
 
 
 def _status(services: Services, asset_id: str) -> str:
