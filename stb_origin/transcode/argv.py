@@ -123,10 +123,14 @@ def _trick_frames(ladder: Ladder) -> str:
     # rendition has a key frame on. fps makes one every short length (exact
     # rational time stamps); select then keeps the first segment's and every
     # count-th after it, so no float rounding decides which.
+    # start_time=0: a video that starts a little after the file does (Matroska
+    # often does) still gets the first segment's frame, the first frame repeated,
+    # instead of losing it to rounding up.
     seg, short, count = _grid(ladder)
     if count == 1:
-        return f"fps=fps={_rate(1 / seg)}:round=up"
-    return f"fps=fps={_rate(1 / short)}:round=up,select='lt(n,{count})+not(mod(n,{count}))'"
+        return f"fps=fps={_rate(1 / seg)}:round=up:start_time=0"
+    return (f"fps=fps={_rate(1 / short)}:round=up:start_time=0,"
+            f"select='lt(n,{count})+not(mod(n,{count}))'")
 
 
 def _grid(ladder: Ladder) -> tuple[Fraction, Fraction, int]:

@@ -43,7 +43,7 @@ def test_small_source_argv_exactly() -> None:
         ("[0:0]fps=30/1,split=3[s0][s1][st];"
          "[s0]scale=640:360,format=yuv420p,setsar=1[v0];"
          "[s1]scale=416:234,format=yuv420p,setsar=1[v1];"
-         "[st]fps=fps=1/2:round=up,select='lt(n,2)+not(mod(n,2))',"
+         "[st]fps=fps=1/2:round=up:start_time=0,select='lt(n,2)+not(mod(n,2))',"
          "scale=416:234,format=yuv420p,setsar=1[vt]"),
         "-map", "[v0]", "-map", "[v1]", "-map", "0:1", "-map", "[vt]",
         "-map_metadata", "-1", "-map_chapters", "-1",
@@ -144,21 +144,21 @@ def test_keyframes_forced_on_segment_boundaries() -> None:
     # GOP: one segment's worth of frames (59.94 -> 60) on rungs, every frame on trick-play.
     assert [value(argv, f"-g:v:{i}") for i in range(7)] == ["60"] * 6 + ["1"]
     assert "fps=30000/1001" in value(argv, "-filter_complex")
-    assert "fps=fps=1/2:round=up" in value(argv, "-filter_complex")
+    assert "fps=fps=1/2:round=up:start_time=0" in value(argv, "-filter_complex")
     assert "select=" not in value(argv, "-filter_complex")
 
 
 @pytest.mark.parametrize("seconds,expr,hls_time,trick", [
     # 2 s segments are short already: one key frame every 2 s, as without.
-    (2.0, "gte(t,n_forced*2)", "2", "fps=fps=1/2:round=up"),
-    (3.0, "gte(t,n_forced*3)", "3", "fps=fps=1/3:round=up"),
+    (2.0, "gte(t,n_forced*2)", "2", "fps=fps=1/2:round=up:start_time=0"),
+    (3.0, "gte(t,n_forced*3)", "3", "fps=fps=1/3:round=up:start_time=0"),
     (4.0, "if(lt(n_forced,2),gte(t,n_forced*2),gte(t,(n_forced-1)*4))", "2",
-     "fps=fps=1/2:round=up,select='lt(n,2)+not(mod(n,2))'"),
+     "fps=fps=1/2:round=up:start_time=0,select='lt(n,2)+not(mod(n,2))'"),
     (6.0, "if(lt(n_forced,3),gte(t,n_forced*2),gte(t,(n_forced-2)*6))", "2",
-     "fps=fps=1/2:round=up,select='lt(n,3)+not(mod(n,3))'"),
+     "fps=fps=1/2:round=up:start_time=0,select='lt(n,3)+not(mod(n,3))'"),
     # Exact fractions in the expressions; hls_time rounded down, never past a boundary.
     (7.0, "if(lt(n_forced,3),gte(t,n_forced*(7/3)),gte(t,(n_forced-2)*7))", "2.333",
-     "fps=fps=3/7:round=up,select='lt(n,3)+not(mod(n,3))'"),
+     "fps=fps=3/7:round=up:start_time=0,select='lt(n,3)+not(mod(n,3))'"),
 ])
 def test_short_first_segments_on_the_same_grid(seconds: float, expr: str, hls_time: str,
                                                trick: str) -> None:

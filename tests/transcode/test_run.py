@@ -254,6 +254,21 @@ ODD_SOURCES: dict[str, dict[str, Any]] = {
 }
 
 
+def test_a_video_starting_after_its_audio_keeps_every_trickplay_frame(
+        clip: Clip, tmp_path: Path) -> None:
+    # Matroska with AAC: the video starts 23 ms after the audio. With short first
+    # segments the trick-play track lost its first frame to that: one segment
+    # short, and the upload failed with transcode_failed.
+    source = clip("late-video.mkv", seconds=5)
+    assert float(_ffprobe(source, "-select_streams", "v:0", "-show_entries",
+                          "stream=start_time", "-of", "csv=p=0")) > 0
+    out = tmp_path / "out"
+    _info, ladder, _ = run(source, out, SETTINGS.with_(segment_seconds=4.0))
+    assert ladder.first_segments > 1
+    check_aligned(out, ladder, tmp_path)
+    check_trickplay(out, ladder, tmp_path)
+
+
 @pytest.mark.parametrize("name", ODD_SOURCES)
 def test_odd_sources_make_a_correct_ladder(clip: Clip, tmp_path: Path, name: str) -> None:
     kwargs = ODD_SOURCES[name]
