@@ -18,6 +18,7 @@ from stb_origin.drm import routes as key_routes
 from stb_origin.drm.delivery import KeyDelivery
 from stb_origin.ingest import routes as ingest_routes
 from stb_origin.oauth import routes as oauth_routes
+from stb_origin.observability import logs
 from stb_origin.observability.access_log import AccessLog
 from stb_origin.origin.access import HlsAccess
 from stb_origin.origin.routes import routes as origin_routes
@@ -27,6 +28,12 @@ from stb_origin.reconciler import Reconciler
 from stb_origin.services import Services
 from stb_origin.web import openapi
 from stb_origin.web.errors import EXCEPTION_HANDLERS
+
+
+async def _flush_access_lines() -> None:
+    while True:
+        await anyio.sleep(logs.ACCESS_FLUSH_S)
+        logs.flush_access_lines()
 
 
 def for_server(services: Services) -> Starlette:
@@ -53,6 +60,7 @@ def create_app(services: Services) -> Starlette:
         async with anyio.create_task_group() as background:
             # Without it the origin trusts no copy in memory (origin.takedowns).
             background.start_soon(app.state.takedowns.watch)
+            background.start_soon(_flush_access_lines)
             if services.settings.reconcile_interval_s > 0:
                 background.start_soon(Reconciler(services).watch)
             background.start_soon(sweep_forever, services)  # first at start-up

@@ -11,7 +11,6 @@ import functools
 import json
 import logging
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -79,7 +78,7 @@ _BUFFER_BYTES = 64 * 1024
 class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """JSON lines to a block-buffered stream: access lines (one per request) go out
     together, at most ACCESS_FLUSH_S after they were logged; any other line goes
-    out at once, with those before it.
+    out at once, with those before it (``flush_access_lines`` sends the rest).
 
     Why: every write is a system call that releases the GIL, and under load
     getting it back from the server's other threads cost more than the request
@@ -110,18 +109,14 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.flush()
 
 
-def _flush_periodically() -> None:
-    # Lines logged just before traffic stops still go out within ACCESS_FLUSH_S.
-    while True:
-        time.sleep(ACCESS_FLUSH_S)
-        for handler in logging.getLogger().handlers:
-            if isinstance(handler, LineHandler):
-                handler.flush_now()
-
-
-@functools.cache
-def _start_flushing() -> None:
-    threading.Thread(target=_flush_periodically, name="log-flush", daemon=True).start()
+def flush_access_lines() -> None:
+    """Write out the access lines still waiting. The HTTP app calls it every
+    ACCESS_FLUSH_S from its event loop, so lines logged just before traffic stops
+    go out too (a thread would write while the process forks: a work horse or a
+    granian worker could inherit the stream's lock held, and hang on its first line)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, LineHandler):
+            handler.flush_now()
 
 
 def _stderr() -> TextIO:
@@ -137,7 +132,6 @@ def _stderr() -> TextIO:
 
 def configure(level: str = "INFO") -> None:
     handler = LineHandler(_stderr())
-    _start_flushing()
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -104,7 +104,7 @@ def test_access_lines_go_out_together_and_other_lines_at_once() -> None:
     assert "request 4" in stream.flushed, "at most ACCESS_FLUSH_S late under traffic"
 
     handler.handle(_record(ACCESS_LOGGER, logging.INFO, "request 5"))
-    handler.flush_now()  # what the flushing thread does when traffic stops
+    handler.flush_now()  # what the app does every ACCESS_FLUSH_S when traffic stops
     assert "request 5" in stream.flushed
     handler.handle(_record(ACCESS_LOGGER, logging.ERROR, "request 6 failed"))
     assert "request 6" in stream.flushed, "an access error goes out at once"
