@@ -29,7 +29,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import REPO, KeepAliveConnection, machine_facts, print_table, warn_if_busy
+from common import (
+    REPO,
+    KeepAliveConnection,
+    machine_facts,
+    object_kind,
+    print_table,
+    warn_if_busy,
+)
 from prometheus_client import REGISTRY
 
 # The CDN harness (template rendering, nginx in a folder, the counting origin)
@@ -61,16 +68,6 @@ class CountingStorage(LocalStorage):
         return super().read_chunks(key, start, end, chunk_size)
 
 
-def kind(path: str) -> str:
-    if path.endswith("/master.m3u8"):
-        return "master playlist"
-    if path.endswith(".m3u8"):
-        return "variant playlists"
-    if path.endswith(".mp4"):
-        return "init sections"
-    return "segments"
-
-
 @dataclass
 class Boxes:
     requests: Counter[str] = field(default_factory=Counter)  # path -> requests
@@ -92,7 +89,7 @@ async def play(host: str, port: int, asset: FakeAsset, boxes: Boxes, rng: random
         boxes.requests[path] += 1
         boxes.bytes[path] += len(body)
         if status != 200:
-            boxes.errors[f"{status} {kind(path)}"] += 1
+            boxes.errors[f"{status} {object_kind(path)}"] += 1
             raise LookupError(path)
         return body
 
@@ -197,8 +194,8 @@ def main() -> None:
         origin_bytes[seen.path] += seen.body_bytes
 
     rows = []
-    for name in ("master playlist", "variant playlists", "init sections", "segments"):
-        paths = [p for p in asset.files if kind(asset.url(p)) == name]
+    for name in ("master playlists", "media playlists", "init sections", "segments"):
+        paths = [p for p in asset.files if object_kind(asset.url(p)) == name]
         urls = [asset.url(p) for p in paths]
         box_requests = sum(boxes.requests[u] for u in urls)
         box_bytes = sum(boxes.bytes[u] for u in urls)

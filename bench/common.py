@@ -201,3 +201,16 @@ class KeepAliveConnection:
             with contextlib.suppress(OSError):
                 await self.writer.wait_closed()
         self.reader = self.writer = None
+
+
+def object_kind(path: str) -> str:
+    """What a box's request asks for, as the benchmarks' tables name it."""
+    if path.startswith("/keys/"):
+        return "keys"
+    if path.endswith("/master.m3u8"):
+        return "master playlists"
+    if path.endswith(".m3u8"):
+        return "media playlists"
+    if path.endswith(".mp4"):
+        return "init sections"
+    return "segments"

@@ -67,6 +67,7 @@ from common import (
     KeepAliveConnection,
     OtherCpu,
     machine_facts,
+    object_kind,
     print_table,
     process_tree_cpu_s,
     warn_if_busy,
@@ -403,18 +404,6 @@ def decrypt(body: bytes, key: bytes, iv: bytes) -> bytes:
     return unpadder.update(padded) + unpadder.finalize()
 
 
-def kind(path: str) -> str:
-    if path.startswith("/keys/"):
-        return "keys"
-    if path.endswith("/master.m3u8"):
-        return "master playlists"
-    if path.endswith(".m3u8"):
-        return "media playlists"
-    if path.endswith(".mp4"):
-        return "init sections"
-    return "segments"
-
-
 async def box(n: int, token: str, cdn: tuple[str, int], origin: tuple[str, int],
               playable: list[str], fleet: Fleet, stop: asyncio.Event, seed: int) -> None:
     rng = random.Random(seed * 100_003 + n)
@@ -428,14 +417,14 @@ async def box(n: int, token: str, cdn: tuple[str, int], origin: tuple[str, int],
                 status, body = await conn.get(path, headers)
         except TimeoutError:
             await conn.close()
-            raise PlaybackError(f"timeout {kind(path)}", path) from None
+            raise PlaybackError(f"timeout {object_kind(path)}", path) from None
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             await conn.close()
-            raise PlaybackError(f"{type(exc).__name__} {kind(path)}", path) from exc
-        fleet.requests[kind(path)] += 1
-        fleet.bytes[kind(path)] += len(body)
+            raise PlaybackError(f"{type(exc).__name__} {object_kind(path)}", path) from exc
+        fleet.requests[object_kind(path)] += 1
+        fleet.bytes[object_kind(path)] += len(body)
         if status != 200:
-            raise PlaybackError(f"HTTP {status} {kind(path)}", f"{path}: {body[:200]!r}")
+            raise PlaybackError(f"HTTP {status} {object_kind(path)}", f"{path}: {body[:200]!r}")
         return body
 
     async def play(asset_id: str) -> None:
