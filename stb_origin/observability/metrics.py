@@ -105,8 +105,10 @@ KEY_AUDIT_LOST = Counter(
 
 JOB_DURATION = SharedHistogram(
     "stb_job_duration_seconds",
-    "Wall time of one pipeline job attempt, by outcome (ready, failed: bad media,"
-    " deleted: the asset went away, error: raised, RQ may retry).",
+    "Wall time of one pipeline job attempt, by outcome (ready; queued: failed, the next"
+    " attempt is due later; failed: no attempt left or bad media; deleted: the asset"
+    " went away; skipped: another live run holds it; superseded: a newer run took it;"
+    " error: raised before the run could say).",
     ("outcome",),
     buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 21600),
 )
@@ -138,7 +140,7 @@ SHARED: tuple[SharedMetric, ...] = (
 QUEUE = QueueGauges(
     jobs=ScrapedGauge(
         "stb_queue_jobs",
-        "Jobs per RQ queue and state: queued (waiting), scheduled (retry back-off),"
+        "Jobs per RQ queue and state: queued (waiting), scheduled (delayed by RQ),"
         " started, deferred, failed (kept for inspection).",
         ("queue", "state"),
     ),
