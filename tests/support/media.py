@@ -8,6 +8,7 @@ masters with several tagged audio tracks (languages, titles, 5.1, mono).
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -175,3 +176,16 @@ def make_audio_tracks_clip(path: Path, tracks: Sequence[Track], seconds: float =
             argv += [f"-metadata:s:a:{n}", f"title={track.title}"]
     proc.run([*argv, str(path)], timeout=TIMEOUT_S)
     return path
+
+
+def video_found(path: Path) -> str:
+    """The video streams ffprobe finds in a file, as "codec,width,height" lines.
+
+    For ciphertext: ffprobe names a format for about one noise file in sixty
+    (h263, ac3, lrc...), so "nothing found" cannot be the test; the clip's own
+    codec and size not being found is.
+    """
+    probe = subprocess.run(["ffprobe", "-v", "quiet", "-select_streams", "v", "-show_entries",
+                            "stream=codec_name,width,height", "-of", "csv=p=0", str(path)],
+                           capture_output=True, text=True, check=False, timeout=60)
+    return probe.stdout
