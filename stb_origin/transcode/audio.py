@@ -13,6 +13,7 @@ import dataclasses
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from stb_origin.transcode.languages import bcp47, language_name
@@ -23,6 +24,9 @@ EC3_GROUP = "audio-ec3"
 AAC_BITRATES = {1: 64_000, 2: 128_000}  # Apple: AAC-LC stereo 32-160 kb/s
 EC3_CHANNELS = 6  # 5.1; ffmpeg's E-AC-3 encoder goes no higher, so 7.1 is folded down
 EC3_BITRATE = 384_000  # Apple's recommendation for 5.1 E-AC-3
+# ffmpeg's AAC encoder starts with this much silence (its initial_padding); a run
+# with audio moves every stream later by it. E-AC-3's is shorter.
+AAC_PRIMING_SAMPLES = 1024
 MAX_LABEL = 64  # a NAME is shown in a menu
 FALLBACK_LABEL = "Audio"
 
@@ -113,3 +117,11 @@ def unique_labels(labels: Sequence[str]) -> list[str]:
         seen.add(candidate)
         unique.append(candidate)
     return unique
+
+
+def priming_delay(audio: Sequence[AudioRendition]) -> Fraction:
+    """How much later than the source the muxer puts every stream of a run that
+    encodes these renditions: the AAC encoder's priming (it outputs time stamps
+    below zero, and the muxer moves all streams up)."""
+    rates = [a.sample_rate for a in audio if a.codec == "aac"]
+    return Fraction(AAC_PRIMING_SAMPLES, rates[0]) if rates else Fraction(0)
