@@ -1,5 +1,7 @@
 """The flow of one asset: probe → plan ladder → transcode → package + encrypt → publish.
 
+A long master is transcoded span by span by any idle workers (``chunked``).
+
 Each run holds its asset by a lease with a fencing token (``assets.runs``) and
 publishes under a fresh version prefix with the master playlist last, so a
 retried or re-run job ends in the same consistent state, a half-published asset
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from redis.exceptions import RedisError
 
+from stb_origin import chunked
 from stb_origin.assets import runs
 from stb_origin.assets.causes import failure_cause
 from stb_origin.assets.records import Asset, Status
@@ -127,6 +130,7 @@ def _superseded(services: Services, asset_id: str) -> str:
             keystore.delete_for_asset(session, asset_id)
     if deleted:
         services.storage.delete_prefix(layout.asset_prefix(asset_id))
+        chunked.forget(services, asset_id)
         stamps.renew(services.redis, stamps.asset(asset_id))
         return "deleted"
     log.warning("run superseded by a newer one; stopped without publishing")
@@ -146,8 +150,11 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
 
     encoded = work / "encoded"
     with _stage(services, "transcode") as took:
-        transcode(source_path, source, ladder, encoded, settings,
-                  on_progress=_progress_writer(services, run, check))
+        progress = _progress_writer(services, run, check)
+        if chunked.worth_it(source, services):
+            chunked.transcode(services, run, source_path, source, ladder, encoded, progress)
+        else:
+            transcode(source_path, source, ladder, encoded, settings, on_progress=progress)
     if took.seconds > 0:
         metrics.TRANSCODE_REALTIME_FACTOR.observe(
             services.redis, source.duration_s / took.seconds,
@@ -181,6 +188,7 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
     runs.finish(services.db, run, version,
                 [r.to_json() for r in result.renditions] + [a.to_json() for a in result.audio],
                 keep_old_s=settings.retired_version_keep_s)
+    chunked.forget(services, asset_id)
     try:
         # Committed: key servers see the new version's keys at once.
         stamps.renew(services.redis, stamps.asset(asset_id))

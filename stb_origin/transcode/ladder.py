@@ -44,6 +44,14 @@ class Ladder:
     # After that every segment is segment_seconds long, on the same grid as without.
     first_segments: int = 1
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Ladder:
+        """The ladder to_json gave: a plan handed to another worker (chunked.py)."""
+        return cls(**{**data,
+                      "renditions": tuple(Rendition(**r) for r in data["renditions"]),
+                      "trickplay": Rendition(**data["trickplay"]),
+                      "audio": tuple(AudioRendition(**a) for a in data["audio"])})
+
     def to_json(self) -> dict[str, Any]:
         return {
             "renditions": [r.to_json() for r in self.renditions],
