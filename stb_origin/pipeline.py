@@ -185,10 +185,10 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
         # claimed the asset before the master is pointed at this version.
         runs.write(services.db, run)
         point_master_at(services.storage, asset_id, version)
+    chunked.forget(services, asset_id)  # published: the spans are not needed again
     runs.finish(services.db, run, version,
                 [r.to_json() for r in result.renditions] + [a.to_json() for a in result.audio],
                 keep_old_s=settings.retired_version_keep_s)
-    chunked.forget(services, asset_id)
     try:
         # Committed: key servers see the new version's keys at once.
         stamps.renew(services.redis, stamps.asset(asset_id))
