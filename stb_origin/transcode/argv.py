@@ -41,6 +41,10 @@ def build_argv(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: P
     # Titles, GPS, encoder names and chapters of the upload stay with the upload.
     argv += ["-map_metadata", "-1", "-map_chapters", "-1"]
 
+    # The filter graph decides the frames (fps, trim). ffmpeg's own constant-rate
+    # output sync would add a copy of the first frame when the video starts a
+    # little after the file (an AAC track's priming does that in Matroska).
+    argv += ["-fps_mode:v", "passthrough"]
     argv += ["-c:v", "libx264", "-preset", settings.x264_preset,
              "-sc_threshold:v", "0", "-flags:v", "+cgop", "-forced-idr:v", "1",
              "-force_key_frames:v", "expr:" + (
@@ -51,13 +55,11 @@ def build_argv(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: P
         argv += _video_args(i, rendition, gop)
     argv += _video_args(len(ladder.renditions), ladder.trickplay, 1)
     if ladder.first_segments > 1 and (span is None or span.start_unit == 0):
-        # The trick-play frames are irregular then (2, 2, then 4 s apart): ffmpeg's
-        # default constant-rate output would fill the gaps with duplicates, and the
-        # fMP4 muxer, given each frame the same duration, would pull the frames
-        # after a gap forward in time. Each frame lasts until the next one instead.
+        # The trick-play frames are irregular then (2, 2, then 4 s apart): the fMP4
+        # muxer, given each frame the same duration, would pull the frames after a
+        # gap forward in time. Each frame lasts until the next one instead.
         trick = len(ladder.renditions)
-        argv += [f"-fps_mode:v:{trick}", "passthrough",
-                 f"-bsf:v:{trick}", TRICK_FRAME_DURATIONS]
+        argv += [f"-bsf:v:{trick}", TRICK_FRAME_DURATIONS]
 
     for i, track in enumerate(audio):
         argv += _audio_args(i, track, source.duration_s)
