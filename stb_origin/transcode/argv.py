@@ -34,29 +34,18 @@ def build_argv(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: P
     argv = ["ffmpeg", "-nostdin", "-hide_banner", "-y", "-loglevel", "error",
             "-nostats", "-progress", "pipe:1"]
     argv += input_args(source_path)
-    argv += ["-filter_complex", filter_graph(source, ladder)]
+    # An audio-only ladder has no trick-play track, and no video at all.
+    if ladder.trickplay is not None:
+        argv += ["-filter_complex", filter_graph(source, ladder)]
     argv += [arg for i in range(len(ladder.renditions)) for arg in ("-map", f"[v{i}]")]
     # A track made twice (AAC and E-AC-3) is mapped twice: each output stream is one rendition.
-    argv += [arg for a in ladder.audio for arg in ("-map", f"0:{a.source_index}")]
-    argv += ["-map", "[vt]"]
+    argv += [arg for a in ladder.audio for arg in ("-map", a.stream)]
+    if ladder.trickplay is not None:
+        argv += ["-map", "[vt]"]
     # Titles, GPS, encoder names and chapters of the upload stay with the upload.
     argv += ["-map_metadata", "-1", "-map_chapters", "-1"]
-
-    argv += ["-c:v", "libx264", "-preset", settings.x264_preset,
-             "-sc_threshold:v", "0", "-flags:v", "+cgop", "-forced-idr:v", "1",
-             "-force_key_frames:v", "expr:" + keyframe_expr(ladder)]
-    gop = math.ceil(exact_rate(ladder.fps) * Fraction(ladder.segment_seconds))
-    for i, rendition in enumerate(ladder.renditions):
-        argv += _video_args(i, rendition, gop)
-    argv += _video_args(len(ladder.renditions), ladder.trickplay, 1)
-    if ladder.first_segments > 1:
-        # The trick-play frames are irregular then (2, 2, then 4 s apart): ffmpeg's
-        # default constant-rate output would fill the gaps with duplicates, and the
-        # fMP4 muxer, given each frame the same duration, would pull the frames
-        # after a gap forward in time. Each frame lasts until the next one instead.
-        trick = len(ladder.renditions)
-        argv += [f"-fps_mode:v:{trick}", "passthrough",
-                 f"-bsf:v:{trick}", TRICK_FRAME_DURATIONS]
+    if ladder.trickplay is not None:
+        argv += _video_codec_args(ladder, ladder.trickplay, settings)
 
     for i, audio in enumerate(ladder.audio):
         argv += _audio_args(i, audio, source.duration_s)
@@ -76,7 +65,28 @@ def build_argv(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: P
     return argv
 
 
+def _video_codec_args(ladder: Ladder, trickplay: Rendition, settings: Settings) -> list[str]:
+    argv = ["-c:v", "libx264", "-preset", settings.x264_preset,
+            "-sc_threshold:v", "0", "-flags:v", "+cgop", "-forced-idr:v", "1",
+            "-force_key_frames:v", "expr:" + keyframe_expr(ladder)]
+    gop = math.ceil(exact_rate(ladder.fps) * Fraction(ladder.segment_seconds))
+    for i, rendition in enumerate(ladder.renditions):
+        argv += _video_args(i, rendition, gop)
+    argv += _video_args(len(ladder.renditions), trickplay, 1)
+    if ladder.first_segments > 1:
+        # The trick-play frames are irregular then (2, 2, then 4 s apart): ffmpeg's
+        # default constant-rate output would fill the gaps with duplicates, and the
+        # fMP4 muxer, given each frame the same duration, would pull the frames
+        # after a gap forward in time. Each frame lasts until the next one instead.
+        trick = len(ladder.renditions)
+        argv += [f"-fps_mode:v:{trick}", "passthrough",
+                 f"-bsf:v:{trick}", TRICK_FRAME_DURATIONS]
+    return argv
+
+
 def filter_graph(source: SourceInfo, ladder: Ladder) -> str:
+    if ladder.trickplay is None or source.video_stream_index is None:
+        raise ValueError("an audio-only ladder has no video to filter")
     # Deinterlace and fix the frame rate once, before the split, not once per rung.
     common = []
     if source.interlaced:
@@ -148,8 +158,9 @@ def var_stream_map(ladder: Ladder) -> str:
     """
     videos = [f"v:{i},name:{r.name}" for i, r in enumerate(ladder.renditions)]
     audios = [f"a:{i},name:{a.name}" for i, a in enumerate(ladder.audio)]
-    trick = f"v:{len(ladder.renditions)},name:{ladder.trickplay.name}"
-    return " ".join([*videos, *audios, trick])
+    trick = ([f"v:{len(ladder.renditions)},name:{ladder.trickplay.name}"]
+             if ladder.trickplay is not None else [])
+    return " ".join([*videos, *audios, *trick])
 
 
 def _picture(rendition: Rendition) -> str:

@@ -39,6 +39,12 @@ class AudioRendition:
     language: str | None  # BCP-47; None: undetermined
     label: str  # NAME, unique in its group, clean
     default: bool  # DEFAULT=YES: exactly one per group
+    input_index: int = 0  # the ffmpeg input (-i) the track is in: 0 is the master
+
+    @property
+    def stream(self) -> str:
+        """ffmpeg's stream specifier of the track: input, then stream index."""
+        return f"{self.input_index}:{self.source_index}"
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -72,7 +78,8 @@ def _rendition(group: str, codec: str, position: int, track: AudioTrack, label: 
     return AudioRendition(
         name=f"audio{position}_{'aac' if codec == 'aac' else 'ec3'}", group=group,
         codec=codec, source_index=track.index, channels=channels, bitrate=bitrate,
-        sample_rate=rate, language=bcp47(track.language), label=label, default=default)
+        sample_rate=rate, language=bcp47(track.language), label=label, default=default,
+        input_index=track.input_index)
 
 
 def track_label(track: AudioTrack) -> str:

@@ -26,8 +26,10 @@ _COMPONENT = re.compile(r"^\[([\w-]+) @ 0x[0-9a-f]+\]\s*")
 def transcode(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: Path,
               settings: Settings, on_progress: Callable[[float], None] | None = None) -> None:
     argv = build_argv(source_path, source, ladder, out_dir, settings)
+    videos = [r.name for r in ladder.renditions]
     audio = [a.name for a in ladder.audio]
-    names = [r.name for r in ladder.renditions] + audio + [ladder.trickplay.name]
+    trick = [ladder.trickplay.name] if ladder.trickplay is not None else []
+    names = videos + audio + trick
     for name in names:
         _clear(out_dir / name)
 
@@ -44,9 +46,28 @@ def transcode(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: Pa
     if settings.segment_format == "fmp4":
         for name in names:
             _rename_init(out_dir / name)
-    _check_and_align(out_dir, [r.name for r in ladder.renditions], ladder.trickplay.name)
+    if ladder.trickplay is not None:
+        _check_and_align(out_dir, videos, ladder.trickplay.name)
+        reference = fixups.extinf_values((out_dir / videos[0] / MEDIA_PLAYLIST).read_text())
+    else:
+        reference = segment_grid(ladder, source.duration_s)
     for name in audio:
-        _align_audio(out_dir / ladder.renditions[0].name, out_dir / name)
+        _align_audio(reference, out_dir / name)
+
+
+def segment_grid(ladder: Ladder, duration_s: float) -> list[float]:
+    """The segments a video of this length would have: first_segments short ones,
+    then segment_seconds each; a last one too short to be a segment joins the one
+    before. Audio-only ladders are cut on it."""
+    short = ladder.segment_seconds / ladder.first_segments
+    lengths: list[float] = []
+    at = 0.0
+    while duration_s - at > fixups.BOUNDARY_SLACK_S or not lengths:
+        step = short if len(lengths) < ladder.first_segments else ladder.segment_seconds
+        lengths.append(min(step, duration_s - at))
+        at += lengths[-1]
+    lengths[-1] += duration_s - at
+    return lengths
 
 
 def _clear(rendition_dir: Path) -> None:
@@ -112,9 +133,8 @@ def _check_and_align(out_dir: Path, renditions: list[str], trickplay: str) -> No
     (trick_dir / MEDIA_PLAYLIST).write_text(text)
 
 
-def _align_audio(reference_dir: Path, track_dir: Path) -> None:
-    """Join the audio track's segments so that it has the video's (fixups.grouping)."""
-    reference = fixups.extinf_values((reference_dir / MEDIA_PLAYLIST).read_text())
+def _align_audio(reference: list[float], track_dir: Path) -> None:
+    """Join the audio track's segments so that it has the reference's (fixups.grouping)."""
     text = (track_dir / MEDIA_PLAYLIST).read_text()
     try:
         text, runs = fixups.regrouped(text, fixups.grouping(fixups.extinf_values(text),

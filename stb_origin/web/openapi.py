@@ -226,7 +226,8 @@ def _schemas() -> Json:
         "Upload": _object({
             "file": {"type": "string", "contentMediaType": "application/octet-stream",
                      "description": "the master: MP4/MOV, Matroska/WebM, MPEG-TS, MXF, AVI,"
-                                    " FLV or MPEG-PS"},
+                                    " FLV or MPEG-PS; or audio only (WAV, MP3, AAC, FLAC, an"
+                                    " audio-only MP4 or Matroska), for an audio-only stream"},
             "title": {"type": "string", "maxLength": 500},
         }, required=["file"]),
         "User": _object({

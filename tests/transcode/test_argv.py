@@ -213,6 +213,27 @@ def test_every_audio_track_is_an_audio_only_variant() -> None:
     assert value(argv, "-filter:a:0") == "apad=whole_dur=60.000"
 
 
+def test_audio_only_source_has_no_video_anywhere() -> None:
+    src = source(width=0, height=0, fps=0.0, video_stream_index=None, audio_tracks=(
+        track(0, language="eng"), track(1, language="fra", channels=6)))
+    argv = argv_for(src)
+    assert "-filter_complex" not in argv
+    assert not any(a.startswith(("-c:v", "-b:v", "-force_key_frames")) for a in argv)
+    assert values(argv, "-map") == ["0:0", "0:1", "0:1"]
+    assert value(argv, "-var_stream_map") == (
+        "a:0,name:audio0_aac a:1,name:audio1_aac a:2,name:audio1_ec3")
+    # Cut every short first segment length; run.py joins them on the segment grid.
+    assert value(argv, "-hls_time") == "2"
+
+
+def test_a_track_from_another_input_is_mapped_from_it() -> None:
+    # The seam for sidecar audio: a track says which -i it is in.
+    src = source(audio_tracks=(track(1), track(0, input_index=1, language="spa")))
+    ladder = plan_ladder(src, SETTINGS)
+    assert [a.stream for a in ladder.audio] == ["0:1", "1:0"]
+    assert values(argv_for(src), "-map")[-3:] == ["0:1", "1:0", "[vt]"]
+
+
 def test_video_only_source_has_no_audio_anywhere() -> None:
     src = source(audio_tracks=(), width=640, height=360)
     argv = argv_for(src)

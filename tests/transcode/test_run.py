@@ -111,6 +111,7 @@ def check_trickplay(out: Path, ladder: Ladder, scratch: Path) -> None:
     assert extinf(trick / "index.m3u8") == extinf(main / "index.m3u8")
     (video,) = streams(_playable(trick, segments(trick)[0], scratch))
     assert video["codec_type"] == "video"
+    assert ladder.trickplay is not None
     assert (video["width"], video["height"]) == (ladder.trickplay.width, ladder.trickplay.height)
 
 
