@@ -38,6 +38,7 @@ from stb_origin.services import Services
 from stb_origin.settings import Settings
 from stb_origin.storage import layout
 from stb_origin.transcode import Ladder, MediaError, plan_ladder, probe, transcode
+from stb_origin.transcode.normalise import normalised
 
 log = logging.getLogger("stb_origin.pipeline")
 
@@ -143,6 +144,9 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
         source = probe(source_path, settings)
     ladder = plan_ladder(source, settings)
     runs.write(services.db, run, source=source.to_json(), duration_s=source.duration_s)
+    if settings.loudness_normalisation:
+        with _stage(services, "loudness"):
+            ladder = normalised([source_path], ladder, settings)
 
     encoded = work / "encoded"
     with _stage(services, "transcode") as took:
@@ -176,8 +180,11 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
         # claimed the asset before the master is pointed at this version.
         runs.write(services.db, run)
         point_master_at(services.storage, asset_id, version)
+    # Each audio rendition with the loudness it was measured at and the gain it got.
+    loudness = {a.name: a.loudness.to_json() if a.loudness else None for a in ladder.audio}
     runs.finish(services.db, run, version,
-                [r.to_json() for r in result.renditions] + [a.to_json() for a in result.audio],
+                [r.to_json() for r in result.renditions]
+                + [{**a.to_json(), "loudness": loudness[a.name]} for a in result.audio],
                 keep_old_s=settings.retired_version_keep_s)
     try:
         # Committed: key servers see the new version's keys at once.

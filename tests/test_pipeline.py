@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
@@ -103,6 +104,29 @@ def test_every_audio_track_is_a_rendition_of_the_ready_asset(services, media):
         media_playlist = m3u8.loads(services.storage.get_bytes(key).decode())
         assert {k.uri.rsplit("/", 1)[1] for k in media_playlist.keys if k} == _key_ids(
             services, asset_id)
+
+
+def test_every_audio_rendition_records_its_loudness_and_gain(services, media):
+    master = make_audio_tracks_clip(media / "levels.mkv", [
+        Track(language="eng", channels=6), Track(language="fra", channels=1)], seconds=3)
+    asset_id = _ingest(services, master)
+    assert pipeline.process(services, asset_id) == "ready"
+    audio = [r for r in _asset(services, asset_id).renditions or [] if r["type"] == "audio"]
+    assert [a["name"] for a in audio] == ["audio0_aac", "audio1_aac", "audio0_ec3"]
+    for a in audio:
+        loudness = a["loudness"]
+        assert (loudness["target_i"], loudness["target_tp"]) == (-23.0, -1.0)
+        assert loudness["gain_db"] == pytest.approx(-23.0 - loudness["input_i"], abs=0.01)
+        assert loudness["linear"] is True
+
+
+def test_normalisation_turned_off_records_no_loudness(services, media):
+    services = dataclasses.replace(
+        services, settings=services.settings.with_(loudness_normalisation=False))
+    asset_id = _ingest(services, make_clip(media / "plain.mp4", seconds=2, size="320x180"))
+    assert pipeline.process(services, asset_id) == "ready"
+    audio = [r for r in _asset(services, asset_id).renditions or [] if r["type"] == "audio"]
+    assert [a["loudness"] for a in audio] == [None]
 
 
 @pytest.mark.parametrize("name, rate", [("song.mp3", 44_100), ("speech.wav", 48_000)])

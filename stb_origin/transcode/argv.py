@@ -17,6 +17,7 @@ from stb_origin.transcode import layout
 from stb_origin.transcode.audio import AudioRendition
 from stb_origin.transcode.inputs import input_args
 from stb_origin.transcode.ladder import Ladder, Rendition, exact_rate
+from stb_origin.transcode.loudness import TARGET_I, normalise_filter
 from stb_origin.transcode.probe import SourceInfo
 
 HLS_SEGMENT_TYPES = {"fmp4": "fmp4", "ts": "mpegts"}
@@ -180,15 +181,25 @@ def _video_args(index: int, rendition: Rendition, gop: int) -> list[str]:
 
 
 def _audio_args(index: int, audio: AudioRendition, duration_s: float) -> list[str]:
-    return [
+    chain = [audio.downmix]
+    if audio.loudness is not None:
+        chain.append(normalise_filter(audio.loudness, audio.channels))
+    # Silence up to the source's length: a track that stops early must still
+    # cover every video segment (run.py groups its segments like the video's).
+    chain.append(f"apad=whole_dur={duration_s:.3f}")
+    argv = [
         f"-c:a:{index}", audio.codec,
         f"-b:a:{index}", str(audio.bitrate),
         f"-ac:a:{index}", str(audio.channels),
+        # Also brings loudnorm's 192 kHz back to the rendition's rate.
         f"-ar:a:{index}", str(audio.sample_rate),
-        # Silence up to the source's length: a track that stops early must still
-        # cover every video segment (run.py groups its segments like the video's).
-        f"-filter:a:{index}", f"apad=whole_dur={duration_s:.3f}",
+        f"-filter:a:{index}", ",".join(chain),
     ]
+    if audio.codec == "eac3" and audio.loudness is not None:
+        # Dolby decoders level every programme by its dialnorm (A/85: it must state
+        # the real loudness); the encoder's default (-31) would have them play this 8 dB loud.
+        argv += [f"-dialnorm:a:{index}", f"{TARGET_I:.0f}"]
+    return argv
 
 
 def _rate(rate: Fraction) -> str:

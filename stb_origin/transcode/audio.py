@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stb_origin.transcode.languages import bcp47, language_name
+from stb_origin.transcode.loudness import Loudness
 from stb_origin.transcode.probe import AudioTrack
 
 AAC_GROUP = "audio-aac"
@@ -23,6 +24,9 @@ EC3_GROUP = "audio-ec3"
 AAC_BITRATES = {1: 64_000, 2: 128_000}  # Apple: AAC-LC stereo 32-160 kb/s
 EC3_CHANNELS = 6  # 5.1; ffmpeg's E-AC-3 encoder goes no higher, so 7.1 is folded down
 EC3_BITRATE = 384_000  # Apple's recommendation for 5.1 E-AC-3
+# What each rendition's audio is folded to before loudness and encoding (ffmpeg's
+# default downmix; 5.1(side) becomes 5.1, side channels taken as back ones).
+LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1"}
 MAX_LABEL = 64  # a NAME is shown in a menu
 FALLBACK_LABEL = "Audio"
 
@@ -40,14 +44,20 @@ class AudioRendition:
     label: str  # NAME, unique in its group, clean
     default: bool  # DEFAULT=YES: exactly one per group
     input_index: int = 0  # the ffmpeg input (-i) the track is in: 0 is the master
+    loudness: Loudness | None = None  # None: not normalised (turned off, or silence)
 
     @property
     def stream(self) -> str:
         """ffmpeg's stream specifier of the track: input, then stream index."""
         return f"{self.input_index}:{self.source_index}"
 
+    @property
+    def downmix(self) -> str:
+        return f"aformat=channel_layouts={LAYOUTS[self.channels]}"
+
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self),
+                "loudness": self.loudness.to_json() if self.loudness else None}
 
 
 def plan_audio(tracks: Sequence[AudioTrack]) -> tuple[AudioRendition, ...]:

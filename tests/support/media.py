@@ -139,6 +139,30 @@ def make_clip(
     return path
 
 
+def make_level_clip(path: Path, volume_db: float, channels: Sequence[int], seconds: float = 4,
+                    size: str = "320x180", fps: int = 25) -> Path:
+    """A clip (Matroska, FLAC) with one audio track per entry of channels: pink noise
+    over a 440 Hz tone, turned by volume_db (-20: about -35 LUFS; +5: about -10 LUFS,
+    peaks limited just under full scale), on every channel of the track."""
+    layouts = {1: "mono", 2: "stereo", 6: "5.1"}
+    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}:duration={seconds}",
+            "-f", "lavfi", "-i", f"anoisesrc=color=pink:sample_rate=48000:amplitude=0.5"
+            f":seed=7:duration={seconds}",
+            "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}"]
+    graph = [f"[1][2]amix=inputs=2:normalize=0,volume={volume_db}dB,"
+             "alimiter=limit=0.95:level=false:attack=1:release=20,"
+             f"asplit={len(channels)}" + "".join(f"[m{n}]" for n in range(len(channels)))]
+    for n, count in enumerate(channels):
+        every = "|".join(f"c{c}=c0" for c in range(count))
+        graph.append(f"[m{n}]pan={layouts[count]}|{every}[a{n}]")
+    argv += ["-filter_complex", ";".join(graph), "-map", "0:v",
+             *(a for n in range(len(channels)) for a in ("-map", f"[a{n}]")),
+             "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "flac", str(path)]
+    proc.run(argv, timeout=TIMEOUT_S)
+    return path
+
+
 def make_subtitles_only(path: Path, seconds: float = 2) -> Path:
     """A Matroska file holding one SubRip track and no audio or video."""
     text = path.with_name(path.name + ".srt")
