@@ -95,9 +95,10 @@ class Plan:
                    segment_format=data["segment_format"])
 
 
-def worth_it(source: SourceInfo, services: Services) -> bool:
+def worth_it(source: SourceInfo, ladder: Ladder, services: Services) -> bool:
+    """Long enough to share out, and with video to share (audio is encoded whole)."""
     limit = services.settings.chunk_above_s
-    return limit > 0 and source.duration_s >= limit
+    return bool(ladder.renditions) and limit > 0 and source.duration_s >= limit
 
 
 def transcode(services: Services, run: runs.Run, source_path: Path, source: SourceInfo,
@@ -137,7 +138,7 @@ def transcode(services: Services, run: runs.Run, source_path: Path, source: Sour
 
     dirs = [_fetched(services, plan, span, spans_dir) for span in plan.spans]
     stitch(dirs, plan.spans, ladder, out_dir)
-    finish(out_dir, ladder, settings)
+    finish(out_dir, ladder, settings, source.duration_s)
     services.redis.delete(keys.todo, keys.plan)
 
 

@@ -40,7 +40,8 @@ from stb_origin.packager.publish import point_master_at, publish
 from stb_origin.services import Services
 from stb_origin.settings import Settings
 from stb_origin.storage import layout
-from stb_origin.transcode import MediaError, plan_ladder, probe, transcode
+from stb_origin.transcode import Ladder, MediaError, plan_ladder, probe, transcode
+from stb_origin.transcode.normalise import normalised
 
 log = logging.getLogger("stb_origin.pipeline")
 
@@ -147,18 +148,21 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
         source = probe(source_path, settings)
     ladder = plan_ladder(source, settings)
     runs.write(services.db, run, source=source.to_json(), duration_s=source.duration_s)
+    if settings.loudness_normalisation:
+        with _stage(services, "loudness"):
+            ladder = normalised([source_path], ladder, settings)
 
     encoded = work / "encoded"
     with _stage(services, "transcode") as took:
         progress = _progress_writer(services, run, check)
-        if chunked.worth_it(source, services):
+        if chunked.worth_it(source, ladder, services):
             chunked.transcode(services, run, source_path, source, ladder, encoded, progress)
         else:
             transcode(source_path, source, ladder, encoded, settings, on_progress=progress)
     if took.seconds > 0:
         metrics.TRANSCODE_REALTIME_FACTOR.observe(
             services.redis, source.duration_s / took.seconds,
-            top_rendition=ladder.renditions[0].name)
+            top_rendition=ladder.renditions[0].name if ladder.renditions else "audio")
     runs.write(services.db, run, progress=TRANSCODE_SHARE)  # the throttle may have eaten it
 
     version = "v" + secrets.token_hex(6)
@@ -175,9 +179,7 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
     with _stage(services, "package"):
         result = package(encoded, variants, keys, _key_uri(settings.key_uri_base, asset_id),
                          settings.key_rotation_segments, packaged,
-                         trickplay=VariantInput(layout.IFRAMES, ladder.trickplay.width,
-                                                ladder.trickplay.height, ladder.fps),
-                         audio=audio)
+                         trickplay=_trickplay_input(ladder), audio=audio)
     runs.write(services.db, run, progress=TRANSCODE_SHARE + 5)
     with _stage(services, "publish"):
         publish(services.storage, asset_id, version, packaged)
@@ -186,8 +188,11 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
         runs.write(services.db, run)
         point_master_at(services.storage, asset_id, version)
     chunked.forget(services, asset_id)  # published: the spans are not needed again
+    # Each audio rendition with the loudness it was measured at and the gain it got.
+    loudness = {a.name: a.loudness.to_json() if a.loudness else None for a in ladder.audio}
     runs.finish(services.db, run, version,
-                [r.to_json() for r in result.renditions] + [a.to_json() for a in result.audio],
+                [r.to_json() for r in result.renditions]
+                + [{**a.to_json(), "loudness": loudness[a.name]} for a in result.audio],
                 keep_old_s=settings.retired_version_keep_s)
     try:
         # Committed: key servers see the new version's keys at once.
@@ -197,6 +202,13 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
         log.warning("asset stamp not renewed: Redis unavailable")
     log.info("asset ready", extra={"asset_id": asset_id, "version": version})
     return Status.READY.value
+
+
+def _trickplay_input(ladder: Ladder) -> VariantInput | None:
+    if ladder.trickplay is None:
+        return None
+    return VariantInput(layout.IFRAMES, ladder.trickplay.width, ladder.trickplay.height,
+                        ladder.fps)
 
 
 class _Took:

@@ -34,6 +34,9 @@ class Settings:
     segment_format: str = "fmp4"
     key_rotation_segments: int = 10
     x264_preset: str = "veryfast"
+    # Two-pass loudnorm of every audio rendition to EBU R128 (transcode/loudness.py);
+    # off: the audio keeps the level it was mastered at.
+    loudness_normalisation: bool = True
     max_upload_bytes: int = 50 * 1024**3
     max_source_seconds: float = 6 * 3600.0
     probe_timeout_s: float = 60.0
@@ -179,6 +182,7 @@ def _bool(value: str) -> bool:
 _CASTS: dict[str, Any] = {
     "data_dir": Path,
     "s3_secure": _bool,
+    "loudness_normalisation": _bool,
     "segment_seconds": float,
     "key_rotation_segments": int,
     "max_upload_bytes": int,

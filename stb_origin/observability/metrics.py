@@ -122,7 +122,7 @@ PIPELINE_STAGE_DURATION = SharedHistogram(
 TRANSCODE_REALTIME_FACTOR = SharedHistogram(
     "stb_transcode_realtime_factor",
     "Media seconds transcoded per wall-clock second of the transcode stage,"
-    " by the ladder's top rendition (e.g. 1080p).",
+    " by the ladder's top rendition (e.g. 1080p; audio for an audio-only ladder).",
     ("top_rendition",),
     buckets=(0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 13, 21, 34, 55, 100),
 )

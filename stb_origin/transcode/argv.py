@@ -17,6 +17,7 @@ from stb_origin.transcode import layout, spans
 from stb_origin.transcode.audio import AudioRendition, priming_delay
 from stb_origin.transcode.inputs import input_args
 from stb_origin.transcode.ladder import Ladder, Rendition, exact_rate
+from stb_origin.transcode.loudness import TARGET_I, normalise_filter
 from stb_origin.transcode.probe import SourceInfo
 from stb_origin.transcode.spans import Span
 
@@ -33,33 +34,18 @@ def build_argv(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: P
     if span is not None:
         argv += spans.seek_args(ladder, span)
     argv += input_args(source_path)
-    argv += ["-filter_complex", filter_graph(source, ladder, span)]
+    # An audio-only ladder has no trick-play track, and no video at all.
+    if ladder.trickplay is not None:
+        argv += ["-filter_complex", filter_graph(source, ladder, span)]
     argv += [arg for i in range(len(ladder.renditions)) for arg in ("-map", f"[v{i}]")]
     # A track made twice (AAC and E-AC-3) is mapped twice: each output stream is one rendition.
-    argv += [arg for a in audio for arg in ("-map", f"0:{a.source_index}")]
-    argv += ["-map", "[vt]"]
+    argv += [arg for a in audio for arg in ("-map", a.stream)]
+    if ladder.trickplay is not None:
+        argv += ["-map", "[vt]"]
     # Titles, GPS, encoder names and chapters of the upload stay with the upload.
     argv += ["-map_metadata", "-1", "-map_chapters", "-1"]
-
-    # The filter graph decides the frames (fps, trim). ffmpeg's own constant-rate
-    # output sync would add a copy of the first frame when the video starts a
-    # little after the file (an AAC track's priming does that in Matroska).
-    argv += ["-fps_mode:v", "passthrough"]
-    argv += ["-c:v", "libx264", "-preset", settings.x264_preset,
-             "-sc_threshold:v", "0", "-flags:v", "+cgop", "-forced-idr:v", "1",
-             "-force_key_frames:v", "expr:" + (
-                 spans.keyframe_expr(ladder, span) if span is not None and span.start_unit
-                 else keyframe_expr(ladder))]
-    gop = math.ceil(exact_rate(ladder.fps) * Fraction(ladder.segment_seconds))
-    for i, rendition in enumerate(ladder.renditions):
-        argv += _video_args(i, rendition, gop)
-    argv += _video_args(len(ladder.renditions), ladder.trickplay, 1)
-    if ladder.first_segments > 1 and (span is None or span.start_unit == 0):
-        # The trick-play frames are irregular then (2, 2, then 4 s apart): the fMP4
-        # muxer, given each frame the same duration, would pull the frames after a
-        # gap forward in time. Each frame lasts until the next one instead.
-        trick = len(ladder.renditions)
-        argv += [f"-bsf:v:{trick}", TRICK_FRAME_DURATIONS]
+    if ladder.trickplay is not None:
+        argv += _video_codec_args(ladder, ladder.trickplay, settings, span)
 
     for i, track in enumerate(audio):
         argv += _audio_args(i, track, source.duration_s)
@@ -77,7 +63,7 @@ def build_audio_argv(source_path: Path, source: SourceInfo, ladder: Ladder, out_
                      settings: Settings) -> list[str]:
     """Only the audio renditions, whole: what goes with the spans' video."""
     argv = _start(out_dir) + input_args(source_path)
-    argv += [arg for a in ladder.audio for arg in ("-map", f"0:{a.source_index}")]
+    argv += [arg for a in ladder.audio for arg in ("-map", a.stream)]
     argv += ["-map_metadata", "-1", "-map_chapters", "-1"]
     for i, track in enumerate(ladder.audio):
         argv += _audio_args(i, track, source.duration_s)
@@ -106,7 +92,33 @@ def _hls_output(ladder: Ladder, out_dir: Path, settings: Settings, stream_map: s
                    "-var_stream_map", stream_map, str(out / "%v" / MEDIA_PLAYLIST)]
 
 
+def _video_codec_args(ladder: Ladder, trickplay: Rendition, settings: Settings,
+                      span: Span | None) -> list[str]:
+    # The filter graph decides the frames (fps, trim). ffmpeg's own constant-rate
+    # output sync would add a copy of the first frame when the video starts a
+    # little after the file (an AAC track's priming does that in Matroska).
+    argv = ["-fps_mode:v", "passthrough"]
+    argv += ["-c:v", "libx264", "-preset", settings.x264_preset,
+             "-sc_threshold:v", "0", "-flags:v", "+cgop", "-forced-idr:v", "1",
+             "-force_key_frames:v", "expr:" + (
+                 spans.keyframe_expr(ladder, span) if span is not None and span.start_unit
+                 else keyframe_expr(ladder))]
+    gop = math.ceil(exact_rate(ladder.fps) * Fraction(ladder.segment_seconds))
+    for i, rendition in enumerate(ladder.renditions):
+        argv += _video_args(i, rendition, gop)
+    argv += _video_args(len(ladder.renditions), trickplay, 1)
+    if ladder.first_segments > 1 and (span is None or span.start_unit == 0):
+        # The trick-play frames are irregular then (2, 2, then 4 s apart): the fMP4
+        # muxer, given each frame the same duration, would pull the frames after a
+        # gap forward in time. Each frame lasts until the next one instead.
+        trick = len(ladder.renditions)
+        argv += [f"-bsf:v:{trick}", TRICK_FRAME_DURATIONS]
+    return argv
+
+
 def filter_graph(source: SourceInfo, ladder: Ladder, span: Span | None = None) -> str:
+    if ladder.trickplay is None or source.video_stream_index is None:
+        raise ValueError("an audio-only ladder has no video to filter")
     # Deinterlace and fix the frame rate once, before the split, not once per rung.
     common = []
     if source.interlaced:
@@ -190,8 +202,9 @@ def var_stream_map(ladder: Ladder, audio: tuple[AudioRendition, ...] | None = No
     videos = [f"v:{i},name:{r.name}" for i, r in enumerate(ladder.renditions)]
     audio = ladder.audio if audio is None else audio
     audios = [f"a:{i},name:{a.name}" for i, a in enumerate(audio)]
-    trick = f"v:{len(ladder.renditions)},name:{ladder.trickplay.name}"
-    return " ".join([*videos, *audios, trick])
+    trick = ([f"v:{len(ladder.renditions)},name:{ladder.trickplay.name}"]
+             if ladder.trickplay is not None else [])
+    return " ".join([*videos, *audios, *trick])
 
 
 def _picture(rendition: Rendition) -> str:
@@ -211,15 +224,25 @@ def _video_args(index: int, rendition: Rendition, gop: int) -> list[str]:
 
 
 def _audio_args(index: int, audio: AudioRendition, duration_s: float) -> list[str]:
-    return [
+    chain = [audio.downmix]
+    if audio.loudness is not None:
+        chain.append(normalise_filter(audio.loudness, audio.channels))
+    # Silence up to the source's length: a track that stops early must still
+    # cover every video segment (run.py groups its segments like the video's).
+    chain.append(f"apad=whole_dur={duration_s:.3f}")
+    argv = [
         f"-c:a:{index}", audio.codec,
         f"-b:a:{index}", str(audio.bitrate),
         f"-ac:a:{index}", str(audio.channels),
+        # Also brings loudnorm's 192 kHz back to the rendition's rate.
         f"-ar:a:{index}", str(audio.sample_rate),
-        # Silence up to the source's length: a track that stops early must still
-        # cover every video segment (run.py groups its segments like the video's).
-        f"-filter:a:{index}", f"apad=whole_dur={duration_s:.3f}",
+        f"-filter:a:{index}", ",".join(chain),
     ]
+    if audio.codec == "eac3" and audio.loudness is not None:
+        # Dolby decoders level every programme by its dialnorm (A/85: it must state
+        # the real loudness); the encoder's default (-31) would have them play this 8 dB loud.
+        argv += [f"-dialnorm:a:{index}", f"{TARGET_I:.0f}"]
+    return argv
 
 
 def _rate(rate: Fraction) -> str:

@@ -37,7 +37,7 @@ def transcode(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: Pa
             on_progress(fraction)
 
     _run(build_argv(source_path, source, ladder, out_dir, settings), settings, on_line)
-    finish(out_dir, ladder, settings)
+    finish(out_dir, ladder, settings, source.duration_s)
 
 
 def transcode_span(source_path: Path, source: SourceInfo, ladder: Ladder, span: Span,
@@ -57,19 +57,26 @@ def transcode_audio(source_path: Path, source: SourceInfo, ladder: Ladder, out_d
         _run(build_audio_argv(source_path, source, ladder, out_dir, settings), settings)
 
 
-def finish(out_dir: Path, ladder: Ladder, settings: Settings) -> None:
+def finish(out_dir: Path, ladder: Ladder, settings: Settings, duration_s: float) -> None:
     """Leave out_dir in the documented layout: every track's init named init.mp4,
-    the trick-play track and the audio cut like the renditions."""
+    the trick-play track and the audio cut like the renditions (audio only: like a
+    video of that length would be, segment_grid)."""
     if settings.segment_format == "fmp4":
         for name in _video_names(ladder) + [a.name for a in ladder.audio]:
             _rename_init(out_dir / name)
-    _check_and_align(out_dir, [r.name for r in ladder.renditions], ladder.trickplay.name)
+    if ladder.trickplay is not None:
+        videos = [r.name for r in ladder.renditions]
+        _check_and_align(out_dir, videos, ladder.trickplay.name)
+        reference = fixups.extinf_values((out_dir / videos[0] / MEDIA_PLAYLIST).read_text())
+    else:
+        reference = segment_grid(ladder, duration_s)
     for audio in ladder.audio:
-        _align_audio(out_dir / ladder.renditions[0].name, out_dir / audio.name)
+        _align_audio(reference, out_dir / audio.name)
 
 
 def _video_names(ladder: Ladder) -> list[str]:
-    return [r.name for r in ladder.renditions] + [ladder.trickplay.name]
+    trick = [ladder.trickplay.name] if ladder.trickplay is not None else []
+    return [r.name for r in ladder.renditions] + trick
 
 
 def _run(argv: list[str], settings: Settings,
@@ -78,6 +85,21 @@ def _run(argv: list[str], settings: Settings,
         proc.run(argv, timeout=settings.transcode_timeout_s, on_line=on_line)
     except proc.ProcessFailed as exc:
         raise _classified(exc, settings) from None
+
+
+def segment_grid(ladder: Ladder, duration_s: float) -> list[float]:
+    """The segments a video of this length would have: first_segments short ones,
+    then segment_seconds each; a last one too short to be a segment joins the one
+    before. Audio-only ladders are cut on it."""
+    short = ladder.segment_seconds / ladder.first_segments
+    lengths: list[float] = []
+    at = 0.0
+    while duration_s - at > fixups.BOUNDARY_SLACK_S or not lengths:
+        step = short if len(lengths) < ladder.first_segments else ladder.segment_seconds
+        lengths.append(min(step, duration_s - at))
+        at += lengths[-1]
+    lengths[-1] += duration_s - at
+    return lengths
 
 
 def _clear(rendition_dir: Path) -> None:
@@ -143,9 +165,8 @@ def _check_and_align(out_dir: Path, renditions: list[str], trickplay: str) -> No
     (trick_dir / MEDIA_PLAYLIST).write_text(text)
 
 
-def _align_audio(reference_dir: Path, track_dir: Path) -> None:
-    """Join the audio track's segments so that it has the video's (fixups.grouping)."""
-    reference = fixups.extinf_values((reference_dir / MEDIA_PLAYLIST).read_text())
+def _align_audio(reference: list[float], track_dir: Path) -> None:
+    """Join the audio track's segments so that it has the reference's (fixups.grouping)."""
     text = (track_dir / MEDIA_PLAYLIST).read_text()
     try:
         text, runs = fixups.regrouped(text, fixups.grouping(fixups.extinf_values(text),

@@ -28,6 +28,8 @@ def stitch(span_dirs: Sequence[Path], spans: Sequence[Span], ladder: Ladder,
            out_dir: Path) -> None:
     if [s.index for s in spans] != list(range(len(span_dirs))):
         raise ValueError("one folder per span, in order")
+    if ladder.trickplay is None:
+        raise ValueError("an audio-only ladder has no spans")
     seg = Fraction(ladder.segment_seconds).limit_denominator(1000)
     rate = exact_rate(ladder.fps)
     for rendition in ladder.renditions:

@@ -46,7 +46,7 @@ def _encode_in_spans(source_path: Path, settings: Settings, out: Path,
         transcode_span(source_path, source, ladder, span, span_dir, settings)
     transcode_audio(source_path, source, ladder, out, settings)
     stitch(dirs, spans, ladder, out)
-    finish(out, ladder, settings)
+    finish(out, ladder, settings, source.duration_s)
     return spans
 
 
