@@ -34,6 +34,19 @@ class Settings:
     segment_format: str = "fmp4"
     key_rotation_segments: int = 10
     x264_preset: str = "veryfast"
+    # x265 presets are about a step slower for a step more: "fast" costs about
+    # what the H.264 ladder does per rung (bench/codec_cost.py measures it).
+    x265_preset: str = "fast"
+    # An HEVC ladder beside the H.264 one (fMP4 only: HEVC is never put in MPEG-TS,
+    # Apple's HLS authoring spec 1.5). False: H.264 only, HDR masters tone-mapped.
+    hevc: bool = True
+    # The rungs at least this many lines high (as a landscape box) also get HEVC:
+    # HEVC's bits saved are most where bit rates are highest. 0: every rung.
+    # HDR masters get HEVC on every rung whatever this says, so an HDR box never
+    # has to leave HDR to step down.
+    hevc_min_height: int = 720
+    # A 2160p rung, HEVC only, for sources that are 4K (H.264 stops at 1080p).
+    uhd_rung: bool = True
     max_upload_bytes: int = 50 * 1024**3
     max_source_seconds: float = 6 * 3600.0
     probe_timeout_s: float = 60.0
@@ -104,6 +117,8 @@ class Settings:
             raise SettingsError("STB_SEGMENT_SECONDS must be between 1 and 20")
         if self.key_rotation_segments < 1:
             raise SettingsError("STB_KEY_ROTATION_SEGMENTS must be at least 1")
+        if self.hevc_min_height < 0:
+            raise SettingsError("STB_HEVC_MIN_HEIGHT must be 0 or more")
         if self.temp_stale_after_s <= 0:
             raise SettingsError("STB_TEMP_STALE_AFTER_S must be positive")
 
@@ -172,6 +187,9 @@ _CASTS: dict[str, Any] = {
     "s3_secure": _bool,
     "segment_seconds": float,
     "key_rotation_segments": int,
+    "hevc": _bool,
+    "hevc_min_height": int,
+    "uhd_rung": _bool,
     "max_upload_bytes": int,
     "max_source_seconds": float,
     "probe_timeout_s": float,
