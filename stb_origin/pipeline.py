@@ -172,7 +172,8 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
     with services.db.session() as session:
         keystore.store(session, asset_id, keys, services.envelope, version=version)
 
-    variants = [VariantInput(r.name, r.width, r.height, ladder.fps) for r in ladder.renditions]
+    variants = [VariantInput(r.name, r.width, r.height, ladder.fps, r.video_range)
+                for r in ladder.renditions]
     audio = [AudioInput(a.name, a.group, a.label, a.language, a.channels, a.default)
              for a in ladder.audio]
     packaged = work / "packaged"

@@ -37,6 +37,19 @@ class Settings:
     # Two-pass loudnorm of every audio rendition to EBU R128 (transcode/loudness.py);
     # off: the audio keeps the level it was mastered at.
     loudness_normalisation: bool = True
+    # x265 is far dearer than x264: at "fast" the 1080p and 720p HEVC rungs take
+    # about 2.2x the CPU of the whole H.264 ladder at veryfast (bench/codec_cost.py).
+    x265_preset: str = "fast"
+    # An HEVC ladder beside the H.264 one (fMP4 only: HEVC is never put in MPEG-TS,
+    # Apple's HLS authoring spec 1.5). False: H.264 only, HDR masters tone-mapped.
+    hevc: bool = True
+    # The rungs at least this many lines high (as a landscape box) also get HEVC:
+    # HEVC's bits saved are most where bit rates are highest. 0: every rung.
+    # HDR masters get HEVC on every rung whatever this says, so an HDR box never
+    # has to leave HDR to step down.
+    hevc_min_height: int = 720
+    # A 2160p rung, HEVC only, for sources that are 4K (H.264 stops at 1080p).
+    uhd_rung: bool = True
     max_upload_bytes: int = 50 * 1024**3
     max_source_seconds: float = 6 * 3600.0
     probe_timeout_s: float = 60.0
@@ -116,6 +129,8 @@ class Settings:
             raise SettingsError("STB_KEY_ROTATION_SEGMENTS must be at least 1")
         if self.span_seconds < self.segment_seconds:
             raise SettingsError("STB_SPAN_SECONDS must be at least STB_SEGMENT_SECONDS")
+        if self.hevc_min_height < 0:
+            raise SettingsError("STB_HEVC_MIN_HEIGHT must be 0 or more")
         if self.temp_stale_after_s <= 0:
             raise SettingsError("STB_TEMP_STALE_AFTER_S must be positive")
 
@@ -185,6 +200,9 @@ _CASTS: dict[str, Any] = {
     "loudness_normalisation": _bool,
     "segment_seconds": float,
     "key_rotation_segments": int,
+    "hevc": _bool,
+    "hevc_min_height": int,
+    "uhd_rung": _bool,
     "max_upload_bytes": int,
     "max_source_seconds": float,
     "probe_timeout_s": float,

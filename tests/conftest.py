@@ -83,6 +83,7 @@ def settings(tmp_path: Path, redis_url: str, migrated_sqlite: Path) -> Settings:
         segment_seconds=2.0,
         key_rotation_segments=2,
         x264_preset="ultrafast",
+        x265_preset="ultrafast",
         queue_name=f"pipeline-{secrets.token_hex(4)}",
         # Tests of the reconciler run its passes themselves (tests/test_reconciler.py).
         reconcile_interval_s=0,

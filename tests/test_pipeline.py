@@ -20,7 +20,13 @@ from stb_origin.services import Services
 from stb_origin.storage import Storage, StorageUnavailable
 from stb_origin.workers import jobs
 from tests.packager import support
-from tests.support.media import Track, make_audio_tracks_clip, make_clip, make_subtitles_only
+from tests.support.media import (
+    Track,
+    make_audio_tracks_clip,
+    make_clip,
+    make_hdr_clip,
+    make_subtitles_only,
+)
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +167,21 @@ def test_audio_only_master_becomes_an_audio_only_stream(services, media, name, r
     assert (channels, codec) == (2, "aac")
     assert samples == support.encoded_samples(
         "aac", max(source_samples, round(asset.source["duration_s"] * rate)))
+
+
+def test_a_pq_master_is_published_as_hevc_pq_beside_tone_mapped_h264(services, media):
+    # Every rung gets HEVC: the 320x180 master has one small rung.
+    services.settings = services.settings.with_(hevc_min_height=0)
+    asset_id = _ingest(services, make_hdr_clip(media / "pq.mp4", "smpte2084", seconds=2))
+    assert pipeline.process(services, asset_id) == "ready"
+    asset = _asset(services, asset_id)
+    assert asset.source and asset.source["colour"]["transfer"] == "smpte2084"
+    video = [(r["name"], r["video_range"], r["codecs"].partition(".")[0])
+             for r in asset.renditions or [] if r["type"] == "video"]
+    assert video == [("180p", "SDR", "avc1"), ("180p-hevc", "PQ", "hvc1")]
+    master = m3u8.loads(services.storage.get_bytes(f"hls/{asset_id}/master.m3u8").decode())
+    assert [(p.uri.split("/")[1], p.stream_info.video_range) for p in master.playlists] == [
+        ("180p", "SDR"), ("180p-hevc", "PQ")]
 
 
 def _truncated(media: Path, good: Path) -> Path:

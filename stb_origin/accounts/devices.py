@@ -22,6 +22,8 @@ _MODEL = re.compile(r"[\x20-\x7e]{1,128}")
 # RFC 6381 codec strings: "avc1.640028", "mp4a.40.2", "hvc1.1.6.L93.B0", "ec-3".
 _CODEC = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+_-]{0,63}")
 MAX_CODECS = 32
+# VIDEO-RANGE values a screen may show besides SDR, which every one shows.
+HDR_RANGES = ("PQ", "HLG")
 MAX_DIMENSION = 16384
 # last_seen_at is written at most this often, so that checking a device on
 # every request does not turn every request into a write.
@@ -33,6 +35,9 @@ class Capabilities:
     max_width: int | None = None
     max_height: int | None = None
     codecs: tuple[str, ...] = ()
+    # The HDR ranges the box shows (PQ: HDR10, HLG); none: SDR only, the safe
+    # guess for a box that does not say.
+    video_ranges: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("max_width", "max_height"):
@@ -48,24 +53,28 @@ class Capabilities:
             if not _CODEC.fullmatch(codec):
                 raise InvalidValue(
                     f"capabilities.codecs: {codec!r} is not a codec string (e.g. avc1.640028)")
+        if not set(self.video_ranges) <= set(HDR_RANGES):
+            raise InvalidValue(f"capabilities.video_ranges: only {', '.join(HDR_RANGES)}")
 
     @classmethod
     def from_json(cls, data: object) -> Capabilities:
         if not isinstance(data, Mapping):
             raise InvalidValue("capabilities: expected an object")
-        allowed = ("max_width", "max_height", "codecs")
+        allowed = ("max_width", "max_height", "codecs", "video_ranges")
         unknown = set(data) - set(allowed)
         if unknown:
             raise InvalidValue(f"capabilities: {unknown_fields_message(unknown, allowed)}")
-        codecs = data.get("codecs", [])
-        if not isinstance(codecs, list) or not all(isinstance(c, str) for c in codecs):
-            raise InvalidValue("capabilities.codecs: expected a list of strings")
+        lists = {name: data.get(name, []) for name in ("codecs", "video_ranges")}
+        for name, items in lists.items():
+            if not isinstance(items, list) or not all(isinstance(c, str) for c in items):
+                raise InvalidValue(f"capabilities.{name}: expected a list of strings")
         return cls(max_width=data.get("max_width"), max_height=data.get("max_height"),
-                   codecs=tuple(dict.fromkeys(codecs)))
+                   codecs=tuple(dict.fromkeys(lists["codecs"])),
+                   video_ranges=tuple(dict.fromkeys(lists["video_ranges"])))
 
     def to_json(self) -> dict[str, Any]:
         return {"max_width": self.max_width, "max_height": self.max_height,
-                "codecs": list(self.codecs)}
+                "codecs": list(self.codecs), "video_ranges": list(self.video_ranges)}
 
 
 def check_identity(serial: str, model: str) -> None:

@@ -1,7 +1,10 @@
 """RFC 6381 CODECS strings read from the encoded bytes themselves.
 
 H.264 gives ``avc1.PPCCLL`` (profile_idc, constraint flags, level_idc) from the
-avcC box of an fMP4 init segment or from the first SPS in a TS segment; AAC
+avcC box of an fMP4 init segment or from the first SPS in a TS segment; HEVC
+gives ``hvc1.<profile>.<compatibility>.<tier><level>.<constraints>`` (ISO/IEC
+14496-15 annex E) from the hvcC box of an fMP4 init segment (HEVC is only ever
+packaged as fMP4: Apple's HLS authoring spec 1.5); AAC
 gives ``mp4a.40.<audio object type>`` from the esds AudioSpecificConfig or an
 ADTS header; AC-3 and E-AC-3 are ``ac-3`` and ``ec-3`` (Apple's HLS authoring
 spec). A track may be video, audio or both (audio-only renditions have no video).
@@ -37,7 +40,7 @@ class Codecs:
 
     def __post_init__(self) -> None:
         if self.video is None and self.audio is None:
-            raise CodecError("neither an H.264 nor a known audio track")
+            raise CodecError("neither a known video nor a known audio track")
 
     def __str__(self) -> str:
         return ",".join(c for c in (self.video, self.audio) if c is not None)
@@ -52,6 +55,18 @@ def read_codecs(path: Path) -> Codecs:
 
 def avc1(profile_idc: int, constraints: int, level_idc: int) -> str:
     return f"avc1.{profile_idc:02x}{constraints:02x}{level_idc:02x}"
+
+
+def hvc1(profile_space: int, tier: int, profile_idc: int, compatibility: int,
+         constraints: bytes, level_idc: int) -> str:
+    """ISO/IEC 14496-15 E.3: the compatibility flags bit-reversed in hex, the six
+    constraint bytes in hex with trailing zero bytes left out."""
+    space = "" if profile_space == 0 else "ABC"[profile_space - 1]
+    flags = int(f"{compatibility:032b}"[::-1], 2)
+    kept = constraints.rstrip(b"\x00")
+    parts = [f"hvc1.{space}{profile_idc}", f"{flags:X}", f"{'LH'[tier]}{level_idc}",
+             *(f"{b:X}" for b in kept)]
+    return ".".join(parts)
 
 
 def mp4a(audio_object_type: int) -> str:
@@ -76,6 +91,8 @@ def mp4_codecs(data: bytes) -> Codecs:
             if avcc is None or len(avcc) < 4:
                 raise CodecError("avc1 sample entry without an avcC box")
             video = video or avc1(avcc[1], avcc[2], avcc[3])
+        elif entry_type == b"hvc1":
+            video = video or _hvcc_codec(_child(body[_VISUAL_ENTRY:], b"hvcC"))
         elif entry_type == b"mp4a":
             esds = _child(body[_AUDIO_ENTRY:], b"esds")
             if esds is None:
@@ -86,6 +103,15 @@ def mp4_codecs(data: bytes) -> Codecs:
         else:
             raise CodecError(f"unsupported sample entry {entry_type.decode(errors='replace')!r}")
     return Codecs(video, audio)
+
+
+def _hvcc_codec(hvcc: bytes | None) -> str:
+    # HEVCDecoderConfigurationRecord: version, then profile_space(2) tier(1)
+    # profile_idc(5), 32 compatibility flags, 48 constraint bits, level_idc.
+    if hvcc is None or len(hvcc) < 13:
+        raise CodecError("hvc1 sample entry without an hvcC box")
+    return hvc1(hvcc[1] >> 6, (hvcc[1] >> 5) & 1, hvcc[1] & 0x1F,
+                int.from_bytes(hvcc[2:6], "big"), hvcc[6:12], hvcc[12])
 
 
 def _boxes(data: bytes) -> Iterator[tuple[bytes, bytes]]:
@@ -259,4 +285,4 @@ def _adts_codec(adts: bytes) -> str:
     return mp4a(((adts[2] >> 6) & 0x3) + 1)
 
 
-__all__ = ["CodecError", "Codecs", "avc1", "mp4_codecs", "mp4a", "read_codecs", "ts_codecs"]
+__all__ = ["CodecError", "Codecs", "avc1", "hvc1", "mp4_codecs", "mp4a", "read_codecs", "ts_codecs"]

@@ -50,6 +50,7 @@ class VariantInput:
     width: int
     height: int
     frame_rate: float
+    video_range: str = "SDR"  # or PQ, HLG: its VIDEO-RANGE in the master
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class RenditionFacts:
     codecs: str
     frame_rate: float
     segment_count: int
+    video_range: str = "SDR"
 
     def to_json(self) -> dict[str, Any]:
         return {"type": "video", **asdict(self)}
@@ -287,7 +289,7 @@ def _video_facts(variant: VariantInput, written: _Written) -> RenditionFacts:
         name=variant.name, width=variant.width, height=variant.height,
         bandwidth=written.bandwidth, average_bandwidth=written.average_bandwidth,
         codecs=written.codecs, frame_rate=variant.frame_rate,
-        segment_count=written.segment_count)
+        segment_count=written.segment_count, video_range=variant.video_range)
 
 
 def _audio_facts(audio: AudioInput, written: _Written) -> AudioFacts:
@@ -349,7 +351,7 @@ def _variant_entries(videos: Sequence[RenditionFacts], audio: Sequence[AudioFact
                 uri=f"{v.name}/{MEDIA_PLAYLIST}", bandwidth=v.bandwidth + peak,
                 average_bandwidth=v.average_bandwidth + average,
                 codecs=",".join([v.codecs, *codecs]), width=v.width, height=v.height,
-                frame_rate=v.frame_rate, audio_group=group))
+                frame_rate=v.frame_rate, audio_group=group, video_range=v.video_range))
     return entries
 
 

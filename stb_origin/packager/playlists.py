@@ -33,6 +33,8 @@ _GROUP_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 # BCP-47 as transcode/languages.py writes it: letters, digits and '-'.
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8}){0,4}")
 _CHANNELS = re.compile(r"[1-9][0-9]?")
+# RFC 8216bis 4.4.6.2: what a variant's VIDEO-RANGE may say.
+VIDEO_RANGES = ("SDR", "PQ", "HLG")
 MAX_NAME = 64
 
 
@@ -77,6 +79,11 @@ class VariantEntry:
     height: int | None = None
     frame_rate: float | None = None
     audio_group: str | None = None  # AUDIO: the GROUP-ID of the EXT-X-MEDIA it plays with
+    video_range: str = "SDR"  # VIDEO-RANGE; a player that cannot show PQ or HLG skips those
+
+    def __post_init__(self) -> None:
+        if self.video_range not in VIDEO_RANGES:
+            raise ValueError(f"unusable VIDEO-RANGE in a playlist: {self.video_range!r}")
 
 
 @dataclass(frozen=True)
@@ -231,7 +238,8 @@ def master_playlist(variants: Sequence[VariantEntry],
     for v in order_variants(variants, start_bandwidth):
         # The library writes AUDIO="<group>" from the media it is given, not from stream_info.
         picture = {} if v.width is None or v.height is None or v.frame_rate is None else {
-            "resolution": f"{v.width}x{v.height}", "frame_rate": round(v.frame_rate, 3)}
+            "resolution": f"{v.width}x{v.height}", "frame_rate": round(v.frame_rate, 3),
+            "video_range": v.video_range}
         playlist.add_playlist(m3u8.Playlist(
             uri=v.uri, media=playlist.media, base_uri=None,
             stream_info={
@@ -266,15 +274,23 @@ def order_variants(variants: Sequence[VariantEntry],
     So the first listed is the highest variant whose BANDWIDTH is at most
     start_bandwidth (the lowest when none is), and players step up after a
     segment or two on a fast link. None: highest first, no start variant.
-    With audio groups the start variant has the first variant's group: callers
-    list first the group every player decodes (AAC), not E-AC-3.
+    The start variant is of the first variant's audio group, video codec and
+    range: callers list first what every player decodes (AAC, H.264, SDR), not
+    E-AC-3, HEVC or HDR.
     """
     ranked = sorted(variants, key=lambda v: v.bandwidth, reverse=True)
     if start_bandwidth is None:
         return ranked
-    startable = [v for v in ranked if v.audio_group == variants[0].audio_group]
+    first = variants[0]
+    startable = [v for v in ranked if (v.audio_group, v.video_range, _video_family(v)) == (
+        first.audio_group, first.video_range, _video_family(first))]
     start = next((v for v in startable if v.bandwidth <= start_bandwidth), startable[-1])
     return [start, *(v for v in ranked if v is not start)]
+
+
+def _video_family(variant: VariantEntry) -> str:
+    # The sample entry of the first codec, the video one: avc1 or hvc1.
+    return variant.codecs.partition(",")[0].partition(".")[0]
 
 
 def rewrite_master_uris(text: str, prefix: str) -> str:
@@ -291,7 +307,7 @@ def rewrite_master_uris(text: str, prefix: str) -> str:
 
 
 __all__ = [
-    "HLS_VERSION", "START_BANDWIDTH", "AudioEntry", "IFrameEntry", "InitSection",
+    "HLS_VERSION", "START_BANDWIDTH", "VIDEO_RANGES", "AudioEntry", "IFrameEntry", "InitSection",
     "MediaSegment", "VariantEntry",
     "iv_attribute", "master_playlist", "media_playlist", "order_variants", "rewrite_master_uris",
     "target_duration",

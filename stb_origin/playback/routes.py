@@ -38,7 +38,7 @@ def _device_filter(viewer: Viewer) -> Filter:
     caps = viewer.capabilities
     if caps is None:  # the operator or an admin without a device: everything
         return Filter()
-    return Filter.for_device(caps.max_width, caps.max_height, caps.codecs)
+    return Filter.for_device(caps.max_width, caps.max_height, caps.codecs, caps.video_ranges)
 
 
 def _prepare(services: Services, claims: Claims, asset_id: str,

@@ -2,7 +2,9 @@
 
 Decode once, split, scale each rung, encode with key frames forced on segment
 boundaries (so every rendition can switch at every segment), and let ffmpeg's
-hls muxer cut all renditions and the trick-play track in the same pass.
+hls muxer cut all renditions and the trick-play track in the same pass. HEVC
+renditions are more outputs of the same split, with x265 in place of x264; an
+HDR source is split once more, before a tone-map, for its SDR renditions.
 """
 
 from __future__ import annotations
@@ -16,14 +18,23 @@ from stb_origin.storage.layout import INIT, MEDIA_PLAYLIST
 from stb_origin.transcode import layout, spans
 from stb_origin.transcode.audio import AudioRendition, priming_delay
 from stb_origin.transcode.inputs import input_args
-from stb_origin.transcode.ladder import Ladder, Rendition, exact_rate
+from stb_origin.transcode.ladder import HEVC, Ladder, Rendition, exact_rate
 from stb_origin.transcode.loudness import TARGET_I, normalise_filter
-from stb_origin.transcode.probe import SourceInfo
+from stb_origin.transcode.probe import SDR, SourceInfo
 from stb_origin.transcode.spans import Span
 
 HLS_SEGMENT_TYPES = {"fmp4": "fmp4", "ts": "mpegts"}
 # setts bitstream filter: a packet lasts until the next one (the last keeps its own).
 TRICK_FRAME_DURATIONS = "setts=duration='if(eq(NEXT_PTS,NOPTS),DURATION,NEXT_PTS-PTS)'"
+# HDR to SDR: to linear light (PQ: 10000 cd/m2 peak, scaled so that 100 is SDR
+# white), to BT.709 primaries, Hable's curve (keeps highlights' detail, desat=0
+# keeps their colour), back to BT.709 gamma and limited range. zscale reads the
+# source's transfer as given here, not trusting frames an upload may mislabel.
+TONEMAP = ("zscale=tin={transfer}:pin=2020:min=2020_ncl:t=linear:npl=100,format=gbrpf32le,"
+           "zscale=p=709,tonemap=tonemap=hable:desat=0,zscale=t=709:m=709:r=tv")
+# HDR10 and HLG are both BT.2020: what an HDR source that does not say is taken as.
+HDR_PRIMARIES, HDR_MATRIX = "bt2020", "bt2020nc"
+SDR_FROM_HDR = ("bt709", "bt709", "bt709")  # primaries, transfer, matrix
 
 
 def build_argv(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: Path,
@@ -45,7 +56,7 @@ def build_argv(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: P
     # Titles, GPS, encoder names and chapters of the upload stay with the upload.
     argv += ["-map_metadata", "-1", "-map_chapters", "-1"]
     if ladder.trickplay is not None:
-        argv += _video_codec_args(ladder, ladder.trickplay, settings, span)
+        argv += _video_codec_args(source, ladder, ladder.trickplay, settings, span)
 
     for i, track in enumerate(audio):
         argv += _audio_args(i, track, source.duration_s)
@@ -92,8 +103,8 @@ def _hls_output(ladder: Ladder, out_dir: Path, settings: Settings, stream_map: s
                    "-var_stream_map", stream_map, str(out / "%v" / MEDIA_PLAYLIST)]
 
 
-def _video_codec_args(ladder: Ladder, trickplay: Rendition, settings: Settings,
-                      span: Span | None) -> list[str]:
+def _video_codec_args(source: SourceInfo, ladder: Ladder, trickplay: Rendition,
+                      settings: Settings, span: Span | None) -> list[str]:
     # The filter graph decides the frames (fps, trim). ffmpeg's own constant-rate
     # output sync would add a copy of the first frame when the video starts a
     # little after the file (an AAC track's priming does that in Matroska).
@@ -106,7 +117,9 @@ def _video_codec_args(ladder: Ladder, trickplay: Rendition, settings: Settings,
     gop = math.ceil(exact_rate(ladder.fps) * Fraction(ladder.segment_seconds))
     for i, rendition in enumerate(ladder.renditions):
         argv += _video_args(i, rendition, gop)
+        argv += _encoder_args(i, rendition, source, settings)
     argv += _video_args(len(ladder.renditions), trickplay, 1)
+    argv += _encoder_args(len(ladder.renditions), trickplay, source, settings)
     if ladder.first_segments > 1 and (span is None or span.start_unit == 0):
         # The trick-play frames are irregular then (2, 2, then 4 s apart): the fMP4
         # muxer, given each frame the same duration, would pull the frames after a
@@ -126,9 +139,17 @@ def filter_graph(source: SourceInfo, ladder: Ladder, span: Span | None = None) -
     common.append(f"fps={_rate(exact_rate(ladder.fps))}")
     if span is not None and (trim := spans.video_trim(span)):
         common.append(trim)
-    n = len(ladder.renditions)
-    split_labels = "".join(f"[s{i}]" for i in range(n)) + "[st]"
-    chains = [f"[0:{source.video_stream_index}]{','.join(common)},split={n + 1}{split_labels}"]
+    label = f"[0:{source.video_stream_index}]"
+    sdr = [f"[s{i}]" for i, r in enumerate(ladder.renditions) if r.video_range == SDR] + ["[st]"]
+    hdr = [f"[s{i}]" for i, r in enumerate(ladder.renditions) if r.video_range != SDR]
+    chains = []
+    if source.video_range != SDR:
+        if hdr:
+            chains += [f"{label}{','.join(common)},split=2[hdr][sdr]",
+                       f"[hdr]split={len(hdr)}{''.join(hdr)}"]
+            label, common = "[sdr]", []
+        common.append(TONEMAP.format(transfer=source.colour.transfer))
+    chains.append(f"{label}{','.join([*common, f'split={len(sdr)}'])}{''.join(sdr)}")
     for i, rendition in enumerate(ladder.renditions):
         chains.append(f"[s{i}]{_picture(rendition)}[v{i}]")
     chains.append(f"[st]{_trick_frames(ladder, span)},{_picture(ladder.trickplay)}[vt]")
@@ -208,19 +229,62 @@ def var_stream_map(ladder: Ladder, audio: tuple[AudioRendition, ...] | None = No
 
 
 def _picture(rendition: Rendition) -> str:
-    # 8-bit 4:2:0 whatever came in (10-bit, 4:2:2): what every H.264 decoder plays.
-    return f"scale={rendition.width}:{rendition.height},format=yuv420p,setsar=1"
+    # 8-bit 4:2:0 whatever came in (10-bit, 4:2:2): what every H.264 decoder plays;
+    # HDR stays 10-bit (HEVC Main10), as HDR10 and HLG require.
+    pix_fmt = "yuv420p" if rendition.video_range == SDR else "yuv420p10le"
+    return f"scale={rendition.width}:{rendition.height},format={pix_fmt},setsar=1"
 
 
 def _video_args(index: int, rendition: Rendition, gop: int) -> list[str]:
+    level = [] if rendition.level is None else [f"-level:v:{index}", rendition.level]
     return [
         f"-b:v:{index}", str(rendition.video_bitrate),
         f"-maxrate:v:{index}", str(rendition.maxrate),
         f"-bufsize:v:{index}", str(rendition.bufsize),
         f"-profile:v:{index}", rendition.profile,
-        f"-level:v:{index}", rendition.level,
+        *level,
         f"-g:v:{index}", str(gop),
     ]
+
+
+def _encoder_args(index: int, rendition: Rendition, source: SourceInfo,
+                  settings: Settings) -> list[str]:
+    """What an HEVC rendition, or any rendition of an HDR source, adds to the
+    x264 options every video stream gets; the later, per-stream ones win."""
+    args: list[str] = []
+    colour = _colour_of(rendition, source)
+    if colour is not None:
+        primaries, transfer, matrix = colour
+        # In the container (colr box) as well as in the bitstream's VUI.
+        args += [f"-color_primaries:v:{index}", primaries, f"-color_trc:v:{index}", transfer,
+                 f"-colorspace:v:{index}", matrix]
+    if rendition.codec != HEVC:
+        return args
+    # x265 knows no -sc_threshold or +cgop: the same grid is asked for its own way.
+    params = ["log-level=error", "scenecut=0", "open-gop=0"]
+    if colour is not None:
+        primaries, transfer, matrix = colour
+        params += [f"colorprim={primaries}", f"transfer={transfer}", f"colormatrix={matrix}"]
+    if rendition.video_range == "PQ":
+        params.append("hdr10=1")
+        if source.colour.mastering_display is not None:
+            params.append(f"master-display={source.colour.mastering_display}")
+        if source.colour.max_cll is not None:
+            params.append(f"max-cll={source.colour.max_cll}")
+    # hvc1: parameter sets in the sample entry only, what HLS players expect.
+    return args + [f"-c:v:{index}", "libx265", f"-preset:v:{index}", settings.x265_preset,
+                   f"-tag:v:{index}", "hvc1", f"-x265-params:v:{index}", ":".join(params)]
+
+
+def _colour_of(rendition: Rendition, source: SourceInfo) -> tuple[str, str, str] | None:
+    """(primaries, transfer, matrix) to write, or None to pass the source's through
+    (an SDR source)."""
+    if source.video_range == SDR:
+        return None
+    if rendition.video_range == SDR:
+        return SDR_FROM_HDR
+    colour = source.colour
+    return (colour.primaries or HDR_PRIMARIES, str(colour.transfer), colour.matrix or HDR_MATRIX)
 
 
 def _audio_args(index: int, audio: AudioRendition, duration_s: float) -> list[str]:

@@ -25,6 +25,10 @@ FALLBACK_FPS = 30.0
 TAIL_SECONDS = 3.0
 
 INTERLACED_FIELD_ORDERS = frozenset({"tt", "bb", "tb", "bt"})
+# color_transfer values (ffprobe's names) that make a source HDR, and the
+# VIDEO-RANGE each is labelled with (RFC 8216bis 4.4.6.2).
+HDR_TRANSFERS = {"smpte2084": "PQ", "arib-std-b67": "HLG"}
+SDR = "SDR"
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,26 @@ class AudioTrack:
     default: bool  # the source's default disposition
     # The ffmpeg input (-i) holding it: 0 is the master; a sidecar file is another.
     input_index: int = 0
+
+
+@dataclass(frozen=True)
+class Colour:
+    """The source's colour description, in ffprobe's (and ffmpeg's option) names.
+
+    mastering_display and max_cll are x265's spelling of the HDR10 static
+    metadata ("G(x,y)B(x,y)R(x,y)WP(x,y)L(max,min)" and "max,average"), made
+    from numbers only, so nothing of the upload's bytes reaches an argv.
+    """
+
+    primaries: str | None = None
+    transfer: str | None = None
+    matrix: str | None = None
+    mastering_display: str | None = None
+    max_cll: str | None = None
+
+    @property
+    def video_range(self) -> str:
+        return HDR_TRANSFERS.get(self.transfer or "", SDR)
 
 
 @dataclass(frozen=True)
@@ -63,6 +87,12 @@ class SourceInfo:
     # ffprobe stream indexes, so ffmpeg maps exactly the streams probed; None: audio
     # only (then the picture fields are 0, "" or None).
     video_stream_index: int | None
+    colour: Colour = Colour()
+
+    @property
+    def video_range(self) -> str:
+        """SDR, or PQ / HLG for an HDR10 / HLG source."""
+        return self.colour.video_range
 
     @property
     def has_audio(self) -> bool:
@@ -83,6 +113,10 @@ def probe(path: Path, settings: Settings) -> SourceInfo:
         raise MediaError("invalid_media", "the file is empty")
     data = _ffprobe_json(path, settings)
     info = source_from_ffprobe(data, size)
+    if info.video_range == "PQ" and info.colour.mastering_display is None:
+        # Often only in the bitstream (SEI), which the decoder hands to each frame.
+        info = dataclasses.replace(info, colour=_with_side_data(
+            info.colour, _first_frame_side_data(path, info, settings)))
     _check_dimensions(info)
     if info.duration_s > 0:
         _check_duration(info, settings)  # before reading any media data
@@ -165,6 +199,7 @@ def source_from_ffprobe(data: dict[str, Any], size_bytes: int) -> SourceInfo:
         format_name=str(fmt.get("format_name") or "unknown"),
         size_bytes=size_bytes,
         video_stream_index=int(video["index"]),
+        colour=_with_side_data(_colour(video), video.get("side_data_list") or []),
     )
 
 
@@ -179,6 +214,65 @@ def _audio_only(fmt: dict[str, Any], audio: list[dict[str, Any]], size_bytes: in
         format_name=str(fmt.get("format_name") or "unknown"), size_bytes=size_bytes,
         video_stream_index=None,
     )
+
+
+# ffprobe's values are plain names; anything else (a hostile or broken file) is dropped.
+_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+
+
+def _colour(video: dict[str, Any]) -> Colour:
+    def name(key: str) -> str | None:
+        value = str(video.get(key) or "")
+        return value if _NAME.fullmatch(value) and value != "unknown" else None
+
+    return Colour(primaries=name("color_primaries"), transfer=name("color_transfer"),
+                  matrix=name("color_space"))
+
+
+def _with_side_data(colour: Colour, side_data: list[Any]) -> Colour:
+    for side in side_data:
+        if not isinstance(side, dict):
+            continue
+        kind = side.get("side_data_type")
+        if kind == "Mastering display metadata" and colour.mastering_display is None:
+            colour = dataclasses.replace(colour, mastering_display=_mastering_display(side))
+        elif kind == "Content light level metadata" and colour.max_cll is None:
+            cll = (_int(side.get("max_content")), _int(side.get("max_average")))
+            if all(v is not None and 0 <= v <= 65535 for v in cll):
+                colour = dataclasses.replace(colour, max_cll=f"{cll[0]},{cll[1]}")
+    return colour
+
+
+def _mastering_display(side: dict[str, Any]) -> str | None:
+    """x265's master-display: chromaticities in 1/50000, luminance in 1/10000 cd/m2
+    (the SMPTE ST 2086 SEI units); None when any value is missing or out of range."""
+    def scaled(key: str, unit: int, limit: int) -> int | None:
+        ratio = _ratio(side.get(key), "/")
+        value = round(ratio * unit) if ratio is not None else None
+        return value if value is not None and 0 <= value <= limit else None
+
+    xy = {k: scaled(k, 50_000, 50_000) for k in (
+        "green_x", "green_y", "blue_x", "blue_y", "red_x", "red_y",
+        "white_point_x", "white_point_y")}
+    lum = {k: scaled(k, 10_000, 2**32 - 1) for k in ("max_luminance", "min_luminance")}
+    values = {**xy, **lum}
+    if any(v is None for v in values.values()):
+        return None
+    return ("G({green_x},{green_y})B({blue_x},{blue_y})R({red_x},{red_y})"
+            "WP({white_point_x},{white_point_y})L({max_luminance},{min_luminance})"
+            .format(**values))
+
+
+def _first_frame_side_data(path: Path, info: SourceInfo, settings: Settings) -> list[Any]:
+    argv = ["ffprobe", "-hide_banner", "-v", "error", *input_args(path),
+            "-select_streams", str(info.video_stream_index), "-read_intervals", "%+#1",
+            "-show_entries", "frame=side_data_list:frame_side_data", "-of", "json"]
+    try:
+        done = proc.run(argv, timeout=settings.probe_timeout_s)
+        frames = json.loads(done.stdout).get("frames") or []
+    except (proc.ProcessFailed, ValueError, AttributeError):
+        return []  # the metadata is optional; the transcode reports unreadable media
+    return list((frames[0] if frames else {}).get("side_data_list") or [])
 
 
 def _audio_track(stream: dict[str, Any]) -> AudioTrack:

@@ -40,7 +40,8 @@ def test_register_up_to_the_limit_then_refuse(db: Database) -> None:
     boxes = [_register(db, account, f"SN-{n}") for n in range(LIMIT)]
     assert all(box.state == "active" and box.last_seen_at is not None for box in boxes)
     assert boxes[0].to_json()["capabilities"] == {
-        "max_width": 3840, "max_height": 2160, "codecs": ["avc1.640028", "hvc1", "mp4a.40.2"]}
+        "max_width": 3840, "max_height": 2160, "codecs": ["avc1.640028", "hvc1", "mp4a.40.2"],
+        "video_ranges": []}
     with pytest.raises(DeviceLimitReached) as refused:
         _register(db, account, "SN-extra")
     assert refused.value.limit == LIMIT
@@ -104,7 +105,11 @@ def test_bad_serials_and_models(db: Database, subtests: pytest.Subtests) -> None
     ({"codecs": [["avc1"]]}, "codecs"),
     ({"codecs": ["avc1 640028"]}, "codecs"),
     ({"codecs": [f"c{n}" for n in range(33)]}, "codecs"),
-    ({"hdr": True}, 'capabilities: unknown field "hdr"; allowed: codecs, max_height, max_width'),
+    ({"video_ranges": "PQ"}, "video_ranges"),
+    ({"video_ranges": ["SDR"]}, "video_ranges: only PQ, HLG"),
+    ({"video_ranges": ["hdr10"]}, "video_ranges"),
+    ({"hdr": True}, 'capabilities: unknown field "hdr"; allowed: codecs, max_height, max_width,'
+                    ' video_ranges'),
 ])
 def test_capabilities_are_checked(data: object, message: str) -> None:
     with pytest.raises(InvalidValue, match=message):
@@ -116,6 +121,9 @@ def test_capabilities_round_trip() -> None:
     assert caps == Capabilities(max_height=1080, codecs=("avc1", "mp4a.40.2"))
     assert Capabilities.from_json(caps.to_json()) == caps
     assert Capabilities.from_json({}) == Capabilities()
+    hdr = Capabilities.from_json({"video_ranges": ["HLG", "PQ", "HLG"]})
+    assert hdr.video_ranges == ("HLG", "PQ")
+    assert Capabilities.from_json(hdr.to_json()) == hdr
 
 
 def test_unknown_account(db: Database) -> None:

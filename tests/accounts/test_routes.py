@@ -19,7 +19,8 @@ from stb_origin.db.types import new_id
 from stb_origin.services import Services
 
 BOX = {"serial": "SN-0001", "model": "Box 4K",
-       "capabilities": {"max_width": 3840, "max_height": 2160, "codecs": ["avc1.640028", "hvc1"]}}
+       "capabilities": {"max_width": 3840, "max_height": 2160, "codecs": ["avc1.640028", "hvc1"],
+                        "video_ranges": ["PQ", "HLG"]}}
 
 
 @dataclass
@@ -168,7 +169,8 @@ def test_a_subscriber_registers_lists_and_revokes_their_boxes(api, services, ali
 
     second = _call(api, "POST", "/v1/devices", alice.token,
                    json={"serial": "SN-0002", "model": "Box HD"}).json()
-    assert second["capabilities"] == {"max_width": None, "max_height": None, "codecs": []}
+    assert second["capabilities"] == {"max_width": None, "max_height": None, "codecs": [],
+                                      "video_ranges": []}
     listed = [d["id"] for d in _walk(api, "/v1/devices?limit=1", alice.token)]
     assert listed == [second["id"], device["id"]]
 

@@ -160,6 +160,75 @@ def test_each_form_has_its_own_etag() -> None:
     assert form_etag('W/"abc"', "master.c_avc1.m3u8") == 'W/"abc.c_avc1"'
 
 
+HDR_RUNGS = {
+    "720p": (1280, 720, 2_800_000, AVC, "SDR"),
+    "1080p": (1920, 1080, 5_000_000, AVC, "SDR"),
+    "720p-hevc": (1280, 720, 1_800_000, HEVC, "PQ"),
+    "1080p-hevc": (1920, 1080, 3_300_000, HEVC, "PQ"),
+}
+
+
+def hdr_master(rungs: dict[str, tuple[int, int, int, str, str]] = HDR_RUNGS) -> bytes:
+    """What an HDR10 source is packaged as: H.264 SDR (tone-mapped) and HEVC PQ."""
+    variants = [VariantEntry(f"{n}/index.m3u8", b, b, c, w, h, 30.0, video_range=r)
+                for n, (w, h, b, c, r) in rungs.items()]
+    return rewrite_master_uris(master_playlist(variants), "v1/").encode()
+
+
+@pytest.mark.parametrize(("device", "name", "kept"), [
+    # An HDR10 box that plays HEVC: everything.
+    (Filter.for_device(None, None, ["avc1", "hvc1", "mp4a"], ["PQ"]), "master.m3u8",
+     {"720p", "1080p", "720p-hevc", "1080p-hevc"}),
+    # An SDR box, HEVC or not, never sees PQ. Here only H.264 is SDR, so the codecs
+    # name the result (the shorter spelling comes first: c before r).
+    (Filter.for_device(None, None, ["avc1", "hvc1", "mp4a"]), "master.c_avc1_mp4a.m3u8",
+     {"720p", "1080p"}),
+    (Filter.for_device(None, None, ["avc1", "hvc1", "mp4a"], ["HLG"]),
+     "master.c_avc1_mp4a.m3u8", {"720p", "1080p"}),
+    # An H.264-only box never sees hvc1 (the codec says what the range would).
+    (Filter.for_device(None, None, ["avc1", "mp4a"], ["PQ"]), "master.c_avc1_mp4a.m3u8",
+     {"720p", "1080p"}),
+    (Filter.for_device(None, 720, ["avc1", "hvc1", "mp4a"], ["PQ"]), "master.h720.m3u8",
+     {"720p", "720p-hevc"}),
+    (Filter.for_device(None, 720, ["avc1", "hvc1", "mp4a"]), "master.h720.c_avc1_mp4a.m3u8",
+     {"720p"}),
+])
+def test_video_range_filter(device: Filter, name: str, kept: set[str]) -> None:
+    master = hdr_master()
+    assert canonical_name(master, device) == name
+    assert parse_name(name) is not None or name == "master.m3u8"
+    body = master if name == "master.m3u8" else filtered(master, name).body
+    assert body is not None
+    playlist = m3u8.loads(body.decode())
+    assert {p.uri.removeprefix("v1/").removesuffix("/index.m3u8")
+            for p in playlist.playlists} == kept
+    if "720p-hevc" not in kept:
+        assert b"VIDEO-RANGE=PQ" not in body and b"hvc1" not in body
+
+
+def test_ranges_in_names() -> None:
+    assert parse_name("master.r_pq_sdr.m3u8") == Filter(ranges=frozenset({"PQ", "SDR"}))
+    assert parse_name("master.h720.c_avc1.r_sdr.m3u8") == Filter(
+        max_height=720, families=frozenset({"avc1"}), ranges=frozenset({"SDR"}))
+    for name in ("master.r_.m3u8", "master.r_hdr.m3u8", "master.r_sdr.r_pq.m3u8",
+                 "master.r_SDR.m3u8"):
+        assert parse_name(name) is None, name
+    # Where HEVC is in both ranges, only the range tells them apart.
+    both = hdr_master({**HDR_RUNGS, "540p-hevc": (960, 540, 1_000_000, HEVC, "SDR")})
+    sdr_box = Filter.for_device(None, None, ["avc1", "hvc1", "mp4a"])
+    assert canonical_name(both, sdr_box) == "master.r_sdr.m3u8"
+    body = filtered(both, "master.r_sdr.m3u8").body
+    assert body is not None and b"VIDEO-RANGE=PQ" not in body
+    assert body.count(b"EXT-X-STREAM-INF") == 3
+    # Another spelling of the same result is sent to the canonical one.
+    assert filtered(both, "master.c_avc1_hvc1_mp4a.r_sdr.m3u8") == Filtered(
+        "master.r_sdr.m3u8")
+    assert filtered(hdr_master(), "master.c_avc1_mp4a.r_sdr.m3u8") == Filtered(
+        "master.c_avc1_mp4a.m3u8")
+    # A master of SDR variants only (or one from before VIDEO-RANGE) needs no r part.
+    assert canonical_name(MASTER, Filter.for_device(None, None, [])) == "master.m3u8"
+
+
 def audio_groups_master() -> bytes:
     """Two rungs, each with the AAC group and again with the E-AC-3 group."""
     audio = [AudioEntry("a0/index.m3u8", "audio-aac", "English", "en", 2, True),

@@ -89,6 +89,19 @@ def encode_clip(dst: Path, profile: str, level: str | None, audio: bool = True,
     return dst / "init.mp4", dst / "clip.ts"
 
 
+def encode_hevc_init(dst: Path, pix_fmt: str) -> Path:
+    """A one-second HEVC clip (x265, hvc1 sample entry) as HLS fMP4; its init section."""
+    dst.mkdir(parents=True)
+    proc.run([ffmpeg(), "-nostdin", "-hide_banner", "-v", "error",
+              "-f", "lavfi", "-i", "testsrc2=s=160x90:r=25:d=1", "-pix_fmt", pix_fmt,
+              "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error",
+              "-tag:v", "hvc1", "-f", "hls", "-hls_time", "1", "-hls_segment_type", "fmp4",
+              "-hls_playlist_type", "vod", "-hls_fmp4_init_filename", "init.mp4",
+              "-hls_segment_filename", str(dst / "seg_%d.m4s"), str(dst / "index.m3u8")],
+             timeout=TIMEOUT)
+    return dst / "init.mp4"
+
+
 def decrypt(data: bytes, key: bytes, iv: bytes) -> bytes:
     decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
     unpadder = padding.PKCS7(128).unpadder()

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from stb_origin import proc
-from stb_origin.packager.codecs import CodecError, Codecs, avc1, mp4_codecs, read_codecs
+from stb_origin.packager.codecs import CodecError, Codecs, avc1, hvc1, mp4_codecs, read_codecs
 from tests.packager import support
 
 
@@ -42,6 +42,38 @@ def test_work_dir_tracks(fmp4_work: Path, ts_work: Path) -> None:
     assert str(read_codecs(fmp4_work / "360p" / "init_360p.mp4")) == "avc1.42c01e,mp4a.40.2"
     assert str(read_codecs(ts_work / "360p" / "seg_00000.ts")) == "avc1.42c01e,mp4a.40.2"
     assert str(read_codecs(fmp4_work / "iframes" / "init.mp4")).startswith("avc1.42c0")
+
+
+@pytest.mark.parametrize(("pix_fmt", "profile", "expected"), [
+    # Main (1) is also Main 10 compatible (flags 1 and 2: "6"); Main 10 (2) only
+    # itself ("4"). Level 1 (30) fits 160x90 at 25 fps; x265 sets progressive
+    # and frame-only source (0x90).
+    ("yuv420p", "Main", "hvc1.1.6.L30.90"),
+    ("yuv420p10le", "Main 10", "hvc1.2.4.L30.90"),
+])
+def test_hevc_from_the_hvcc_box(tmp_path: Path, pix_fmt: str, profile: str,
+                                expected: str) -> None:
+    init = support.encode_hevc_init(tmp_path / "clip", pix_fmt)
+    assert read_codecs(init) == Codecs(expected)
+    done = proc.run(["ffprobe", "-v", "error", "-show_entries",
+                     "stream=profile,codec_tag_string", "-of", "csv=p=0",
+                     str(init.parent / "index.m3u8")], timeout=support.TIMEOUT)
+    # The playlist's program repeats the stream: the first line is enough.
+    assert done.stdout.splitlines()[0] == f"{profile},hvc1"
+
+
+def test_hvc1_formatting() -> None:
+    # The examples of ISO/IEC 14496-15 E.3 and Apple's HLS authoring spec.
+    assert hvc1(0, 1, 1, 0x60000000, bytes([0xB0, 0, 0, 0, 0, 0]), 120) == "hvc1.1.6.H120.B0"
+    assert hvc1(0, 0, 2, 0x20000000, bytes([0xB0, 0, 0, 0, 0, 0]), 153) == "hvc1.2.4.L153.B0"
+    assert hvc1(1, 0, 1, 0x60000000, bytes([0xB0, 0x23, 0, 0, 0, 0]), 93) == "hvc1.A1.6.L93.B0.23"
+
+
+def test_an_hev1_sample_entry_is_refused(tmp_path: Path) -> None:
+    # hev1 may carry parameter sets in band; HLS (and our CODECS) want hvc1.
+    init = support.encode_hevc_init(tmp_path / "clip", "yuv420p")
+    with pytest.raises(CodecError, match="hev1"):
+        mp4_codecs(init.read_bytes().replace(b"hvc1", b"hev1"))
 
 
 def test_avc1_formatting() -> None:

@@ -14,7 +14,7 @@ from stb_origin.app import create_app
 from stb_origin.origin.urlsign import UrlSigner
 from stb_origin.services import Services
 from tests.drm.support import Box, entitle, household, new_asset, revoke
-from tests.origin.test_masters import MASTER
+from tests.origin.test_masters import MASTER, hdr_master
 from tests.support.http import run_server
 
 BASE = "https://cdn.example.com"
@@ -68,6 +68,27 @@ def test_a_box_gets_the_master_filtered_for_what_it_can_play(api, services, asse
 def test_the_form_follows_the_capabilities(api, services, asset_id, capabilities, name):
     box = _box(services, asset_id, capabilities)
     assert _start(api, asset_id, box.token).json()["manifest_url"].endswith(f"/{name}")
+
+
+@pytest.mark.parametrize(("capabilities", "hevc", "pq"), [
+    (Capabilities(codecs=("avc1.640028", "mp4a.40.2"), video_ranges=("PQ",)), False, False),
+    (Capabilities(codecs=("avc1", "hvc1", "mp4a")), False, False),
+    (Capabilities(codecs=("avc1", "hvc1", "mp4a"), video_ranges=("HLG",)), False, False),
+    (Capabilities(codecs=("avc1", "hvc1", "mp4a"), video_ranges=("PQ",)), True, True),
+    (Capabilities(), False, False),  # says nothing: every codec, but SDR only
+])
+def test_hevc_and_hdr_only_for_boxes_that_declare_them(api, services, asset_id, capabilities,
+                                                       hevc, pq):
+    services.storage.put_bytes(f"hls/{asset_id}/master.m3u8", hdr_master(),
+                               "application/vnd.apple.mpegurl")
+    box = _box(services, asset_id, capabilities)
+    response = _start(api, asset_id, box.token)
+    assert response.status_code == 200, response.text
+    master = httpx.get(api + httpx.URL(response.json()["manifest_url"]).path)
+    assert master.status_code == 200
+    assert (b"hvc1" in master.content, b"VIDEO-RANGE=PQ" in master.content) == (hevc, pq)
+    # Every box keeps the SDR H.264 ladder.
+    assert master.content.count(b'CODECS="avc1.64001f,mp4a.40.2",VIDEO-RANGE=SDR') == 2
 
 
 def test_the_operator_gets_everything(api, services, asset_id):

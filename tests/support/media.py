@@ -229,3 +229,26 @@ def video_found(path: Path) -> str:
                             "stream=codec_name,width,height", "-of", "csv=p=0", str(path)],
                            capture_output=True, text=True, check=False, timeout=60)
     return probe.stdout
+
+# HDR10 static metadata as x265 spells it: Display P3 primaries, D65, 1000 cd/m2
+# peak and 0.005 minimum (ST 2086 units: 1/50000 and 1/10000 cd/m2); CLL 1000/400.
+MASTERING_DISPLAY = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50)"
+MAX_CLL = "1000,400"
+
+
+def make_hdr_clip(path: Path, transfer: str, seconds: float = 3, size: str = "320x180",
+                  fps: int = 25) -> Path:
+    """A 10-bit HEVC master in BT.2020 with an AAC track: transfer "smpte2084" (PQ,
+    HDR10, with MASTERING_DISPLAY and MAX_CLL in its SEI) or "arib-std-b67" (HLG)."""
+    params = ["log-level=error", "colorprim=bt2020", f"transfer={transfer}",
+              "colormatrix=bt2020nc"]
+    if transfer == "smpte2084":
+        params += ["hdr10=1", f"master-display={MASTERING_DISPLAY}", f"max-cll={MAX_CLL}"]
+    proc.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+              "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}:duration={seconds}",
+              "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+              "-map", "0:v", "-map", "1:a", "-pix_fmt", "yuv420p10le",
+              "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", ":".join(params),
+              "-color_primaries", "bt2020", "-color_trc", transfer, "-colorspace", "bt2020nc",
+              "-c:a", "aac", str(path)], timeout=TIMEOUT_S)
+    return path

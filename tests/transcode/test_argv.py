@@ -13,7 +13,8 @@ from stb_origin.transcode.loudness import Loudness
 from stb_origin.transcode.probe import SourceInfo
 from tests.transcode.support import source, track
 
-SETTINGS = Settings(segment_seconds=4.0, x264_preset="veryfast")
+# The H.264 ladder; test_argv_hevc.py has the HEVC and HDR ones.
+SETTINGS = Settings(segment_seconds=4.0, x264_preset="veryfast", hevc=False)
 SRC = Path("/media/in/master.mp4")
 OUT = Path("/media/out")
 

@@ -13,7 +13,8 @@ from stb_origin.transcode.ladder import (
 )
 from tests.transcode.support import source, track
 
-SETTINGS = Settings(segment_seconds=4.0)
+# The H.264 ladder; test_ladder_hevc.py has the HEVC and HDR ones.
+SETTINGS = Settings(segment_seconds=4.0, hevc=False)
 
 
 def sizes(ladder: Ladder) -> list[tuple[str, int, int]]:

@@ -16,7 +16,7 @@ from stb_origin.transcode import Ladder, MediaError, SourceInfo, plan_ladder, pr
 from stb_origin.transcode.run import segment_grid, short_reason
 from tests.transcode.support import Clip, source
 
-SETTINGS = Settings(x264_preset="ultrafast", segment_seconds=2.0)
+SETTINGS = Settings(x264_preset="ultrafast", x265_preset="ultrafast", segment_seconds=2.0)
 TIMEOUT = 60.0
 
 
@@ -64,7 +64,8 @@ def frames(path: Path) -> list[dict[str, Any]]:
 def streams(path: Path) -> list[dict[str, Any]]:
     out = _ffprobe(path, "-show_entries",
                    "stream=codec_type,codec_name,profile,width,height,pix_fmt,field_order,"
-                   "avg_frame_rate,r_frame_rate,channels,sample_aspect_ratio", "-of", "json")
+                   "avg_frame_rate,r_frame_rate,channels,sample_aspect_ratio,codec_tag_string",
+                   "-of", "json")
     result: list[dict[str, Any]] = json.loads(out)["streams"]
     return result
 
@@ -120,8 +121,13 @@ def check_renditions(out: Path, ladder: Ladder, scratch: Path, audio: bool) -> N
         found = streams(_playable(out / r.name, segments(out / r.name)[0], scratch))
         (v,) = found  # video only: audio is in renditions of its own
         # 8-bit 4:2:0 at most High; ultrafast drops the High tools, so x264 says Baseline.
-        assert (v["codec_name"], v["pix_fmt"]) == ("h264", "yuv420p")
-        assert v["profile"] in ("High", "Main", "Constrained Baseline")
+        # HEVC of an SDR source: 8-bit Main, in an hvc1 sample entry.
+        if r.codec == "hevc":
+            assert (v["codec_name"], v["pix_fmt"], v["profile"], v["codec_tag_string"]) == (
+                "hevc", "yuv420p", "Main", "hvc1")
+        else:
+            assert (v["codec_name"], v["pix_fmt"]) == ("h264", "yuv420p")
+            assert v["profile"] in ("High", "Main", "Constrained Baseline")
         assert (v["width"], v["height"]) == (r.width, r.height)
         assert v.get("sample_aspect_ratio", "1:1") in ("1:1", "0:1")
     assert [a.name for a in ladder.audio] == (["audio0_aac"] if audio else [])
@@ -142,7 +148,9 @@ def test_one_pass_ladder_fmp4(clip: Clip, tmp_path: Path) -> None:
     (out / "720p" / "seg_00099.m4s").write_bytes(b"left over from an earlier attempt")
     _, ladder, progress = run(source, out)
 
-    assert [r.name for r in ladder.renditions] == ["720p", "540p", "432p", "360p", "234p"]
+    # The default policy: HEVC from 720 lines up, on the same key-frame grid.
+    assert [r.name for r in ladder.renditions] == [
+        "720p", "540p", "432p", "360p", "234p", "720p-hevc"]
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [r.name for r in ladder.renditions] + ["audio0_aac", "iframes"])
     for name in [*[r.name for r in ladder.renditions], "audio0_aac", "iframes"]:
