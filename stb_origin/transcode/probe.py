@@ -25,6 +25,14 @@ FALLBACK_FPS = 30.0
 TAIL_SECONDS = 3.0
 
 INTERLACED_FIELD_ORDERS = frozenset({"tt", "bb", "tb", "bt"})
+# Subtitle codecs as ffprobe names them: text becomes WebVTT, pictures cannot.
+TEXT_SUBTITLE_CODECS = frozenset({"mov_text", "subrip", "srt", "ass", "ssa", "webvtt", "text"})
+IMAGE_SUBTITLE_CODECS = frozenset({"hdmv_pgs_subtitle", "dvb_subtitle", "dvd_subtitle",
+                                   "xsub", "dvb_teletext"})
+# Captions are looked for in this much of the start of the video: masters that carry
+# CEA-608/708 carry cc_data (padding at least) in every frame.
+CAPTIONS_PROBE_SECONDS = 2
+A53_SIDE_DATA = "ATSC A53 Part 4 Closed Captions"
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,19 @@ class AudioTrack:
     language: str | None
     title: str | None
     default: bool  # the source's default disposition
+
+
+@dataclass(frozen=True)
+class SubtitleTrack:
+    index: int  # ffprobe stream index
+    codec: str
+    # "text" (made into WebVTT), "image" (left out: pictures of text) or "unknown".
+    kind: str
+    # As the upload says, unchecked: transcode/subtitles.py normalises them.
+    language: str | None
+    title: str | None
+    forced: bool  # the source's forced disposition: text shown even with subtitles off
+    default: bool
 
 
 @dataclass(frozen=True)
@@ -60,13 +81,29 @@ class SourceInfo:
     size_bytes: int
     # ffprobe stream indexes, so ffmpeg maps exactly the streams probed.
     video_stream_index: int
+    subtitle_tracks: tuple[SubtitleTrack, ...] = ()  # every one, in stream order
+    # Where the video starts on the file's own clock: time 0 of every rendition.
+    video_start_s: float = 0.0
+    # CEA-608/708 captions in the video (A53 side data on its first frames).
+    closed_captions: bool = False
 
     @property
     def has_audio(self) -> bool:
         return bool(self.audio_tracks)
 
+    @property
+    def warnings(self) -> list[str]:
+        """What the package will leave out of the source, in words for the content team."""
+        return [f"subtitle track {t.index} ({t.codec}) is {_LEFT_OUT[t.kind]}: left out"
+                for t in self.subtitle_tracks if t.kind != "text"]
+
     def to_json(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "has_audio": self.has_audio}
+        return {**dataclasses.asdict(self), "has_audio": self.has_audio,
+                "warnings": self.warnings}
+
+
+_LEFT_OUT = {"image": "made of pictures, which WebVTT cannot carry",
+             "unknown": "in a format that cannot be made into WebVTT"}
 
 
 def probe(path: Path, settings: Settings) -> SourceInfo:
@@ -81,7 +118,7 @@ def probe(path: Path, settings: Settings) -> SourceInfo:
     start = _float((data.get("format") or {}).get("start_time")) or 0.0
     info = _checked_complete(info, _media_end(path, info, start, settings))
     _check_duration(info, settings)
-    return info
+    return dataclasses.replace(info, closed_captions=_has_captions(path, info, settings))
 
 
 def _ffprobe_json(path: Path, settings: Settings) -> dict[str, Any]:
@@ -94,9 +131,7 @@ def _ffprobe_json(path: Path, settings: Settings) -> dict[str, Any]:
         done = proc.run(argv, timeout=settings.probe_timeout_s)
     except proc.ProcessFailed as exc:
         if exc.timed_out:
-            raise MediaError(
-                "probe_timeout", f"reading the file took longer than {settings.probe_timeout_s:g} s"
-            ) from None
+            raise _probe_timeout(settings) from None
         raise MediaError("invalid_media", _open_failure(exc.stderr_tail)) from None
     try:
         data = json.loads(done.stdout)
@@ -157,7 +192,23 @@ def source_from_ffprobe(data: dict[str, Any], size_bytes: int) -> SourceInfo:
         format_name=str(fmt.get("format_name") or "unknown"),
         size_bytes=size_bytes,
         video_stream_index=int(video["index"]),
+        subtitle_tracks=tuple(_subtitle_track(s) for s in streams
+                              if s.get("codec_type") == "subtitle"),
+        video_start_s=_float(video.get("start_time")) or _float(fmt.get("start_time")) or 0.0,
     )
+
+
+def _subtitle_track(stream: dict[str, Any]) -> SubtitleTrack:
+    tags = {str(k).lower(): v for k, v in (stream.get("tags") or {}).items()}
+    disposition = stream.get("disposition") or {}
+    codec = str(stream.get("codec_name") or "unknown")
+    kind = ("text" if codec in TEXT_SUBTITLE_CODECS
+            else "image" if codec in IMAGE_SUBTITLE_CODECS else "unknown")
+    return SubtitleTrack(
+        index=int(stream["index"]), codec=codec, kind=kind,
+        language=str(tags["language"]) if tags.get("language") else None,
+        title=str(tags["title"]) if tags.get("title") else None,
+        forced=bool(disposition.get("forced")), default=bool(disposition.get("default")))
 
 
 def _audio_track(stream: dict[str, Any]) -> AudioTrack:
@@ -239,6 +290,22 @@ def _video_bitrate(video: dict[str, Any], audio: list[dict[str, Any]],
     return total - audio_rate if total > audio_rate else total
 
 
+def _has_captions(path: Path, info: SourceInfo, settings: Settings) -> bool:
+    # ffprobe's own closed_captions flag stays 0 for streams whose first frames
+    # carry captions (its decoder never outputs a frame while probing).
+    argv = ["ffprobe", "-hide_banner", "-v", "error", *input_args(path),
+            "-select_streams", str(info.video_stream_index),
+            "-read_intervals", f"%+{CAPTIONS_PROBE_SECONDS}",
+            "-show_entries", "frame_side_data=side_data_type", "-of", "csv=p=0"]
+    try:
+        done = proc.run(argv, timeout=settings.probe_timeout_s)
+    except proc.ProcessFailed as exc:
+        if exc.timed_out:
+            raise _probe_timeout(settings) from None
+        raise MediaError("invalid_media", "the video cannot be decoded") from None
+    return A53_SIDE_DATA in done.stdout
+
+
 def _media_end(path: Path, info: SourceInfo, start: float, settings: Settings
                ) -> float | None:
     """Where the last packet of any stream ends, relative to the start; None when unknown.
@@ -281,9 +348,7 @@ def _last_packet_end(path: Path, settings: Settings, interval: str | None) -> fl
         proc.run(argv, timeout=settings.probe_timeout_s, on_line=on_line)
     except proc.ProcessFailed as exc:
         if exc.timed_out:
-            raise MediaError(
-                "probe_timeout", f"reading the file took longer than {settings.probe_timeout_s:g} s"
-            ) from None
+            raise _probe_timeout(settings) from None
         raise MediaError("invalid_media", "the media data cannot be read") from None
     return last[0] - start[0] if seen[0] else None
 
@@ -302,6 +367,11 @@ def _checked_complete(info: SourceInfo, end: float | None) -> SourceInfo:
             f" of {info.duration_s:.1f} s",
         )
     return info
+
+
+def _probe_timeout(settings: Settings) -> MediaError:
+    return MediaError("probe_timeout",
+                      f"reading the file took longer than {settings.probe_timeout_s:g} s")
 
 
 def _check_dimensions(info: SourceInfo) -> None:
