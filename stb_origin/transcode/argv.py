@@ -47,8 +47,9 @@ def build_argv(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: P
              "-force_key_frames:v", "expr:" + keyframe_expr(ladder)]
     gop = math.ceil(exact_rate(ladder.fps) * Fraction(ladder.segment_seconds))
     for i, rendition in enumerate(ladder.renditions):
-        argv += _video_args(i, rendition, gop)
-    argv += _video_args(len(ladder.renditions), ladder.trickplay, 1)
+        argv += _video_args(i, rendition, gop, ladder.closed_captions)
+    # One frame per segment cannot carry captions.
+    argv += _video_args(len(ladder.renditions), ladder.trickplay, 1, False)
     if ladder.first_segments > 1:
         # The trick-play frames are irregular then (2, 2, then 4 s apart): ffmpeg's
         # default constant-rate output would fill the gaps with duplicates, and the
@@ -157,8 +158,10 @@ def _picture(rendition: Rendition) -> str:
     return f"scale={rendition.width}:{rendition.height},format=yuv420p,setsar=1"
 
 
-def _video_args(index: int, rendition: Rendition, gop: int) -> list[str]:
+def _video_args(index: int, rendition: Rendition, gop: int, captions: bool) -> list[str]:
     return [
+        # libx264 writes the frames' A53 captions back as SEI (ATSC A/53 "GA94").
+        f"-a53cc:v:{index}", "1" if captions else "0",
         f"-b:v:{index}", str(rendition.video_bitrate),
         f"-maxrate:v:{index}", str(rendition.maxrate),
         f"-bufsize:v:{index}", str(rendition.bufsize),

@@ -43,6 +43,10 @@ class Ladder:
     # a player's first download is then a short one, which is most of its start time.
     # After that every segment is segment_seconds long, on the same grid as without.
     first_segments: int = 1
+    # CEA-608/708 captions of the source carried on in the renditions' video.
+    closed_captions: bool = False
+    # What the plan leaves out of the source, in words for the content team.
+    warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +56,7 @@ class Ladder:
             "first_segments": self.first_segments,
             "trickplay": self.trickplay.to_json(),
             "audio": [a.to_json() for a in self.audio],
+            "closed_captions": self.closed_captions,
         }
 
 
@@ -111,6 +116,7 @@ def plan_ladder(source: SourceInfo, settings: Settings, rungs: tuple[Rung, ...] 
             continue
         renditions.append(_rendition(name, width, height, bitrate, fps))
     smallest = renditions[-1]
+    captions, warnings = _captions(source, fps)
     return Ladder(
         renditions=tuple(renditions),
         fps=float(fps),
@@ -118,7 +124,22 @@ def plan_ladder(source: SourceInfo, settings: Settings, rungs: tuple[Rung, ...] 
         trickplay=_trickplay(smallest.width, smallest.height, settings.segment_seconds),
         audio=plan_audio(source.audio_tracks),
         first_segments=count_first_segments(settings.segment_seconds),
+        closed_captions=captions,
+        warnings=warnings,
     )
+
+
+def _captions(source: SourceInfo, fps: Fraction) -> tuple[bool, tuple[str, ...]]:
+    """Captions ride on frames (a byte pair or two each): they survive only when
+    every source frame becomes exactly one output frame. The fps filter drops or
+    repeats frames, with their caption bytes, whenever the rate changes."""
+    if not source.closed_captions:
+        return False, ()
+    # A rate the probe rounded (29.97 for 30000/1001) is the same rate.
+    if source.variable_frame_rate or abs(float(fps) - source.fps) > 1e-5 * source.fps:
+        return False, (f"closed captions left out: the frame rate changes from"
+                       f" {source.fps:.3f} to {float(fps):.3f} fps, which would garble them",)
+    return True, ()
 
 
 def count_first_segments(segment_seconds: float, shortest: float = START_SEGMENT_SECONDS) -> int:

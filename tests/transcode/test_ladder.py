@@ -181,3 +181,18 @@ def test_first_segment_duration_cut_into_short_segments(seconds: float, first: i
     assert ladder.first_segments == first
     assert first == 1 or seconds / first >= START_SEGMENT_SECONDS
     assert ladder.to_json()["first_segments"] == first
+
+
+def test_captions_are_kept_when_every_frame_is() -> None:
+    ladder = plan_ladder(source(closed_captions=True, fps=29.97), SETTINGS)
+    assert ladder.closed_captions and ladder.warnings == ()
+    assert not plan_ladder(source(), SETTINGS).closed_captions
+
+
+@pytest.mark.parametrize("changes", [{"fps": 120.0}, {"fps": 24.0, "variable_frame_rate": True}])
+def test_captions_are_left_out_with_a_warning_when_frames_are_dropped_or_repeated(
+        changes: dict[str, object]) -> None:
+    ladder = plan_ladder(source(closed_captions=True, **changes), SETTINGS)
+    assert not ladder.closed_captions
+    (warning,) = ladder.warnings
+    assert warning.startswith("closed captions left out: the frame rate changes")
