@@ -28,6 +28,7 @@ from stb_origin.drm.keys import generate_key
 from stb_origin.observability import logs, metrics
 from stb_origin.packager.package import (
     AudioInput,
+    SubtitleInput,
     VariantInput,
     count_segments,
     keys_needed,
@@ -38,6 +39,7 @@ from stb_origin.services import Services
 from stb_origin.settings import Settings
 from stb_origin.storage import layout
 from stb_origin.transcode import MediaError, plan_ladder, probe, transcode
+from stb_origin.transcode.subtitles import master_subtitles, plan_subtitles, read_cues
 
 log = logging.getLogger("stb_origin.pipeline")
 
@@ -142,7 +144,12 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
     with _stage(services, "probe"):
         source = probe(source_path, settings)
     ladder = plan_ladder(source, settings)
-    runs.write(services.db, run, source=source.to_json(), duration_s=source.duration_s)
+    subtitles = plan_subtitles(master_subtitles(source))
+    facts = source.to_json()
+    facts["warnings"] += ladder.warnings
+    for warning in facts["warnings"]:
+        log.warning("left out of the package", extra={"reason": warning})
+    runs.write(services.db, run, source=facts, duration_s=source.duration_s)
 
     encoded = work / "encoded"
     with _stage(services, "transcode") as took:
@@ -152,6 +159,8 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
         metrics.TRANSCODE_REALTIME_FACTOR.observe(
             services.redis, source.duration_s / took.seconds,
             top_rendition=ladder.renditions[0].name)
+    with _stage(services, "subtitles"):
+        cues = read_cues(source_path, source, subtitles, work / "subtitles", settings)
     runs.write(services.db, run, progress=TRANSCODE_SHARE)  # the throttle may have eaten it
 
     version = "v" + secrets.token_hex(6)
@@ -170,7 +179,10 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
                          settings.key_rotation_segments, packaged,
                          trickplay=VariantInput(layout.IFRAMES, ladder.trickplay.width,
                                                 ladder.trickplay.height, ladder.fps),
-                         audio=audio)
+                         audio=audio,
+                         subtitles=[SubtitleInput(s.name, s.label, s.language, s.forced,
+                                                  tuple(cues[s.name])) for s in subtitles],
+                         closed_captions=ladder.closed_captions)
     runs.write(services.db, run, progress=TRANSCODE_SHARE + 5)
     with _stage(services, "publish"):
         publish(services.storage, asset_id, version, packaged)
@@ -179,7 +191,8 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
         runs.write(services.db, run)
         point_master_at(services.storage, asset_id, version)
     runs.finish(services.db, run, version,
-                [r.to_json() for r in result.renditions] + [a.to_json() for a in result.audio],
+                [r.to_json() for r in result.renditions] + [a.to_json() for a in result.audio]
+                + [s.to_json() for s in result.subtitles],
                 keep_old_s=settings.retired_version_keep_s)
     try:
         # Committed: key servers see the new version's keys at once.
