@@ -347,8 +347,9 @@ def _write_subtitles(sub: SubtitleInput, durations: Sequence[float], mpegts: int
 
 def first_video_pts(source: _Source, timeout: float) -> int:
     """The first video frame's presentation time in 90 kHz units, on the clock the
-    segments carry: a TS segment's own PTS; in fMP4, its time from the init
-    section's timescale (what hls.js takes as the stream's start, webvtt.py)."""
+    segments carry: a TS segment's own PTS; in fMP4, the fragment's decode time
+    plus the frame's composition offset, no edit list applied (transcode/webvtt.py
+    says why)."""
     first = str(source.segments[0])
     if source.init is not None:
         first = f"concat:{source.init}|{first}"

@@ -7,9 +7,11 @@ a timing line ("-->").
 
 Each segment starts ``X-TIMESTAMP-MAP=MPEGTS:<m>,LOCAL:00:00:00.000``: cue time 0
 is the first video frame, whose presentation time is m in 90 kHz units. hls.js
-(``webvtt-parser.ts``) subtracts the main stream's first presentation time from
-m, in TS and fMP4 alike, so m must be the video's own: its first PTS in TS, its
-first sample's time on the fMP4 timeline converted to 90 kHz.
+(``webvtt-parser.ts``) subtracts the main stream's start from m: in TS the first
+PTS, so m is the video's first PTS; in fMP4 the first fragment's decode time
+(tfdt, ``passthrough-remuxer.ts``), with no edit list applied, so m is the first
+frame's time on that same timeline: tfdt plus its composition offset, which
+is where the frame lands when the edit list is not applied either.
 """
 
 from __future__ import annotations
