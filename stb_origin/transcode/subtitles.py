@@ -2,8 +2,9 @@
 
 The subtitle step takes a list of SubtitleSource: a text subtitle stream of the
 master, or a WebVTT file (a sidecar upload is one more entry). Each becomes one
-WebVTT rendition in the ``subs`` group; languages and names are cleaned as the
-audio ones are (``audio.py``), since they come from the upload.
+WebVTT rendition (packager/playlists.py puts them all in one group); languages
+and names are cleaned as the audio ones are (``audio.py``): they come from the
+upload.
 
 Every text stream of the master is read in one ffmpeg run (the file is demuxed
 once, nothing decoded but the subtitles) and converted by ffmpeg's WebVTT
@@ -18,7 +19,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from stb_origin import proc
 from stb_origin.settings import Settings
@@ -30,7 +30,6 @@ from stb_origin.transcode.probe import SourceInfo
 from stb_origin.transcode.run import short_reason
 from stb_origin.transcode.webvtt import Cue, parse_webvtt, plain_text
 
-GROUP = "subs"
 FALLBACK_LABEL = "Subtitles"
 
 
@@ -56,10 +55,6 @@ class SubtitleRendition:
     language: str | None  # BCP-47; None: undetermined
     label: str  # NAME, unique in the group, clean
     forced: bool
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "language": self.language, "label": self.label,
-                "forced": self.forced, "stream_index": self.source.stream_index}
 
 
 def master_subtitles(source: SourceInfo) -> list[SubtitleSource]:
@@ -146,5 +141,5 @@ def _hexdump_bytes(dump: str) -> bytes:
                     for line in dump.splitlines() if line.strip())
 
 
-__all__ = ["GROUP", "SubtitleRendition", "SubtitleSource", "master_subtitles",
+__all__ = ["SubtitleRendition", "SubtitleSource", "master_subtitles",
            "plan_subtitles", "read_cues"]
