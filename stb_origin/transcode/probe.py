@@ -82,7 +82,8 @@ class SourceInfo:
     # ffprobe stream indexes, so ffmpeg maps exactly the streams probed.
     video_stream_index: int
     subtitle_tracks: tuple[SubtitleTrack, ...] = ()  # every one, in stream order
-    # Where the video starts on the file's own clock: time 0 of every rendition.
+    # How long after the file's start (ffmpeg's time 0 for what it writes) the
+    # video starts: the renditions' time 0, where subtitle cues are timed from.
     video_start_s: float = 0.0
     # CEA-608/708 captions in the video (A53 side data on its first frames).
     closed_captions: bool = False
@@ -194,8 +195,16 @@ def source_from_ffprobe(data: dict[str, Any], size_bytes: int) -> SourceInfo:
         video_stream_index=int(video["index"]),
         subtitle_tracks=tuple(_subtitle_track(s) for s in streams
                               if s.get("codec_type") == "subtitle"),
-        video_start_s=_float(video.get("start_time")) or _float(fmt.get("start_time")) or 0.0,
+        video_start_s=_video_start(video, fmt),
     )
+
+
+def _video_start(video: dict[str, Any], fmt: dict[str, Any]) -> float:
+    start = _float(video.get("start_time"))
+    file_start = _float(fmt.get("start_time"))
+    if start is None or file_start is None:
+        return 0.0
+    return max(0.0, start - file_start)
 
 
 def _subtitle_track(stream: dict[str, Any]) -> SubtitleTrack:

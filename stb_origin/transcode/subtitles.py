@@ -96,12 +96,13 @@ def read_cues(source_path: Path, source: SourceInfo,
 
 def extract_argv(source_path: Path, streams: Sequence[SubtitleRendition], out: Path
                  ) -> list[str]:
-    """The streams as WebVTT in one Matroska file, one cue a packet, on the file's
-    own clock (-copyts): read back packet by packet, a cue's text can hold
-    anything, even a blank line and a timing, and still be only text (ffmpeg's
-    WebVTT encoder does not escape it, so its .vtt output could not be trusted)."""
+    """The streams as WebVTT in one Matroska file, one cue a packet, timed from
+    the file's start as every ffmpeg output is: read back packet by packet, a
+    cue's text can hold anything, even a blank line and a timing, and still be
+    only text (ffmpeg's WebVTT encoder does not escape it, so its .vtt output
+    could not be trusted)."""
     return ["ffmpeg", "-nostdin", "-hide_banner", "-y", "-loglevel", "error",
-            "-copyts", *input_args(source_path),
+            *input_args(source_path),
             *(a for r in streams for a in ("-map", f"0:{r.source.stream_index}")),
             "-map_metadata", "-1", "-map_chapters", "-1",
             "-c:s", "webvtt", "-f", "matroska", str(out.absolute())]

@@ -277,6 +277,13 @@ def test_subtitle_kinds_and_dispositions() -> None:
         "subtitle track 2 (eia_608) is in a format that cannot be made into WebVTT: left out"]
 
 
+def test_video_start_counts_from_the_start_of_the_file() -> None:
+    data = _probe_json(start_time="1.500000")
+    data["format"]["start_time"] = "1.400000"
+    assert abs(source_from_ffprobe(data, 1).video_start_s - 0.1) < 1e-9
+    assert source_from_ffprobe(_probe_json(), 1).video_start_s == 0.0
+
+
 def test_cover_art_is_not_video() -> None:
     data = {"format": {"duration": "100.0"}, "streams": [
         {"index": 0, "codec_type": "audio", "codec_name": "mp3"},

@@ -63,6 +63,7 @@ def test_the_master_is_opened_as_every_upload_is() -> None:
     at = argv.index("-i")
     assert argv[at - 4:at + 2] == ["-protocol_whitelist", "file", "-format_whitelist",
                                    argv[at - 1], "-i", "file:/in/master.mkv"]
+    assert "-copyts" not in argv  # times from the file's start, never negative
     assert argv[at + 2:] == ["-map", "0:3", "-map_metadata", "-1", "-map_chapters", "-1",
                              "-c:s", "webvtt", "-f", "matroska", "/work/subs.mkv"]
 
