@@ -119,7 +119,7 @@ def probe(path: Path, settings: Settings) -> SourceInfo:
     start = _float((data.get("format") or {}).get("start_time")) or 0.0
     info = _checked_complete(info, _media_end(path, info, start, settings))
     _check_duration(info, settings)
-    return dataclasses.replace(info, closed_captions=_has_captions(path, info, settings))
+    return dataclasses.replace(info, closed_captions=has_captions(path, info, settings))
 
 
 def _ffprobe_json(path: Path, settings: Settings) -> dict[str, Any]:
@@ -299,7 +299,7 @@ def _video_bitrate(video: dict[str, Any], audio: list[dict[str, Any]],
     return total - audio_rate if total > audio_rate else total
 
 
-def _has_captions(path: Path, info: SourceInfo, settings: Settings) -> bool:
+def has_captions(path: Path, info: SourceInfo, settings: Settings) -> bool:
     # ffprobe's own closed_captions flag stays 0 for streams whose first frames
     # carry captions (its decoder never outputs a frame while probing).
     argv = ["ffprobe", "-hide_banner", "-v", "error", *input_args(path),
