@@ -31,6 +31,7 @@ from stb_origin.drm.keys import generate_key
 from stb_origin.observability import logs, metrics
 from stb_origin.packager.package import (
     AudioInput,
+    SubtitleInput,
     VariantInput,
     count_segments,
     keys_needed,
@@ -42,6 +43,7 @@ from stb_origin.settings import Settings
 from stb_origin.storage import layout
 from stb_origin.transcode import Ladder, MediaError, plan_ladder, probe, transcode
 from stb_origin.transcode.normalise import normalised
+from stb_origin.transcode.subtitles import master_subtitles, plan_subtitles, read_cues
 
 log = logging.getLogger("stb_origin.pipeline")
 
@@ -147,7 +149,13 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
     with _stage(services, "probe"):
         source = probe(source_path, settings)
     ladder = plan_ladder(source, settings)
-    runs.write(services.db, run, source=source.to_json(), duration_s=source.duration_s)
+    # An audio-only master has no video segments for subtitles to follow.
+    subtitles = plan_subtitles(master_subtitles(source) if ladder.renditions else [])
+    facts = source.to_json()
+    facts["warnings"] += ladder.warnings
+    for warning in facts["warnings"]:
+        log.warning("left out of the package", extra={"reason": warning})
+    runs.write(services.db, run, source=facts, duration_s=source.duration_s)
     if settings.loudness_normalisation:
         with _stage(services, "loudness"):
             ladder = normalised([source_path], ladder, settings)
@@ -163,6 +171,8 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
         metrics.TRANSCODE_REALTIME_FACTOR.observe(
             services.redis, source.duration_s / took.seconds,
             top_rendition=ladder.renditions[0].name if ladder.renditions else "audio")
+    with _stage(services, "subtitles"):
+        cues = read_cues(source_path, source, subtitles, work / "subtitles", settings)
     runs.write(services.db, run, progress=TRANSCODE_SHARE)  # the throttle may have eaten it
 
     version = "v" + secrets.token_hex(6)
@@ -180,7 +190,10 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
     with _stage(services, "package"):
         result = package(encoded, variants, keys, _key_uri(settings.key_uri_base, asset_id),
                          settings.key_rotation_segments, packaged,
-                         trickplay=_trickplay_input(ladder), audio=audio)
+                         trickplay=_trickplay_input(ladder), audio=audio,
+                         subtitles=[SubtitleInput(s.name, s.label, s.language, s.forced,
+                                                  tuple(cues[s.name])) for s in subtitles],
+                         closed_captions=ladder.closed_captions)
     runs.write(services.db, run, progress=TRANSCODE_SHARE + 5)
     with _stage(services, "publish"):
         publish(services.storage, asset_id, version, packaged)
@@ -193,7 +206,8 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
     loudness = {a.name: a.loudness.to_json() if a.loudness else None for a in ladder.audio}
     runs.finish(services.db, run, version,
                 [r.to_json() for r in result.renditions]
-                + [{**a.to_json(), "loudness": loudness[a.name]} for a in result.audio],
+                + [{**a.to_json(), "loudness": loudness[a.name]} for a in result.audio]
+                + [s.to_json() for s in result.subtitles],
                 keep_old_s=settings.retired_version_keep_s)
     try:
         # Committed: key servers see the new version's keys at once.

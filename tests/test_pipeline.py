@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,13 +23,18 @@ from stb_origin.services import Services
 from stb_origin.storage import Storage, StorageUnavailable
 from stb_origin.workers import jobs
 from tests.packager import support
+from tests.packager.test_subtitles import first_video_pts
+from tests.support.captions import make_captions_clip, read_captions
 from tests.support.media import (
+    Subtitle,
     Track,
     make_audio_tracks_clip,
     make_clip,
     make_hdr_clip,
+    make_subtitles_clip,
     make_subtitles_only,
 )
+from tests.support.vtt import shown_cues
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +190,99 @@ def test_a_pq_master_is_published_as_hevc_pq_beside_tone_mapped_h264(services, m
     master = m3u8.loads(services.storage.get_bytes(f"hls/{asset_id}/master.m3u8").decode())
     assert [(p.uri.split("/")[1], p.stream_info.video_range) for p in master.playlists] == [
         ("180p", "SDR"), ("180p-hevc", "PQ")]
+
+
+@contextmanager
+def _served(services: Services, asset_id: str, root: Path) -> Iterator[support.HlsServer]:
+    """The published asset copied from storage and served over HTTP with its keys,
+    at the paths its playlists name (key URIs are /keys/{asset}/{key id})."""
+    for key in services.storage.list_keys(f"hls/{asset_id}/"):
+        path = root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(services.storage.get_bytes(key))
+    with services.db.session() as session:
+        keys = {f"/keys/{asset_id}/{key_id}": keystore.load(session, asset_id, key_id,
+                                                              services.envelope)
+                for key_id in keystore.key_ids(session, asset_id)}
+    with support.serve(root) as server:
+        server.keys.update({uri: key for uri, key in keys.items() if key is not None})
+        yield server
+
+
+SUBTITLE_CUES = ((0.5, 1.5, "Hello & you"), (1.8, 2.6, "Across\nthe boundary"))
+
+
+def test_text_subtitles_are_renditions_and_pictures_a_warning(services, media, tmp_path):
+    master = make_subtitles_clip(media / "subs.mkv", [
+        Subtitle(SUBTITLE_CUES, language="eng", title="English"),
+        Subtitle(SUBTITLE_CUES, language="fre", forced=True, fmt="ass"),
+        Subtitle(SUBTITLE_CUES, language="ger", fmt="pgs"),
+        Subtitle(SUBTITLE_CUES, language="spa"),
+    ], seconds=3, audio_codec="flac")
+    asset_id = _ingest(services, master)
+    assert pipeline.process(services, asset_id) == "ready"
+    asset = _asset(services, asset_id)
+    assert asset.source is not None
+    assert [(t["index"], t["codec"], t["kind"], t["language"], t["forced"])
+            for t in asset.source["subtitle_tracks"]] == [
+        (2, "subrip", "text", "eng", False), (3, "ass", "text", "fre", True),
+        (4, "hdmv_pgs_subtitle", "image", "ger", False), (5, "subrip", "text", "spa", False)]
+    assert asset.source["warnings"] == [
+        "subtitle track 4 (hdmv_pgs_subtitle) is made of pictures, which WebVTT cannot carry:"
+        " left out"]
+    subtitles = [r for r in asset.renditions or [] if r["type"] == "subtitles"]
+    assert [(r["name"], r["language"], r["label"], r["forced"], r["cue_count"])
+            for r in subtitles] == [("subs0", "en", "English", False, 2),
+                                    ("subs1", "fr", "French (forced)", True, 2),
+                                    ("subs2", "es", "Spanish", False, 2)]
+
+    with _served(services, asset_id, tmp_path) as server:
+        master_url = f"{server.base}/hls/{asset_id}/master.m3u8"
+        playlist = m3u8.load(master_url)
+        media = [m for m in playlist.media if m.type == "SUBTITLES"]
+        assert [(m.group_id, m.language, m.forced, m.uri) for m in media] == [
+            ("subs", r["language"], "YES" if r["forced"] else "NO",
+             f"{asset.version}/{r['name']}/index.m3u8") for r in subtitles]
+        assert {(p.stream_info.subtitles, p.stream_info.closed_captions)
+                for p in playlist.playlists} == {("subs", "NONE")}
+        for variant in playlist.playlists:
+            assert support.decode(f"{server.base}/hls/{asset_id}/{variant.uri}")[0] == 3 * 25
+        video = m3u8.load(f"{server.base}/hls/{asset_id}/{playlist.playlists[0].uri}")
+        pts = first_video_pts(f"{server.base}/hls/{asset_id}/{playlist.playlists[0].uri}")
+        for entry in media:
+            rendition = m3u8.load(f"{server.base}/hls/{asset_id}/{entry.uri}")
+            assert [s.duration for s in rendition.segments] == [
+                s.duration for s in video.segments]
+            shown = {(round(c.start, 3), round(c.end, 3), c.text)
+                     for s in rendition.segments
+                     for c in shown_cues(_get(f"{server.base}/hls/{asset_id}/"
+                                              f"{entry.uri.rsplit('/', 1)[0]}/{s.uri}"), pts)}
+            assert shown == set(SUBTITLE_CUES), entry.uri
+
+
+def test_captions_in_the_video_are_kept_and_declared(services, media, tmp_path):
+    master = make_captions_clip(media / "cc.mp4", [(0.5, 1.5, "HELLO"), (2.0, 2.5, "BYE")],
+                                seconds=3, size="640x360")
+    asset_id = _ingest(services, master)
+    assert pipeline.process(services, asset_id) == "ready"
+    asset = _asset(services, asset_id)
+    assert asset.source is not None and asset.source["closed_captions"] is True
+    assert asset.source["warnings"] == []
+    with _served(services, asset_id, tmp_path) as server:
+        playlist = m3u8.load(f"{server.base}/hls/{asset_id}/master.m3u8")
+        assert [(m.type, m.group_id, m.instream_id) for m in playlist.media] == [
+            ("AUDIO", "audio-aac", None), ("CLOSED-CAPTIONS", "cc", "CC1")]
+        assert len(playlist.playlists) == 2
+        for variant in playlist.playlists:
+            assert variant.stream_info.closed_captions == '"cc"'
+            url = f"{server.base}/hls/{asset_id}/{variant.uri}"
+            assert support.decode(url)[0] == 3 * 30
+            assert read_captions(url) == [(0.5, 1.5, "HELLO"), (2.0, 2.5, "BYE")]
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return str(response.read().decode("utf-8"))
 
 
 def _truncated(media: Path, good: Path) -> Path:

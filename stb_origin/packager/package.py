@@ -11,16 +11,27 @@ group, its BANDWIDTH and CODECS including the group's audio.
 Segment i of every track is encrypted under ``keys[i // rotation_segments]``:
 the same key for the same instant in every rendition and the I-frame track,
 so a rendition switch or a trick-play seek never needs another key fetch.
+
+Subtitles are written here, from their cues, as ``subs{n}/index.m3u8`` and
+``subs{n}/seg_00000.vtt`` ..., one segment per video segment with the video's
+EXTINFs. They are left clear. hls.js would decrypt them (its subtitle stream
+controller runs AES-128 fragments through its decrypter), but the keys are there
+to protect pictures and sound, not text that is in the open on every screen;
+a clear segment costs a player no key fetch on a seek; and players whose
+subtitle path cannot decrypt (native WebVTT renderers on some boxes) still show
+clear ones. So they carry no EXT-X-KEY.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +43,7 @@ from stb_origin.packager import playlists
 from stb_origin.packager.codecs import read_codecs
 from stb_origin.packager.encrypt import encrypt_file
 from stb_origin.storage.layout import IFRAMES, INIT, MASTER, MEDIA_PLAYLIST
+from stb_origin.transcode.webvtt import Cue, segment_webvtt
 
 KeyUri = Callable[[str], str]
 
@@ -61,6 +73,29 @@ class AudioInput:
     language: str | None  # BCP-47
     channels: int
     default: bool
+
+
+@dataclass(frozen=True)
+class SubtitleInput:
+    name: str
+    label: str  # NAME
+    language: str | None  # BCP-47
+    forced: bool
+    cues: tuple[Cue, ...]  # timed from the first video frame
+
+
+@dataclass(frozen=True)
+class SubtitleFacts:
+    name: str
+    group: str
+    label: str
+    language: str | None
+    forced: bool
+    cue_count: int
+    segment_count: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "subtitles", **asdict(self)}
 
 
 @dataclass(frozen=True)
@@ -111,6 +146,7 @@ class PackageResult:
     out_dir: Path
     renditions: tuple[RenditionFacts, ...]
     audio: tuple[AudioFacts, ...]
+    subtitles: tuple[SubtitleFacts, ...]
     iframes: RenditionFacts | None
     segment_count: int
     duration_s: float
@@ -156,6 +192,8 @@ def package(
     start_bandwidth: int | None = playlists.START_BANDWIDTH,
     session_key: bool = True,
     audio: Sequence[AudioInput] = (),
+    subtitles: Sequence[SubtitleInput] = (),
+    closed_captions: bool = False,
 ) -> PackageResult:
     """Encrypt every track of work_dir into out_dir and write its playlists.
 
@@ -164,11 +202,12 @@ def package(
     the variant listed first (``playlists.order_variants``) among those of the
     first audio group; session_key names the first segments' key in the master
     as EXT-X-SESSION-KEY. audio: the audio-only renditions, groups in the order
-    the variants are to be listed.
+    the variants are to be listed. subtitles: WebVTT renditions to cut on the
+    video's segments. closed_captions: the video carries CEA-608 captions.
     """
     if not variants and not audio:
         raise PackagingError("no renditions to package")
-    names = [v.name for v in variants] + [a.name for a in audio]
+    names = [v.name for v in variants] + [a.name for a in audio] + [s.name for s in subtitles]
     if len(set(names)) != len(names) or IFRAMES in names:
         raise PackagingError(f"rendition names must be unique and not {IFRAMES!r}: {names}")
 
@@ -198,6 +237,11 @@ def package(
     audio_facts = [_audio_facts(a, _write_track(source, schedule, key_uri, out_dir / a.name,
                                                 False))
                    for a, source in zip(audio, audio_sources, strict=True)]
+    subtitle_facts = []
+    if subtitles:
+        mpegts = first_video_pts(sources[0], probe_timeout)
+        subtitle_facts = [_write_subtitles(sub, sources[0].durations, mpegts,
+                                           out_dir / sub.name) for sub in subtitles]
 
     iframe_facts: RenditionFacts | None = None
     iframe_entries: list[playlists.IFrameEntry] = []
@@ -215,11 +259,15 @@ def package(
         _variant_entries(renditions, audio_facts), iframe_entries,
         start_bandwidth=start_bandwidth,
         session_key_uri=key_uri(schedule[0].key_id) if session_key else None,
-        audio=[_audio_entry(a) for a in audio_facts]))
+        audio=[_audio_entry(a) for a in audio_facts],
+        subtitles=[playlists.SubtitleEntry(f"{f.name}/{MEDIA_PLAYLIST}", f.label, f.language,
+                                           f.forced) for f in subtitle_facts],
+        closed_captions=closed_captions))
     return PackageResult(
         out_dir=out_dir,
         renditions=tuple(renditions),
         audio=tuple(audio_facts),
+        subtitles=tuple(subtitle_facts),
         iframes=iframe_facts,
         segment_count=count,
         duration_s=round(sum(tracks[0].durations), 6),
@@ -282,6 +330,43 @@ def _write_track(source: _Source, schedule: Sequence[ContentKey], key_uri: KeyUr
         average_bandwidth=math.ceil((init_size + sum(sizes)) * 8 / sum(source.durations)),
         segment_count=len(sizes),
     )
+
+
+def _write_subtitles(sub: SubtitleInput, durations: Sequence[float], mpegts: int,
+                     dst: Path) -> SubtitleFacts:
+    dst.mkdir(parents=True, exist_ok=True)
+    boundaries = [0.0, *itertools.accumulate(durations)]
+    entries = []
+    for i, (text, duration) in enumerate(zip(segment_webvtt(sub.cues, boundaries, mpegts),
+                                             durations, strict=True)):
+        name = f"seg_{i:05d}.vtt"
+        (dst / name).write_text(text, encoding="utf-8")
+        entries.append(playlists.MediaSegment(name, duration, None, None))
+    (dst / MEDIA_PLAYLIST).write_text(playlists.media_playlist(entries))
+    return SubtitleFacts(name=sub.name, group=playlists.SUBTITLES_GROUP, label=sub.label,
+                         language=sub.language, forced=sub.forced, cue_count=len(sub.cues),
+                         segment_count=len(entries))
+
+
+def first_video_pts(source: _Source, timeout: float) -> int:
+    """The first video frame's presentation time in 90 kHz units, on the clock the
+    segments carry: a TS segment's own PTS; in fMP4, the fragment's decode time
+    plus the frame's composition offset, no edit list applied (transcode/webvtt.py
+    says why)."""
+    first = str(source.segments[0])
+    if source.init is not None:
+        first = f"concat:{source.init}|{first}"
+    done = proc.run([
+        "ffprobe", "-v", "error", "-select_streams", "v:0", "-read_intervals", "%+#16",
+        "-show_entries", "stream=time_base:packet=pts", "-of", "json", first,
+    ], timeout=timeout)
+    data = json.loads(done.stdout)
+    streams, packets = data.get("streams") or [], data.get("packets") or []
+    stamps = [int(p["pts"]) for p in packets if p.get("pts") is not None]
+    if not streams or not stamps:
+        raise PackagingError(f"no video frames in {first}")
+    # The smallest of the first packets: with B-frames the first decoded is not the first shown.
+    return round(min(stamps) * 90_000 * Fraction(streams[0]["time_base"]))
 
 
 def _video_facts(variant: VariantInput, written: _Written) -> RenditionFacts:
@@ -378,7 +463,6 @@ def _probe_size(track_dir: Path, timeout: float) -> VariantInput:
 
 __all__ = [
     "IFRAMES", "MASTER", "AudioFacts", "AudioInput", "KeyUri", "NotEnoughKeys", "PackageResult",
-    "PackagingError",
-    "RenditionFacts", "VariantInput", "count_segments", "keys_needed", "package",
-    "peak_bitrate",
+    "PackagingError", "RenditionFacts", "SubtitleFacts", "SubtitleInput", "VariantInput",
+    "count_segments", "first_video_pts", "keys_needed", "package", "peak_bitrate",
 ]

@@ -36,6 +36,9 @@ _CHANNELS = re.compile(r"[1-9][0-9]?")
 # RFC 8216bis 4.4.6.2: what a variant's VIDEO-RANGE may say.
 VIDEO_RANGES = ("SDR", "PQ", "HLG")
 MAX_NAME = 64
+SUBTITLES_GROUP = "subs"
+CAPTIONS_GROUP = "cc"
+CAPTIONS_NAME = "Closed captions"
 
 
 def _check_encrypted(uri: str, key_uri: str, iv: bytes) -> None:
@@ -49,11 +52,16 @@ def _check_encrypted(uri: str, key_uri: str, iv: bytes) -> None:
 class MediaSegment:
     uri: str
     duration: float
-    key_uri: str
-    iv: bytes
+    key_uri: str | None  # None with iv None: a clear segment (subtitles)
+    iv: bytes | None
 
     def __post_init__(self) -> None:
-        _check_encrypted(self.uri, self.key_uri, self.iv)
+        if self.key_uri is None and self.iv is None:
+            _check_uri(self.uri)
+        elif self.key_uri is None or self.iv is None:
+            raise ValueError("a segment has both a key and an IV, or neither")
+        else:
+            _check_encrypted(self.uri, self.key_uri, self.iv)
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,22 @@ class AudioEntry:
 
 
 @dataclass(frozen=True)
+class SubtitleEntry:
+    """A WebVTT rendition: one EXT-X-MEDIA of TYPE=SUBTITLES in SUBTITLES_GROUP."""
+
+    uri: str
+    name: str
+    language: str | None  # BCP-47; None: no LANGUAGE attribute
+    forced: bool
+
+    def __post_init__(self) -> None:
+        _check_relative(self.uri)
+        if self.language is not None and not _LANGUAGE.fullmatch(self.language):
+            raise ValueError(f"not a BCP-47 language tag: {self.language!r}")
+        _check_name(self.name)
+
+
+@dataclass(frozen=True)
 class IFrameEntry:
     uri: str
     bandwidth: int
@@ -135,8 +159,10 @@ def media_playlist(segments: Sequence[MediaSegment], init: InitSection | None = 
     playlist.is_i_frames_only = i_frames_only
     playlist.is_endlist = True
     for segment in segments:
+        key = (None if segment.key_uri is None or segment.iv is None
+               else _key(segment.key_uri, segment.iv))
         playlist.add_segment(m3u8.Segment(uri=segment.uri, duration=segment.duration,
-                                          keyobject=_key(segment.key_uri, segment.iv)))
+                                          keyobject=key))
     text = str(playlist.dumps(infspec="microseconds"))
     if init is None:
         return text
@@ -210,14 +236,20 @@ def master_playlist(variants: Sequence[VariantEntry],
                     iframes: Sequence[IFrameEntry] = (),
                     start_bandwidth: int | None = START_BANDWIDTH,
                     session_key_uri: str | None = None,
-                    audio: Sequence[AudioEntry] = ()) -> str:
+                    audio: Sequence[AudioEntry] = (),
+                    subtitles: Sequence[SubtitleEntry] = (),
+                    closed_captions: bool = False) -> str:
     """The start variant first, then the others highest bandwidth first; see
     ``order_variants``. session_key_uri: the key of the first segments, as an
     EXT-X-SESSION-KEY, so that a player may fetch it while it reads the rest.
-    audio: the audio renditions, as EXT-X-MEDIA, that variants name by group."""
+    audio: the audio renditions, as EXT-X-MEDIA, that variants name by group.
+    subtitles: the WebVTT renditions, all in SUBTITLES_GROUP, which every variant
+    names. closed_captions: the variants' video carries CEA-608 captions (CC1)."""
     if not variants:
         raise ValueError("a master playlist needs at least one variant")
     _check_audio_groups(audio, variants)
+    if len({s.name for s in subtitles}) != len(subtitles):
+        raise ValueError("subtitle renditions repeat a NAME")
     playlist = m3u8.M3U8()
     playlist.version = HLS_VERSION
     playlist.is_independent_segments = True
@@ -235,11 +267,30 @@ def master_playlist(variants: Sequence[VariantEntry],
             uri=a.uri, type="AUDIO", group_id=a.group_id, language=a.language, name=a.name,
             default="YES" if a.default else "NO", autoselect="YES", channels=str(a.channels),
             base_uri=None))
+    for sub in subtitles:
+        # DEFAULT=YES would show subtitles to everyone who has not turned them off;
+        # AUTOSELECT=YES lets a player pick the one matching its user's language
+        # (and a FORCED one for the audio's language) when they want subtitles.
+        playlist.add_media(m3u8.Media(
+            uri=sub.uri, type="SUBTITLES", group_id=SUBTITLES_GROUP, language=sub.language,
+            name=sub.name, default="NO", autoselect="YES",
+            forced="YES" if sub.forced else "NO", base_uri=None))
+    if closed_captions:
+        # Which of CC1-CC4 carry text is not probed; CC1 is where captions live
+        # in practice (the primary-language caption channel).
+        playlist.add_media(m3u8.Media(
+            type="CLOSED-CAPTIONS", group_id=CAPTIONS_GROUP, name=CAPTIONS_NAME,
+            instream_id="CC1", default="YES", autoselect="YES", base_uri=None))
     for v in order_variants(variants, start_bandwidth):
         # The library writes AUDIO="<group>" from the media it is given, not from stream_info.
+        # Apple's HLS authoring spec: CLOSED-CAPTIONS=NONE when the video has no
+        # captions, so players neither offer a CC menu nor look for them; RFC 8216
+        # §4.3.4.2 then wants NONE on every variant. The library writes the value as
+        # given: the group name must come quoted. Audio-only variants have no video.
         picture = {} if v.width is None or v.height is None or v.frame_rate is None else {
             "resolution": f"{v.width}x{v.height}", "frame_rate": round(v.frame_rate, 3),
-            "video_range": v.video_range}
+            "video_range": v.video_range,
+            "closed_captions": f'"{CAPTIONS_GROUP}"' if closed_captions else "NONE"}
         playlist.add_playlist(m3u8.Playlist(
             uri=v.uri, media=playlist.media, base_uri=None,
             stream_info={
@@ -248,6 +299,7 @@ def master_playlist(variants: Sequence[VariantEntry],
                 "codecs": v.codecs,
                 **picture,
                 "audio": v.audio_group,
+                "subtitles": SUBTITLES_GROUP if subtitles else None,
             },
         ))
     for i in sorted(iframes, key=lambda e: e.bandwidth, reverse=True):
@@ -307,8 +359,8 @@ def rewrite_master_uris(text: str, prefix: str) -> str:
 
 
 __all__ = [
-    "HLS_VERSION", "START_BANDWIDTH", "VIDEO_RANGES", "AudioEntry", "IFrameEntry", "InitSection",
-    "MediaSegment", "VariantEntry",
+    "CAPTIONS_GROUP", "HLS_VERSION", "START_BANDWIDTH", "SUBTITLES_GROUP", "VIDEO_RANGES",
+    "AudioEntry", "IFrameEntry", "InitSection", "MediaSegment", "SubtitleEntry", "VariantEntry",
     "iv_attribute", "master_playlist", "media_playlist", "order_variants", "rewrite_master_uris",
     "target_duration",
 ]

@@ -116,9 +116,10 @@ def _video_codec_args(source: SourceInfo, ladder: Ladder, trickplay: Rendition,
                  else keyframe_expr(ladder))]
     gop = math.ceil(exact_rate(ladder.fps) * Fraction(ladder.segment_seconds))
     for i, rendition in enumerate(ladder.renditions):
-        argv += _video_args(i, rendition, gop)
+        argv += _video_args(i, rendition, gop, ladder.closed_captions)
         argv += _encoder_args(i, rendition, source, settings)
-    argv += _video_args(len(ladder.renditions), trickplay, 1)
+    # One frame per segment cannot carry captions.
+    argv += _video_args(len(ladder.renditions), trickplay, 1, False)
     argv += _encoder_args(len(ladder.renditions), trickplay, source, settings)
     if ladder.first_segments > 1 and (span is None or span.start_unit == 0):
         # The trick-play frames are irregular then (2, 2, then 4 s apart): the fMP4
@@ -235,9 +236,13 @@ def _picture(rendition: Rendition) -> str:
     return f"scale={rendition.width}:{rendition.height},format={pix_fmt},setsar=1"
 
 
-def _video_args(index: int, rendition: Rendition, gop: int) -> list[str]:
+def _video_args(index: int, rendition: Rendition, gop: int, captions: bool) -> list[str]:
     level = [] if rendition.level is None else [f"-level:v:{index}", rendition.level]
+    # libx264 writes the frames' A53 captions back as SEI (ATSC A/53 "GA94");
+    # libx265 has no such option (plan_ladder makes no HEVC when there are captions).
+    a53 = [] if rendition.codec == HEVC else [f"-a53cc:v:{index}", "1" if captions else "0"]
     return [
+        *a53,
         f"-b:v:{index}", str(rendition.video_bitrate),
         f"-maxrate:v:{index}", str(rendition.maxrate),
         f"-bufsize:v:{index}", str(rendition.bufsize),

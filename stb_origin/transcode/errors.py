@@ -12,6 +12,7 @@ from __future__ import annotations
 #   probe_timeout         ffprobe did not answer within Settings.probe_timeout_s
 #   transcode_failed      ffmpeg rejected the source while encoding
 #   transcode_timeout     ffmpeg did not finish within Settings.transcode_timeout_s
+#   invalid_subtitles     a text subtitle track (of the master or a sidecar) cannot be read
 
 
 class MediaError(Exception):

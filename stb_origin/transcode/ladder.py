@@ -51,6 +51,10 @@ class Ladder:
     # a player's first download is then a short one, which is most of its start time.
     # After that every segment is segment_seconds long, on the same grid as without.
     first_segments: int = 1
+    # CEA-608/708 captions of the source carried on in the renditions' video.
+    closed_captions: bool = False
+    # What the plan leaves out of the source, in words for the content team.
+    warnings: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Ladder:
@@ -68,6 +72,7 @@ class Ladder:
             "first_segments": self.first_segments,
             "trickplay": self.trickplay.to_json() if self.trickplay else None,
             "audio": [a.to_json() for a in self.audio],
+            "closed_captions": self.closed_captions,
         }
 
 
@@ -145,6 +150,12 @@ def plan_ladder(source: SourceInfo, settings: Settings, rungs: tuple[Rung, ...] 
         hevc = _family(source, [s for s in fitted
                                 if hdr or s.rung_height >= settings.hevc_min_height],
                        fps, HEVC)
+    captions, warnings = _captions(source, fps)
+    if hevc and captions:
+        # ffmpeg 5.1's libx265 has no a53cc: HEVC renditions would lose the captions,
+        # and a viewer who needs them must never be switched to one.
+        hevc = []
+        warnings += ("HEVC renditions left out: they cannot carry the closed captions",)
     smallest = h264[-1]
     return Ladder(
         renditions=(*h264, *hevc),
@@ -153,6 +164,8 @@ def plan_ladder(source: SourceInfo, settings: Settings, rungs: tuple[Rung, ...] 
         trickplay=_trickplay(smallest.width, smallest.height, settings.segment_seconds),
         audio=plan_audio(source.audio_tracks),
         first_segments=count_first_segments(settings.segment_seconds),
+        closed_captions=captions,
+        warnings=warnings,
     )
 
 
@@ -174,6 +187,19 @@ def _family(source: SourceInfo, sizes: list[_Size], fps: Fraction, codec: str
         else:
             renditions.append(_rendition(size.name, size.width, size.height, bitrate, fps))
     return renditions
+
+
+def _captions(source: SourceInfo, fps: Fraction) -> tuple[bool, tuple[str, ...]]:
+    """Captions ride on frames (a byte pair or two each): they survive only when
+    every source frame becomes exactly one output frame. The fps filter drops or
+    repeats frames, with their caption bytes, whenever the rate changes."""
+    if not source.closed_captions:
+        return False, ()
+    # A rate the probe rounded (29.97 for 30000/1001) is the same rate.
+    if source.variable_frame_rate or abs(float(fps) - source.fps) > 1e-5 * source.fps:
+        return False, (f"closed captions left out: the frame rate changes from"
+                       f" {source.fps:.3f} to {float(fps):.3f} fps, which would garble them",)
+    return True, ()
 
 
 def count_first_segments(segment_seconds: float, shortest: float = START_SEGMENT_SECONDS) -> int:

@@ -29,6 +29,14 @@ INTERLACED_FIELD_ORDERS = frozenset({"tt", "bb", "tb", "bt"})
 # VIDEO-RANGE each is labelled with (RFC 8216bis 4.4.6.2).
 HDR_TRANSFERS = {"smpte2084": "PQ", "arib-std-b67": "HLG"}
 SDR = "SDR"
+# Subtitle codecs as ffprobe names them: text becomes WebVTT, pictures cannot.
+TEXT_SUBTITLE_CODECS = frozenset({"mov_text", "subrip", "srt", "ass", "ssa", "webvtt", "text"})
+IMAGE_SUBTITLE_CODECS = frozenset({"hdmv_pgs_subtitle", "dvb_subtitle", "dvd_subtitle",
+                                   "xsub", "dvb_teletext"})
+# Captions are looked for in this much of the start of the video: masters that carry
+# CEA-608/708 carry cc_data (padding at least) in every frame.
+CAPTIONS_PROBE_SECONDS = 2
+A53_SIDE_DATA = "ATSC A53 Part 4 Closed Captions"
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,19 @@ class Colour:
 
 
 @dataclass(frozen=True)
+class SubtitleTrack:
+    index: int  # ffprobe stream index
+    codec: str
+    # "text" (made into WebVTT), "image" (left out: pictures of text) or "unknown".
+    kind: str
+    # As the upload says, unchecked: transcode/subtitles.py normalises them.
+    language: str | None
+    title: str | None
+    forced: bool  # the source's forced disposition: text shown even with subtitles off
+    default: bool
+
+
+@dataclass(frozen=True)
 class SourceInfo:
     duration_s: float
     # Display dimensions: rotation and non-square pixels already applied.
@@ -88,6 +109,12 @@ class SourceInfo:
     # only (then the picture fields are 0, "" or None).
     video_stream_index: int | None
     colour: Colour = Colour()
+    subtitle_tracks: tuple[SubtitleTrack, ...] = ()  # every one, in stream order
+    # How long after the file's start (ffmpeg's time 0 for what it writes) the
+    # video starts: the renditions' time 0, where subtitle cues are timed from.
+    video_start_s: float = 0.0
+    # CEA-608/708 captions in the video (A53 side data on its first frames).
+    closed_captions: bool = False
 
     @property
     def video_range(self) -> str:
@@ -102,9 +129,19 @@ class SourceInfo:
     def has_video(self) -> bool:
         return self.video_stream_index is not None
 
+    @property
+    def warnings(self) -> list[str]:
+        """What the package will leave out of the source, in words for the content team."""
+        return [f"subtitle track {t.index} ({t.codec}) is {_LEFT_OUT[t.kind]}: left out"
+                for t in self.subtitle_tracks if t.kind != "text"]
+
     def to_json(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "has_audio": self.has_audio,
-                "has_video": self.has_video}
+                "has_video": self.has_video, "warnings": self.warnings}
+
+
+_LEFT_OUT = {"image": "made of pictures, which WebVTT cannot carry",
+             "unknown": "in a format that cannot be made into WebVTT"}
 
 
 def probe(path: Path, settings: Settings) -> SourceInfo:
@@ -123,7 +160,7 @@ def probe(path: Path, settings: Settings) -> SourceInfo:
     start = _float((data.get("format") or {}).get("start_time")) or 0.0
     info = _checked_complete(info, _media_end(path, info, start, settings))
     _check_duration(info, settings)
-    return info
+    return dataclasses.replace(info, closed_captions=has_captions(path, info, settings))
 
 
 def _ffprobe_json(path: Path, settings: Settings) -> dict[str, Any]:
@@ -136,9 +173,7 @@ def _ffprobe_json(path: Path, settings: Settings) -> dict[str, Any]:
         done = proc.run(argv, timeout=settings.probe_timeout_s)
     except proc.ProcessFailed as exc:
         if exc.timed_out:
-            raise MediaError(
-                "probe_timeout", f"reading the file took longer than {settings.probe_timeout_s:g} s"
-            ) from None
+            raise _probe_timeout(settings) from None
         raise MediaError("invalid_media", _open_failure(exc.stderr_tail)) from None
     try:
         data = json.loads(done.stdout)
@@ -200,6 +235,9 @@ def source_from_ffprobe(data: dict[str, Any], size_bytes: int) -> SourceInfo:
         size_bytes=size_bytes,
         video_stream_index=int(video["index"]),
         colour=_with_side_data(_colour(video), video.get("side_data_list") or []),
+        subtitle_tracks=tuple(_subtitle_track(s) for s in streams
+                              if s.get("codec_type") == "subtitle"),
+        video_start_s=_video_start(video, fmt),
     )
 
 
@@ -273,6 +311,28 @@ def _first_frame_side_data(path: Path, info: SourceInfo, settings: Settings) -> 
     except (proc.ProcessFailed, ValueError, AttributeError):
         return []  # the metadata is optional; the transcode reports unreadable media
     return list((frames[0] if frames else {}).get("side_data_list") or [])
+
+
+
+def _video_start(video: dict[str, Any], fmt: dict[str, Any]) -> float:
+    start = _float(video.get("start_time"))
+    file_start = _float(fmt.get("start_time"))
+    if start is None or file_start is None:
+        return 0.0
+    return max(0.0, start - file_start)
+
+
+def _subtitle_track(stream: dict[str, Any]) -> SubtitleTrack:
+    tags = {str(k).lower(): v for k, v in (stream.get("tags") or {}).items()}
+    disposition = stream.get("disposition") or {}
+    codec = str(stream.get("codec_name") or "unknown")
+    kind = ("text" if codec in TEXT_SUBTITLE_CODECS
+            else "image" if codec in IMAGE_SUBTITLE_CODECS else "unknown")
+    return SubtitleTrack(
+        index=int(stream["index"]), codec=codec, kind=kind,
+        language=str(tags["language"]) if tags.get("language") else None,
+        title=str(tags["title"]) if tags.get("title") else None,
+        forced=bool(disposition.get("forced")), default=bool(disposition.get("default")))
 
 
 def _audio_track(stream: dict[str, Any]) -> AudioTrack:
@@ -354,6 +414,24 @@ def _video_bitrate(video: dict[str, Any], audio: list[dict[str, Any]],
     return total - audio_rate if total > audio_rate else total
 
 
+def has_captions(path: Path, info: SourceInfo, settings: Settings) -> bool:
+    # ffprobe's own closed_captions flag stays 0 for streams whose first frames
+    # carry captions (its decoder never outputs a frame while probing).
+    if not info.has_video:
+        return False
+    argv = ["ffprobe", "-hide_banner", "-v", "error", *input_args(path),
+            "-select_streams", str(info.video_stream_index),
+            "-read_intervals", f"%+{CAPTIONS_PROBE_SECONDS}",
+            "-show_entries", "frame_side_data=side_data_type", "-of", "csv=p=0"]
+    try:
+        done = proc.run(argv, timeout=settings.probe_timeout_s)
+    except proc.ProcessFailed as exc:
+        if exc.timed_out:
+            raise _probe_timeout(settings) from None
+        raise MediaError("invalid_media", "the video cannot be decoded") from None
+    return A53_SIDE_DATA in done.stdout
+
+
 def _media_end(path: Path, info: SourceInfo, start: float, settings: Settings
                ) -> float | None:
     """Where the last packet of any stream ends, relative to the start; None when unknown.
@@ -396,9 +474,7 @@ def _last_packet_end(path: Path, settings: Settings, interval: str | None) -> fl
         proc.run(argv, timeout=settings.probe_timeout_s, on_line=on_line)
     except proc.ProcessFailed as exc:
         if exc.timed_out:
-            raise MediaError(
-                "probe_timeout", f"reading the file took longer than {settings.probe_timeout_s:g} s"
-            ) from None
+            raise _probe_timeout(settings) from None
         raise MediaError("invalid_media", "the media data cannot be read") from None
     return last[0] - start[0] if seen[0] else None
 
@@ -417,6 +493,11 @@ def _checked_complete(info: SourceInfo, end: float | None) -> SourceInfo:
             f" of {info.duration_s:.1f} s",
         )
     return info
+
+
+def _probe_timeout(settings: Settings) -> MediaError:
+    return MediaError("probe_timeout",
+                      f"reading the file took longer than {settings.probe_timeout_s:g} s")
 
 
 def _check_dimensions(info: SourceInfo) -> None:

@@ -172,7 +172,7 @@ LOUDNESS = {
     },
 }
 
-RENDITION = {
+MEDIA_RENDITION = {
     "type": "object",
     "required": ["name", "bandwidth", "average_bandwidth", "codecs", "segment_count"],
     "properties": {
@@ -198,6 +198,22 @@ RENDITION = {
             " (EBU R128 target); null when normalisation is off or the track is silent")},
     },
 }
+SUBTITLE_RENDITION = {
+    "type": "object",
+    "required": ["type", "name", "group", "label", "language", "forced", "cue_count",
+                 "segment_count"],
+    "properties": {
+        "type": {"enum": ["subtitles"]},
+        "name": {"type": "string"},
+        "group": {"enum": ["subs"], "description": "GROUP-ID of the EXT-X-MEDIA"},
+        "label": {"type": "string", "description": "NAME, cleaned from the upload"},
+        "language": {"type": ["string", "null"], "description": "BCP-47, null if unknown"},
+        "forced": {"type": "boolean", "description": "FORCED=YES: the source said forced"},
+        "cue_count": {"type": "integer"},
+        "segment_count": {"type": "integer", "description": "the video's segments, WebVTT"},
+    },
+}
+RENDITION = {"anyOf": [MEDIA_RENDITION, SUBTITLE_RENDITION]}
 
 
 def _page_of(item: str) -> Json:
@@ -240,10 +256,13 @@ def _schemas() -> Json:
             "next_attempt_at": _nullable({**TIME, "description":
                                           "when a queued retry is due (after a failed attempt)"}),
             "duration_s": _nullable({"type": "number"}),
-            "source": _nullable({"type": "object", "description": "what ffprobe found"}),
+            "source": _nullable({"type": "object", "description": (
+                "what ffprobe found: streams, subtitle_tracks (text or image),"
+                " closed_captions, and warnings: what the package leaves out")}),
             "renditions": {"type": "array", "items": RENDITION, "description": (
                 "what was published: each video rendition (listed in the master once per"
-                " audio group) and each audio rendition (an EXT-X-MEDIA of its group)")},
+                " audio group), each audio rendition (an EXT-X-MEDIA of its group) and each"
+                " subtitle rendition (an EXT-X-MEDIA of the subs group)")},
             "playback": _object({"hls": {"type": "string"}}),
             "created_at": TIME,
             "updated_at": TIME,

@@ -289,7 +289,7 @@ def test_a_worker_run_records_outcomes_durations_and_realtime_factor(api, servic
     assert result.value("stb_job_duration_seconds_sum", outcome="ready") > 0
     assert result.value("stb_job_duration_seconds_bucket", outcome="ready", le="+Inf") == 1
     assert result.value("stb_job_final_failures_total") == 1
-    for stage in ("download", "probe", "transcode", "package", "publish"):
+    for stage in ("download", "probe", "transcode", "subtitles", "package", "publish"):
         assert result.value("stb_pipeline_stage_duration_seconds_count", stage=stage) == 1, stage
     assert result.value("stb_transcode_realtime_factor_count", top_rendition="234p") == 1
     assert result.value("stb_transcode_realtime_factor_sum", top_rendition="234p") > 0

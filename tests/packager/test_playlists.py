@@ -50,6 +50,7 @@ def test_media_playlist_parses_back_with_every_tag() -> None:
     for seg, parsed_seg in zip(segs, parsed.segments, strict=True):
         assert parsed_seg.key.method == "AES-128"
         assert parsed_seg.key.uri == seg.key_uri
+        assert seg.iv is not None
         assert IV_ATTR.match(parsed_seg.key.iv) and parsed_seg.key.iv == "0x" + seg.iv.hex()
         assert parsed_seg.init_section.uri == "init.mp4"
     lines = text.splitlines()
@@ -66,6 +67,7 @@ def test_the_init_section_has_its_own_key_line_before_the_first_segment() -> Non
     init = init_section()
     lines = media_playlist(segs, init).splitlines()
     at_map = lines.index('#EXT-X-MAP:URI="init.mp4"')
+    assert segs[0].iv is not None
     assert lines[at_map - 1] == (f'#EXT-X-KEY:METHOD=AES-128,URI="{init.key_uri}",'
                                  f"IV=0x{init.iv.hex()}")
     assert lines[at_map + 1] == (f'#EXT-X-KEY:METHOD=AES-128,URI="{segs[0].key_uri}",'
@@ -240,3 +242,64 @@ def test_audio_only_variant_has_no_picture_attributes() -> None:
     assert stream_inf == ('#EXT-X-STREAM-INF:BANDWIDTH=140000,AVERAGE-BANDWIDTH=130000,'
                           'CODECS="mp4a.40.2",AUDIO="audio-aac"')
     assert lines[lines.index(stream_inf) + 1] == "audio0_aac/index.m3u8"
+
+
+def _subtitle(**changes: object) -> playlists.SubtitleEntry:
+    fields: dict[str, object] = {"uri": "subs0/index.m3u8", "name": "English",
+                                 "language": "en", "forced": False}
+    return playlists.SubtitleEntry(**{**fields, **changes})  # type: ignore[arg-type]
+
+
+def test_subtitles_and_captions_in_the_master_survive_the_published_rewrite() -> None:
+    variant = _variant("720p", 4_000_000)
+    text = playlists.master_playlist(
+        [variant, _variant("360p", 900_000)],
+        subtitles=[_subtitle(), _subtitle(uri="subs1/index.m3u8", name="English (forced)",
+                                          forced=True)],
+        closed_captions=True)
+    assert ('#EXT-X-MEDIA:URI="subs1/index.m3u8",TYPE=SUBTITLES,GROUP-ID="subs",'
+            'LANGUAGE="en",NAME="English (forced)",DEFAULT=NO,AUTOSELECT=YES,FORCED=YES') in text
+    assert ('#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID="cc",NAME="Closed captions",'
+            'DEFAULT=YES,AUTOSELECT=YES,INSTREAM-ID="CC1"') in text
+    for master in (m3u8.loads(text), m3u8.loads(playlists.rewrite_master_uris(text, "v1/"))):
+        assert [(m.type, m.uri) for m in master.media] == [
+            ("SUBTITLES", master.media[0].uri), ("SUBTITLES", master.media[1].uri),
+            ("CLOSED-CAPTIONS", None)]
+        assert [(p.stream_info.subtitles, p.stream_info.closed_captions)
+                for p in master.playlists] == [("subs", '"cc"')] * 2
+    assert m3u8.loads(playlists.rewrite_master_uris(text, "v1/")).media[0].uri == (
+        "v1/subs0/index.m3u8")
+
+
+def test_a_master_without_captions_says_none_on_every_variant() -> None:
+    text = playlists.master_playlist([_variant("720p", 4_000_000), _variant("360p", 900_000)])
+    streams = [line for line in text.splitlines() if line.startswith("#EXT-X-STREAM-INF:")]
+    assert len(streams) == 2
+    assert all("CLOSED-CAPTIONS=NONE" in line and "SUBTITLES" not in line for line in streams)
+    assert "TYPE=CLOSED-CAPTIONS" not in text
+
+
+@pytest.mark.parametrize("changes", [
+    {"name": 'a"b'}, {"name": "two\nlines"}, {"name": ""}, {"language": 'en"\n#EXT'},
+    {"uri": "../subs0/index.m3u8"}, {"uri": "/abs/index.m3u8"},
+])
+def test_unusable_subtitle_attributes_are_refused(changes: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="unusable|BCP-47|outside"):
+        _subtitle(**changes)
+
+
+def test_subtitle_names_are_unique() -> None:
+    with pytest.raises(ValueError, match="repeat a NAME"):
+        playlists.master_playlist([_variant("720p", 4_000_000)],
+                                  subtitles=[_subtitle(), _subtitle(uri="subs1/index.m3u8")])
+
+
+def test_a_clear_media_playlist_has_no_key_and_a_segment_has_both_or_neither() -> None:
+    text = media_playlist([MediaSegment("seg_00000.vtt", 2.0, None, None),
+                           MediaSegment("seg_00001.vtt", 1.5, None, None)])
+    assert "#EXT-X-KEY" not in text
+    assert [s.uri for s in m3u8.loads(text).segments] == ["seg_00000.vtt", "seg_00001.vtt"]
+    with pytest.raises(ValueError, match="both a key and an IV"):
+        MediaSegment("seg_00000.vtt", 2.0, "/keys/k", None)
+    with pytest.raises(ValueError, match="unusable URI"):
+        MediaSegment("seg 0.vtt", 2.0, None, None)

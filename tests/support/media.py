@@ -252,3 +252,107 @@ def make_hdr_clip(path: Path, transfer: str, seconds: float = 3, size: str = "32
               "-color_primaries", "bt2020", "-color_trc", transfer, "-colorspace", "bt2020nc",
               "-c:a", "aac", str(path)], timeout=TIMEOUT_S)
     return path
+
+
+@dataclass(frozen=True)
+class Subtitle:
+    """One subtitle track of make_subtitles_clip: cues (start s, end s, text), tagged.
+
+    fmt: "srt" (SubRip source), "ass" (text with ASS styling) or "pgs" (pictures:
+    empty PGS display sets at the cue times, which is all a probe needs to see).
+    """
+
+    cues: tuple[tuple[float, float, str], ...]
+    language: str | None = None
+    title: str | None = None
+    forced: bool = False
+    fmt: str = "srt"
+
+
+# What each subtitle source becomes in each container ("copy": kept as it is).
+_SUBTITLE_STORED = {(".mp4", "srt"): "mov_text", (".mp4", "ass"): "mov_text",
+                    (".mkv", "srt"): "srt", (".mkv", "ass"): "ass", (".mkv", "pgs"): "copy"}
+
+
+def make_subtitles_clip(path: Path, subtitles: Sequence[Subtitle], seconds: float = 4,
+                        size: str = "320x180", fps: int = 25, audio_codec: str = "aac"
+                        ) -> Path:
+    """A clip with H.264 video, one audio track and the subtitle tracks, in order; the
+    container (.mp4: mov_text, .mkv: SubRip, ASS or PGS) by the path's suffix.
+
+    In Matroska, AAC's priming makes ffmpeg start the whole file 21 ms early, so
+    the video (and every subtitle) starts 21 ms after the file does; FLAC does not.
+    """
+    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}:duration={seconds}",
+            "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}"]
+    inputs = []
+    for n, sub in enumerate(subtitles):
+        written = path.with_name(f"{path.stem}.{n}.{'sup' if sub.fmt == 'pgs' else sub.fmt}")
+        if sub.fmt == "pgs":
+            written.write_bytes(_pgs(sub.cues, size))
+        else:
+            written.write_text(_ass(sub.cues) if sub.fmt == "ass" else _srt_cues(sub.cues),
+                               encoding="utf-8")
+        inputs.append(written)
+        argv += ["-i", str(written)]
+    argv += ["-map", "0:v", "-map", "1:a",
+             *(a for n in range(len(subtitles)) for a in ("-map", f"{n + 2}:s")),
+             "-c:v", "libx264", "-preset", "ultrafast", "-c:a", audio_codec]
+    for n, sub in enumerate(subtitles):
+        argv += [f"-c:s:{n}", _SUBTITLE_STORED[(path.suffix, sub.fmt)],
+                 f"-disposition:s:{n}", "forced" if sub.forced else "0"]
+        if sub.language is not None:
+            argv += [f"-metadata:s:s:{n}", f"language={sub.language}"]
+        if sub.title is not None:
+            argv += [f"-metadata:s:s:{n}", f"title={sub.title}"]
+    try:
+        proc.run([*argv, str(path)], timeout=TIMEOUT_S)
+    finally:
+        for written in inputs:
+            written.unlink(missing_ok=True)
+    return path
+
+
+def _stamp(seconds: float, sep: str) -> str:
+    ms = round(seconds * 1000)
+    hours, minutes, whole = ms // 3_600_000, ms // 60_000 % 60, ms // 1000 % 60
+    return f"{hours:02d}:{minutes:02d}:{whole:02d}{sep}{ms % 1000:03d}"
+
+
+def _srt_cues(cues: Sequence[tuple[float, float, str]]) -> str:
+    return "".join(f"{n}\n{_stamp(start, ',')} --> {_stamp(end, ',')}\n{text}\n\n"
+                   for n, (start, end, text) in enumerate(cues, 1))
+
+
+def _ass(cues: Sequence[tuple[float, float, str]]) -> str:
+    """ASS with a style and override tags around each line's words."""
+    def stamp(seconds: float) -> str:
+        cs = round(seconds * 100)
+        return f"{cs // 360_000}:{cs // 6000 % 60:02d}:{cs // 100 % 60:02d}.{cs % 100:02d}"
+
+    events = "".join(
+        f"Dialogue: 0,{stamp(start)},{stamp(end)},Default,,0,0,0,,"
+        + "{\\b1\\pos(10,20)}" + text.replace("\n", "\\N") + "{\\b0}\n"
+        for start, end, text in cues)
+    return ("[Script Info]\nScriptType: v4.00+\nPlayResX: 320\nPlayResY: 180\n\n"
+            "[V4+ Styles]\nFormat: Name, Fontname, Fontsize, PrimaryColour, Bold, Italic\n"
+            "Style: Default,Arial,20,&H00FFFFFF,0,0\n\n"
+            "[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV,"
+            " Effect, Text\n" + events)
+
+
+def _pgs(cues: Sequence[tuple[float, float, str]], size: str) -> bytes:
+    """A Blu-ray .sup stream: at each cue's start and end an empty display set (a
+    presentation composition with no objects, then an end segment)."""
+    width, height = (int(v) for v in size.split("x"))
+    out = bytearray()
+    for number, (start, end, _text) in enumerate(cues):
+        for at in (start, end):
+            pts = round(at * 90_000).to_bytes(4, "big")
+            composition = (width.to_bytes(2, "big") + height.to_bytes(2, "big") + b"\x10"
+                           + number.to_bytes(2, "big") + b"\x80\x00\x00\x00")
+            for kind, data in ((0x16, composition), (0x80, b"")):
+                out += b"PG" + pts + bytes(4) + bytes([kind]) + len(data).to_bytes(2, "big")
+                out += data
+    return bytes(out)

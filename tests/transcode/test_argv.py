@@ -55,10 +55,13 @@ def test_small_source_argv_exactly() -> None:
         "-flags:v", "+cgop", "-forced-idr:v", "1",
         "-force_key_frames:v",
         "expr:if(lt(n_forced,2),gte(t,n_forced*2),gte(t,(n_forced-1)*4))",
+        "-a53cc:v:0", "0",
         "-b:v:0", "365000", "-maxrate:v:0", "456250", "-bufsize:v:0", "730000",
         "-profile:v:0", "high", "-level:v:0", "3.0", "-g:v:0", "120",
+        "-a53cc:v:1", "0",
         "-b:v:1", "145000", "-maxrate:v:1", "181250", "-bufsize:v:1", "290000",
         "-profile:v:1", "high", "-level:v:1", "3.0", "-g:v:1", "120",
+        "-a53cc:v:2", "0",
         "-b:v:2", "24336", "-maxrate:v:2", "48672", "-bufsize:v:2", "194688",
         "-profile:v:2", "high", "-level:v:2", "3.0", "-g:v:2", "1",
         "-bsf:v:2", "setts=duration='if(eq(NEXT_PTS,NOPTS),DURATION,NEXT_PTS-PTS)'",
@@ -303,3 +306,10 @@ def test_percent_in_output_dir_refused() -> None:
     src = source()
     with pytest.raises(ValueError, match="%"):
         build_argv(SRC, src, plan_ladder(src, SETTINGS), Path("/media/100%"), SETTINGS)
+
+
+def test_captions_go_into_every_rendition_but_the_trick_play_track() -> None:
+    argv = argv_for(source(closed_captions=True))
+    flags = [arg for arg in argv if arg.startswith("-a53cc:v:")]
+    assert [value(argv, flag) for flag in flags] == ["1"] * (len(flags) - 1) + ["0"]
+    assert len(flags) == len(plan_ladder(source(), SETTINGS).renditions) + 1

@@ -195,3 +195,18 @@ def test_audio_only_source_has_audio_renditions_and_no_video() -> None:
     assert [a.name for a in ladder.audio] == ["audio0_aac", "audio1_aac"]
     assert (ladder.segment_seconds, ladder.first_segments) == (6.0, 3)
     assert ladder.to_json()["trickplay"] is None
+
+
+def test_captions_are_kept_when_every_frame_is() -> None:
+    ladder = plan_ladder(source(closed_captions=True, fps=29.97), SETTINGS)
+    assert ladder.closed_captions and ladder.warnings == ()
+    assert not plan_ladder(source(), SETTINGS).closed_captions
+
+
+@pytest.mark.parametrize("changes", [{"fps": 120.0}, {"fps": 24.0, "variable_frame_rate": True}])
+def test_captions_are_left_out_with_a_warning_when_frames_are_dropped_or_repeated(
+        changes: dict[str, object]) -> None:
+    ladder = plan_ladder(source(closed_captions=True, **changes), SETTINGS)
+    assert not ladder.closed_captions
+    (warning,) = ladder.warnings
+    assert warning.startswith("closed captions left out: the frame rate changes")

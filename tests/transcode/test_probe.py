@@ -11,7 +11,8 @@ from stb_origin.transcode.argv import build_argv
 from stb_origin.transcode.ladder import plan_ladder
 from stb_origin.transcode.probe import source_from_ffprobe
 from stb_origin.transcode.run import transcode
-from tests.support.media import make_subtitles_only
+from tests.support.captions import make_captions_clip
+from tests.support.media import Subtitle, make_subtitles_clip, make_subtitles_only
 from tests.transcode.support import Clip, source
 
 SETTINGS = Settings(x264_preset="ultrafast", segment_seconds=2.0)
@@ -87,10 +88,39 @@ def test_four_two_two(clip: Clip) -> None:
     assert "matroska" in info.format_name
 
 
-def test_extra_subtitle_track_is_ignored(clip: Clip) -> None:
+def test_a_subtitle_track_is_reported_beside_the_audio(clip: Clip) -> None:
     info = probe(clip("subs.mkv", seconds=2, subtitles=True), SETTINGS)
     assert info.video_stream_index == 0
     assert [a.index for a in info.audio_tracks] == [1]
+    assert [(t.index, t.codec, t.kind) for t in info.subtitle_tracks] == [(2, "subrip", "text")]
+    assert not info.closed_captions
+
+
+def test_every_subtitle_track_is_reported_and_pictures_are_left_out_with_a_warning(
+        tmp_path: Path, ffmpeg: None) -> None:
+    cues = ((0.5, 1.0, "x"),)
+    master = make_subtitles_clip(tmp_path / "mixed.mkv", [
+        Subtitle(cues, language="eng", title="English"),
+        Subtitle(cues, language="fre", forced=True, fmt="ass"),
+        Subtitle(cues, language="ger", title="Blu-ray", fmt="pgs"),
+    ], seconds=2)
+    record = probe(master, SETTINGS).to_json()
+    assert list(record["subtitle_tracks"]) == [
+        {"index": 2, "codec": "subrip", "kind": "text", "language": "eng", "title": "English",
+         "forced": False, "default": False},
+        {"index": 3, "codec": "ass", "kind": "text", "language": "fre", "title": None,
+         "forced": True, "default": False},
+        {"index": 4, "codec": "hdmv_pgs_subtitle", "kind": "image", "language": "ger",
+         "title": "Blu-ray", "forced": False, "default": False},
+    ]
+    assert record["warnings"] == [
+        "subtitle track 4 (hdmv_pgs_subtitle) is made of pictures, which WebVTT cannot carry:"
+        " left out"]
+
+
+def test_captions_in_the_video_are_found(tmp_path: Path, ffmpeg: None) -> None:
+    master = make_captions_clip(tmp_path / "cc.mp4", [(0.5, 1.0, "HI")], seconds=2)
+    assert probe(master, SETTINGS).closed_captions
 
 
 def test_video_only(clip: Clip) -> None:
@@ -227,6 +257,32 @@ def _probe_json(**video: Any) -> dict[str, Any]:
               "pix_fmt": "yuv420p", **video}
     return {"format": {"duration": "10.0", "format_name": "mov", "bit_rate": "5000000"},
             "streams": [stream]}
+
+
+def test_subtitle_kinds_and_dispositions() -> None:
+    data = _probe_json()
+    data["streams"] += [
+        {"index": 1, "codec_type": "subtitle", "codec_name": "dvb_subtitle",
+         "disposition": {"forced": 1, "default": 0}, "tags": {"LANGUAGE": "dan"}},
+        {"index": 2, "codec_type": "subtitle", "codec_name": "eia_608"},
+        {"index": 3, "codec_type": "subtitle", "codec_name": "mov_text",
+         "disposition": {"default": 1}},
+    ]
+    info = source_from_ffprobe(data, 1)
+    assert [(t.codec, t.kind, t.language, t.forced, t.default) for t in info.subtitle_tracks] == [
+        ("dvb_subtitle", "image", "dan", True, False), ("eia_608", "unknown", None, False, False),
+        ("mov_text", "text", None, False, True)]
+    assert info.warnings == [
+        "subtitle track 1 (dvb_subtitle) is made of pictures, which WebVTT cannot carry:"
+        " left out",
+        "subtitle track 2 (eia_608) is in a format that cannot be made into WebVTT: left out"]
+
+
+def test_video_start_counts_from_the_start_of_the_file() -> None:
+    data = _probe_json(start_time="1.500000")
+    data["format"]["start_time"] = "1.400000"
+    assert abs(source_from_ffprobe(data, 1).video_start_s - 0.1) < 1e-9
+    assert source_from_ffprobe(_probe_json(), 1).video_start_s == 0.0
 
 
 def test_cover_art_is_not_video() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import httpx
+import jsonschema
+import pytest
 from openapi_spec_validator import validate
 from starlette.routing import Route
 
@@ -68,3 +70,17 @@ def test_an_upload_the_disk_cannot_hold_is_documented() -> None:
     described = document["components"]["responses"]
     assert "insufficient_storage" in described["InsufficientStorage"]["description"]
     assert "storage_unavailable" in described["Unavailable"]["description"]
+
+
+def test_every_kind_of_rendition_an_asset_lists_fits_the_schema() -> None:
+    rendition = build_document()["components"]["schemas"]["Asset"]["properties"][
+        "renditions"]["items"]
+    video = {"type": "video", "name": "360p", "bandwidth": 900_000, "average_bandwidth": 800_000,
+             "codecs": "avc1.64001e", "segment_count": 3, "width": 640, "height": 360,
+             "frame_rate": 25.0}
+    subtitles = {"type": "subtitles", "name": "subs0", "group": "subs", "label": "English",
+                 "language": "en", "forced": False, "cue_count": 2, "segment_count": 3}
+    for item in (video, subtitles):
+        jsonschema.validate(item, rendition)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**subtitles, "forced": "yes"}, rendition)
