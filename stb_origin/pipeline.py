@@ -1,4 +1,5 @@
-"""The flow of one asset: probe → plan ladder → transcode → package + encrypt → publish.
+"""The flow of one asset: probe → complexity → plan ladder → transcode → package +
+encrypt → publish.
 
 Each run holds its asset by a lease with a fencing token (``assets.runs``) and
 publishes under a fresh version prefix with the master playlist last, so a
@@ -37,7 +38,7 @@ from stb_origin.packager.publish import point_master_at, publish
 from stb_origin.services import Services
 from stb_origin.settings import Settings
 from stb_origin.storage import layout
-from stb_origin.transcode import MediaError, plan_ladder, probe, transcode
+from stb_origin.transcode import MediaError, analyse, plan_ladder, probe, transcode
 
 log = logging.getLogger("stb_origin.pipeline")
 
@@ -141,8 +142,13 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
 
     with _stage(services, "probe"):
         source = probe(source_path, settings)
-    ladder = plan_ladder(source, settings)
-    runs.write(services.db, run, source=source.to_json(), duration_s=source.duration_s)
+    complexity = None
+    if settings.per_title:
+        with _stage(services, "complexity"):
+            complexity = analyse(source_path, source, settings)
+    ladder = plan_ladder(source, settings, complexity)
+    runs.write(services.db, run, duration_s=source.duration_s, source={
+        **source.to_json(), "complexity": complexity.to_json() if complexity else None})
 
     encoded = work / "encoded"
     with _stage(services, "transcode") as took:

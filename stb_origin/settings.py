@@ -34,6 +34,9 @@ class Settings:
     segment_format: str = "fmp4"
     key_rotation_segments: int = 10
     x264_preset: str = "veryfast"
+    # Per-title ladders: a quick probe encode of the source sets each rung's bit rate
+    # under its cap (transcode/complexity.py); off, every title gets the caps.
+    per_title: bool = True
     max_upload_bytes: int = 50 * 1024**3
     max_source_seconds: float = 6 * 3600.0
     probe_timeout_s: float = 60.0
@@ -170,6 +173,7 @@ def _bool(value: str) -> bool:
 _CASTS: dict[str, Any] = {
     "data_dir": Path,
     "s3_secure": _bool,
+    "per_title": _bool,
     "segment_seconds": float,
     "key_rotation_segments": int,
     "max_upload_bytes": int,

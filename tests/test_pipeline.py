@@ -15,10 +15,12 @@ from stb_origin.db.types import utcnow
 from stb_origin.drm import keystore
 from stb_origin.ingest.service import accept_source
 from stb_origin.reconciler import Reconciler
-from stb_origin.services import Services
+from stb_origin.services import Services, build_services
+from stb_origin.settings import Settings
 from stb_origin.storage import Storage, StorageUnavailable
 from stb_origin.workers import jobs
-from tests.support.media import Track, make_audio_tracks_clip, make_clip
+from tests.packager import support as hls
+from tests.support.media import Track, make_audio_tracks_clip, make_clip, make_content_clip
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +104,53 @@ def test_every_audio_track_is_a_rendition_of_the_ready_asset(services, media):
         media_playlist = m3u8.loads(services.storage.get_bytes(key).decode())
         assert {k.uri.rsplit("/", 1)[1] for k in media_playlist.keys if k} == _key_ids(
             services, asset_id)
+
+
+@pytest.fixture(scope="module")
+def talking_head(media: Path) -> Path:
+    return make_content_clip(media / "talking_head.mp4", "talking_head", seconds=3,
+                             size="640x360")
+
+
+def _top_average_bandwidth(services: Services, asset_id: str) -> int:
+    return max(r["average_bandwidth"] for r in _asset(services, asset_id).renditions or [])
+
+
+def test_a_simple_title_gets_a_cheaper_ladder_that_plays_to_the_end(services, talking_head):
+    asset_id = _ingest(services, talking_head)
+    assert pipeline.process(services, asset_id) == "ready"
+    asset = _asset(services, asset_id)
+    assert asset.source is not None
+    complexity = asset.source["complexity"]
+    assert complexity["factor"] < 1 and complexity["bits_per_pixel"] > 0
+    master_text = services.storage.get_bytes(f"hls/{asset_id}/master.m3u8").decode()
+    variants = m3u8.loads(master_text).playlists
+    assert {p.stream_info.resolution for p in variants} == {(640, 360), (416, 234)}
+    with hls.serve(services.settings.data_dir / "storage") as server, \
+            services.db.session() as session:
+        for key_id in _key_ids(services, asset_id):
+            key = keystore.load(session, asset_id, key_id, services.envelope)
+            assert key is not None
+            server.keys[f"/keys/{asset_id}/{key_id}"] = key
+        for variant in variants:
+            frames = hls.decode(f"{server.base}/hls/{asset_id}/{variant.uri}")
+            assert frames == {0: 3 * 30}, variant.uri
+
+
+def test_per_title_off_gives_every_title_the_caps(services, settings: Settings,
+                                                  talking_head):
+    on = _ingest(services, talking_head)
+    assert pipeline.process(services, on) == "ready"
+    fixed = build_services(settings.with_(per_title=False))
+    try:
+        off = _ingest(fixed, talking_head)
+        assert pipeline.process(fixed, off) == "ready"
+        source = _asset(fixed, off).source
+        assert source is not None and source["complexity"] is None
+        # The same title costs more bits under the fixed caps.
+        assert _top_average_bandwidth(fixed, off) > _top_average_bandwidth(services, on)
+    finally:
+        fixed.close()
 
 
 def _truncated(media: Path, good: Path) -> Path:

@@ -21,6 +21,7 @@ EVERY_FIELD_SET = Settings(
     segment_format="ts",
     key_rotation_segments=3,
     x264_preset="ultrafast",
+    per_title=False,
     max_upload_bytes=1234567,
     max_source_seconds=99.125,
     probe_timeout_s=7.5,

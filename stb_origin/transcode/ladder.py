@@ -1,4 +1,5 @@
-"""Which renditions to make of a source: a pure function of the probe and the settings."""
+"""Which renditions to make of a source: a pure function of the probe, the
+complexity analysis (per-title bit rates) and the settings."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from stb_origin.settings import Settings
 from stb_origin.storage.layout import IFRAMES
 from stb_origin.transcode.audio import AudioRendition, plan_audio
+from stb_origin.transcode.complexity import Complexity
 from stb_origin.transcode.probe import SourceInfo
 
 
@@ -60,7 +62,7 @@ class Rung:
     name: str
     width: int  # landscape box; portrait sources use it turned on its side
     height: int
-    bitrate: int  # for <= 30 fps
+    bitrate: int  # for <= 30 fps; the cap, which per-title bit rates never exceed
 
 
 # Modelled on Apple's HLS authoring spec (H.264, 16:9), highest first.
@@ -95,14 +97,16 @@ STANDARD_RATES = tuple(
 )
 
 
-def plan_ladder(source: SourceInfo, settings: Settings, rungs: tuple[Rung, ...] = DEFAULT_RUNGS
-                ) -> Ladder:
+def plan_ladder(source: SourceInfo, settings: Settings, complexity: Complexity | None = None,
+                rungs: tuple[Rung, ...] = DEFAULT_RUNGS) -> Ladder:
+    """complexity: the title's analysis (complexity.analyse), or None for the caps."""
     fps = output_fps(source.fps, source.variable_frame_rate)
     fps_factor = HIGH_FPS_FACTOR if fps > 30 else 1.0
+    title_factor = complexity.factor if complexity is not None else 1.0
     sizes = _fitted_sizes(source.width, source.height, rungs)
     renditions: list[Rendition] = []
     for name, width, height, bitrate in sizes:
-        bitrate = int(bitrate * fps_factor)
+        bitrate = int(bitrate * fps_factor * title_factor)
         if source.video_bitrate:
             bitrate = min(bitrate, source.video_bitrate)
         bitrate = max(bitrate, MIN_VIDEO_BITRATE)

@@ -214,7 +214,10 @@ def _schemas() -> Json:
             "next_attempt_at": _nullable({**TIME, "description":
                                           "when a queued retry is due (after a failed attempt)"}),
             "duration_s": _nullable({"type": "number"}),
-            "source": _nullable({"type": "object", "description": "what ffprobe found"}),
+            "source": _nullable({
+                "type": "object",
+                "description": "what ffprobe found; under complexity, the analysis that set"
+                               " the bit rates (null: the caps)"}),
             "renditions": {"type": "array", "items": RENDITION, "description": (
                 "what was published: each video rendition (listed in the master once per"
                 " audio group) and each audio rendition (an EXT-X-MEDIA of its group)")},

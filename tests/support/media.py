@@ -175,3 +175,50 @@ def make_audio_tracks_clip(path: Path, tracks: Sequence[Track], seconds: float =
             argv += [f"-metadata:s:a:{n}", f"title={track.title}"]
     proc.run([*argv, str(path)], timeout=TIMEOUT_S)
     return path
+
+
+# Kinds of picture make_content_clip makes, from the cheapest to encode to the dearest.
+CONTENT_KINDS = ("slides", "cartoon", "talking_head", "high_motion")
+
+
+def make_content_clip(path: Path, kind: str, seconds: float = 4, size: str = "320x180",
+                      fps: int = 30) -> Path:
+    """A video-only clip of one kind of content (CONTENT_KINDS), near-lossless H.264:
+
+    slides: a still picture that changes every 3 s; cartoon: boxes of flat colour
+    moving over a flat background; talking_head: a detailed, soft-focus still
+    background, one small part of the picture moving slowly, light sensor noise;
+    high_motion: a busy moving picture under heavy film-grain-like noise.
+    """
+    width, height = (int(v) for v in size.split("x"))
+    source = f"testsrc2=size={size}:rate={fps}"
+    inputs: list[str]
+    if kind == "slides":
+        inputs, graph = [f"testsrc2=size={size}:rate=1/3"], f"[0]fps={fps}"
+    elif kind == "cartoon":
+        box_a, box_b = f"{width // 4}x{width // 4}", f"{width // 7}x{height // 2}"
+        inputs = [f"color=c=0x3070c0:size={size}:rate={fps}",
+                  f"color=c=0xf0d020:size={box_a}:rate={fps}",
+                  f"color=c=0xd03030:size={box_b}:rate={fps}"]
+        graph = (f"[0][1]overlay=x='{width // 16}+t*{width // 10}'"
+                 f":y='{height // 6}+{height // 9}*sin(t*2)'[a];"
+                 f"[a][2]overlay=x='{width * 3 // 4}-t*{width // 12}':y={height // 4}")
+    elif kind == "talking_head":
+        face = f"{width // 4}x{height // 2}"
+        inputs = [source, f"testsrc2=size={face}:rate={fps}"]
+        graph = (f"[0]trim=end_frame=1,loop=loop=-1:size=1,setpts=N/{fps}/TB,gblur=sigma=3[room];"
+                 f"[1]hue=s=0.3[face];"
+                 f"[room][face]overlay=x='{width * 3 // 8}+{width // 64}*sin(t*2)'"
+                 f":y='{height // 4}+{height // 60}*sin(t*3)',noise=alls=3:allf=t")
+    elif kind == "high_motion":
+        inputs, graph = [source], "[0]noise=alls=24:allf=t+u"
+    else:
+        raise ValueError(f"kind must be one of {', '.join(CONTENT_KINDS)}, not {kind!r}")
+    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+    for lavfi in inputs:
+        argv += ["-f", "lavfi", "-i", lavfi]
+    # -t ends the endless sources; near-lossless, so the clip's own coding adds no noise.
+    argv += ["-filter_complex", f"{graph},format=yuv420p[v]", "-map", "[v]", "-t", f"{seconds:g}",
+             "-c:v", "libx264", "-preset", "ultrafast", "-crf", "8", str(path)]
+    proc.run(argv, timeout=TIMEOUT_S)
+    return path
