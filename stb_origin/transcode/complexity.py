@@ -1,11 +1,11 @@
 """How many bits a title needs: a quick constant-quality probe encode of sampled windows.
 
-Per-title encoding the way Netflix, Bitmovin (per-title) and Mux do it, cheaply:
-a few short windows spread over the source, scaled down to a fixed small picture,
-encoded by x264 at one constant quality (CRF). What that quality costs in bits
-per pixel says how hard the title is: a slide show costs almost nothing, a
-football match with film grain costs the most. plan_ladder scales every rung's
-cap by the share of REFERENCE_BITS_PER_PIXEL this title needs, never above the cap.
+Per-title encoding the way Netflix, Bitmovin and Mux do it, cheaply: a few
+short windows spread over the source, scaled down to about 320x180, encoded by
+x264 at one constant quality (CRF) with the ladder's key frame interval. What
+that quality costs in bits per pixel says how hard the title is: a slide show
+costs almost nothing, a football match under film grain the most. rung_bitrate
+turns it into each rung's bit rate, the cap (DEFAULT_RUNGS) at most.
 
 The probe is deterministic: fixed windows, size, rate, preset, CRF and one
 encoder thread (x264's output depends on its thread count).
@@ -32,22 +32,20 @@ WINDOW_SECONDS = 2.0
 PROBE_PIXELS = 320 * 180
 PROBE_FPS = 30
 PROBE_PRESET = "veryfast"
-PROBE_CRF = 23
-# What the probe spends, in bits per pixel, on content that needs the whole caps
-# (DEFAULT_RUNGS are sized for sport and grainy film). At or above it a title
-# gets the caps; below it, that share of them.
-REFERENCE_BITS_PER_PIXEL = 0.06
-# Never less than this share of a cap: a slide show still gets clean text and a
-# title's quiet first minutes do not starve its busy rest (the probe only samples).
-MIN_FACTOR = 0.2
+# The quality every title is given: about what the caps give typical content.
+PROBE_CRF = 18
+# A picture with k times the pixels needs about k ** 0.75 times the bits for the
+# same quality (detail grows slower than area).
+PIXEL_EXPONENT = 0.75
+# Never less than this share of a cap: a title's quiet sampled minutes must not
+# starve its busy rest (the probe only samples).
+MIN_SHARE = 0.2
 
 
 @dataclass(frozen=True)
 class Complexity:
     # Of the probe encode: bits over (frames x width x height).
     bits_per_pixel: float
-    # The share of each rung's cap the title gets, in [MIN_FACTOR, 1].
-    factor: float
     sampled_seconds: float
     probe_width: int
     probe_height: int
@@ -71,8 +69,9 @@ def analyse(path: Path, source: SourceInfo, settings: Settings) -> Complexity | 
             total_bytes[0] += int(fields[4])
 
     try:
-        proc.run(probe_argv(path, source.video_stream_index, spans, width, height),
-                 timeout=settings.probe_timeout_s, on_line=on_line)
+        argv = probe_argv(path, source.video_stream_index, spans, width, height,
+                          settings.segment_seconds)
+        proc.run(argv, timeout=settings.probe_timeout_s, on_line=on_line)
     except proc.ProcessFailed as exc:
         log.warning("complexity probe failed; the ladder keeps its caps",
                     extra={"returncode": exc.returncode, "timed_out": exc.timed_out})
@@ -81,13 +80,16 @@ def analyse(path: Path, source: SourceInfo, settings: Settings) -> Complexity | 
         log.warning("complexity probe made no frames; the ladder keeps its caps")
         return None
     bpp = 8 * total_bytes[0] / (frames[0] * width * height)
-    return Complexity(bits_per_pixel=round(bpp, 5), factor=factor(bpp),
-                      sampled_seconds=round(frames[0] / PROBE_FPS, 3),
+    return Complexity(bits_per_pixel=round(bpp, 5), sampled_seconds=round(frames[0] / PROBE_FPS, 3),
                       probe_width=width, probe_height=height)
 
 
-def factor(bits_per_pixel: float) -> float:
-    return round(min(1.0, max(MIN_FACTOR, bits_per_pixel / REFERENCE_BITS_PER_PIXEL)), 4)
+def rung_bitrate(complexity: Complexity, width: int, height: int, fps: float, cap: int) -> int:
+    """What a width x height rung needs for the probe's quality, within [MIN_SHARE, 1] of cap."""
+    probe_pixels = complexity.probe_width * complexity.probe_height
+    frame_bits = complexity.bits_per_pixel * probe_pixels * (
+        width * height / probe_pixels) ** PIXEL_EXPONENT
+    return int(min(cap, max(MIN_SHARE * cap, frame_bits * fps)))
 
 
 def windows(duration_s: float) -> list[tuple[float, float]]:
@@ -106,7 +108,7 @@ def probe_size(width: int, height: int) -> tuple[int, int]:
 
 
 def probe_argv(path: Path, stream_index: int, spans: list[tuple[float, float]],
-               width: int, height: int) -> list[str]:
+               width: int, height: int, segment_seconds: float) -> list[str]:
     argv = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error"]
     for start, length in spans:
         # Before its input, -ss seeks (to the key frame before, then decodes up to start).
@@ -117,6 +119,8 @@ def probe_argv(path: Path, stream_index: int, spans: list[tuple[float, float]],
     chains.append(f"{joined}concat=n={len(spans)}:v=1:a=0[probe]")
     argv += ["-filter_complex", ";".join(chains), "-map", "[probe]",
              "-c:v", "libx264", "-preset", PROBE_PRESET, "-crf", str(PROBE_CRF),
+             # Key frames as often as the ladder's: on static pictures they are most of the bits.
+             "-g", str(max(1, round(segment_seconds * PROBE_FPS))), "-sc_threshold", "0",
              "-threads", "1", "-map_metadata", "-1",
              # One line per packet, with its size: nothing is written to disk.
              "-f", "framecrc", "-"]

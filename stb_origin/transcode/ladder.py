@@ -12,7 +12,7 @@ from typing import Any
 from stb_origin.settings import Settings
 from stb_origin.storage.layout import IFRAMES
 from stb_origin.transcode.audio import AudioRendition, plan_audio
-from stb_origin.transcode.complexity import Complexity
+from stb_origin.transcode.complexity import Complexity, rung_bitrate
 from stb_origin.transcode.probe import SourceInfo
 
 
@@ -102,11 +102,12 @@ def plan_ladder(source: SourceInfo, settings: Settings, complexity: Complexity |
     """complexity: the title's analysis (complexity.analyse), or None for the caps."""
     fps = output_fps(source.fps, source.variable_frame_rate)
     fps_factor = HIGH_FPS_FACTOR if fps > 30 else 1.0
-    title_factor = complexity.factor if complexity is not None else 1.0
     sizes = _fitted_sizes(source.width, source.height, rungs)
     renditions: list[Rendition] = []
     for name, width, height, bitrate in sizes:
-        bitrate = int(bitrate * fps_factor * title_factor)
+        bitrate = int(bitrate * fps_factor)
+        if complexity is not None:
+            bitrate = rung_bitrate(complexity, width, height, float(fps), bitrate)
         if source.video_bitrate:
             bitrate = min(bitrate, source.video_bitrate)
         bitrate = max(bitrate, MIN_VIDEO_BITRATE)

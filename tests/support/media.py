@@ -185,7 +185,7 @@ def make_content_clip(path: Path, kind: str, seconds: float = 4, size: str = "32
                       fps: int = 30) -> Path:
     """A video-only clip of one kind of content (CONTENT_KINDS), near-lossless H.264:
 
-    slides: a still picture that changes every 3 s; cartoon: boxes of flat colour
+    slides: a plain page with a chart that changes every 3 s; cartoon: boxes of flat colour
     moving over a flat background; talking_head: a detailed, soft-focus still
     background, one small part of the picture moving slowly, light sensor noise;
     high_motion: a busy moving picture under heavy film-grain-like noise.
@@ -194,7 +194,10 @@ def make_content_clip(path: Path, kind: str, seconds: float = 4, size: str = "32
     source = f"testsrc2=size={size}:rate={fps}"
     inputs: list[str]
     if kind == "slides":
-        inputs, graph = [f"testsrc2=size={size}:rate=1/3"], f"[0]fps={fps}"
+        # A detailed chart on a plain page, a new one every 3 s.
+        chart = f"{width // 3 // 2 * 2}x{height // 3 // 2 * 2}"
+        inputs = [f"color=c=0xf4f4f0:size={size}:rate={fps}", f"testsrc2=size={chart}:rate=1/3"]
+        graph = f"[1]fps={fps}[chart];[0][chart]overlay=x={width // 8}:y={height // 4}"
     elif kind == "cartoon":
         box_a, box_b = f"{width // 4}x{width // 4}", f"{width // 7}x{height // 2}"
         inputs = [f"color=c=0x3070c0:size={size}:rate={fps}",

@@ -7,13 +7,14 @@ import pytest
 from stb_origin.settings import Settings
 from stb_origin.transcode import probe
 from stb_origin.transcode.complexity import (
-    MIN_FACTOR,
+    MIN_SHARE,
     PROBE_PIXELS,
     WINDOW_SECONDS,
     WINDOWS,
     Complexity,
     analyse,
     probe_size,
+    rung_bitrate,
     windows,
 )
 from stb_origin.transcode.ladder import DEFAULT_RUNGS, MIN_VIDEO_BITRATE, plan_ladder
@@ -38,9 +39,9 @@ def analysed(ffmpeg: None, tmp_path_factory: pytest.TempPathFactory) -> dict[str
 def test_the_four_kinds_of_content_rank_in_order_of_complexity(analysed) -> None:
     ranked = sorted(CONTENT_KINDS, key=lambda kind: analysed[kind].bits_per_pixel)
     assert ranked == list(CONTENT_KINDS), {k: v.bits_per_pixel for k, v in analysed.items()}
-    factors = [analysed[kind].factor for kind in CONTENT_KINDS]
-    assert factors == sorted(factors)
-    assert all(MIN_FACTOR <= f <= 1.0 for f in factors)
+    top_rates = [plan_ladder(source(), SETTINGS, analysed[kind]).renditions[0].video_bitrate
+                 for kind in CONTENT_KINDS]
+    assert top_rates == sorted(top_rates)
 
 
 def test_a_simple_title_gets_lower_bit_rates_never_above_the_caps(analysed) -> None:
@@ -49,14 +50,30 @@ def test_a_simple_title_gets_lower_bit_rates_never_above_the_caps(analysed) -> N
         ladder = plan_ladder(source(), SETTINGS, analysed[kind])
         assert [r.name for r in ladder.renditions] == [r.name for r in fixed.renditions]
         for own, cap in zip(ladder.renditions, fixed.renditions, strict=True):
-            assert MIN_VIDEO_BITRATE <= own.video_bitrate < cap.video_bitrate, (kind, own.name)
-            assert own.maxrate < cap.maxrate and own.bufsize < cap.bufsize
+            assert own.video_bitrate <= cap.video_bitrate, (kind, own.name)
+            assert own.video_bitrate >= max(MIN_VIDEO_BITRATE, MIN_SHARE * cap.video_bitrate)
+            assert own.maxrate <= cap.maxrate and own.bufsize <= cap.bufsize
+        # The big rungs, where the bits are, are the ones that shrink.
+        assert ladder.renditions[0].video_bitrate < fixed.renditions[0].video_bitrate, kind
     slides = plan_ladder(source(), SETTINGS, analysed["slides"])
     assert slides.renditions[0].video_bitrate <= DEFAULT_RUNGS[0].bitrate // 2
 
 
+def test_a_rung_needs_more_bits_the_bigger_and_busier_it_is() -> None:
+    calm = Complexity(bits_per_pixel=0.01, sampled_seconds=10.0, probe_width=320,
+                      probe_height=180)
+    busy = dataclasses.replace(calm, bits_per_pixel=0.02)
+    cap = 500_000
+    assert rung_bitrate(calm, 1280, 720, 30, cap) < rung_bitrate(calm, 1920, 1080, 30, cap)
+    assert rung_bitrate(busy, 1280, 720, 30, cap) == 2 * rung_bitrate(calm, 1280, 720, 30, cap)
+    # Less than in proportion to the pixels: 2.25x the pixels, about 1.84x the bits.
+    ratio = rung_bitrate(calm, 1920, 1080, 30, cap) / rung_bitrate(calm, 1280, 720, 30, cap)
+    assert 1.7 < ratio < 2.0
+    assert rung_bitrate(busy, 1920, 1080, 30, 200_000) == 200_000
+    assert rung_bitrate(calm, 320, 180, 30, cap) == MIN_SHARE * cap
+
+
 def test_a_noisy_high_motion_title_keeps_the_caps(analysed) -> None:
-    assert analysed["high_motion"].factor == 1.0
     assert plan_ladder(source(), SETTINGS, analysed["high_motion"]) == plan_ladder(
         source(), SETTINGS)
 
@@ -68,7 +85,7 @@ def test_per_title_rates_stay_under_a_source_that_is_cheaper_still(analysed) -> 
 
 
 def test_without_an_analysis_the_ladder_is_the_fixed_one() -> None:
-    full = Complexity(bits_per_pixel=1.0, factor=1.0, sampled_seconds=10.0,
+    full = Complexity(bits_per_pixel=1.0, sampled_seconds=10.0,
                       probe_width=320, probe_height=180)
     assert plan_ladder(source(), SETTINGS, None) == plan_ladder(source(), SETTINGS, full)
     assert [r.video_bitrate for r in plan_ladder(source(), SETTINGS).renditions] == [
@@ -99,11 +116,14 @@ def test_odd_and_short_sources_are_analysed(clip: Clip, name: str, kwargs: dict)
     info = probe(path, SETTINGS)
     result = analyse(path, info, SETTINGS)
     assert result is not None
-    assert result.bits_per_pixel > 0 and MIN_FACTOR <= result.factor <= 1.0
+    assert result.bits_per_pixel > 0
     # Shorter than the windows together: the whole source, once.
     assert result.sampled_seconds == pytest.approx(info.duration_s, abs=0.1)
     assert (result.probe_width > result.probe_height) == (info.width > info.height)
-    plan_ladder(info, SETTINGS, result)
+    fixed, own = plan_ladder(info, SETTINGS), plan_ladder(info, SETTINGS, result)
+    assert [r.name for r in own.renditions] == [r.name for r in fixed.renditions]
+    assert all(o.video_bitrate <= f.video_bitrate
+               for o, f in zip(own.renditions, fixed.renditions, strict=True))
 
 
 def test_a_probe_that_cannot_run_leaves_the_caps(clip: Clip) -> None:
