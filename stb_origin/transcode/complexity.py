@@ -33,7 +33,7 @@ PROBE_PIXELS = 320 * 180
 PROBE_FPS = 30
 PROBE_PRESET = "veryfast"
 # The quality every title is given: about what the caps give typical content.
-PROBE_CRF = 18
+PROBE_CRF = 16
 # A picture with k times the pixels needs about k ** 0.75 times the bits for the
 # same quality (detail grows slower than area).
 PIXEL_EXPONENT = 0.75
@@ -80,7 +80,8 @@ def analyse(path: Path, source: SourceInfo, settings: Settings) -> Complexity | 
         log.warning("complexity probe made no frames; the ladder keeps its caps")
         return None
     bpp = 8 * total_bytes[0] / (frames[0] * width * height)
-    return Complexity(bits_per_pixel=round(bpp, 5), sampled_seconds=round(frames[0] / PROBE_FPS, 3),
+    return Complexity(bits_per_pixel=round(bpp, 5),
+                      sampled_seconds=round(frames[0] / PROBE_FPS, 3),
                       probe_width=width, probe_height=height)
 
 

@@ -182,13 +182,15 @@ CONTENT_KINDS = ("slides", "cartoon", "talking_head", "high_motion")
 
 
 def make_content_clip(path: Path, kind: str, seconds: float = 4, size: str = "320x180",
-                      fps: int = 30) -> Path:
+                      fps: int = 30, bitrate: str | None = None) -> Path:
     """A video-only clip of one kind of content (CONTENT_KINDS), near-lossless H.264:
 
     slides: a plain page with a chart that changes every 3 s; cartoon: boxes of flat colour
     moving over a flat background; talking_head: a detailed, soft-focus still
     background, one small part of the picture moving slowly, light sensor noise;
     high_motion: a busy moving picture under heavy film-grain-like noise.
+    bitrate: constant, padded with filler, as a mezzanine master's (which then caps
+    no rung of plan_ladder); else near-lossless, as small as the picture allows.
     """
     width, height = (int(v) for v in size.split("x"))
     source = f"testsrc2=size={size}:rate={fps}"
@@ -220,8 +222,13 @@ def make_content_clip(path: Path, kind: str, seconds: float = 4, size: str = "32
     argv = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
     for lavfi in inputs:
         argv += ["-f", "lavfi", "-i", lavfi]
-    # -t ends the endless sources; near-lossless, so the clip's own coding adds no noise.
+    # -t ends the endless sources; a key frame a second, as in a mezzanine master.
     argv += ["-filter_complex", f"{graph},format=yuv420p[v]", "-map", "[v]", "-t", f"{seconds:g}",
-             "-c:v", "libx264", "-preset", "ultrafast", "-crf", "8", str(path)]
-    proc.run(argv, timeout=TIMEOUT_S)
+             "-c:v", "libx264", "-preset", "ultrafast", "-g", str(fps)]
+    if bitrate is None:
+        argv += ["-crf", "8"]
+    else:
+        argv += ["-b:v", bitrate, "-minrate", bitrate, "-maxrate", bitrate, "-bufsize", bitrate,
+                 "-x264-params", "nal-hrd=cbr"]
+    proc.run([*argv, str(path)], timeout=TIMEOUT_S)
     return path
