@@ -1,6 +1,6 @@
 """Content start time: "play" to the first rendered frame, in a real player through a CDN.
 
-hls.js (npm, bench/player/) in Debian's headless Chromium driven by Playwright,
+hls.js (npm, tests/player/) in Debian's headless Chromium driven by Playwright,
 network throttled with Chromium's own emulation (CDP
 Network.emulateNetworkConditions: default 20 Mb/s down, 40 ms per request),
 through the project's CDN (deploy/cdn/nginx.conf under a real nginx, rendered
@@ -25,7 +25,7 @@ keystore, /keys with a playback token) and published to the same storage:
     .venv/bin/python bench/start_time.py --down-mbps 8 --latency-ms 80
 
 Needs: apt-get install -y chromium nginx redis-server ffmpeg;
-.venv/bin/pip install playwright; (cd bench/player && npm ci). Never
+.venv/bin/pip install playwright; (cd tests/player && npm ci; scripts/test does it). Never
 `playwright install`: the browser is Debian's /usr/bin/chromium.
 """
 
@@ -60,7 +60,7 @@ from stb_origin.storage import open_storage
 from stb_origin.transcode import plan_ladder, probe, transcode
 
 WORK = OUT / "start_time"
-PLAYER = Path(__file__).resolve().parent / "player"
+PLAYER = Path(__file__).resolve().parent.parent / "tests" / "player"
 HLS_JS = PLAYER / "node_modules" / "hls.js" / "dist" / "hls.min.js"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

@@ -1,6 +1,8 @@
 """The flow of one asset: probe → complexity → plan ladder → transcode → package +
 encrypt → publish.
 
+A long master is transcoded span by span by any idle workers (``chunked``).
+
 Each run holds its asset by a lease with a fencing token (``assets.runs``) and
 publishes under a fresh version prefix with the master playlist last, so a
 retried or re-run job ends in the same consistent state, a half-published asset
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from redis.exceptions import RedisError
 
+from stb_origin import chunked
 from stb_origin.assets import runs
 from stb_origin.assets.causes import failure_cause
 from stb_origin.assets.records import Asset, Status
@@ -38,7 +41,8 @@ from stb_origin.packager.publish import point_master_at, publish
 from stb_origin.services import Services
 from stb_origin.settings import Settings
 from stb_origin.storage import layout
-from stb_origin.transcode import MediaError, analyse, plan_ladder, probe, transcode
+from stb_origin.transcode import Ladder, MediaError, analyse, plan_ladder, probe, transcode
+from stb_origin.transcode.normalise import normalised
 
 log = logging.getLogger("stb_origin.pipeline")
 
@@ -128,6 +132,7 @@ def _superseded(services: Services, asset_id: str) -> str:
             keystore.delete_for_asset(session, asset_id)
     if deleted:
         services.storage.delete_prefix(layout.asset_prefix(asset_id))
+        chunked.forget(services, asset_id)
         stamps.renew(services.redis, stamps.asset(asset_id))
         return "deleted"
     log.warning("run superseded by a newer one; stopped without publishing")
@@ -149,15 +154,21 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
     ladder = plan_ladder(source, settings, complexity)
     runs.write(services.db, run, duration_s=source.duration_s, source={
         **source.to_json(), "complexity": complexity.to_json() if complexity else None})
+    if settings.loudness_normalisation:
+        with _stage(services, "loudness"):
+            ladder = normalised([source_path], ladder, settings)
 
     encoded = work / "encoded"
     with _stage(services, "transcode") as took:
-        transcode(source_path, source, ladder, encoded, settings,
-                  on_progress=_progress_writer(services, run, check))
+        progress = _progress_writer(services, run, check)
+        if chunked.worth_it(source, ladder, services):
+            chunked.transcode(services, run, source_path, source, ladder, encoded, progress)
+        else:
+            transcode(source_path, source, ladder, encoded, settings, on_progress=progress)
     if took.seconds > 0:
         metrics.TRANSCODE_REALTIME_FACTOR.observe(
             services.redis, source.duration_s / took.seconds,
-            top_rendition=ladder.renditions[0].name)
+            top_rendition=ladder.renditions[0].name if ladder.renditions else "audio")
     runs.write(services.db, run, progress=TRANSCODE_SHARE)  # the throttle may have eaten it
 
     version = "v" + secrets.token_hex(6)
@@ -174,9 +185,7 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
     with _stage(services, "package"):
         result = package(encoded, variants, keys, _key_uri(settings.key_uri_base, asset_id),
                          settings.key_rotation_segments, packaged,
-                         trickplay=VariantInput(layout.IFRAMES, ladder.trickplay.width,
-                                                ladder.trickplay.height, ladder.fps),
-                         audio=audio)
+                         trickplay=_trickplay_input(ladder), audio=audio)
     runs.write(services.db, run, progress=TRANSCODE_SHARE + 5)
     with _stage(services, "publish"):
         publish(services.storage, asset_id, version, packaged)
@@ -184,8 +193,12 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
         # claimed the asset before the master is pointed at this version.
         runs.write(services.db, run)
         point_master_at(services.storage, asset_id, version)
+    chunked.forget(services, asset_id)  # published: the spans are not needed again
+    # Each audio rendition with the loudness it was measured at and the gain it got.
+    loudness = {a.name: a.loudness.to_json() if a.loudness else None for a in ladder.audio}
     runs.finish(services.db, run, version,
-                [r.to_json() for r in result.renditions] + [a.to_json() for a in result.audio],
+                [r.to_json() for r in result.renditions]
+                + [{**a.to_json(), "loudness": loudness[a.name]} for a in result.audio],
                 keep_old_s=settings.retired_version_keep_s)
     try:
         # Committed: key servers see the new version's keys at once.
@@ -195,6 +208,13 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
         log.warning("asset stamp not renewed: Redis unavailable")
     log.info("asset ready", extra={"asset_id": asset_id, "version": version})
     return Status.READY.value
+
+
+def _trickplay_input(ladder: Ladder) -> VariantInput | None:
+    if ladder.trickplay is None:
+        return None
+    return VariantInput(layout.IFRAMES, ladder.trickplay.width, ladder.trickplay.height,
+                        ladder.fps)
 
 
 class _Took:

@@ -51,8 +51,10 @@ def run(
     on_line: Callable[[str], None] | None = None,
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
+    stderr_lines: int = STDERR_TAIL_LINES,
 ) -> Completed:
-    """Run argv to completion; stdout lines go to on_line when given."""
+    """Run argv to completion; stdout lines go to on_line when given; the last
+    stderr_lines lines of stderr are kept."""
     try:
         proc = subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -66,7 +68,7 @@ def run(
     except FileNotFoundError:
         raise ToolMissing(argv[0], _PACKAGES.get(Path(argv[0]).name, argv[0])) from None
 
-    tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+    tail: collections.deque[str] = collections.deque(maxlen=stderr_lines)
     # Drain stderr on a thread so a chatty process never blocks on a full pipe.
     drain = threading.Thread(target=lambda: tail.extend(proc.stderr or ()), daemon=True)
     drain.start()

@@ -34,6 +34,9 @@ class Settings:
     segment_format: str = "fmp4"
     key_rotation_segments: int = 10
     x264_preset: str = "veryfast"
+    # Two-pass loudnorm of every audio rendition to EBU R128 (transcode/loudness.py);
+    # off: the audio keeps the level it was mastered at.
+    loudness_normalisation: bool = True
     # Per-title ladders: a quick probe encode of the source sets each rung's bit rate
     # under its cap (transcode/complexity.py); off, every title gets the caps.
     per_title: bool = True
@@ -41,6 +44,13 @@ class Settings:
     max_source_seconds: float = 6 * 3600.0
     probe_timeout_s: float = 60.0
     transcode_timeout_s: float = 6 * 3600.0
+    # Masters at least this long are cut into spans that any idle worker encodes
+    # (transcode/spans.py); 0 turns it off. Below it one run is as quick: a span
+    # costs its worker a source download, a seek and an ffmpeg start (a few
+    # seconds), and a 5-minute master is a few minutes' work on one worker.
+    chunk_above_s: float = 300.0
+    # About how long each span is, in whole segments.
+    span_seconds: float = 60.0
     job_retries: int = 3
     # A run that has not said it is alive for this long is dead (its worker was
     # killed): the reconciler gives its asset the next attempt.
@@ -107,6 +117,8 @@ class Settings:
             raise SettingsError("STB_SEGMENT_SECONDS must be between 1 and 20")
         if self.key_rotation_segments < 1:
             raise SettingsError("STB_KEY_ROTATION_SEGMENTS must be at least 1")
+        if self.span_seconds < self.segment_seconds:
+            raise SettingsError("STB_SPAN_SECONDS must be at least STB_SEGMENT_SECONDS")
         if self.temp_stale_after_s <= 0:
             raise SettingsError("STB_TEMP_STALE_AFTER_S must be positive")
 
@@ -173,6 +185,7 @@ def _bool(value: str) -> bool:
 _CASTS: dict[str, Any] = {
     "data_dir": Path,
     "s3_secure": _bool,
+    "loudness_normalisation": _bool,
     "per_title": _bool,
     "segment_seconds": float,
     "key_rotation_segments": int,
@@ -180,6 +193,8 @@ _CASTS: dict[str, Any] = {
     "max_source_seconds": float,
     "probe_timeout_s": float,
     "transcode_timeout_s": float,
+    "chunk_above_s": float,
+    "span_seconds": float,
     "job_retries": int,
     "run_lease_s": float,
     "reconcile_interval_s": float,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,8 +20,14 @@ from stb_origin.services import Services, build_services
 from stb_origin.settings import Settings
 from stb_origin.storage import Storage, StorageUnavailable
 from stb_origin.workers import jobs
-from tests.packager import support as hls
-from tests.support.media import Track, make_audio_tracks_clip, make_clip, make_content_clip
+from tests.packager import support
+from tests.support.media import (
+    Track,
+    make_audio_tracks_clip,
+    make_clip,
+    make_content_clip,
+    make_subtitles_only,
+)
 
 
 @pytest.fixture(scope="module")
@@ -125,14 +132,14 @@ def test_a_simple_title_gets_a_cheaper_ladder_that_plays_to_the_end(services, ta
     master_text = services.storage.get_bytes(f"hls/{asset_id}/master.m3u8").decode()
     variants = m3u8.loads(master_text).playlists
     assert {p.stream_info.resolution for p in variants} == {(640, 360), (416, 234)}
-    with hls.serve(services.settings.data_dir / "storage") as server, \
+    with support.serve(services.settings.data_dir / "storage") as server, \
             services.db.session() as session:
         for key_id in _key_ids(services, asset_id):
             key = keystore.load(session, asset_id, key_id, services.envelope)
             assert key is not None
             server.keys[f"/keys/{asset_id}/{key_id}"] = key
         for variant in variants:
-            frames = hls.decode(f"{server.base}/hls/{asset_id}/{variant.uri}")
+            frames = support.decode(f"{server.base}/hls/{asset_id}/{variant.uri}")
             assert frames == {0: 3 * 30}, variant.uri
 
 
@@ -152,6 +159,63 @@ def test_per_title_off_gives_every_title_the_caps(services, settings: Settings,
         fixed.close()
 
 
+def test_every_audio_rendition_records_its_loudness_and_gain(services, media):
+    master = make_audio_tracks_clip(media / "levels.mkv", [
+        Track(language="eng", channels=6), Track(language="fra", channels=1)], seconds=3)
+    asset_id = _ingest(services, master)
+    assert pipeline.process(services, asset_id) == "ready"
+    audio = [r for r in _asset(services, asset_id).renditions or [] if r["type"] == "audio"]
+    assert [a["name"] for a in audio] == ["audio0_aac", "audio1_aac", "audio0_ec3"]
+    for a in audio:
+        loudness = a["loudness"]
+        assert (loudness["target_i"], loudness["target_tp"]) == (-23.0, -1.0)
+        assert loudness["gain_db"] == pytest.approx(-23.0 - loudness["input_i"], abs=0.01)
+        assert loudness["linear"] is True
+
+
+def test_normalisation_turned_off_records_no_loudness(services, media):
+    services = dataclasses.replace(
+        services, settings=services.settings.with_(loudness_normalisation=False))
+    asset_id = _ingest(services, make_clip(media / "plain.mp4", seconds=2, size="320x180"))
+    assert pipeline.process(services, asset_id) == "ready"
+    audio = [r for r in _asset(services, asset_id).renditions or [] if r["type"] == "audio"]
+    assert [a["loudness"] for a in audio] == [None]
+
+
+@pytest.mark.parametrize("name, rate", [("song.mp3", 44_100), ("speech.wav", 48_000)])
+def test_audio_only_master_becomes_an_audio_only_stream(services, media, name, rate):
+    master = make_clip(media / name, seconds=5, video=False, audio_sample_rate=rate)
+    asset_id = _ingest(services, master)
+    assert pipeline.process(services, asset_id) == "ready"
+    asset = _asset(services, asset_id)
+    assert [(r["type"], r["name"], r["codecs"]) for r in asset.renditions or []] == [
+        ("audio", "audio0_aac", "mp4a.40.2")]
+    assert asset.source and asset.source["has_video"] is False
+    text = services.storage.get_bytes(f"hls/{asset_id}/master.m3u8").decode()
+    master_playlist = m3u8.loads(text)
+    (variant,) = master_playlist.playlists
+    assert variant.uri == f"{asset.version}/audio0_aac/index.m3u8"
+    assert (variant.stream_info.codecs, variant.stream_info.resolution) == ("mp4a.40.2", None)
+    assert master_playlist.iframe_playlists == []
+
+    # Played from what was published, with the keys the key server would hand out.
+    keys: dict[str, bytes] = {}
+    with services.db.session() as session:
+        for key_id in keystore.key_ids(session, asset_id):
+            key = keystore.load(session, asset_id, key_id, services.envelope)
+            assert key is not None
+            keys[f"/keys/{asset_id}/{key_id}"] = key
+    source_samples, _, _ = support.decoded_audio(str(master))
+    with support.serve(services.settings.data_dir / "storage") as server:
+        server.keys.update(keys)
+        samples, channels, codec = support.decoded_audio(
+            f"{server.base}/hls/{asset_id}/master.m3u8")
+        assert set(keys) <= set(server.requests)
+    assert (channels, codec) == (2, "aac")
+    assert samples == support.encoded_samples(
+        "aac", max(source_samples, round(asset.source["duration_s"] * rate)))
+
+
 def _truncated(media: Path, good: Path) -> Path:
     path = media / "truncated.mp4"
     path.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
@@ -162,7 +226,7 @@ def _truncated(media: Path, good: Path) -> Path:
     (_truncated, "invalid_media"),
     (lambda media, good: make_clip(media / "zero.mp4", seconds=1, audio=False,
                                    extra_output_args=["-frames:v", "1"]), "too_short"),
-    (lambda media, good: make_clip(media / "audio.m4a", seconds=2, video=False), "no_video"),
+    (lambda media, good: make_subtitles_only(media / "subtitles.mkv"), "no_media"),
     (lambda media, good: _write(media / "fake.mp4", b"\x00\x00\x00\x18ftypisom" + b"x" * 4000),
      "invalid_media"),
 ])

@@ -86,6 +86,14 @@ def write(db: Database, run: Run, now: datetime | None = None, **values: object)
             raise Superseded(f"run {run.token} of {run.asset_id} was superseded")
 
 
+def holds(db: Database, asset_id: str, token: int) -> bool:
+    """Whether run ``token`` still holds the asset (helpers of a run ask this)."""
+    with db.session() as session:
+        found = session.execute(select(_C.run).where(
+            _C.id == asset_id, _C.status == Status.PROCESSING.value)).scalar_one_or_none()
+    return found == token
+
+
 @contextmanager
 def kept_alive(db: Database, run: Run, every_s: float) -> Iterator[Callable[[], None]]:
     """Renew the lease every ``every_s`` from a thread while the block runs; yields a

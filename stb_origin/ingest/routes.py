@@ -179,6 +179,7 @@ async def delete_asset(request: Request) -> Response:
             services.storage.delete_prefix(layout.master_key(asset_id))
             services.storage.delete_prefix(layout.asset_prefix(asset_id))
             services.storage.delete_prefix(layout.source_prefix(asset_id))
+            services.storage.delete_prefix(layout.spans_prefix(asset_id))
             keystore.delete_for_asset(session, asset_id)
             session.delete(asset)
         # Committed: key servers' copies of its keys and packages are stale now.

@@ -121,8 +121,8 @@ PIPELINE_STAGE_DURATION = SharedHistogram(
 )
 TRANSCODE_REALTIME_FACTOR = SharedHistogram(
     "stb_transcode_realtime_factor",
-    "Media seconds transcoded per wall-clock second of the one ffmpeg run,"
-    " by the ladder's top rendition (e.g. 1080p).",
+    "Media seconds transcoded per wall-clock second of the transcode stage,"
+    " by the ladder's top rendition (e.g. 1080p; audio for an audio-only ladder).",
     ("top_rendition",),
     buckets=(0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 13, 21, 34, 55, 100),
 )
@@ -131,8 +131,21 @@ JOB_FINAL_FAILURES = SharedCounter(
     "Pipeline jobs that failed for good (no retries left); their asset is marked failed.",
 )
 
+SPANS_ENCODED = SharedCounter(
+    "stb_spans_encoded_total",
+    "Spans of long masters encoded (stb_origin.chunked), by who encoded them: the run"
+    " that holds the asset, or a helper job on another worker.",
+    ("by",),
+)
+SPANS_REQUEUED = SharedCounter(
+    "stb_spans_requeued_total",
+    "Spans put back on the list because the worker encoding them stopped renewing its"
+    " claim (it died): only these are encoded again.",
+)
+
 SHARED: tuple[SharedMetric, ...] = (
     JOB_DURATION, PIPELINE_STAGE_DURATION, TRANSCODE_REALTIME_FACTOR, JOB_FINAL_FAILURES,
+    SPANS_ENCODED, SPANS_REQUEUED,
 )
 
 # -- queue (read from Redis at scrape time) ---------------------------------------

@@ -164,7 +164,7 @@ def package(
     as EXT-X-SESSION-KEY. audio: the audio-only renditions, groups in the order
     the variants are to be listed.
     """
-    if not variants:
+    if not variants and not audio:
         raise PackagingError("no renditions to package")
     names = [v.name for v in variants] + [a.name for a in audio]
     if len(set(names)) != len(names) or IFRAMES in names:
@@ -174,11 +174,12 @@ def package(
     audio_sources = [_read_source(work_dir / a.name) for a in audio]
     iframe_source = (_read_source(work_dir / IFRAMES)
                      if (work_dir / IFRAMES / MEDIA_PLAYLIST).is_file() else None)
-    count = len(sources[0].segments)
-    for source in [*sources, *audio_sources, *([iframe_source] if iframe_source else [])]:
+    tracks = [*sources, *audio_sources, *([iframe_source] if iframe_source else [])]
+    count = len(tracks[0].segments)
+    for source in tracks:
         if len(source.segments) != count:
             raise PackagingError(f"{source.name} has {len(source.segments)} segments,"
-                                 f" {sources[0].name} has {count}: the keyframes are not aligned")
+                                 f" {tracks[0].name} has {count}: the keyframes are not aligned")
     needed = keys_needed(count, rotation_segments)
     if len(keys) < needed:
         raise NotEnoughKeys(f"{count} segments rotating every {rotation_segments} need"
@@ -219,7 +220,7 @@ def package(
         audio=tuple(audio_facts),
         iframes=iframe_facts,
         segment_count=count,
-        duration_s=round(sum(sources[0].durations), 6),
+        duration_s=round(sum(tracks[0].durations), 6),
         key_ids=tuple(dict.fromkeys(k.key_id for k in schedule)),
     )
 
@@ -326,7 +327,8 @@ def peak_bitrate(sizes: Sequence[int], durations: Sequence[float], target: int,
 def _variant_entries(videos: Sequence[RenditionFacts], audio: Sequence[AudioFacts]
                      ) -> list[playlists.VariantEntry]:
     """Each video rendition once per audio group (once, with no audio), paying for
-    the group's dearest rendition (RFC 8216 §4.3.4.2)."""
+    the group's dearest rendition (RFC 8216 §4.3.4.2). With no video, each audio
+    group is one variant: its default rendition, the others its alternatives."""
     groups: dict[str | None, list[AudioFacts]] = {}
     for a in audio:
         groups.setdefault(a.group, []).append(a)
@@ -337,6 +339,11 @@ def _variant_entries(videos: Sequence[RenditionFacts], audio: Sequence[AudioFact
             raise PackagingError(f"audio group {group!r} mixes codecs: {sorted(codecs)}")
         peak = max((a.bandwidth for a in members), default=0)
         average = max((a.average_bandwidth for a in members), default=0)
+        if not videos:
+            default = next(a for a in members if a.default)
+            entries.append(playlists.VariantEntry(
+                uri=f"{default.name}/{MEDIA_PLAYLIST}", bandwidth=peak, average_bandwidth=average,
+                codecs=default.codecs, audio_group=group))
         for v in videos:
             entries.append(playlists.VariantEntry(
                 uri=f"{v.name}/{MEDIA_PLAYLIST}", bandwidth=v.bandwidth + peak,

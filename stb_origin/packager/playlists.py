@@ -72,9 +72,10 @@ class VariantEntry:
     bandwidth: int
     average_bandwidth: int
     codecs: str
-    width: int
-    height: int
-    frame_rate: float
+    # None for an audio-only variant: no RESOLUTION or FRAME-RATE.
+    width: int | None = None
+    height: int | None = None
+    frame_rate: float | None = None
     audio_group: str | None = None  # AUDIO: the GROUP-ID of the EXT-X-MEDIA it plays with
 
 
@@ -229,14 +230,15 @@ def master_playlist(variants: Sequence[VariantEntry],
             base_uri=None))
     for v in order_variants(variants, start_bandwidth):
         # The library writes AUDIO="<group>" from the media it is given, not from stream_info.
+        picture = {} if v.width is None or v.height is None or v.frame_rate is None else {
+            "resolution": f"{v.width}x{v.height}", "frame_rate": round(v.frame_rate, 3)}
         playlist.add_playlist(m3u8.Playlist(
             uri=v.uri, media=playlist.media, base_uri=None,
             stream_info={
                 "bandwidth": v.bandwidth,
                 "average_bandwidth": v.average_bandwidth,
                 "codecs": v.codecs,
-                "resolution": f"{v.width}x{v.height}",
-                "frame_rate": round(v.frame_rate, 3),
+                **picture,
                 "audio": v.audio_group,
             },
         ))

@@ -5,6 +5,7 @@
     hls/{asset}/{version}/master.m3u8 (+ filtered)    one published version
     hls/{asset}/{version}/{rendition}/index.m3u8, init.mp4 (fMP4), seg_00000.m4s | .ts
     hls/{asset}/{version}/iframes/...                 trick play, one I-frame per segment
+    spans/{asset}/{plan}/{span}/...                   a long master's spans, until stitched
 """
 
 from __future__ import annotations
@@ -40,3 +41,8 @@ def source_prefix(asset_id: str) -> str:
 
 def source_key(asset_id: str, suffix: str) -> str:
     return source_prefix(asset_id) + "source" + (suffix or ".bin")
+
+
+def spans_prefix(asset_id: str) -> str:
+    """The encoded spans of a long master (stb_origin.chunked), every plan."""
+    return f"spans/{_checked(asset_id)}/"

@@ -13,11 +13,13 @@ from pathlib import Path
 
 from stb_origin.settings import Settings
 from stb_origin.storage.layout import INIT, MEDIA_PLAYLIST
-from stb_origin.transcode import layout
-from stb_origin.transcode.audio import AudioRendition
+from stb_origin.transcode import layout, spans
+from stb_origin.transcode.audio import AudioRendition, priming_delay
 from stb_origin.transcode.inputs import input_args
 from stb_origin.transcode.ladder import Ladder, Rendition, exact_rate
+from stb_origin.transcode.loudness import TARGET_I, normalise_filter
 from stb_origin.transcode.probe import SourceInfo
+from stb_origin.transcode.spans import Span
 
 HLS_SEGMENT_TYPES = {"fmp4": "fmp4", "ts": "mpegts"}
 # setts bitstream filter: a packet lasts until the next one (the last keeps its own).
@@ -25,69 +27,111 @@ TRICK_FRAME_DURATIONS = "setts=duration='if(eq(NEXT_PTS,NOPTS),DURATION,NEXT_PTS
 
 
 def build_argv(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: Path,
-               settings: Settings) -> list[str]:
-    out = out_dir.absolute()
-    if "%" in str(out):
-        # The hls muxer reads % in output names as a template.
-        raise ValueError(f"output directory must not contain '%': {out}")
-
-    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-y", "-loglevel", "error",
-            "-nostats", "-progress", "pipe:1"]
+               settings: Settings, span: Span | None = None) -> list[str]:
+    """The whole ladder in one run; or, given a span, only its video (spans.py)."""
+    audio = ladder.audio if span is None else ()
+    argv = _start(out_dir)
+    if span is not None:
+        argv += spans.seek_args(ladder, span)
     argv += input_args(source_path)
-    argv += ["-filter_complex", filter_graph(source, ladder)]
+    # An audio-only ladder has no trick-play track, and no video at all.
+    if ladder.trickplay is not None:
+        argv += ["-filter_complex", filter_graph(source, ladder, span)]
     argv += [arg for i in range(len(ladder.renditions)) for arg in ("-map", f"[v{i}]")]
     # A track made twice (AAC and E-AC-3) is mapped twice: each output stream is one rendition.
-    argv += [arg for a in ladder.audio for arg in ("-map", f"0:{a.source_index}")]
-    argv += ["-map", "[vt]"]
+    argv += [arg for a in audio for arg in ("-map", a.stream)]
+    if ladder.trickplay is not None:
+        argv += ["-map", "[vt]"]
     # Titles, GPS, encoder names and chapters of the upload stay with the upload.
     argv += ["-map_metadata", "-1", "-map_chapters", "-1"]
+    if ladder.trickplay is not None:
+        argv += _video_codec_args(ladder, ladder.trickplay, settings, span)
 
-    argv += ["-c:v", "libx264", "-preset", settings.x264_preset,
-             "-sc_threshold:v", "0", "-flags:v", "+cgop", "-forced-idr:v", "1",
-             "-force_key_frames:v", "expr:" + keyframe_expr(ladder)]
-    gop = math.ceil(exact_rate(ladder.fps) * Fraction(ladder.segment_seconds))
-    for i, rendition in enumerate(ladder.renditions):
-        argv += _video_args(i, rendition, gop)
-    argv += _video_args(len(ladder.renditions), ladder.trickplay, 1)
-    if ladder.first_segments > 1:
-        # The trick-play frames are irregular then (2, 2, then 4 s apart): ffmpeg's
-        # default constant-rate output would fill the gaps with duplicates, and the
-        # fMP4 muxer, given each frame the same duration, would pull the frames
-        # after a gap forward in time. Each frame lasts until the next one instead.
-        trick = len(ladder.renditions)
-        argv += [f"-fps_mode:v:{trick}", "passthrough",
-                 f"-bsf:v:{trick}", TRICK_FRAME_DURATIONS]
-
-    for i, audio in enumerate(ladder.audio):
-        argv += _audio_args(i, audio, source.duration_s)
+    for i, track in enumerate(audio):
+        argv += _audio_args(i, track, source.duration_s)
     # Audio arrives long before the first video packets of six encoders.
     argv += ["-max_muxing_queue_size", "4096"]
+    if span is not None:
+        # Where the one run, encoding audio beside it, puts the video (audio.py).
+        delay = priming_delay(ladder.audio)
+        argv += ["-output_ts_offset", f"{float(delay):.6f}"] if delay else []
+        argv += ["-start_number", str(span.first_segment)] if span.first_segment else []
+    return argv + _hls_output(ladder, out_dir, settings, var_stream_map(ladder, audio))
 
-    argv += ["-f", "hls", "-hls_time", hls_time(ladder), "-hls_playlist_type", "vod",
-             "-hls_list_size", "0", "-hls_flags", "independent_segments",
-             "-hls_segment_type", HLS_SEGMENT_TYPES[settings.segment_format]]
+
+def build_audio_argv(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: Path,
+                     settings: Settings) -> list[str]:
+    """Only the audio renditions, whole: what goes with the spans' video."""
+    argv = _start(out_dir) + input_args(source_path)
+    argv += [arg for a in ladder.audio for arg in ("-map", a.stream)]
+    argv += ["-map_metadata", "-1", "-map_chapters", "-1"]
+    for i, track in enumerate(ladder.audio):
+        argv += _audio_args(i, track, source.duration_s)
+    audio_map = " ".join(f"a:{i},name:{a.name}" for i, a in enumerate(ladder.audio))
+    return argv + _hls_output(ladder, out_dir, settings, audio_map)
+
+
+def _start(out_dir: Path) -> list[str]:
+    if "%" in str(out_dir.absolute()):
+        # The hls muxer reads % in output names as a template.
+        raise ValueError(f"output directory must not contain '%': {out_dir.absolute()}")
+    return ["ffmpeg", "-nostdin", "-hide_banner", "-y", "-loglevel", "error",
+            "-nostats", "-progress", "pipe:1"]
+
+
+def _hls_output(ladder: Ladder, out_dir: Path, settings: Settings, stream_map: str) -> list[str]:
+    out = out_dir.absolute()
+    argv = ["-f", "hls", "-hls_time", hls_time(ladder), "-hls_playlist_type", "vod",
+            "-hls_list_size", "0", "-hls_flags", "independent_segments",
+            "-hls_segment_type", HLS_SEGMENT_TYPES[settings.segment_format]]
     if settings.segment_format == "fmp4":
         # With several variants ffmpeg names it init_<index>.mp4; run.py renames it.
         argv += ["-hls_fmp4_init_filename", INIT]
-    argv += ["-hls_segment_filename",
-             str(out / "%v" / layout.segment_template(settings.segment_format)),
-             "-var_stream_map", var_stream_map(ladder),
-             str(out / "%v" / MEDIA_PLAYLIST)]
+    return argv + ["-hls_segment_filename",
+                   str(out / "%v" / layout.segment_template(settings.segment_format)),
+                   "-var_stream_map", stream_map, str(out / "%v" / MEDIA_PLAYLIST)]
+
+
+def _video_codec_args(ladder: Ladder, trickplay: Rendition, settings: Settings,
+                      span: Span | None) -> list[str]:
+    # The filter graph decides the frames (fps, trim). ffmpeg's own constant-rate
+    # output sync would add a copy of the first frame when the video starts a
+    # little after the file (an AAC track's priming does that in Matroska).
+    argv = ["-fps_mode:v", "passthrough"]
+    argv += ["-c:v", "libx264", "-preset", settings.x264_preset,
+             "-sc_threshold:v", "0", "-flags:v", "+cgop", "-forced-idr:v", "1",
+             "-force_key_frames:v", "expr:" + (
+                 spans.keyframe_expr(ladder, span) if span is not None and span.start_unit
+                 else keyframe_expr(ladder))]
+    gop = math.ceil(exact_rate(ladder.fps) * Fraction(ladder.segment_seconds))
+    for i, rendition in enumerate(ladder.renditions):
+        argv += _video_args(i, rendition, gop)
+    argv += _video_args(len(ladder.renditions), trickplay, 1)
+    if ladder.first_segments > 1 and (span is None or span.start_unit == 0):
+        # The trick-play frames are irregular then (2, 2, then 4 s apart): the fMP4
+        # muxer, given each frame the same duration, would pull the frames after a
+        # gap forward in time. Each frame lasts until the next one instead.
+        trick = len(ladder.renditions)
+        argv += [f"-bsf:v:{trick}", TRICK_FRAME_DURATIONS]
     return argv
 
 
-def filter_graph(source: SourceInfo, ladder: Ladder) -> str:
+def filter_graph(source: SourceInfo, ladder: Ladder, span: Span | None = None) -> str:
+    if ladder.trickplay is None or source.video_stream_index is None:
+        raise ValueError("an audio-only ladder has no video to filter")
     # Deinterlace and fix the frame rate once, before the split, not once per rung.
     common = []
     if source.interlaced:
         common.append("yadif=mode=send_frame:parity=auto:deint=interlaced")
     common.append(f"fps={_rate(exact_rate(ladder.fps))}")
+    if span is not None and (trim := spans.video_trim(span)):
+        common.append(trim)
     n = len(ladder.renditions)
     split_labels = "".join(f"[s{i}]" for i in range(n)) + "[st]"
     chains = [f"[0:{source.video_stream_index}]{','.join(common)},split={n + 1}{split_labels}"]
     for i, rendition in enumerate(ladder.renditions):
         chains.append(f"[s{i}]{_picture(rendition)}[v{i}]")
-    chains.append(f"[st]{_trick_frames(ladder)},{_picture(ladder.trickplay)}[vt]")
+    chains.append(f"[st]{_trick_frames(ladder, span)},{_picture(ladder.trickplay)}[vt]")
     return ";".join(chains)
 
 
@@ -118,7 +162,7 @@ def hls_time(ladder: Ladder) -> str:
     return _seconds(math.floor(short * 1000) / 1000)
 
 
-def _trick_frames(ladder: Ladder) -> str:
+def _trick_frames(ladder: Ladder, span: Span | None = None) -> str:
     # One frame per segment, taken at each segment start: the frame every
     # rendition has a key frame on. fps makes one every short length (exact
     # rational time stamps); select then keeps the first segment's and every
@@ -126,11 +170,20 @@ def _trick_frames(ladder: Ladder) -> str:
     # start_time=0: a video that starts a little after the file does (Matroska
     # often does) still gets the first segment's frame, the first frame repeated,
     # instead of losing it to rounding up.
+    # In a span, frame time stamps count its output rate (1/seg or 1/short) from the
+    # start of the source: trimmed to the span's segments like its video.
     seg, short, count = _grid(ladder)
+    if span is not None and span.start_unit:
+        end = f":end_pts={span.end_unit}" if span.end_unit is not None else ""
+        start = _seconds(float(span.start_unit * seg))
+        return (f"fps=fps={_rate(1 / seg)}:round=up:start_time={start},"
+                f"trim=start_pts={span.start_unit}{end}")
+    end = (f",trim=end_pts={span.end_unit * count}"
+           if span is not None and span.end_unit is not None else "")
     if count == 1:
-        return f"fps=fps={_rate(1 / seg)}:round=up:start_time=0"
+        return f"fps=fps={_rate(1 / seg)}:round=up:start_time=0{end}"
     return (f"fps=fps={_rate(1 / short)}:round=up:start_time=0,"
-            f"select='lt(n,{count})+not(mod(n,{count}))'")
+            f"select='lt(n,{count})+not(mod(n,{count}))'{end}")
 
 
 def _grid(ladder: Ladder) -> tuple[Fraction, Fraction, int]:
@@ -140,16 +193,18 @@ def _grid(ladder: Ladder) -> tuple[Fraction, Fraction, int]:
     return seg, seg / count, count
 
 
-def var_stream_map(ladder: Ladder) -> str:
+def var_stream_map(ladder: Ladder, audio: tuple[AudioRendition, ...] | None = None) -> str:
     """One variant per rendition, audio ones audio only, the trick-play track last.
 
     ffmpeg writes no master playlist here (packager/playlists.py does), so the
     variants need no agroup or language: only the name of their folder.
     """
     videos = [f"v:{i},name:{r.name}" for i, r in enumerate(ladder.renditions)]
-    audios = [f"a:{i},name:{a.name}" for i, a in enumerate(ladder.audio)]
-    trick = f"v:{len(ladder.renditions)},name:{ladder.trickplay.name}"
-    return " ".join([*videos, *audios, trick])
+    audio = ladder.audio if audio is None else audio
+    audios = [f"a:{i},name:{a.name}" for i, a in enumerate(audio)]
+    trick = ([f"v:{len(ladder.renditions)},name:{ladder.trickplay.name}"]
+             if ladder.trickplay is not None else [])
+    return " ".join([*videos, *audios, *trick])
 
 
 def _picture(rendition: Rendition) -> str:
@@ -169,15 +224,25 @@ def _video_args(index: int, rendition: Rendition, gop: int) -> list[str]:
 
 
 def _audio_args(index: int, audio: AudioRendition, duration_s: float) -> list[str]:
-    return [
+    chain = [audio.downmix]
+    if audio.loudness is not None:
+        chain.append(normalise_filter(audio.loudness, audio.channels))
+    # Silence up to the source's length: a track that stops early must still
+    # cover every video segment (run.py groups its segments like the video's).
+    chain.append(f"apad=whole_dur={duration_s:.3f}")
+    argv = [
         f"-c:a:{index}", audio.codec,
         f"-b:a:{index}", str(audio.bitrate),
         f"-ac:a:{index}", str(audio.channels),
+        # Also brings loudnorm's 192 kHz back to the rendition's rate.
         f"-ar:a:{index}", str(audio.sample_rate),
-        # Silence up to the source's length: a track that stops early must still
-        # cover every video segment (run.py groups its segments like the video's).
-        f"-filter:a:{index}", f"apad=whole_dur={duration_s:.3f}",
+        f"-filter:a:{index}", ",".join(chain),
     ]
+    if audio.codec == "eac3" and audio.loudness is not None:
+        # Dolby decoders level every programme by its dialnorm (A/85: it must state
+        # the real loudness); the encoder's default (-31) would have them play this 8 dB loud.
+        argv += [f"-dialnorm:a:{index}", f"{TARGET_I:.0f}"]
+    return argv
 
 
 def _rate(rate: Fraction) -> str:

@@ -13,9 +13,11 @@ import dataclasses
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from stb_origin.transcode.languages import bcp47, language_name
+from stb_origin.transcode.loudness import Loudness
 from stb_origin.transcode.probe import AudioTrack
 
 AAC_GROUP = "audio-aac"
@@ -23,6 +25,12 @@ EC3_GROUP = "audio-ec3"
 AAC_BITRATES = {1: 64_000, 2: 128_000}  # Apple: AAC-LC stereo 32-160 kb/s
 EC3_CHANNELS = 6  # 5.1; ffmpeg's E-AC-3 encoder goes no higher, so 7.1 is folded down
 EC3_BITRATE = 384_000  # Apple's recommendation for 5.1 E-AC-3
+# ffmpeg's AAC encoder starts with this much silence (its initial_padding); a run
+# with audio moves every stream later by it. E-AC-3's is shorter.
+AAC_PRIMING_SAMPLES = 1024
+# What each rendition's audio is folded to before loudness and encoding (ffmpeg's
+# default downmix; 5.1(side) becomes 5.1, side channels taken as back ones).
+LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1"}
 MAX_LABEL = 64  # a NAME is shown in a menu
 FALLBACK_LABEL = "Audio"
 
@@ -39,9 +47,26 @@ class AudioRendition:
     language: str | None  # BCP-47; None: undetermined
     label: str  # NAME, unique in its group, clean
     default: bool  # DEFAULT=YES: exactly one per group
+    input_index: int = 0  # the ffmpeg input (-i) the track is in: 0 is the master
+    loudness: Loudness | None = None  # None: not normalised (turned off, or silence)
+
+    @property
+    def stream(self) -> str:
+        """ffmpeg's stream specifier of the track: input, then stream index."""
+        return f"{self.input_index}:{self.source_index}"
+
+    @property
+    def downmix(self) -> str:
+        return f"aformat=channel_layouts={LAYOUTS[self.channels]}"
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self),
+                "loudness": self.loudness.to_json() if self.loudness else None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AudioRendition:
+        measured = data.get("loudness")
+        return cls(**{**data, "loudness": Loudness.from_json(measured) if measured else None})
 
 
 def plan_audio(tracks: Sequence[AudioTrack]) -> tuple[AudioRendition, ...]:
@@ -72,7 +97,8 @@ def _rendition(group: str, codec: str, position: int, track: AudioTrack, label: 
     return AudioRendition(
         name=f"audio{position}_{'aac' if codec == 'aac' else 'ec3'}", group=group,
         codec=codec, source_index=track.index, channels=channels, bitrate=bitrate,
-        sample_rate=rate, language=bcp47(track.language), label=label, default=default)
+        sample_rate=rate, language=bcp47(track.language), label=label, default=default,
+        input_index=track.input_index)
 
 
 def track_label(track: AudioTrack) -> str:
@@ -113,3 +139,11 @@ def unique_labels(labels: Sequence[str]) -> list[str]:
         seen.add(candidate)
         unique.append(candidate)
     return unique
+
+
+def priming_delay(audio: Sequence[AudioRendition]) -> Fraction:
+    """How much later than the source the muxer puts every stream of a run that
+    encodes these renditions: the AAC encoder's priming (it outputs time stamps
+    below zero, and the muxer moves all streams up)."""
+    rates = [a.sample_rate for a in audio if a.codec == "aac"]
+    return Fraction(AAC_PRIMING_SAMPLES, rates[0]) if rates else Fraction(0)

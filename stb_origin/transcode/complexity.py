@@ -57,6 +57,9 @@ class Complexity:
 def analyse(path: Path, source: SourceInfo, settings: Settings) -> Complexity | None:
     """The title's complexity, or None (the caps, as without analysis) when the probe
     encode cannot say: the transcode that follows reports what is wrong with the file."""
+    stream = source.video_stream_index
+    if stream is None:
+        return None  # an audio-only master: no picture, no ladder to size
     width, height = probe_size(source.width, source.height)
     spans = windows(source.duration_s)
     frames, total_bytes = [0], [0]
@@ -69,7 +72,7 @@ def analyse(path: Path, source: SourceInfo, settings: Settings) -> Complexity | 
             total_bytes[0] += int(fields[4])
 
     try:
-        argv = probe_argv(path, source.video_stream_index, spans, width, height,
+        argv = probe_argv(path, stream, spans, width, height,
                           settings.segment_seconds)
         proc.run(argv, timeout=settings.probe_timeout_s, on_line=on_line)
     except proc.ProcessFailed as exc:

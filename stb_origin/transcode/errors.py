@@ -4,7 +4,7 @@ from __future__ import annotations
 
 # Codes, for clients and the asset record:
 #   invalid_media         not media, truncated, undecodable, or a container we refuse
-#   no_video              no video stream (audio-only files included)
+#   no_media              neither an audio nor a video stream
 #   too_short             zero or near-zero duration
 #   too_long              longer than Settings.max_source_seconds
 #   too_large_dimensions  wider or taller than MAX_DIMENSION

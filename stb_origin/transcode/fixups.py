@@ -96,7 +96,7 @@ def grouping(track: Sequence[float], reference: Sequence[float]) -> list[int]:
 def regrouped(playlist: str, counts: Sequence[int]) -> tuple[str, list[list[str]]]:
     """The playlist with each run of counts[k] segments as one, named by its first
     URI, and those runs of URIs."""
-    head, segments, tail = _segments(playlist.splitlines())
+    head, segments, tail = split_segments(playlist.splitlines())
     if sum(counts) != len(segments):
         raise ValueError(f"{len(segments)} segments, groups for {sum(counts)}")
     out, runs, at = list(head), [], 0
@@ -108,7 +108,7 @@ def regrouped(playlist: str, counts: Sequence[int]) -> tuple[str, list[list[str]
     return "\n".join(out + tail) + "\n", runs
 
 
-def _segments(lines: list[str]) -> tuple[list[str], list[tuple[float, str]], list[str]]:
+def split_segments(lines: list[str]) -> tuple[list[str], list[tuple[float, str]], list[str]]:
     """(lines before the segments, (duration, URI) of each, lines after them)."""
     first = next(i for i, line in enumerate(lines) if _EXTINF.match(line))
     segments, at = [], first
@@ -147,3 +147,56 @@ def _top_level_boxes(data: bytes) -> Iterator[tuple[bytes, bytes]]:
             raise ValueError("a truncated or malformed fMP4 box")
         yield data[pos + 4:pos + 8], data[pos:pos + size]
         pos += size
+
+
+def timescale(init: bytes) -> int:
+    """The media timescale (ticks per second) of an fMP4 init section's one track."""
+    mdhd = _find(init, (b"moov", b"trak", b"mdia", b"mdhd"))
+    # FullBox: version, flags, then creation and modification times (32 or 64 bits).
+    at = 4 + (16 if mdhd[0] == 1 else 8)
+    return int.from_bytes(mdhd[at:at + 4], "big")
+
+
+def shifted_fmp4(segment: bytes, ticks: int) -> bytes:
+    """The segment with every fragment's decode time (tfdt) moved by ticks.
+
+    ffmpeg's mp4 muxer starts every output at decode time 0; a span's segments
+    must go on from where the span before them ended.
+    """
+    out = bytearray(segment)
+    for offset, tfdt in _tfdt_boxes(segment):
+        wide = tfdt[0] == 1
+        field = slice(offset + 4, offset + (12 if wide else 8))
+        value = int.from_bytes(out[field], "big") + ticks
+        out[field] = value.to_bytes(8 if wide else 4, "big")
+    return bytes(out)
+
+
+def _tfdt_boxes(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(offset of the payload in data, payload) of each moof/traf/tfdt."""
+    for moof_at, (kind, moof) in _boxes_at(data, 0):
+        if kind != b"moof":
+            continue
+        for traf_at, (kind, traf) in _boxes_at(moof[8:], moof_at + 8):
+            if kind != b"traf":
+                continue
+            for tfdt_at, (kind, tfdt) in _boxes_at(traf[8:], traf_at + 8):
+                if kind == b"tfdt":
+                    yield tfdt_at + 8, tfdt[8:]
+
+
+def _boxes_at(data: bytes, base: int) -> Iterator[tuple[int, tuple[bytes, bytes]]]:
+    at = base
+    for kind, box in _top_level_boxes(data):
+        yield at, (kind, box)
+        at += len(box)
+
+
+def _find(data: bytes, path: tuple[bytes, ...]) -> bytes:
+    """The payload of the first box at path (each a child of the one before)."""
+    for kind in path:
+        box = next((box for k, box in _top_level_boxes(data) if k == kind), None)
+        if box is None:
+            raise ValueError(f"no {kind.decode()} box in the fMP4 init section")
+        data = box[8:]
+    return data

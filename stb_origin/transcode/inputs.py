@@ -13,8 +13,7 @@ from pathlib import Path
 
 # Demuxer names as ffmpeg spells them; a demuxer is allowed when any of the
 # comma-separated names it registers ("mov,mp4,m4a,3gp,3g2,mj2") is listed.
-# The audio-only ones are here so an audio file gets the clear "no video"
-# answer rather than "not media".
+# The audio-only ones are here for audio-only masters (an audio-only stream).
 SAFE_DEMUXERS = (
     "mov",        # mp4, m4v, mov, 3gp
     "matroska",   # mkv, webm

@@ -33,12 +33,13 @@ class Rendition:
 
 @dataclass(frozen=True)
 class Ladder:
-    renditions: tuple[Rendition, ...]  # highest first
+    renditions: tuple[Rendition, ...]  # highest first; none for an audio-only source
     # Constant output rate; exact_rate(fps) gives it back as 30000/1001 and the like.
     fps: float
     segment_seconds: float
-    # Video only, one key frame per segment duration: the I-frame (trick-play) track.
-    trickplay: Rendition
+    # Video only, one key frame per segment duration: the I-frame (trick-play) track;
+    # None when there is no video.
+    trickplay: Rendition | None
     # Audio-only renditions, in their groups; the video renditions carry no audio.
     audio: tuple[AudioRendition, ...] = ()
     # The first segment_seconds of the stream is cut into this many equal segments:
@@ -46,13 +47,21 @@ class Ladder:
     # After that every segment is segment_seconds long, on the same grid as without.
     first_segments: int = 1
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Ladder:
+        """The ladder to_json gave: a plan handed to another worker (chunked.py)."""
+        return cls(**{**data,
+                      "renditions": tuple(Rendition(**r) for r in data["renditions"]),
+                      "trickplay": Rendition(**data["trickplay"]) if data["trickplay"] else None,
+                      "audio": tuple(AudioRendition.from_json(a) for a in data["audio"])})
+
     def to_json(self) -> dict[str, Any]:
         return {
             "renditions": [r.to_json() for r in self.renditions],
             "fps": self.fps,
             "segment_seconds": self.segment_seconds,
             "first_segments": self.first_segments,
-            "trickplay": self.trickplay.to_json(),
+            "trickplay": self.trickplay.to_json() if self.trickplay else None,
             "audio": [a.to_json() for a in self.audio],
         }
 
@@ -100,6 +109,10 @@ STANDARD_RATES = tuple(
 def plan_ladder(source: SourceInfo, settings: Settings, complexity: Complexity | None = None,
                 rungs: tuple[Rung, ...] = DEFAULT_RUNGS) -> Ladder:
     """complexity: the title's analysis (complexity.analyse), or None for the caps."""
+    if not source.has_video:
+        return Ladder(renditions=(), fps=0.0, segment_seconds=settings.segment_seconds,
+                      trickplay=None, audio=plan_audio(source.audio_tracks),
+                      first_segments=count_first_segments(settings.segment_seconds))
     fps = output_fps(source.fps, source.variable_frame_rate)
     fps_factor = HIGH_FPS_FACTOR if fps > 30 else 1.0
     sizes = _fitted_sizes(source.width, source.height, rungs)

@@ -37,6 +37,8 @@ class AudioTrack:
     language: str | None
     title: str | None
     default: bool  # the source's default disposition
+    # The ffmpeg input (-i) holding it: 0 is the master; a sidecar file is another.
+    input_index: int = 0
 
 
 @dataclass(frozen=True)
@@ -58,15 +60,21 @@ class SourceInfo:
     audio_tracks: tuple[AudioTrack, ...]  # in stream order
     format_name: str
     size_bytes: int
-    # ffprobe stream indexes, so ffmpeg maps exactly the streams probed.
-    video_stream_index: int
+    # ffprobe stream indexes, so ffmpeg maps exactly the streams probed; None: audio
+    # only (then the picture fields are 0, "" or None).
+    video_stream_index: int | None
 
     @property
     def has_audio(self) -> bool:
         return bool(self.audio_tracks)
 
+    @property
+    def has_video(self) -> bool:
+        return self.video_stream_index is not None
+
     def to_json(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "has_audio": self.has_audio}
+        return {**dataclasses.asdict(self), "has_audio": self.has_audio,
+                "has_video": self.has_video}
 
 
 def probe(path: Path, settings: Settings) -> SourceInfo:
@@ -110,8 +118,8 @@ def _ffprobe_json(path: Path, settings: Settings) -> dict[str, Any]:
 def _open_failure(stderr_tail: str) -> str:
     # Fixed wording only: the tail of stderr may quote bytes of the file.
     if "not on whitelist" in stderr_tail:
-        return ("not a supported video container (accepted: MP4/MOV, MKV/WebM, MPEG-TS,"
-                " MPEG-PS, AVI, FLV, MXF, WMV, Ogg)")
+        return ("not a supported container (accepted: MP4/MOV, MKV/WebM, MPEG-TS,"
+                " MPEG-PS, AVI, FLV, MXF, WMV, Ogg; audio only: WAV, MP3, AAC, FLAC)")
     if "moov atom not found" in stderr_tail:
         return "truncated or incomplete MP4/MOV file: its index (moov atom) is missing"
     if "Invalid data found" in stderr_tail:
@@ -126,9 +134,9 @@ def source_from_ffprobe(data: dict[str, Any], size_bytes: int) -> SourceInfo:
     video = next((s for s in streams if _is_picture_stream(s)), None)
     audio = [s for s in streams if s.get("codec_type") == "audio"]
     if video is None:
-        if audio:
-            raise MediaError("no_video", "audio-only source: no video stream")
-        raise MediaError("no_video", "no video stream")
+        if not audio:
+            raise MediaError("no_media", "no audio or video stream")
+        return _audio_only(fmt, audio, size_bytes)
     if not video.get("codec_name"):
         raise MediaError("unsupported_media", "the video codec is not supported")
 
@@ -157,6 +165,19 @@ def source_from_ffprobe(data: dict[str, Any], size_bytes: int) -> SourceInfo:
         format_name=str(fmt.get("format_name") or "unknown"),
         size_bytes=size_bytes,
         video_stream_index=int(video["index"]),
+    )
+
+
+def _audio_only(fmt: dict[str, Any], audio: list[dict[str, Any]], size_bytes: int
+                ) -> SourceInfo:
+    duration = _float(fmt.get("duration")) or max(
+        (_float(a.get("duration")) or 0.0 for a in audio), default=0.0)
+    return SourceInfo(
+        duration_s=duration, width=0, height=0, fps=0.0, variable_frame_rate=False,
+        interlaced=False, pix_fmt="", bit_depth=0, video_codec="", video_bitrate=None,
+        rotation=0, audio_tracks=tuple(_audio_track(s) for s in audio),
+        format_name=str(fmt.get("format_name") or "unknown"), size_bytes=size_bytes,
+        video_stream_index=None,
     )
 
 

@@ -1,4 +1,5 @@
-"""Run the one-pass ladder encode and leave out_dir in the documented layout."""
+"""Run the ladder encode (in one pass, or span by span) and leave out_dir in the
+documented layout."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from stb_origin import proc
 from stb_origin.settings import Settings
 from stb_origin.storage.layout import INIT, MEDIA_PLAYLIST
 from stb_origin.transcode import fixups, layout
-from stb_origin.transcode.argv import build_argv
+from stb_origin.transcode.argv import build_argv, build_audio_argv
 from stb_origin.transcode.errors import MediaError
 from stb_origin.transcode.ladder import Ladder
 from stb_origin.transcode.probe import SourceInfo
 from stb_origin.transcode.progress import progress_fraction
+from stb_origin.transcode.spans import Span
 
 # Failures of the machine, not of the media: the job should be retried, not the asset failed.
 INFRA_MARKERS = ("No space left on device", "Cannot allocate memory", "Permission denied",
@@ -25,10 +27,8 @@ _COMPONENT = re.compile(r"^\[([\w-]+) @ 0x[0-9a-f]+\]\s*")
 
 def transcode(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: Path,
               settings: Settings, on_progress: Callable[[float], None] | None = None) -> None:
-    argv = build_argv(source_path, source, ladder, out_dir, settings)
-    audio = [a.name for a in ladder.audio]
-    names = [r.name for r in ladder.renditions] + audio + [ladder.trickplay.name]
-    for name in names:
+    """The whole ladder in one ffmpeg run."""
+    for name in _video_names(ladder) + [a.name for a in ladder.audio]:
         _clear(out_dir / name)
 
     def on_line(line: str) -> None:
@@ -36,17 +36,70 @@ def transcode(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: Pa
         if fraction is not None and on_progress is not None:
             on_progress(fraction)
 
+    _run(build_argv(source_path, source, ladder, out_dir, settings), settings, on_line)
+    finish(out_dir, ladder, settings, source.duration_s)
+
+
+def transcode_span(source_path: Path, source: SourceInfo, ladder: Ladder, span: Span,
+                   out_dir: Path, settings: Settings) -> None:
+    """Only the span's video (spans.py); stitch.py puts spans together, then finish()."""
+    for name in _video_names(ladder):
+        _clear(out_dir / name)
+    _run(build_argv(source_path, source, ladder, out_dir, settings, span), settings)
+
+
+def transcode_audio(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: Path,
+                    settings: Settings) -> None:
+    """Only the audio renditions, whole: what goes with stitched spans."""
+    for audio in ladder.audio:
+        _clear(out_dir / audio.name)
+    if ladder.audio:
+        _run(build_audio_argv(source_path, source, ladder, out_dir, settings), settings)
+
+
+def finish(out_dir: Path, ladder: Ladder, settings: Settings, duration_s: float) -> None:
+    """Leave out_dir in the documented layout: every track's init named init.mp4,
+    the trick-play track and the audio cut like the renditions (audio only: like a
+    video of that length would be, segment_grid)."""
+    if settings.segment_format == "fmp4":
+        for name in _video_names(ladder) + [a.name for a in ladder.audio]:
+            _rename_init(out_dir / name)
+    if ladder.trickplay is not None:
+        videos = [r.name for r in ladder.renditions]
+        _check_and_align(out_dir, videos, ladder.trickplay.name)
+        reference = fixups.extinf_values((out_dir / videos[0] / MEDIA_PLAYLIST).read_text())
+    else:
+        reference = segment_grid(ladder, duration_s)
+    for audio in ladder.audio:
+        _align_audio(reference, out_dir / audio.name)
+
+
+def _video_names(ladder: Ladder) -> list[str]:
+    trick = [ladder.trickplay.name] if ladder.trickplay is not None else []
+    return [r.name for r in ladder.renditions] + trick
+
+
+def _run(argv: list[str], settings: Settings,
+         on_line: Callable[[str], None] | None = None) -> None:
     try:
         proc.run(argv, timeout=settings.transcode_timeout_s, on_line=on_line)
     except proc.ProcessFailed as exc:
         raise _classified(exc, settings) from None
 
-    if settings.segment_format == "fmp4":
-        for name in names:
-            _rename_init(out_dir / name)
-    _check_and_align(out_dir, [r.name for r in ladder.renditions], ladder.trickplay.name)
-    for name in audio:
-        _align_audio(out_dir / ladder.renditions[0].name, out_dir / name)
+
+def segment_grid(ladder: Ladder, duration_s: float) -> list[float]:
+    """The segments a video of this length would have: first_segments short ones,
+    then segment_seconds each; a last one too short to be a segment joins the one
+    before. Audio-only ladders are cut on it."""
+    short = ladder.segment_seconds / ladder.first_segments
+    lengths: list[float] = []
+    at = 0.0
+    while duration_s - at > fixups.BOUNDARY_SLACK_S or not lengths:
+        step = short if len(lengths) < ladder.first_segments else ladder.segment_seconds
+        lengths.append(min(step, duration_s - at))
+        at += lengths[-1]
+    lengths[-1] += duration_s - at
+    return lengths
 
 
 def _clear(rendition_dir: Path) -> None:
@@ -112,9 +165,8 @@ def _check_and_align(out_dir: Path, renditions: list[str], trickplay: str) -> No
     (trick_dir / MEDIA_PLAYLIST).write_text(text)
 
 
-def _align_audio(reference_dir: Path, track_dir: Path) -> None:
-    """Join the audio track's segments so that it has the video's (fixups.grouping)."""
-    reference = fixups.extinf_values((reference_dir / MEDIA_PLAYLIST).read_text())
+def _align_audio(reference: list[float], track_dir: Path) -> None:
+    """Join the audio track's segments so that it has the reference's (fixups.grouping)."""
     text = (track_dir / MEDIA_PLAYLIST).read_text()
     try:
         text, runs = fixups.regrouped(text, fixups.grouping(fixups.extinf_values(text),

@@ -155,6 +155,23 @@ _JSON_BODY_ERRORS = (400, 413, 415)
 # --- schemas ------------------------------------------------------------------------
 
 
+LOUDNESS = {
+    "type": "object",
+    "properties": {
+        "input_i": {"type": "number", "description": "integrated loudness measured, LUFS"},
+        "input_tp": {"type": "number", "description": "true peak measured, dBTP"},
+        "input_lra": {"type": "number", "description": "loudness range, LU"},
+        "input_thresh": {"type": "number"},
+        "target_offset": {"type": "number"},
+        "target_i": {"type": "number", "description": "-23 LUFS"},
+        "target_tp": {"type": "number", "description": "-1 dBTP"},
+        "gain_db": {"type": "number", "description": "the gain applied: target_i - input_i"},
+        "linear": {"type": "boolean", "description": (
+            "one gain over the whole track; false: the gain would lift a peak over"
+            " target_tp, so loudnorm adjusted it dynamically")},
+    },
+}
+
 RENDITION = {
     "type": "object",
     "required": ["name", "bandwidth", "average_bandwidth", "codecs", "segment_count"],
@@ -173,6 +190,9 @@ RENDITION = {
         "language": {"type": ["string", "null"], "description": "audio: BCP-47, null if unknown"},
         "channels": {"type": "integer"},
         "default": {"type": "boolean", "description": "audio: DEFAULT=YES in its group"},
+        "loudness": {**_nullable(LOUDNESS), "description": (
+            "audio: what pass one of loudnorm measured and the gain pass two applied"
+            " (EBU R128 target); null when normalisation is off or the track is silent")},
     },
 }
 
@@ -229,7 +249,8 @@ def _schemas() -> Json:
         "Upload": _object({
             "file": {"type": "string", "contentMediaType": "application/octet-stream",
                      "description": "the master: MP4/MOV, Matroska/WebM, MPEG-TS, MXF, AVI,"
-                                    " FLV or MPEG-PS"},
+                                    " FLV or MPEG-PS; or audio only (WAV, MP3, AAC, FLAC, an"
+                                    " audio-only MP4 or Matroska), for an audio-only stream"},
             "title": {"type": "string", "maxLength": 500},
         }, required=["file"]),
         "User": _object({

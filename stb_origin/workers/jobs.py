@@ -6,7 +6,7 @@ import functools
 from types import TracebackType
 from typing import Any
 
-from stb_origin import pipeline
+from stb_origin import chunked, pipeline
 from stb_origin.assets import runs
 from stb_origin.assets.causes import failure_cause
 from stb_origin.assets.records import Status
@@ -39,6 +39,10 @@ def _services() -> Services:
 
 def process_asset(asset_id: str) -> str:
     return pipeline.process(_services(), asset_id)
+
+
+def help_with_spans(asset_id: str, token: int) -> int:
+    return chunked.help_with_spans(_services(), asset_id, token)
 
 
 def on_pipeline_failure(job: Any, connection: Any, exc_type: type[BaseException],

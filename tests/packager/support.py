@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import http.server
+import math
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -114,6 +115,33 @@ def probe_frames(path: Path) -> list[str]:
     done = proc.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
                      "frame=key_frame,pict_type", "-of", "csv=p=0", str(path)], timeout=TIMEOUT)
     return [ln.strip().rstrip(",") for ln in done.stdout.splitlines() if ln.strip()]
+
+
+# Samples a frame and the encoder's priming samples (ffmpeg's aac and eac3 encoders).
+FRAMES = {"aac": (1024, 1024), "eac3": (1536, 256)}
+
+
+def encoded_samples(codec: str, source_samples: int) -> int:
+    """What an encoded rendition of that many samples decodes to: the encoder's
+    priming (HLS keeps it), then whole frames covering the source."""
+    frame, priming = FRAMES[codec]
+    return frame * math.ceil((source_samples + priming) / frame)
+
+
+def decoded_audio(url: str) -> tuple[int, int, str]:
+    """(samples, channels, codec) of the first audio stream, decoded to the end."""
+    probe_out = proc.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
+                          "stream=channels,codec_name", "-of", "csv=p=0", url],
+                         timeout=TIMEOUT).stdout.split()
+    # A playlist's stream is listed twice: in its program and on its own.
+    codec, channels = probe_out[0].split(",")[:2]
+    done = proc.run([ffmpeg(), "-nostdin", "-v", "error", "-i", url, "-map", "0:a:0",
+                     "-f", "framecrc", "-"], timeout=TIMEOUT)
+    assert done.stderr_tail.strip() == "", done.stderr_tail
+    # framecrc lines: stream, dts, pts, duration (samples, as the time base is 1/rate), ...
+    lines = [ln for ln in done.stdout.splitlines() if ln and not ln.startswith("#")]
+    samples = sum(int(ln.split(",")[3]) for ln in lines)
+    return samples, int(channels), codec
 
 
 @dataclass

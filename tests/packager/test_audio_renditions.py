@@ -8,7 +8,6 @@ from pathlib import Path
 import m3u8
 import pytest
 
-from stb_origin import proc
 from stb_origin.drm.keys import generate_key
 from stb_origin.packager.package import (
     AudioInput,
@@ -115,35 +114,15 @@ def test_every_audio_rendition_decrypts_and_decodes_whole(packaged) -> None:  # 
             playlist = m3u8.loads((out / audio.name / "index.m3u8").read_text())
             assert len(playlist.segments) == result.segment_count
             assert all(s.key.method == "AES-128" for s in playlist.segments)
-            samples, channels, codec = decoded_audio(url)
+            samples, channels, codec = support.decoded_audio(url)
             assert channels == audio.channels, audio.name
             # The whole source (a track that stopped early padded to it) and the
             # encoder's priming, which HLS keeps; beyond that only the padding of
             # the last frame and the encoder's flush.
-            frame, priming = FRAMES[codec]
+            frame, priming = support.FRAMES[codec]
             expected = SECONDS * 48_000 + priming
             assert expected <= samples < expected + 2 * frame, (audio.name, samples)
         assert {u for u in keys} <= set(server.requests)
-
-
-# Samples a frame and the encoder's priming samples (ffmpeg's aac and eac3 encoders).
-FRAMES = {"aac": (1024, 1024), "eac3": (1536, 256)}
-
-
-def decoded_audio(url: str) -> tuple[int, int, str]:
-    """(samples, channels, codec) of the first audio stream, decoded to the end."""
-    probe_out = proc.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
-                          "stream=channels,codec_name", "-of", "csv=p=0", url],
-                         timeout=support.TIMEOUT).stdout.split()
-    # A playlist's stream is listed twice: in its program and on its own.
-    codec, channels = probe_out[0].split(",")[:2]
-    done = proc.run([support.ffmpeg(), "-nostdin", "-v", "error", "-i", url, "-map", "0:a:0",
-                     "-f", "framecrc", "-"], timeout=support.TIMEOUT)
-    assert done.stderr_tail.strip() == "", done.stderr_tail
-    # framecrc lines: stream, dts, pts, duration (samples, as the time base is 1/rate), ...
-    lines = [ln for ln in done.stdout.splitlines() if ln and not ln.startswith("#")]
-    samples = sum(int(ln.split(",")[3]) for ln in lines)
-    return samples, int(channels), codec
 
 
 def test_m3u8_parses_every_playlist(packaged) -> None:  # type: ignore[no-untyped-def]

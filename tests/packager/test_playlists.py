@@ -228,3 +228,15 @@ def test_rewritten_master_prefixes_audio_renditions() -> None:
     master = m3u8.loads(text)
     assert [m.uri for m in master.media] == ["v1/audio0_aac/index.m3u8"]
     assert master.playlists[0].stream_info.audio == "audio-aac"
+
+
+def test_audio_only_variant_has_no_picture_attributes() -> None:
+    # RFC 8216 4.3.4.2: RESOLUTION is for variants with video; FRAME-RATE likewise.
+    variant = playlists.VariantEntry("audio0_aac/index.m3u8", 140_000, 130_000, "mp4a.40.2",
+                                     audio_group="audio-aac")
+    text = playlists.master_playlist([variant], audio=[_audio()])
+    lines = text.splitlines()
+    stream_inf = next(line for line in lines if line.startswith("#EXT-X-STREAM-INF:"))
+    assert stream_inf == ('#EXT-X-STREAM-INF:BANDWIDTH=140000,AVERAGE-BANDWIDTH=130000,'
+                          'CODECS="mp4a.40.2",AUDIO="audio-aac"')
+    assert lines[lines.index(stream_inf) + 1] == "audio0_aac/index.m3u8"

@@ -8,6 +8,7 @@ masters with several tagged audio tracks (languages, titles, 5.1, mono).
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -139,6 +140,42 @@ def make_clip(
     return path
 
 
+def make_level_clip(path: Path, volume_db: float, channels: Sequence[int], seconds: float = 4,
+                    size: str = "320x180", fps: int = 25) -> Path:
+    """A clip (Matroska, FLAC) with one audio track per entry of channels: pink noise
+    over a 440 Hz tone, turned by volume_db (-20: about -35 LUFS; +5: about -10 LUFS,
+    peaks limited just under full scale), on every channel of the track."""
+    layouts = {1: "mono", 2: "stereo", 6: "5.1"}
+    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}:duration={seconds}",
+            "-f", "lavfi", "-i", f"anoisesrc=color=pink:sample_rate=48000:amplitude=0.5"
+            f":seed=7:duration={seconds}",
+            "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}"]
+    graph = [f"[1][2]amix=inputs=2:normalize=0,volume={volume_db}dB,"
+             "alimiter=limit=0.95:level=false:attack=1:release=20,"
+             f"asplit={len(channels)}" + "".join(f"[m{n}]" for n in range(len(channels)))]
+    for n, count in enumerate(channels):
+        every = "|".join(f"c{c}=c0" for c in range(count))
+        graph.append(f"[m{n}]pan={layouts[count]}|{every}[a{n}]")
+    argv += ["-filter_complex", ";".join(graph), "-map", "0:v",
+             *(a for n in range(len(channels)) for a in ("-map", f"[a{n}]")),
+             "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "flac", str(path)]
+    proc.run(argv, timeout=TIMEOUT_S)
+    return path
+
+
+def make_subtitles_only(path: Path, seconds: float = 2) -> Path:
+    """A Matroska file holding one SubRip track and no audio or video."""
+    text = path.with_name(path.name + ".srt")
+    text.write_text(_srt(seconds))
+    try:
+        proc.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+                  "-i", str(text), "-c:s", "srt", str(path)], timeout=TIMEOUT_S)
+    finally:
+        text.unlink()
+    return path
+
+
 def _srt(seconds: float) -> str:
     end = max(0.5, min(seconds, 2.0))
     return f"1\n00:00:00,000 --> 00:00:0{int(end)},{int(end % 1 * 1000):03d}\nhello\n\n"
@@ -156,16 +193,20 @@ class Track:
 
 
 def make_audio_tracks_clip(path: Path, tracks: Sequence[Track], seconds: float = 4,
-                           size: str = "320x180", fps: int = 25) -> Path:
+                           size: str = "320x180", fps: int = 25, video: bool = True) -> Path:
     """A clip (Matroska: any title survives) with one audio stream per track, in order:
-    AAC at 48 kHz, each at its own frequency, language and title tags, dispositions."""
-    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-            "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}:duration={seconds}"]
+    AAC at 48 kHz, each at its own frequency, language and title tags, dispositions.
+    video=False: the audio tracks alone (name it .mka)."""
+    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+    if video:
+        argv += ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}:duration={seconds}"]
     for n, track in enumerate(tracks):
         argv += ["-f", "lavfi", "-i", f"sine=frequency={330 + 110 * n}:sample_rate=48000"
                  f":duration={track.seconds or seconds}"]
-    argv += ["-map", "0:v", *(a for n in range(len(tracks)) for a in ("-map", f"{n + 1}:a")),
-             "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"]
+    if video:
+        argv += ["-map", "0:v", "-c:v", "libx264", "-preset", "ultrafast"]
+    first = 1 if video else 0
+    argv += [*(a for n in range(len(tracks)) for a in ("-map", f"{n + first}:a")), "-c:a", "aac"]
     for n, track in enumerate(tracks):
         argv += [f"-ac:a:{n}", str(track.channels),
                  f"-disposition:a:{n}", "default" if track.default else "0"]
@@ -175,6 +216,19 @@ def make_audio_tracks_clip(path: Path, tracks: Sequence[Track], seconds: float =
             argv += [f"-metadata:s:a:{n}", f"title={track.title}"]
     proc.run([*argv, str(path)], timeout=TIMEOUT_S)
     return path
+
+
+def video_found(path: Path) -> str:
+    """The video streams ffprobe finds in a file, as "codec,width,height" lines.
+
+    For ciphertext: ffprobe names a format for about one noise file in sixty
+    (h263, ac3, lrc...), so "nothing found" cannot be the test; the clip's own
+    codec and size not being found is.
+    """
+    probe = subprocess.run(["ffprobe", "-v", "quiet", "-select_streams", "v", "-show_entries",
+                            "stream=codec_name,width,height", "-of", "csv=p=0", str(path)],
+                           capture_output=True, text=True, check=False, timeout=60)
+    return probe.stdout
 
 
 # Kinds of picture make_content_clip makes, from the cheapest to encode to the dearest.

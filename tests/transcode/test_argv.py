@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ from stb_origin.settings import Settings
 from stb_origin.transcode.argv import build_argv, filter_graph
 from stb_origin.transcode.inputs import SAFE_DEMUXERS
 from stb_origin.transcode.ladder import plan_ladder
+from stb_origin.transcode.loudness import Loudness
 from stb_origin.transcode.probe import SourceInfo
 from tests.transcode.support import source, track
 
@@ -47,6 +49,7 @@ def test_small_source_argv_exactly() -> None:
          "scale=416:234,format=yuv420p,setsar=1[vt]"),
         "-map", "[v0]", "-map", "[v1]", "-map", "0:1", "-map", "[vt]",
         "-map_metadata", "-1", "-map_chapters", "-1",
+        "-fps_mode:v", "passthrough",
         "-c:v", "libx264", "-preset", "veryfast", "-sc_threshold:v", "0",
         "-flags:v", "+cgop", "-forced-idr:v", "1",
         "-force_key_frames:v",
@@ -57,10 +60,9 @@ def test_small_source_argv_exactly() -> None:
         "-profile:v:1", "high", "-level:v:1", "3.0", "-g:v:1", "120",
         "-b:v:2", "24336", "-maxrate:v:2", "48672", "-bufsize:v:2", "194688",
         "-profile:v:2", "high", "-level:v:2", "3.0", "-g:v:2", "1",
-        "-fps_mode:v:2", "passthrough",
         "-bsf:v:2", "setts=duration='if(eq(NEXT_PTS,NOPTS),DURATION,NEXT_PTS-PTS)'",
         "-c:a:0", "aac", "-b:a:0", "128000", "-ac:a:0", "2", "-ar:a:0", "48000",
-        "-filter:a:0", "apad=whole_dur=60.000",
+        "-filter:a:0", "aformat=channel_layouts=stereo,apad=whole_dur=60.000",
         "-max_muxing_queue_size", "4096",
         "-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod", "-hls_list_size", "0",
         "-hls_flags", "independent_segments", "-hls_segment_type", "fmp4",
@@ -166,8 +168,9 @@ def test_short_first_segments_on_the_same_grid(seconds: float, expr: str, hls_ti
     assert value(argv, "-force_key_frames:v") == "expr:" + expr
     assert value(argv, "-hls_time") == hls_time
     assert f"[st]{trick},scale=" in value(argv, "-filter_complex")
-    # Irregular trick-play frames keep their time stamps (no duplicates in the gaps).
-    assert values(argv, "-fps_mode:v:6") == (["passthrough"] if "select" in trick else [])
+    # Irregular trick-play frames keep their time stamps (no duplicates in the gaps),
+    # as every video stream does: the filter graph makes the frames.
+    assert values(argv, "-fps_mode:v") == ["passthrough"]
     assert len(values(argv, "-bsf:v:6")) == (1 if "select" in trick else 0)
     # The GOP stays one whole segment: the forced key frames come sooner anyway.
     fps = 30
@@ -210,7 +213,61 @@ def test_every_audio_track_is_an_audio_only_variant() -> None:
     assert [value(argv, f"-b:a:{i}") for i in range(4)] == [
         "128000", "64000", "128000", "384000"]
     assert [value(argv, f"-ar:a:{i}") for i in range(4)] == ["48000"] * 4
-    assert value(argv, "-filter:a:0") == "apad=whole_dur=60.000"
+    assert value(argv, "-filter:a:0") == "aformat=channel_layouts=stereo,apad=whole_dur=60.000"
+
+
+def test_audio_only_source_has_no_video_anywhere() -> None:
+    src = source(width=0, height=0, fps=0.0, video_stream_index=None, audio_tracks=(
+        track(0, language="eng"), track(1, language="fra", channels=6)))
+    argv = argv_for(src)
+    assert "-filter_complex" not in argv
+    assert not any(a.startswith(("-c:v", "-b:v", "-force_key_frames")) for a in argv)
+    assert values(argv, "-map") == ["0:0", "0:1", "0:1"]
+    assert value(argv, "-var_stream_map") == (
+        "a:0,name:audio0_aac a:1,name:audio1_aac a:2,name:audio1_ec3")
+    # Cut every short first segment length; run.py joins them on the segment grid.
+    assert value(argv, "-hls_time") == "2"
+
+
+def test_a_track_from_another_input_is_mapped_from_it() -> None:
+    # The seam for sidecar audio: a track says which -i it is in.
+    src = source(audio_tracks=(track(1), track(0, input_index=1, language="spa")))
+    ladder = plan_ladder(src, SETTINGS)
+    assert [a.stream for a in ladder.audio] == ["0:1", "1:0"]
+    assert values(argv_for(src), "-map")[-3:] == ["0:1", "1:0", "[vt]"]
+
+
+def test_measured_audio_gets_loudnorm_with_its_values_in_pass_two() -> None:
+    src = source(audio_tracks=(track(1), track(2, channels=1)))
+    ladder = plan_ladder(src, SETTINGS)
+    measured = Loudness(input_i=-31.5, input_tp=-12.25, input_lra=0.0, input_thresh=-41.5,
+                        target_offset=0.12, gain_db=8.5, linear=True)
+    ladder = dataclasses.replace(ladder, audio=tuple(
+        dataclasses.replace(a, loudness=measured) for a in ladder.audio))
+    argv = build_argv(SRC, src, ladder, OUT, SETTINGS)
+    targets = "loudnorm=I=-23:TP=-1:LRA=50:measured_I=-31.50:measured_TP=-12.25"
+    # A range of exactly 0 LU would read as "not measured" and stop the linear mode.
+    values_ = ":measured_LRA=0.01:measured_thresh=-41.50:offset=0.12:linear=true"
+    assert value(argv, "-filter:a:0") == (
+        f"aformat=channel_layouts=stereo,{targets}{values_},apad=whole_dur=60.000")
+    assert value(argv, "-filter:a:1") == (
+        f"aformat=channel_layouts=mono,{targets}{values_}:dual_mono=true,"
+        "apad=whole_dur=60.000")
+    assert value(argv, "-ar:a:0") == "48000"  # loudnorm works at 192 kHz: back to the rate
+    assert "-dialnorm:a:0" not in argv, "AAC has no dialnorm"
+
+
+def test_normalised_e_ac_3_states_its_loudness_as_dialnorm() -> None:
+    src = source(audio_tracks=(track(1, channels=6),))
+    ladder = plan_ladder(src, SETTINGS)
+    assert values(build_argv(SRC, src, ladder, OUT, SETTINGS), "-dialnorm:a:1") == []
+    measured = Loudness(input_i=-18.0, input_tp=-6.0, input_lra=4.0, input_thresh=-28.0,
+                        target_offset=0.0, gain_db=-5.0, linear=True)
+    ladder = dataclasses.replace(ladder, audio=tuple(
+        dataclasses.replace(a, loudness=measured) for a in ladder.audio))
+    argv = build_argv(SRC, src, ladder, OUT, SETTINGS)
+    assert [a.codec for a in ladder.audio] == ["aac", "eac3"]
+    assert value(argv, "-dialnorm:a:1") == "-23"
 
 
 def test_video_only_source_has_no_audio_anywhere() -> None:

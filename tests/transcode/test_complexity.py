@@ -158,3 +158,8 @@ def test_probe_size_keeps_the_shape_without_upscaling(width: int, height: int,
     w, h = probe_size(width, height)
     assert (w, h) == expected
     assert w * h <= max(PROBE_PIXELS, width * height) * 1.05
+
+
+def test_an_audio_only_master_has_nothing_to_analyse(clip: Clip) -> None:
+    path = clip("complexity-audio.m4a", seconds=2, video=False)
+    assert analyse(path, probe(path, SETTINGS), SETTINGS) is None

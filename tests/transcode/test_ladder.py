@@ -68,6 +68,7 @@ def test_odd_source_gives_even_sizes_no_larger_than_the_source() -> None:
                                           (1080, 1920), (720, 1280), (853, 480)])
 def test_aspect_ratio_kept_and_sizes_even(width: int, height: int) -> None:
     ladder = plan_ladder(source(width=width, height=height), SETTINGS)
+    assert ladder.trickplay is not None
     for r in (*ladder.renditions, ladder.trickplay):
         assert r.width % 2 == 0 and r.height % 2 == 0
         # Within the rounding to even numbers.
@@ -93,6 +94,7 @@ def test_tiny_source_gets_one_rung_at_its_own_size() -> None:
     assert sizes(ladder) == [("180p", 320, 180)]
     only = ladder.renditions[0]
     assert 64_000 <= only.video_bitrate <= 145_000
+    assert ladder.trickplay is not None
     assert (ladder.trickplay.width, ladder.trickplay.height) == (320, 180)
 
 
@@ -154,6 +156,7 @@ def test_audio_sample_rate_44k1_kept_others_become_48k(rate: int, kept: int) -> 
 def test_trickplay_is_a_small_video_only_rung() -> None:
     ladder = plan_ladder(source(), SETTINGS.with_(segment_seconds=2.0))
     trick = ladder.trickplay
+    assert trick is not None
     assert (trick.name, trick.width, trick.height) == ("iframes", 416, 234)
     assert trick.video_bitrate < ladder.renditions[-1].video_bitrate
     assert ladder.segment_seconds == 2.0
@@ -181,3 +184,13 @@ def test_first_segment_duration_cut_into_short_segments(seconds: float, first: i
     assert ladder.first_segments == first
     assert first == 1 or seconds / first >= START_SEGMENT_SECONDS
     assert ladder.to_json()["first_segments"] == first
+
+
+def test_audio_only_source_has_audio_renditions_and_no_video() -> None:
+    src = source(width=0, height=0, fps=0.0, video_stream_index=None, video_bitrate=None,
+                 audio_tracks=(track(0, language="eng"), track(1, language="fra")))
+    ladder = plan_ladder(src, SETTINGS.with_(segment_seconds=6.0))
+    assert ladder.renditions == () and ladder.trickplay is None
+    assert [a.name for a in ladder.audio] == ["audio0_aac", "audio1_aac"]
+    assert (ladder.segment_seconds, ladder.first_segments) == (6.0, 3)
+    assert ladder.to_json()["trickplay"] is None

@@ -11,6 +11,7 @@ from stb_origin.transcode.argv import build_argv
 from stb_origin.transcode.ladder import plan_ladder
 from stb_origin.transcode.probe import source_from_ffprobe
 from stb_origin.transcode.run import transcode
+from tests.support.media import make_subtitles_only
 from tests.transcode.support import Clip, source
 
 SETTINGS = Settings(x264_preset="ultrafast", segment_seconds=2.0)
@@ -104,14 +105,15 @@ def test_container_without_duration_is_measured(clip: Clip) -> None:
     assert abs(info.duration_s - 3.0) < 0.2
 
 
-def test_audio_only_refused(clip: Clip) -> None:
-    error = refused(clip("song.m4a", seconds=2, video=False))
-    assert error.code == "no_video"
-    assert error.message == "audio-only source: no video stream"
-
-
-def test_mp3_refused_as_audio_only(clip: Clip) -> None:
-    assert refused(clip("song.mp3", seconds=2, video=False)).code == "no_video"
+@pytest.mark.parametrize("name", ["song.m4a", "song.mp3", "song.wav"])
+def test_audio_only_is_accepted_as_an_audio_only_source(clip: Clip, name: str) -> None:
+    info = probe(clip(name, seconds=2, video=False, audio_sample_rate=44_100), SETTINGS)
+    assert not info.has_video and info.video_stream_index is None
+    assert (info.width, info.height, info.fps) == (0, 0, 0.0)
+    (track,) = info.audio_tracks
+    assert (track.channels, track.sample_rate, track.input_index) == (2, 44_100, 0)
+    assert abs(info.duration_s - 2.0) < 0.1
+    assert info.to_json()["has_video"] is False
 
 
 def test_empty_file(tmp_path: Path) -> None:
@@ -233,14 +235,20 @@ def test_cover_art_is_not_video() -> None:
         {"index": 1, "codec_type": "video", "codec_name": "mjpeg", "width": 500, "height": 500,
          "disposition": {"attached_pic": 1}},
     ]}
-    with pytest.raises(MediaError, match="audio-only"):
-        source_from_ffprobe(data, 1000)
+    info = source_from_ffprobe(data, 1000)
+    assert not info.has_video
+    assert [t.index for t in info.audio_tracks] == [0]
+
+
+def test_subtitles_alone_are_no_media(ffmpeg: None, tmp_path: Path) -> None:
+    error = refused(make_subtitles_only(tmp_path / "subs.mkv"))
+    assert (error.code, error.message) == ("no_media", "no audio or video stream")
 
 
 def test_no_streams_at_all() -> None:
     with pytest.raises(MediaError) as caught:
         source_from_ffprobe({"format": {}, "streams": []}, 10)
-    assert (caught.value.code, caught.value.message) == ("no_video", "no video stream")
+    assert (caught.value.code, caught.value.message) == ("no_media", "no audio or video stream")
 
 
 def test_legacy_rotate_tag_and_display_matrix() -> None:

@@ -13,8 +13,8 @@ import pytest
 from stb_origin import proc
 from stb_origin.settings import Settings
 from stb_origin.transcode import Ladder, MediaError, SourceInfo, plan_ladder, probe, transcode
-from stb_origin.transcode.run import short_reason
-from tests.transcode.support import Clip
+from stb_origin.transcode.run import segment_grid, short_reason
+from tests.transcode.support import Clip, source
 
 SETTINGS = Settings(x264_preset="ultrafast", segment_seconds=2.0)
 TIMEOUT = 60.0
@@ -111,6 +111,7 @@ def check_trickplay(out: Path, ladder: Ladder, scratch: Path) -> None:
     assert extinf(trick / "index.m3u8") == extinf(main / "index.m3u8")
     (video,) = streams(_playable(trick, segments(trick)[0], scratch))
     assert video["codec_type"] == "video"
+    assert ladder.trickplay is not None
     assert (video["width"], video["height"]) == (ladder.trickplay.width, ladder.trickplay.height)
 
 
@@ -335,3 +336,18 @@ def test_short_reason_strips_the_codec_prefix() -> None:
     assert short_reason(tail) == "libx264: Error setting preset/tune bad/(null)."
     assert short_reason("") == "ffmpeg could not transcode the source"
     assert len(short_reason("x" * 1000)) == 300
+
+
+@pytest.mark.parametrize("segment_s, duration, grid", [
+    (4.0, 7.0, [2.0, 2.0, 3.0]),
+    (4.0, 12.0, [2.0, 2.0, 4.0, 4.0]),
+    # A tail too short to be a segment joins the one before.
+    (4.0, 8.1, [2.0, 2.0, 4.1]),
+    (2.0, 5.0, [2.0, 2.0, 1.0]),
+    (6.0, 1.5, [1.5]),
+])
+def test_audio_only_segment_grid_is_the_videos(segment_s: float, duration: float,
+                                                grid: list[float]) -> None:
+    src = source(width=0, height=0, fps=0.0, video_stream_index=None, video_bitrate=None)
+    ladder = plan_ladder(src, SETTINGS.with_(segment_seconds=segment_s))
+    assert segment_grid(ladder, duration) == pytest.approx(grid)

@@ -1,0 +1,94 @@
+"""Long masters cut into spans that different workers encode, on segment boundaries.
+
+A span is a run of whole segments of the output: frames [start_frame, end_frame)
+at the ladder's output rate, counted from the start of the source as one run
+counts them. Each span's ffmpeg seeks a little before its first frame, keeps the
+source's time stamps (``-copyts -start_at_zero``), and trims exactly to its frames
+after the frame-rate filter, where time stamps are frame numbers; so the frames
+and key frames of the spans, put end to end (``stitch.py``), are the frames and
+key frames the one-run path makes.
+
+The first span is the one run cut short: it keeps the short first segments.
+Every other span starts on a segment boundary of the regular grid: the first
+frame at or after a multiple of segment_seconds (``boundary``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+from stb_origin.transcode.ladder import Ladder, exact_rate
+
+# The decoder starts this long before a span's first frame (from the key frame
+# before that), so the frame-rate filter has settled on its grid by then.
+SEEK_MARGIN_S = 2
+
+
+@dataclass(frozen=True)
+class Span:
+    index: int
+    start_unit: int  # first segment boundary of the regular grid (0: the start)
+    end_unit: int | None  # None: to the end of the source
+    start_frame: int
+    end_frame: int | None
+    first_segment: int  # the number of its first segment file
+
+    @property
+    def last(self) -> bool:
+        return self.end_unit is None
+
+
+def boundary(ladder: Ladder, unit: int) -> int:
+    """The frame that starts segment boundary ``unit`` of the regular grid: the first
+    frame at or after unit * segment_seconds, as -force_key_frames places it."""
+    return math.ceil(unit * unit_frames(ladder))
+
+
+def unit_frames(ladder: Ladder) -> Fraction:
+    """Frames in one segment_seconds, exactly (30000/1001 fps, 4 s: 119.88)."""
+    return exact_rate(ladder.fps) * Fraction(ladder.segment_seconds).limit_denominator(1000)
+
+
+def plan_spans(ladder: Ladder, duration_s: float, span_seconds: float) -> tuple[Span, ...]:
+    """Spans of about span_seconds of whole segments; the last takes the rest (up to
+    twice as long), so none is empty or only a tail."""
+    units = max(1, round(span_seconds / ladder.segment_seconds))
+    count = max(1, math.floor(duration_s / (units * ladder.segment_seconds)))
+    spans = []
+    for index in range(count):
+        start, end = index * units, (index + 1) * units if index < count - 1 else None
+        spans.append(Span(
+            index=index, start_unit=start, end_unit=end,
+            start_frame=boundary(ladder, start),
+            end_frame=boundary(ladder, end) if end is not None else None,
+            # The first unit is cut into first_segments short segments.
+            first_segment=0 if start == 0 else ladder.first_segments + start - 1,
+        ))
+    return tuple(spans)
+
+
+def seek_args(ladder: Ladder, span: Span) -> list[str]:
+    """Input options of a span's ffmpeg (before -i): seek near it, keep time stamps."""
+    if span.start_unit == 0:
+        return []  # from the start, as the one run does
+    seek = max(0.0, float(span.start_frame / exact_rate(ladder.fps)) - SEEK_MARGIN_S)
+    return ["-ss", f"{seek:.3f}", "-copyts", "-start_at_zero"]
+
+
+def video_trim(span: Span) -> str:
+    """Trim filter on the output-rate video (time base 1/fps: a pts is a frame number)."""
+    bounds = []
+    if span.start_unit:
+        bounds.append(f"start_pts={span.start_frame}")
+    if span.end_frame is not None:
+        bounds.append(f"end_pts={span.end_frame}")
+    return f"trim={':'.join(bounds)}" if bounds else ""
+
+
+def keyframe_expr(ladder: Ladder, span: Span) -> str:
+    """Key frames on the regular grid from the span's first frame on, by frame number
+    (n counts from the span's first frame): the frames the one run forces."""
+    per_unit = float(unit_frames(ladder))
+    return f"gte(n+{span.start_frame},ceil(({span.start_unit}+n_forced)*{per_unit!r}))"

@@ -1,0 +1,89 @@
+"""hls.js in Chromium, the player of many boxes' web UIs, picks the tracks of an asset
+made by the real pipeline: it offers every audio language and switches between them."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+import pytest
+
+from stb_origin.settings import Settings
+from tests.conftest import require_tools
+from tests.e2e.stack import Stack
+from tests.support.media import Track, make_audio_tracks_clip
+from tests.support.parsers import PLAYER, require_player
+
+CHROMIUM = "/usr/bin/chromium"
+HLS_JS = PLAYER / "node_modules" / "hls.js" / "dist" / "hls.min.js"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"]
+
+
+@pytest.fixture(scope="module")
+def master(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    require_tools("ffmpeg", "ffprobe")
+    return make_audio_tracks_clip(tmp_path_factory.mktemp("media") / "tracks.mkv", [
+        Track(language="eng", title="English", default=True),
+        Track(language="fra", title="Français"),
+        Track(language="eng", title="English 5.1", channels=6),
+    ], seconds=12, size="640x360")
+
+
+@pytest.fixture
+def stack(tmp_path: Path, redis_url: str, settings: Settings) -> Iterator[Stack]:
+    stack = Stack(tmp_path / "data", {
+        "STB_REDIS_URL": redis_url,
+        "STB_QUEUE_NAME": settings.queue_name,
+        "STB_SEGMENT_SECONDS": "2",
+        "STB_X264_PRESET": "ultrafast",
+    }).start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+def _browser() -> Any:
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"{CHROMIUM} is required: apt-get install -y chromium", pytrace=False)
+    require_player()
+    from playwright.sync_api import sync_playwright
+
+    return sync_playwright()
+
+
+def test_hlsjs_offers_every_language_and_switches_audio(stack: Stack, master: Path) -> None:
+    write = stack.token("assets:write assets:read")
+    response = stack.upload(master, write, title="Three tracks")
+    assert response.status_code == 202, response.text
+    final = stack.wait_for(response.json()["id"], write)[-1]
+    assert final["status"] == "ready", final
+    master_url = urljoin(stack.base_url, final["playback"]["hls"])
+    token = stack.token("playback", device="box-1")
+
+    with _browser() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page_url = stack.base_url + "/tests-player/tracks.html"
+            page.route(page_url, lambda route: route.fulfill(
+                body=(PLAYER / "tracks.html").read_text(), content_type="text/html"))
+            page.goto(page_url)
+            page.add_script_tag(path=str(HLS_JS))
+            offered = page.evaluate("([src, token]) => start(src, token)", [master_url, token])
+            # Chromium has no E-AC-3: hls.js keeps the AAC group, whose tracks are all
+            # three sources (the 5.1 one downmixed), each with its language and name.
+            assert [(t["name"], t["lang"]) for t in offered["audio"]] == [
+                ("English", "en"), ("Français", "fr"), ("English 5.1", "en")]
+            assert offered["audio"][offered["audioTrack"]]["name"] == "English"
+            assert all(level["audioCodec"].startswith("mp4a") for level in offered["levels"])
+
+            switched = page.evaluate("switchAudio(1)")
+            assert switched["audioTrack"] == 1 and not switched["fatal"], switched
+            back = page.evaluate("switchAudio(2)")
+            assert back["audioTrack"] == 2 and back["rendition"] != switched["rendition"]
+        finally:
+            browser.close()
