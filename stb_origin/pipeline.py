@@ -1,4 +1,5 @@
-"""The flow of one asset: probe → plan ladder → transcode → package + encrypt → publish.
+"""The flow of one asset: probe → complexity → plan ladder → transcode → package +
+encrypt → publish.
 
 A long master is transcoded span by span by any idle workers (``chunked``).
 
@@ -41,7 +42,7 @@ from stb_origin.packager.publish import point_master_at, publish
 from stb_origin.services import Services
 from stb_origin.settings import Settings
 from stb_origin.storage import layout
-from stb_origin.transcode import Ladder, MediaError, plan_ladder, probe, transcode
+from stb_origin.transcode import Ladder, MediaError, analyse, plan_ladder, probe, transcode
 from stb_origin.transcode.normalise import normalised
 from stb_origin.transcode.subtitles import master_subtitles, plan_subtitles, read_cues
 
@@ -148,10 +149,14 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
 
     with _stage(services, "probe"):
         source = probe(source_path, settings)
-    ladder = plan_ladder(source, settings)
+    complexity = None
+    if settings.per_title:
+        with _stage(services, "complexity"):
+            complexity = analyse(source_path, source, settings)
+    ladder = plan_ladder(source, settings, complexity)
     # An audio-only master has no video segments for subtitles to follow.
     subtitles = plan_subtitles(master_subtitles(source) if ladder.renditions else [])
-    facts = source.to_json()
+    facts = {**source.to_json(), "complexity": complexity.to_json() if complexity else None}
     facts["warnings"] += ladder.warnings
     for warning in facts["warnings"]:
         log.warning("left out of the package", extra={"reason": warning})

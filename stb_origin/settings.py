@@ -50,6 +50,9 @@ class Settings:
     hevc_min_height: int = 720
     # A 2160p rung, HEVC only, for sources that are 4K (H.264 stops at 1080p).
     uhd_rung: bool = True
+    # Per-title ladders: a quick probe encode of the source sets each rung's bit rate
+    # under its cap (transcode/complexity.py); off, every title gets the caps.
+    per_title: bool = True
     max_upload_bytes: int = 50 * 1024**3
     max_source_seconds: float = 6 * 3600.0
     probe_timeout_s: float = 60.0
@@ -198,6 +201,7 @@ _CASTS: dict[str, Any] = {
     "data_dir": Path,
     "s3_secure": _bool,
     "loudness_normalisation": _bool,
+    "per_title": _bool,
     "segment_seconds": float,
     "key_rotation_segments": int,
     "hevc": _bool,

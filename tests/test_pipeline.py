@@ -19,7 +19,8 @@ from stb_origin.db.types import utcnow
 from stb_origin.drm import keystore
 from stb_origin.ingest.service import accept_source
 from stb_origin.reconciler import Reconciler
-from stb_origin.services import Services
+from stb_origin.services import Services, build_services
+from stb_origin.settings import Settings
 from stb_origin.storage import Storage, StorageUnavailable
 from stb_origin.workers import jobs
 from tests.packager import support
@@ -30,6 +31,7 @@ from tests.support.media import (
     Track,
     make_audio_tracks_clip,
     make_clip,
+    make_content_clip,
     make_hdr_clip,
     make_subtitles_clip,
     make_subtitles_only,
@@ -118,6 +120,55 @@ def test_every_audio_track_is_a_rendition_of_the_ready_asset(services, media):
         media_playlist = m3u8.loads(services.storage.get_bytes(key).decode())
         assert {k.uri.rsplit("/", 1)[1] for k in media_playlist.keys if k} == _key_ids(
             services, asset_id)
+
+
+@pytest.fixture(scope="module")
+def cartoon(media: Path) -> Path:
+    # A mezzanine-like bit rate, so the source's own caps nothing.
+    return make_content_clip(media / "cartoon.mp4", "cartoon", seconds=3, size="640x360",
+                             bitrate="3M")
+
+
+def _top_average_bandwidth(services: Services, asset_id: str) -> int:
+    return max(r["average_bandwidth"] for r in _asset(services, asset_id).renditions or [])
+
+
+def test_a_simple_title_gets_a_cheaper_ladder_that_plays_to_the_end(services, cartoon):
+    asset_id = _ingest(services, cartoon)
+    assert pipeline.process(services, asset_id) == "ready"
+    asset = _asset(services, asset_id)
+    assert asset.source is not None
+    assert asset.source["complexity"]["bits_per_pixel"] > 0
+    # Under the caps of 365 and 145 kb/s (ladder.DEFAULT_RUNGS): flat colour needs less.
+    assert all(r["bandwidth"] < 0.8 * 365_000 for r in asset.renditions or []
+               if r["type"] == "video")
+    master_text = services.storage.get_bytes(f"hls/{asset_id}/master.m3u8").decode()
+    variants = m3u8.loads(master_text).playlists
+    assert {p.stream_info.resolution for p in variants} == {(640, 360), (416, 234)}
+    with support.serve(services.settings.data_dir / "storage") as server, \
+            services.db.session() as session:
+        for key_id in _key_ids(services, asset_id):
+            key = keystore.load(session, asset_id, key_id, services.envelope)
+            assert key is not None
+            server.keys[f"/keys/{asset_id}/{key_id}"] = key
+        for variant in variants:
+            frames = support.decode(f"{server.base}/hls/{asset_id}/{variant.uri}")
+            assert frames == {0: 3 * 30}, variant.uri
+
+
+def test_per_title_off_gives_every_title_the_caps(services, settings: Settings, cartoon):
+    on = _ingest(services, cartoon)
+    assert pipeline.process(services, on) == "ready"
+    fixed = build_services(settings.with_(per_title=False))
+    try:
+        off = _ingest(fixed, cartoon)
+        assert pipeline.process(fixed, off) == "ready"
+        source = _asset(fixed, off).source
+        assert source is not None and source["complexity"] is None
+        # The same title costs more bits under the fixed caps.
+        assert _top_average_bandwidth(fixed, off) > _top_average_bandwidth(services, on)
+    finally:
+        fixed.close()
 
 
 def test_every_audio_rendition_records_its_loudness_and_gain(services, media):

@@ -26,6 +26,7 @@ EVERY_FIELD_SET = Settings(
     hevc=False,
     hevc_min_height=1080,
     uhd_rung=False,
+    per_title=False,
     max_upload_bytes=1234567,
     max_source_seconds=99.125,
     probe_timeout_s=7.5,

@@ -115,7 +115,7 @@ JOB_DURATION = SharedHistogram(
 PIPELINE_STAGE_DURATION = SharedHistogram(
     "stb_pipeline_stage_duration_seconds",
     "Wall time of each completed pipeline stage"
-    " (download, probe, transcode, subtitles, package, publish).",
+    " (download, probe, complexity, loudness, transcode, subtitles, package, publish).",
     ("stage",),
     buckets=(0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1200, 3600, 7200, 21600),
 )

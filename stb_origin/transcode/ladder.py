@@ -1,4 +1,5 @@
-"""Which renditions to make of a source: a pure function of the probe and the settings."""
+"""Which renditions to make of a source: a pure function of the probe, the
+complexity analysis (per-title bit rates) and the settings."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from stb_origin.settings import Settings
 from stb_origin.storage.layout import IFRAMES
 from stb_origin.transcode.audio import AudioRendition, plan_audio
+from stb_origin.transcode.complexity import Complexity, rung_bitrate
 from stb_origin.transcode.probe import SDR, SourceInfo
 
 H264 = "h264"
@@ -81,7 +83,7 @@ class Rung:
     name: str
     width: int  # landscape box; portrait sources use it turned on its side
     height: int
-    bitrate: int  # for <= 30 fps
+    bitrate: int  # for <= 30 fps; the cap, which per-title bit rates never exceed
 
 
 # Modelled on Apple's HLS authoring spec (H.264, 16:9), highest first.
@@ -128,10 +130,12 @@ STANDARD_RATES = tuple(
 )
 
 
-def plan_ladder(source: SourceInfo, settings: Settings, rungs: tuple[Rung, ...] = DEFAULT_RUNGS
-                ) -> Ladder:
+def plan_ladder(source: SourceInfo, settings: Settings, complexity: Complexity | None = None,
+                rungs: tuple[Rung, ...] = DEFAULT_RUNGS) -> Ladder:
     """The H.264 ladder (SDR; tone-mapped from an HDR source), then the HEVC one.
 
+    complexity: the title's analysis (complexity.analyse), which sets each rung's
+    bit rate under its cap; None: the caps.
     HEVC: only when settings.hevc and the segments are fMP4; on the rungs at
     least hevc_min_height tall (all of them for an HDR source, in its range,
     Main10), plus the 2160p rung for a 4K source when settings.uhd_rung.
@@ -141,7 +145,8 @@ def plan_ladder(source: SourceInfo, settings: Settings, rungs: tuple[Rung, ...] 
                       trickplay=None, audio=plan_audio(source.audio_tracks),
                       first_segments=count_first_segments(settings.segment_seconds))
     fps = output_fps(source.fps, source.variable_frame_rate)
-    h264 = _family(source, _fitted_sizes(source.width, source.height, rungs), fps, H264)
+    h264 = _family(source, _fitted_sizes(source.width, source.height, rungs), fps, H264,
+                   complexity)
     hevc: list[Rendition] = []
     if settings.hevc and settings.segment_format == "fmp4":
         hdr = source.video_range != SDR
@@ -149,7 +154,7 @@ def plan_ladder(source: SourceInfo, settings: Settings, rungs: tuple[Rung, ...] 
                                (UHD_RUNG, *rungs) if settings.uhd_rung else rungs)
         hevc = _family(source, [s for s in fitted
                                 if hdr or s.rung_height >= settings.hevc_min_height],
-                       fps, HEVC)
+                       fps, HEVC, complexity)
     captions, warnings = _captions(source, fps)
     if hevc and captions:
         # ffmpeg 5.1's libx265 has no a53cc: HEVC renditions would lose the captions,
@@ -169,13 +174,17 @@ def plan_ladder(source: SourceInfo, settings: Settings, rungs: tuple[Rung, ...] 
     )
 
 
-def _family(source: SourceInfo, sizes: list[_Size], fps: Fraction, codec: str
-            ) -> list[Rendition]:
+def _family(source: SourceInfo, sizes: list[_Size], fps: Fraction, codec: str,
+            complexity: Complexity | None) -> list[Rendition]:
     fps_factor = HIGH_FPS_FACTOR if fps > 30 else 1.0
     codec_factor = HEVC_BITRATE_FACTOR if codec == HEVC else 1.0
     renditions: list[Rendition] = []
     for size in sizes:
-        bitrate = int(size.bitrate * fps_factor * codec_factor)
+        bitrate = int(size.bitrate * fps_factor)
+        if complexity is not None:
+            # The analysis measures H.264; HEVC takes its share of that.
+            bitrate = rung_bitrate(complexity, size.width, size.height, float(fps), bitrate)
+        bitrate = int(bitrate * codec_factor)
         if source.video_bitrate:
             bitrate = min(bitrate, source.video_bitrate)
         bitrate = max(bitrate, MIN_VIDEO_BITRATE)

@@ -258,7 +258,8 @@ def _schemas() -> Json:
             "duration_s": _nullable({"type": "number"}),
             "source": _nullable({"type": "object", "description": (
                 "what ffprobe found: streams, subtitle_tracks (text or image),"
-                " closed_captions, and warnings: what the package leaves out")}),
+                " closed_captions, and warnings: what the package leaves out; under"
+                " complexity, the analysis that set the bit rates (null: the caps)")}),
             "renditions": {"type": "array", "items": RENDITION, "description": (
                 "what was published: each video rendition (listed in the master once per"
                 " audio group), each audio rendition (an EXT-X-MEDIA of its group) and each"

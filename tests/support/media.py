@@ -356,3 +356,61 @@ def _pgs(cues: Sequence[tuple[float, float, str]], size: str) -> bytes:
                 out += b"PG" + pts + bytes(4) + bytes([kind]) + len(data).to_bytes(2, "big")
                 out += data
     return bytes(out)
+
+
+
+# Kinds of picture make_content_clip makes, from the cheapest to encode to the dearest.
+CONTENT_KINDS = ("slides", "cartoon", "talking_head", "high_motion")
+
+
+def make_content_clip(path: Path, kind: str, seconds: float = 4, size: str = "320x180",
+                      fps: int = 30, bitrate: str | None = None) -> Path:
+    """A video-only clip of one kind of content (CONTENT_KINDS), near-lossless H.264:
+
+    slides: a plain page with a chart that changes every 3 s; cartoon: boxes of flat colour
+    moving over a flat background; talking_head: a detailed, soft-focus still
+    background, one small part of the picture moving slowly, light sensor noise;
+    high_motion: a busy moving picture under heavy film-grain-like noise.
+    bitrate: constant, padded with filler, as a mezzanine master's (which then caps
+    no rung of plan_ladder); else near-lossless, as small as the picture allows.
+    """
+    width, height = (int(v) for v in size.split("x"))
+    source = f"testsrc2=size={size}:rate={fps}"
+    inputs: list[str]
+    if kind == "slides":
+        # A detailed chart on a plain page, a new one every 3 s.
+        chart = f"{width // 3 // 2 * 2}x{height // 3 // 2 * 2}"
+        inputs = [f"color=c=0xf4f4f0:size={size}:rate={fps}", f"testsrc2=size={chart}:rate=1/3"]
+        graph = f"[1]fps={fps}[chart];[0][chart]overlay=x={width // 8}:y={height // 4}"
+    elif kind == "cartoon":
+        box_a, box_b = f"{width // 4}x{width // 4}", f"{width // 7}x{height // 2}"
+        inputs = [f"color=c=0x3070c0:size={size}:rate={fps}",
+                  f"color=c=0xf0d020:size={box_a}:rate={fps}",
+                  f"color=c=0xd03030:size={box_b}:rate={fps}"]
+        graph = (f"[0][1]overlay=x='{width // 16}+t*{width // 10}'"
+                 f":y='{height // 6}+{height // 9}*sin(t*2)'[a];"
+                 f"[a][2]overlay=x='{width * 3 // 4}-t*{width // 12}':y={height // 4}")
+    elif kind == "talking_head":
+        face = f"{width // 4}x{height // 2}"
+        inputs = [source, f"testsrc2=size={face}:rate={fps}"]
+        graph = (f"[0]trim=end_frame=1,loop=loop=-1:size=1,setpts=N/{fps}/TB,gblur=sigma=3[room];"
+                 f"[1]hue=s=0.3[face];"
+                 f"[room][face]overlay=x='{width * 3 // 8}+{width // 64}*sin(t*2)'"
+                 f":y='{height // 4}+{height // 60}*sin(t*3)',noise=alls=3:allf=t")
+    elif kind == "high_motion":
+        inputs, graph = [source], "[0]noise=alls=24:allf=t+u"
+    else:
+        raise ValueError(f"kind must be one of {', '.join(CONTENT_KINDS)}, not {kind!r}")
+    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+    for lavfi in inputs:
+        argv += ["-f", "lavfi", "-i", lavfi]
+    # -t ends the endless sources; a key frame a second, as in a mezzanine master.
+    argv += ["-filter_complex", f"{graph},format=yuv420p[v]", "-map", "[v]", "-t", f"{seconds:g}",
+             "-c:v", "libx264", "-preset", "ultrafast", "-g", str(fps)]
+    if bitrate is None:
+        argv += ["-crf", "8"]
+    else:
+        argv += ["-b:v", bitrate, "-minrate", bitrate, "-maxrate", bitrate, "-bufsize", bitrate,
+                 "-x264-params", "nal-hrd=cbr"]
+    proc.run([*argv, str(path)], timeout=TIMEOUT_S)
+    return path

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from stb_origin.assets.records import Asset
@@ -70,18 +71,24 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def pause_transcode(worker: subprocess.Popen[bytes], settings: Settings) -> int:
-    """Wait for the job's ffmpeg (a descendant of the worker) and stop it; its pid."""
+def pause_transcode(worker: subprocess.Popen[bytes], settings: Settings,
+                    argv_has: Sequence[str] = (), argv_lacks: Sequence[str] = ()) -> int:
+    """Wait for an ffmpeg of the job (a descendant of the worker) whose arguments
+    hold every one of argv_has and none of argv_lacks, and stop it; its pid."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert worker.poll() is None, "the worker exited early\n" + logs(settings)
         for pid in _descendants(worker.pid):
             try:
-                if Path(f"/proc/{pid}/comm").read_text().strip() == "ffmpeg":
-                    os.kill(pid, signal.SIGSTOP)
-                    return pid
+                if Path(f"/proc/{pid}/comm").read_text().strip() != "ffmpeg":
+                    continue
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
+            if (all(a.encode() in argv for a in argv_has)
+                    and not any(a.encode() in argv for a in argv_lacks)):
+                os.kill(pid, signal.SIGSTOP)
+                return pid
         time.sleep(0.05)
     raise AssertionError("the job's ffmpeg never started\n" + logs(settings))
 
