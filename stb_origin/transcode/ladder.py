@@ -42,6 +42,9 @@ class Ladder:
     # Constant output rate; exact_rate(fps) gives it back as 30000/1001 and the like.
     fps: float
     segment_seconds: float
+    # Key frames this far apart in every rendition: at most KEYFRAME_SECONDS, and a
+    # whole number of them in every segment (Grid checks it).
+    gop_seconds: float
     # Video only, one key frame per segment duration: the I-frame (trick-play) track;
     # None when there is no video.
     trickplay: Rendition | None
@@ -65,10 +68,47 @@ class Ladder:
             "renditions": [r.to_json() for r in self.renditions],
             "fps": self.fps,
             "segment_seconds": self.segment_seconds,
+            "gop_seconds": self.gop_seconds,
             "first_segments": self.first_segments,
             "trickplay": self.trickplay.to_json() if self.trickplay else None,
             "audio": [a.to_json() for a in self.audio],
         }
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Where segments and key frames fall, exactly: `count` short segments of `short`
+    seconds, then segments of `segment` seconds, each a whole number of GOPs."""
+
+    segment: Fraction
+    short: Fraction
+    count: int
+    gop: Fraction
+
+    @property
+    def gops_per_short(self) -> int:
+        return int(self.short / self.gop)
+
+    @property
+    def gops_per_segment(self) -> int:
+        return int(self.segment / self.gop)
+
+
+def grid(ladder: Ladder) -> Grid:
+    segment = Fraction(ladder.segment_seconds).limit_denominator(1000)
+    count = max(1, ladder.first_segments)
+    gop = Fraction(ladder.gop_seconds).limit_denominator(1000)
+    short = segment / count
+    if (short / gop).denominator != 1:
+        raise ValueError(f"{ladder.gop_seconds} s GOPs do not fill {float(short):g} s segments")
+    return Grid(segment, short, count, gop)
+
+
+def gop_seconds(segment_seconds: float, first_segments: int) -> float:
+    """The longest GOP of at most KEYFRAME_SECONDS that the short first segments
+    (and so every segment) hold a whole number of: 2 s for even segment lengths."""
+    short = Fraction(segment_seconds).limit_denominator(1000) / max(1, first_segments)
+    return float(short / math.ceil(short / Fraction(KEYFRAME_SECONDS)))
 
 
 @dataclass(frozen=True)
@@ -115,6 +155,9 @@ TRICKPLAY_NAME = IFRAMES
 # but players that buffer ~2.5 s before they start (ExoPlayer's default) would
 # only make more requests for it. And 2 s segments stay exactly as they are.
 START_SEGMENT_SECONDS = 2.0
+# Apple's HLS authoring spec 1.9: key frames (IDR) every 2 s, so that a player can
+# switch or seek there, and trick play has a picture every 2 s to show.
+KEYFRAME_SECONDS = 2.0
 TRICKPLAY_BITS_PER_PIXEL = 1.0  # per I-frame; they are few, let them look good
 # Frame rates that a VFR average or a rounded float should snap to.
 STANDARD_RATES = tuple(
@@ -131,10 +174,12 @@ def plan_ladder(source: SourceInfo, settings: Settings, rungs: tuple[Rung, ...] 
     least hevc_min_height tall (all of them for an HDR source, in its range,
     Main10), plus the 2160p rung for a 4K source when settings.uhd_rung.
     """
+    first_segments = count_first_segments(settings.segment_seconds)
+    gop = gop_seconds(settings.segment_seconds, first_segments)
     if not source.has_video:
         return Ladder(renditions=(), fps=0.0, segment_seconds=settings.segment_seconds,
-                      trickplay=None, audio=plan_audio(source.audio_tracks),
-                      first_segments=count_first_segments(settings.segment_seconds))
+                      gop_seconds=gop, trickplay=None, audio=plan_audio(source.audio_tracks),
+                      first_segments=first_segments)
     fps = output_fps(source.fps, source.variable_frame_rate)
     h264 = _family(source, _fitted_sizes(source.width, source.height, rungs), fps, H264)
     hevc: list[Rendition] = []
@@ -150,9 +195,10 @@ def plan_ladder(source: SourceInfo, settings: Settings, rungs: tuple[Rung, ...] 
         renditions=(*h264, *hevc),
         fps=float(fps),
         segment_seconds=settings.segment_seconds,
+        gop_seconds=gop,
         trickplay=_trickplay(smallest.width, smallest.height, settings.segment_seconds),
         audio=plan_audio(source.audio_tracks),
-        first_segments=count_first_segments(settings.segment_seconds),
+        first_segments=first_segments,
     )
 
 

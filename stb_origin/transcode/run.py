@@ -13,7 +13,7 @@ from stb_origin.storage.layout import INIT, MEDIA_PLAYLIST
 from stb_origin.transcode import fixups, layout
 from stb_origin.transcode.argv import build_argv, build_audio_argv
 from stb_origin.transcode.errors import MediaError
-from stb_origin.transcode.ladder import Ladder
+from stb_origin.transcode.ladder import Ladder, exact_rate, grid
 from stb_origin.transcode.probe import SourceInfo
 from stb_origin.transcode.progress import progress_fraction
 from stb_origin.transcode.spans import Span
@@ -59,13 +59,16 @@ def transcode_audio(source_path: Path, source: SourceInfo, ladder: Ladder, out_d
 
 def finish(out_dir: Path, ladder: Ladder, settings: Settings, duration_s: float) -> None:
     """Leave out_dir in the documented layout: every track's init named init.mp4,
-    the trick-play track and the audio cut like the renditions (audio only: like a
-    video of that length would be, segment_grid)."""
+    the renditions' one-GOP parts joined into segments, the trick-play track and
+    the audio cut like the renditions (audio only: like a video of that length
+    would be, segment_grid)."""
     if settings.segment_format == "fmp4":
         for name in _video_names(ladder) + [a.name for a in ladder.audio]:
             _rename_init(out_dir / name)
     if ladder.trickplay is not None:
         videos = [r.name for r in ladder.renditions]
+        for video in videos:
+            _join_gops(out_dir / video, ladder)
         _check_and_align(out_dir, videos, ladder.trickplay.name)
         reference = fixups.extinf_values((out_dir / videos[0] / MEDIA_PLAYLIST).read_text())
     else:
@@ -142,6 +145,28 @@ def _rename_init(rendition_dir: Path) -> None:
         return
     (rendition_dir / uri).rename(rendition_dir / INIT)
     playlist.write_text(fixups.with_init_uri(text, INIT))
+
+
+def _join_gops(rendition_dir: Path, ladder: Ladder) -> None:
+    """The muxer's one-GOP parts (argv.hls_time), joined into the grid's segments."""
+    g = grid(ladder)
+    playlist = rendition_dir / MEDIA_PLAYLIST
+    text = playlist.read_text()
+    parts = fixups.extinf_values(text)
+    # Key frames fall on the first frame at or after each multiple of the GOP.
+    slack = 1 / float(exact_rate(ladder.fps)) + 0.001
+    for n, length in enumerate(parts[:-1]):
+        if abs(length - float(g.gop)) > slack:
+            raise MediaError("transcode_failed", f"rendition {rendition_dir.name}: part {n}"
+                             f" lasts {length:.3f} s, not one {float(g.gop):g} s GOP")
+    if g.gops_per_short == g.gops_per_segment == 1:
+        return  # one GOP a segment: the parts are the segments
+    counts = fixups.gop_groups(len(parts), g.gops_per_short, g.count, g.gops_per_segment)
+    text, runs = fixups.regrouped(text, counts)
+    for run in runs:
+        if len(run) > 1:
+            _join(rendition_dir, run)
+    playlist.write_text(text)
 
 
 def _check_and_align(out_dir: Path, renditions: list[str], trickplay: str) -> None:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -53,12 +55,11 @@ def test_small_source_argv_exactly() -> None:
         "-fps_mode:v", "passthrough",
         "-c:v", "libx264", "-preset", "veryfast", "-sc_threshold:v", "0",
         "-flags:v", "+cgop", "-forced-idr:v", "1",
-        "-force_key_frames:v",
-        "expr:if(lt(n_forced,2),gte(t,n_forced*2),gte(t,(n_forced-1)*4))",
+        "-force_key_frames:v", "expr:gte(t,n_forced*2)",
         "-b:v:0", "365000", "-maxrate:v:0", "456250", "-bufsize:v:0", "730000",
-        "-profile:v:0", "high", "-level:v:0", "3.0", "-g:v:0", "120",
+        "-profile:v:0", "high", "-level:v:0", "3.0", "-g:v:0", "60",
         "-b:v:1", "145000", "-maxrate:v:1", "181250", "-bufsize:v:1", "290000",
-        "-profile:v:1", "high", "-level:v:1", "3.0", "-g:v:1", "120",
+        "-profile:v:1", "high", "-level:v:1", "3.0", "-g:v:1", "60",
         "-b:v:2", "24336", "-maxrate:v:2", "48672", "-bufsize:v:2", "194688",
         "-profile:v:2", "high", "-level:v:2", "3.0", "-g:v:2", "1",
         "-bsf:v:2", "setts=duration='if(eq(NEXT_PTS,NOPTS),DURATION,NEXT_PTS-PTS)'",
@@ -136,55 +137,61 @@ def test_maps_the_probed_streams_not_the_first_of_each_kind() -> None:
     assert set(values(argv, "-map")) == {f"[v{i}]" for i in range(6)} | {"0:1", "[vt]"}
 
 
-def test_keyframes_forced_on_segment_boundaries() -> None:
+def test_keyframes_forced_every_two_seconds() -> None:
     settings = SETTINGS.with_(segment_seconds=2.0)
     src = source(fps=29.97)
     argv = argv_for(src, settings)
     assert value(argv, "-force_key_frames:v") == "expr:gte(t,n_forced*2)"
     assert value(argv, "-sc_threshold:v") == "0"
     assert value(argv, "-flags:v") == "+cgop"
+    assert value(argv, "-forced-idr:v") == "1"
     assert value(argv, "-hls_time") == "2"
-    # GOP: one segment's worth of frames (59.94 -> 60) on rungs, every frame on trick-play.
+    # GOP: 2 s of frames (59.94 -> 60) on rungs, every frame on trick-play.
     assert [value(argv, f"-g:v:{i}") for i in range(7)] == ["60"] * 6 + ["1"]
     assert "fps=30000/1001" in value(argv, "-filter_complex")
     assert "fps=fps=1/2:round=up:start_time=0" in value(argv, "-filter_complex")
     assert "select=" not in value(argv, "-filter_complex")
 
 
-@pytest.mark.parametrize("seconds,expr,hls_time,trick", [
-    # 2 s segments are short already: one key frame every 2 s, as without.
-    (2.0, "gte(t,n_forced*2)", "2", "fps=fps=1/2:round=up:start_time=0"),
-    (3.0, "gte(t,n_forced*3)", "3", "fps=fps=1/3:round=up:start_time=0"),
-    (4.0, "if(lt(n_forced,2),gte(t,n_forced*2),gte(t,(n_forced-1)*4))", "2",
-     "fps=fps=1/2:round=up:start_time=0,select='lt(n,2)+not(mod(n,2))'"),
-    (6.0, "if(lt(n_forced,3),gte(t,n_forced*2),gte(t,(n_forced-2)*6))", "2",
-     "fps=fps=1/2:round=up:start_time=0,select='lt(n,3)+not(mod(n,3))'"),
-    # Exact fractions in the expressions; hls_time rounded down, never past a boundary.
-    (7.0, "if(lt(n_forced,3),gte(t,n_forced*(7/3)),gte(t,(n_forced-2)*7))", "2.333",
-     "fps=fps=3/7:round=up:start_time=0,select='lt(n,3)+not(mod(n,3))'"),
+@pytest.mark.parametrize("seconds,gop,hls_time,trick", [
+    # 2 s segments are one GOP each, short already.
+    (2.0, "2", "2", "fps=fps=1/2:round=up:start_time=0"),
+    # 3 s cannot hold whole 2 s GOPs: two of 1.5 s.
+    (3.0, "(3/2)", "1.5", "fps=fps=1/3:round=up:start_time=0"),
+    (4.0, "2", "2", "fps=fps=1/2:round=up:start_time=0,select='lt(n,2)+not(mod(n,2))'"),
+    (6.0, "2", "2", "fps=fps=1/2:round=up:start_time=0,select='lt(n,3)+not(mod(n,3))'"),
+    # Exact fractions in the expressions; hls_time rounded down, never past a key frame.
+    (7.0, "(7/6)", "1.166", "fps=fps=3/7:round=up:start_time=0,select='lt(n,3)+not(mod(n,3))'"),
 ])
-def test_short_first_segments_on_the_same_grid(seconds: float, expr: str, hls_time: str,
-                                               trick: str) -> None:
+def test_a_key_frame_every_gop_and_the_muxer_cuts_every_gop(seconds: float, gop: str,
+                                                             hls_time: str, trick: str) -> None:
     argv = argv_for(source(), SETTINGS.with_(segment_seconds=seconds))
-    assert value(argv, "-force_key_frames:v") == "expr:" + expr
+    assert value(argv, "-force_key_frames:v") == f"expr:gte(t,n_forced*{gop})"
     assert value(argv, "-hls_time") == hls_time
     assert f"[st]{trick},scale=" in value(argv, "-filter_complex")
     # Irregular trick-play frames keep their time stamps (no duplicates in the gaps),
     # as every video stream does: the filter graph makes the frames.
     assert values(argv, "-fps_mode:v") == ["passthrough"]
     assert len(values(argv, "-bsf:v:6")) == (1 if "select" in trick else 0)
-    # The GOP stays one whole segment: the forced key frames come sooner anyway.
+    # The GOP ceiling is one GOP's frames: the forced key frames come no later.
     fps = 30
-    assert value(argv, "-g:v:0") == str(int(fps * seconds))
+    assert value(argv, "-g:v:0") == str(math.ceil(fps * Fraction(gop.strip("()"))))
 
 
-def test_no_short_first_segments_when_the_plan_says_one() -> None:
-    import dataclasses
-
-    ladder = dataclasses.replace(plan_ladder(source(), SETTINGS), first_segments=1)
+def test_gops_longer_than_two_seconds_when_the_plan_says_so() -> None:
+    # What bench/gop_cost.py compares: 4 s GOPs in 4 s segments.
+    ladder = dataclasses.replace(plan_ladder(source(), SETTINGS), first_segments=1,
+                                 gop_seconds=4.0)
     argv = build_argv(SRC, source(), ladder, OUT, SETTINGS)
     assert value(argv, "-force_key_frames:v") == "expr:gte(t,n_forced*4)"
     assert value(argv, "-hls_time") == "4"
+    assert value(argv, "-g:v:0") == "120"
+
+
+def test_a_gop_that_does_not_fill_the_segments_is_refused() -> None:
+    ladder = dataclasses.replace(plan_ladder(source(), SETTINGS), gop_seconds=1.5)
+    with pytest.raises(ValueError, match="1.5 s GOPs do not fill 2 s segments"):
+        build_argv(SRC, source(), ladder, OUT, SETTINGS)
 
 
 def test_vbv_profile_level_per_rung() -> None:

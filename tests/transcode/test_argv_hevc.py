@@ -45,7 +45,7 @@ def test_hevc_rung_uses_x265_with_hvc1_on_the_same_key_frame_grid() -> None:
     assert "-c" not in h264 and "-c" not in trick  # the x264 default every stream gets
     assert hevc == {
         "-b": "237250", "-maxrate": "296562", "-bufsize": "474500", "-profile": "main",
-        "-g": "120", "-c": "libx265", "-preset": "fast", "-tag": "hvc1",
+        "-g": "60", "-c": "libx265", "-preset": "fast", "-tag": "hvc1",
         "-x265-params": "log-level=error:scenecut=0:open-gop=0",
     }
     # The per-stream codec comes after the default, so it wins.

@@ -4,9 +4,11 @@ import pytest
 
 from stb_origin.settings import Settings
 from stb_origin.transcode.ladder import (
+    KEYFRAME_SECONDS,
     START_SEGMENT_SECONDS,
     Ladder,
     exact_rate,
+    grid,
     h264_level,
     output_fps,
     plan_ladder,
@@ -195,3 +197,19 @@ def test_audio_only_source_has_audio_renditions_and_no_video() -> None:
     assert [a.name for a in ladder.audio] == ["audio0_aac", "audio1_aac"]
     assert (ladder.segment_seconds, ladder.first_segments) == (6.0, 3)
     assert ladder.to_json()["trickplay"] is None
+
+
+@pytest.mark.parametrize("seconds,gop", [
+    (1.0, 1.0), (2.0, 2.0), (3.0, 1.5), (4.0, 2.0), (5.0, 1.25), (6.0, 2.0), (7.0, 7 / 6),
+    (10.0, 2.0), (20.0, 2.0),
+])
+def test_key_frames_every_two_seconds_or_the_nearest_that_fills_a_segment(
+        seconds: float, gop: float) -> None:
+    ladder = plan_ladder(source(), SETTINGS.with_(segment_seconds=seconds))
+    assert ladder.gop_seconds == pytest.approx(gop)
+    assert ladder.gop_seconds <= KEYFRAME_SECONDS == 2.0
+    g = grid(ladder)
+    # Every segment, short or not, is a whole number of GOPs.
+    assert g.gops_per_short * g.gop == g.short
+    assert g.gops_per_segment * g.gop == g.segment
+    assert ladder.to_json()["gop_seconds"] == ladder.gop_seconds

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import re
 from fractions import Fraction
 from pathlib import Path
@@ -68,6 +70,17 @@ def streams(path: Path) -> list[dict[str, Any]]:
                    "-of", "json")
     result: list[dict[str, Any]] = json.loads(out)["streams"]
     return result
+
+
+def whole_stream(rendition_dir: Path, scratch: Path) -> Path:
+    """The rendition as one file: its init section, then its segments in playlist order."""
+    playlist = (rendition_dir / "index.m3u8").read_text()
+    uris = re.findall(r"^(seg_\S+)$", playlist, re.MULTILINE)
+    init = rendition_dir / "init.mp4"
+    joined = scratch / f"{rendition_dir.name}-whole{Path(uris[0]).suffix}"
+    joined.write_bytes((init.read_bytes() if init.exists() else b"")
+                       + b"".join((rendition_dir / uri).read_bytes() for uri in uris))
+    return joined
 
 
 def extinf(playlist: Path) -> list[float]:
@@ -224,6 +237,37 @@ def test_short_first_segments_then_the_regular_grid(clip: Clip, tmp_path: Path,
     check_trickplay(out, ladder, tmp_path)
     # Each trick-play frame is the picture at its segment's start, not a duplicate.
     assert trick_frame_times(out, tmp_path) == pytest.approx(starts[0], abs=0.01)
+
+
+@pytest.mark.parametrize("segment_format", ["fmp4", "ts"])
+def test_a_key_frame_every_two_seconds_and_segments_of_whole_gops(
+        clip: Clip, tmp_path: Path, segment_format: str) -> None:
+    # 4 s segments (two 2 s ones first) at 29.97 fps: key frames every 2 s inside
+    # segments, and the segments still on the grid.
+    out = tmp_path / "out"
+    settings = SETTINGS.with_(segment_seconds=4.0, segment_format=segment_format)
+    _, ladder, _ = run(clip("ntsc13-360.mp4", seconds=13.0, fps="30000/1001", size="640x360"),
+                       out, settings)
+    fps = Fraction(30000, 1001)
+    total = math.ceil(13 * fps)
+    # The first frame at or after each multiple of 2 s; segment boundaries at 2, 4, 8, 12 s.
+    keys = [k for k in (math.ceil(n * 2 * fps) for n in range(10)) if k < total]
+    bounds = [math.ceil(t * fps) for t in (0, 2, 4, 8, 12)] + [total]
+    assert len(ladder.renditions) == 2
+    for r in ladder.renditions:
+        decoded = frames(whole_stream(out / r.name, tmp_path))
+        assert len(decoded) == total, r.name
+        assert [i for i, f in enumerate(decoded) if f["key_frame"] == 1] == keys, r.name
+        assert {decoded[i]["pict_type"] for i in keys} == {"I"}
+        assert extinf(out / r.name / "index.m3u8") == pytest.approx(
+            [float((b - a) / fps) for a, b in itertools.pairwise(bounds)], abs=0.001)
+    # Each segment of each rendition begins with a key frame, at the same time in all.
+    starts = check_aligned(out, ladder, tmp_path)
+    assert [s - starts[0][0] for s in starts[0]] == pytest.approx(
+        [float(b / fps) for b in bounds[:-1]], abs=0.002)
+    check_trickplay(out, ladder, tmp_path)
+    for a in ladder.audio:
+        assert len(segments(out / a.name)) == len(bounds) - 1
 
 
 @pytest.mark.parametrize("name,fps,seconds", [

@@ -88,8 +88,8 @@ def test_plan_spans_cuts_on_the_regular_grid() -> None:
     assert [(s.start_unit, s.end_unit) for s in spans] == [(0, 5), (5, 10), (10, None)]
     assert [s.start_frame for s in spans] == [0, 600, 1199]  # ceil(20 s * 29.97)...
     assert [s.end_frame for s in spans] == [600, 1199, None]
-    # The first unit is two 2 s segments: later spans' files are numbered after them.
-    assert [s.first_segment for s in spans] == [0, 6, 11]
+    # Files are one 2 s GOP each, numbered as in one run: two per 4 s unit.
+    assert [s.first_file for s in spans] == [0, 10, 20]
     assert boundary(ladder, 1) == 120 and boundary(ladder, 9) == 1079
 
 
