@@ -40,7 +40,7 @@ from stb_origin.packager.publish import point_master_at, publish
 from stb_origin.services import Services
 from stb_origin.settings import Settings
 from stb_origin.storage import layout
-from stb_origin.transcode import Ladder, MediaError, plan_ladder, probe, transcode
+from stb_origin.transcode import MediaError, plan_ladder, probe, transcode
 from stb_origin.transcode.normalise import normalised
 
 log = logging.getLogger("stb_origin.pipeline")
@@ -180,7 +180,9 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
     with _stage(services, "package"):
         result = package(encoded, variants, keys, _key_uri(settings.key_uri_base, asset_id),
                          settings.key_rotation_segments, packaged,
-                         trickplay=_trickplay_input(ladder), audio=audio)
+                         iframes=[VariantInput(t.name, t.width, t.height, ladder.fps)
+                                  for t in ladder.iframes],
+                         audio=audio)
     runs.write(services.db, run, progress=TRANSCODE_SHARE + 5)
     with _stage(services, "publish"):
         publish(services.storage, asset_id, version, packaged)
@@ -203,13 +205,6 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
         log.warning("asset stamp not renewed: Redis unavailable")
     log.info("asset ready", extra={"asset_id": asset_id, "version": version})
     return Status.READY.value
-
-
-def _trickplay_input(ladder: Ladder) -> VariantInput | None:
-    if ladder.trickplay is None:
-        return None
-    return VariantInput(layout.IFRAMES, ladder.trickplay.width, ladder.trickplay.height,
-                        ladder.fps)
 
 
 class _Took:

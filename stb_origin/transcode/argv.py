@@ -2,10 +2,18 @@
 
 Decode once, split, scale each rung, encode with a key frame forced every GOP
 (the same frames in every rung, so every rendition can switch at every one),
-and let ffmpeg's hls muxer cut all renditions and the trick-play track in the
+and let ffmpeg's hls muxer cut all renditions and the trick-play tracks in the
 same pass: one part per GOP, which run.py joins into segments (see hls_time).
 HEVC renditions are more outputs of the same split, with x265 in place of x264;
 an HDR source is split once more, before a tone-map, for its SDR renditions.
+
+The trick-play (I-frame) tracks are encoded on their own, one per resolution
+tier (ladder.iframe_tiers), one intra frame per segment, cut on the renditions'
+segment boundaries: each entry of an I-frame playlist is then one whole segment.
+Byte ranges into the renditions' own key frames (as Apple's and Shaka's tools
+make) cost nothing to encode, but cannot be decrypted here: AES-128 encrypts
+each segment whole, CBC restarted and padded per segment (RFC 8216 4.3.2.4), so
+a sub-range has neither its IV nor its padding.
 """
 
 from __future__ import annotations
@@ -46,18 +54,17 @@ def build_argv(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: P
     if span is not None:
         argv += spans.seek_args(ladder, span)
     argv += input_args(source_path)
-    # An audio-only ladder has no trick-play track, and no video at all.
-    if ladder.trickplay is not None:
+    # An audio-only ladder has no video at all.
+    if ladder.renditions:
         argv += ["-filter_complex", filter_graph(source, ladder, span)]
     argv += [arg for i in range(len(ladder.renditions)) for arg in ("-map", f"[v{i}]")]
     # A track made twice (AAC and E-AC-3) is mapped twice: each output stream is one rendition.
     argv += [arg for a in audio for arg in ("-map", a.stream)]
-    if ladder.trickplay is not None:
-        argv += ["-map", "[vt]"]
+    argv += [arg for j in range(len(ladder.iframes)) for arg in ("-map", f"[vt{j}]")]
     # Titles, GPS, encoder names and chapters of the upload stay with the upload.
     argv += ["-map_metadata", "-1", "-map_chapters", "-1"]
-    if ladder.trickplay is not None:
-        argv += _video_codec_args(source, ladder, ladder.trickplay, settings, span)
+    if ladder.renditions:
+        argv += _video_codec_args(source, ladder, settings, span)
 
     for i, track in enumerate(audio):
         argv += _audio_args(i, track, source.duration_s)
@@ -104,8 +111,8 @@ def _hls_output(ladder: Ladder, out_dir: Path, settings: Settings, stream_map: s
                    "-var_stream_map", stream_map, str(out / "%v" / MEDIA_PLAYLIST)]
 
 
-def _video_codec_args(source: SourceInfo, ladder: Ladder, trickplay: Rendition,
-                      settings: Settings, span: Span | None) -> list[str]:
+def _video_codec_args(source: SourceInfo, ladder: Ladder, settings: Settings,
+                      span: Span | None) -> list[str]:
     # The filter graph decides the frames (fps, trim). ffmpeg's own constant-rate
     # output sync would add a copy of the first frame when the video starts a
     # little after the file (an AAC track's priming does that in Matroska).
@@ -120,19 +127,20 @@ def _video_codec_args(source: SourceInfo, ladder: Ladder, trickplay: Rendition,
     for i, rendition in enumerate(ladder.renditions):
         argv += _video_args(i, rendition, gop)
         argv += _encoder_args(i, rendition, source, settings)
-    argv += _video_args(len(ladder.renditions), trickplay, 1)
-    argv += _encoder_args(len(ladder.renditions), trickplay, source, settings)
-    if ladder.first_segments > 1 and (span is None or span.start_unit == 0):
-        # The trick-play frames are irregular then (2, 2, then 4 s apart): the fMP4
-        # muxer, given each frame the same duration, would pull the frames after a
-        # gap forward in time. Each frame lasts until the next one instead.
-        trick = len(ladder.renditions)
-        argv += [f"-bsf:v:{trick}", TRICK_FRAME_DURATIONS]
+    for j, trickplay in enumerate(ladder.iframes):
+        trick = len(ladder.renditions) + j
+        argv += _video_args(trick, trickplay, 1)
+        argv += _encoder_args(trick, trickplay, source, settings)
+        if ladder.first_segments > 1 and (span is None or span.start_unit == 0):
+            # The trick-play frames are irregular then (2, 2, then 4 s apart): the fMP4
+            # muxer, given each frame the same duration, would pull the frames after a
+            # gap forward in time. Each frame lasts until the next one instead.
+            argv += [f"-bsf:v:{trick}", TRICK_FRAME_DURATIONS]
     return argv
 
 
 def filter_graph(source: SourceInfo, ladder: Ladder, span: Span | None = None) -> str:
-    if ladder.trickplay is None or source.video_stream_index is None:
+    if not ladder.renditions or source.video_stream_index is None:
         raise ValueError("an audio-only ladder has no video to filter")
     # Deinterlace and fix the frame rate once, before the split, not once per rung.
     common = []
@@ -154,7 +162,12 @@ def filter_graph(source: SourceInfo, ladder: Ladder, span: Span | None = None) -
     chains.append(f"{label}{','.join([*common, f'split={len(sdr)}'])}{''.join(sdr)}")
     for i, rendition in enumerate(ladder.renditions):
         chains.append(f"[s{i}]{_picture(rendition)}[v{i}]")
-    chains.append(f"[st]{_trick_frames(ladder, span)},{_picture(ladder.trickplay)}[vt]")
+    # The trick-play frames are picked once, then scaled for each tier.
+    k = len(ladder.iframes)
+    tier_labels = "".join(f"[t{j}]" for j in range(k))
+    chains.append(f"[st]{_trick_frames(ladder, span)},split={k}{tier_labels}")
+    for j, trickplay in enumerate(ladder.iframes):
+        chains.append(f"[t{j}]{_picture(trickplay)}[vt{j}]")
     return ";".join(chains)
 
 
@@ -203,7 +216,7 @@ def _trick_frames(ladder: Ladder, span: Span | None = None) -> str:
 
 
 def var_stream_map(ladder: Ladder, audio: tuple[AudioRendition, ...] | None = None) -> str:
-    """One variant per rendition, audio ones audio only, the trick-play track last.
+    """One variant per rendition, audio ones audio only, the trick-play tracks last.
 
     ffmpeg writes no master playlist here (packager/playlists.py does), so the
     variants need no agroup or language: only the name of their folder.
@@ -211,9 +224,9 @@ def var_stream_map(ladder: Ladder, audio: tuple[AudioRendition, ...] | None = No
     videos = [f"v:{i},name:{r.name}" for i, r in enumerate(ladder.renditions)]
     audio = ladder.audio if audio is None else audio
     audios = [f"a:{i},name:{a.name}" for i, a in enumerate(audio)]
-    trick = ([f"v:{len(ladder.renditions)},name:{ladder.trickplay.name}"]
-             if ladder.trickplay is not None else [])
-    return " ".join([*videos, *audios, *trick])
+    n = len(ladder.renditions)
+    tricks = [f"v:{n + j},name:{t.name}" for j, t in enumerate(ladder.iframes)]
+    return " ".join([*videos, *audios, *tricks])
 
 
 def _picture(rendition: Rendition) -> str:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 from stb_origin.settings import Settings
-from stb_origin.storage.layout import IFRAMES
+from stb_origin.storage.layout import iframes_name
 from stb_origin.transcode.audio import AudioRendition, plan_audio
 from stb_origin.transcode.probe import SDR, SourceInfo
 
@@ -45,9 +46,9 @@ class Ladder:
     # Key frames this far apart in every rendition: at most KEYFRAME_SECONDS, and a
     # whole number of them in every segment (Grid checks it).
     gop_seconds: float
-    # Video only, one key frame per segment duration: the I-frame (trick-play) track;
-    # None when there is no video.
-    trickplay: Rendition | None
+    # The I-frame (trick-play) tracks, one per resolution tier (iframe_tiers), highest
+    # first: video only, one key frame per segment; none when there is no video.
+    iframes: tuple[Rendition, ...]
     # Audio-only renditions, in their groups; the video renditions carry no audio.
     audio: tuple[AudioRendition, ...] = ()
     # The first segment_seconds of the stream is cut into this many equal segments:
@@ -60,7 +61,7 @@ class Ladder:
         """The ladder to_json gave: a plan handed to another worker (chunked.py)."""
         return cls(**{**data,
                       "renditions": tuple(Rendition(**r) for r in data["renditions"]),
-                      "trickplay": Rendition(**data["trickplay"]) if data["trickplay"] else None,
+                      "iframes": tuple(Rendition(**r) for r in data["iframes"]),
                       "audio": tuple(AudioRendition.from_json(a) for a in data["audio"])})
 
     def to_json(self) -> dict[str, Any]:
@@ -70,7 +71,7 @@ class Ladder:
             "segment_seconds": self.segment_seconds,
             "gop_seconds": self.gop_seconds,
             "first_segments": self.first_segments,
-            "trickplay": self.trickplay.to_json() if self.trickplay else None,
+            "iframes": [r.to_json() for r in self.iframes],
             "audio": [a.to_json() for a in self.audio],
         }
 
@@ -149,7 +150,10 @@ BOX_SLACK = 1.1
 MIN_VIDEO_BITRATE = 64_000
 MAXRATE_FACTOR = 1.25
 BUFSIZE_FACTOR = 2.0
-TRICKPLAY_NAME = IFRAMES
+# The resolution tiers that get an I-frame track (Apple's 16:9 ladder's 1080p,
+# 720p, 432p and 234p-ish sizes): one for each kind of screen that scrubs, a few
+# hundred kb/s each, without one for every rung.
+IFRAME_TIERS = ("1080p", "720p", "432p", "234p")
 # The first segments are at least this long. hls.js starts after one segment, so
 # 1 s would start it about 150 ms sooner still (bench/start_time.py, 20 Mb/s);
 # but players that buffer ~2.5 s before they start (ExoPlayer's default) would
@@ -178,7 +182,7 @@ def plan_ladder(source: SourceInfo, settings: Settings, rungs: tuple[Rung, ...] 
     gop = gop_seconds(settings.segment_seconds, first_segments)
     if not source.has_video:
         return Ladder(renditions=(), fps=0.0, segment_seconds=settings.segment_seconds,
-                      gop_seconds=gop, trickplay=None, audio=plan_audio(source.audio_tracks),
+                      gop_seconds=gop, iframes=(), audio=plan_audio(source.audio_tracks),
                       first_segments=first_segments)
     fps = output_fps(source.fps, source.variable_frame_rate)
     h264 = _family(source, _fitted_sizes(source.width, source.height, rungs), fps, H264)
@@ -190,13 +194,13 @@ def plan_ladder(source: SourceInfo, settings: Settings, rungs: tuple[Rung, ...] 
         hevc = _family(source, [s for s in fitted
                                 if hdr or s.rung_height >= settings.hevc_min_height],
                        fps, HEVC)
-    smallest = h264[-1]
     return Ladder(
         renditions=(*h264, *hevc),
         fps=float(fps),
         segment_seconds=settings.segment_seconds,
         gop_seconds=gop,
-        trickplay=_trickplay(smallest.width, smallest.height, settings.segment_seconds),
+        # From the H.264 ladder: what every box that scrubs decodes.
+        iframes=tuple(_trickplay(r, settings.segment_seconds) for r in iframe_tiers(h264)),
         audio=plan_audio(source.audio_tracks),
         first_segments=first_segments,
     )
@@ -308,12 +312,19 @@ def _hevc_rendition(size: _Size, bitrate: int, video_range: str) -> Rendition:
     )
 
 
-def _trickplay(width: int, height: int, segment_seconds: float) -> Rendition:
+def iframe_tiers(renditions: Sequence[Rendition]) -> list[Rendition]:
+    """The renditions that get an I-frame track: those of IFRAME_TIERS, and the
+    smallest always (a small source's only rung may be of none)."""
+    return [r for r in renditions if r.name in IFRAME_TIERS or r is renditions[-1]]
+
+
+def _trickplay(tier: Rendition, segment_seconds: float) -> Rendition:
+    width, height = tier.width, tier.height
     frame_bits = int(width * height * TRICKPLAY_BITS_PER_PIXEL)
     bitrate = int(frame_bits / segment_seconds)
     fps = 1 / Fraction(segment_seconds).limit_denominator(1000)
     return Rendition(
-        name=TRICKPLAY_NAME, width=width, height=height, video_bitrate=bitrate,
+        name=iframes_name(tier.name), width=width, height=height, video_bitrate=bitrate,
         # One frame per segment: the buffer must hold a whole frame with room to spare.
         maxrate=2 * bitrate, bufsize=2 * frame_bits,
         profile="high", level=h264_level(width, height, fps, 2 * bitrate),

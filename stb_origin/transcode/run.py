@@ -65,11 +65,11 @@ def finish(out_dir: Path, ladder: Ladder, settings: Settings, duration_s: float)
     if settings.segment_format == "fmp4":
         for name in _video_names(ladder) + [a.name for a in ladder.audio]:
             _rename_init(out_dir / name)
-    if ladder.trickplay is not None:
+    if ladder.renditions:
         videos = [r.name for r in ladder.renditions]
         for video in videos:
             _join_gops(out_dir / video, ladder)
-        _check_and_align(out_dir, videos, ladder.trickplay.name)
+        _check_and_align(out_dir, videos, [t.name for t in ladder.iframes])
         reference = fixups.extinf_values((out_dir / videos[0] / MEDIA_PLAYLIST).read_text())
     else:
         reference = segment_grid(ladder, duration_s)
@@ -78,8 +78,7 @@ def finish(out_dir: Path, ladder: Ladder, settings: Settings, duration_s: float)
 
 
 def _video_names(ladder: Ladder) -> list[str]:
-    trick = [ladder.trickplay.name] if ladder.trickplay is not None else []
-    return [r.name for r in ladder.renditions] + trick
+    return [r.name for r in ladder.renditions] + [t.name for t in ladder.iframes]
 
 
 def _run(argv: list[str], settings: Settings,
@@ -169,8 +168,8 @@ def _join_gops(rendition_dir: Path, ladder: Ladder) -> None:
     playlist.write_text(text)
 
 
-def _check_and_align(out_dir: Path, renditions: list[str], trickplay: str) -> None:
-    """Every rendition has the same segments; so has the trick-play track, once
+def _check_and_align(out_dir: Path, renditions: list[str], tricks: list[str]) -> None:
+    """Every rendition has the same segments; so has each trick-play track, once
     its extra last frame (if any) is dropped and it has the renditions' durations."""
     reference = fixups.durations((out_dir / renditions[0] / MEDIA_PLAYLIST).read_text())
     for name in renditions[1:]:
@@ -178,16 +177,17 @@ def _check_and_align(out_dir: Path, renditions: list[str], trickplay: str) -> No
         if count != len(reference):
             raise MediaError("transcode_failed", f"rendition {name} has {count} segments,"
                              f" {renditions[0]} has {len(reference)}")
-    trick_dir = out_dir / trickplay
-    text = (trick_dir / MEDIA_PLAYLIST).read_text()
-    count = len(fixups.durations(text))
-    if count not in (len(reference), len(reference) + 1):
-        raise MediaError("transcode_failed", f"trick-play track has {count} segments,"
-                         f" the renditions have {len(reference)}")
-    text, dropped = fixups.retimed(text, reference)
-    for uri in dropped:
-        (trick_dir / uri).unlink()
-    (trick_dir / MEDIA_PLAYLIST).write_text(text)
+    for name in tricks:
+        trick_dir = out_dir / name
+        text = (trick_dir / MEDIA_PLAYLIST).read_text()
+        count = len(fixups.durations(text))
+        if count not in (len(reference), len(reference) + 1):
+            raise MediaError("transcode_failed", f"trick-play track {name} has {count}"
+                             f" segments, the renditions have {len(reference)}")
+        text, dropped = fixups.retimed(text, reference)
+        for uri in dropped:
+            (trick_dir / uri).unlink()
+        (trick_dir / MEDIA_PLAYLIST).write_text(text)
 
 
 def _align_audio(reference: list[float], track_dir: Path) -> None:

@@ -34,7 +34,7 @@ class Span:
     start_frame: int
     end_frame: int | None
     # The number of its first file. The muxer writes one file per GOP (argv.hls_time),
-    # numbered as in one run; the trick-play track, one per segment, fits in below
+    # numbered as in one run; the trick-play tracks, one file per segment, fit in below
     # the next span's number under the same -start_number.
     first_file: int
 

@@ -48,9 +48,9 @@ def test_small_source_argv_exactly() -> None:
         ("[0:0]fps=30/1,split=3[s0][s1][st];"
          "[s0]scale=640:360,format=yuv420p,setsar=1[v0];"
          "[s1]scale=416:234,format=yuv420p,setsar=1[v1];"
-         "[st]fps=fps=1/2:round=up:start_time=0,select='lt(n,2)+not(mod(n,2))',"
-         "scale=416:234,format=yuv420p,setsar=1[vt]"),
-        "-map", "[v0]", "-map", "[v1]", "-map", "0:1", "-map", "[vt]",
+         "[st]fps=fps=1/2:round=up:start_time=0,select='lt(n,2)+not(mod(n,2))',split=1[t0];"
+         "[t0]scale=416:234,format=yuv420p,setsar=1[vt0]"),
+        "-map", "[v0]", "-map", "[v1]", "-map", "0:1", "-map", "[vt0]",
         "-map_metadata", "-1", "-map_chapters", "-1",
         "-fps_mode:v", "passthrough",
         "-c:v", "libx264", "-preset", "veryfast", "-sc_threshold:v", "0",
@@ -70,7 +70,7 @@ def test_small_source_argv_exactly() -> None:
         "-hls_flags", "independent_segments", "-hls_segment_type", "fmp4",
         "-hls_fmp4_init_filename", "init.mp4",
         "-hls_segment_filename", "/media/out/%v/seg_%05d.m4s",
-        "-var_stream_map", "v:0,name:360p v:1,name:234p a:0,name:audio0_aac v:2,name:iframes",
+        "-var_stream_map", "v:0,name:360p v:1,name:234p a:0,name:audio0_aac v:2,name:iframes_234p",
         "/media/out/%v/index.m3u8",
     ]
 
@@ -106,19 +106,32 @@ def test_relative_paths_become_absolute_file_urls(tmp_path: Path,
     assert argv[-1] == f"{tmp_path}/out/%v/index.m3u8"
 
 
-def test_split_once_into_every_rung_plus_trickplay() -> None:
+def test_split_once_into_every_rung_plus_trickplay_tiers() -> None:
     src = source()
     ladder = plan_ladder(src, SETTINGS)
     graph = filter_graph(src, ladder)
     assert len(ladder.renditions) == 6
-    assert graph.count("split=") == 1 and "split=7[s0][s1][s2][s3][s4][s5][st]" in graph
+    assert graph.count("split=7") == 1 and "split=7[s0][s1][s2][s3][s4][s5][st]" in graph
     assert graph.startswith("[0:0]fps=30/1,split=7")
     for r in ladder.renditions:
         assert f"scale={r.width}:{r.height},format=yuv420p,setsar=1" in graph
-    assert graph.count("format=yuv420p") == 7
+    # The trick-play frames are picked once, then split into the four tiers.
+    assert graph.count("fps=fps=") == 1
+    assert "select='lt(n,2)+not(mod(n,2))',split=4[t0][t1][t2][t3];" in graph
+    for j, t in enumerate(ladder.iframes):
+        assert f"[t{j}]scale={t.width}:{t.height},format=yuv420p,setsar=1[vt{j}]" in graph
+    assert graph.count("format=yuv420p") == 10
     assert "yadif" not in graph
-    assert values(argv_for(src), "-map") == [
-        "[v0]", "[v1]", "[v2]", "[v3]", "[v4]", "[v5]", "0:1", "[vt]"]
+    argv = argv_for(src)
+    assert values(argv, "-map") == [
+        "[v0]", "[v1]", "[v2]", "[v3]", "[v4]", "[v5]", "0:1", "[vt0]", "[vt1]", "[vt2]", "[vt3]"]
+    assert value(argv, "-var_stream_map").endswith(
+        "a:0,name:audio0_aac v:6,name:iframes_1080p v:7,name:iframes_720p"
+        " v:8,name:iframes_432p v:9,name:iframes_234p")
+    # Every trick-play track all intra, its frames keeping their own time stamps.
+    assert value(argv, "-fps_mode:v") == "passthrough"
+    for trick in range(6, 10):
+        assert value(argv, f"-g:v:{trick}") == "1"
 
 
 def test_interlaced_source_deinterlaced_once_before_the_split() -> None:
@@ -134,7 +147,8 @@ def test_maps_the_probed_streams_not_the_first_of_each_kind() -> None:
     src = source(video_stream_index=2, audio_tracks=(track(1),))
     argv = argv_for(src)
     assert value(argv, "-filter_complex").startswith("[0:2]")
-    assert set(values(argv, "-map")) == {f"[v{i}]" for i in range(6)} | {"0:1", "[vt]"}
+    assert set(values(argv, "-map")) == ({f"[v{i}]" for i in range(6)}
+                                         | {f"[vt{j}]" for j in range(4)} | {"0:1"})
 
 
 def test_keyframes_forced_every_two_seconds() -> None:
@@ -147,7 +161,7 @@ def test_keyframes_forced_every_two_seconds() -> None:
     assert value(argv, "-forced-idr:v") == "1"
     assert value(argv, "-hls_time") == "2"
     # GOP: 2 s of frames (59.94 -> 60) on rungs, every frame on trick-play.
-    assert [value(argv, f"-g:v:{i}") for i in range(7)] == ["60"] * 6 + ["1"]
+    assert [value(argv, f"-g:v:{i}") for i in range(10)] == ["60"] * 6 + ["1"] * 4
     assert "fps=30000/1001" in value(argv, "-filter_complex")
     assert "fps=fps=1/2:round=up:start_time=0" in value(argv, "-filter_complex")
     assert "select=" not in value(argv, "-filter_complex")
@@ -168,11 +182,12 @@ def test_a_key_frame_every_gop_and_the_muxer_cuts_every_gop(seconds: float, gop:
     argv = argv_for(source(), SETTINGS.with_(segment_seconds=seconds))
     assert value(argv, "-force_key_frames:v") == f"expr:gte(t,n_forced*{gop})"
     assert value(argv, "-hls_time") == hls_time
-    assert f"[st]{trick},scale=" in value(argv, "-filter_complex")
+    assert f"[st]{trick},split=4[t0]" in value(argv, "-filter_complex")
     # Irregular trick-play frames keep their time stamps (no duplicates in the gaps),
     # as every video stream does: the filter graph makes the frames.
     assert values(argv, "-fps_mode:v") == ["passthrough"]
-    assert len(values(argv, "-bsf:v:6")) == (1 if "select" in trick else 0)
+    for tier in range(6, 10):
+        assert len(values(argv, f"-bsf:v:{tier}")) == (1 if "select" in trick else 0)
     # The GOP ceiling is one GOP's frames: the forced key frames come no later.
     fps = 30
     assert value(argv, "-g:v:0") == str(math.ceil(fps * Fraction(gop.strip("()"))))
@@ -212,10 +227,10 @@ def test_every_audio_track_is_an_audio_only_variant() -> None:
         track(4, language="deu", channels=6)))
     argv = argv_for(src)
     # Video renditions, then each audio rendition (the 5.1 track twice), then trick play.
-    assert values(argv, "-map") == ["[v0]", "[v1]", "0:1", "0:2", "0:4", "0:4", "[vt]"]
+    assert values(argv, "-map") == ["[v0]", "[v1]", "0:1", "0:2", "0:4", "0:4", "[vt0]"]
     assert value(argv, "-var_stream_map") == (
         "v:0,name:360p v:1,name:234p a:0,name:audio0_aac a:1,name:audio1_aac"
-        " a:2,name:audio2_aac a:3,name:audio2_ec3 v:2,name:iframes")
+        " a:2,name:audio2_aac a:3,name:audio2_ec3 v:2,name:iframes_234p")
     assert [value(argv, f"-c:a:{i}") for i in range(4)] == ["aac", "aac", "aac", "eac3"]
     assert [value(argv, f"-ac:a:{i}") for i in range(4)] == ["2", "1", "2", "6"]
     assert [value(argv, f"-b:a:{i}") for i in range(4)] == [
@@ -242,7 +257,8 @@ def test_a_track_from_another_input_is_mapped_from_it() -> None:
     src = source(audio_tracks=(track(1), track(0, input_index=1, language="spa")))
     ladder = plan_ladder(src, SETTINGS)
     assert [a.stream for a in ladder.audio] == ["0:1", "1:0"]
-    assert values(argv_for(src), "-map")[-3:] == ["0:1", "1:0", "[vt]"]
+    assert values(argv_for(src), "-map")[-6:] == [
+        "0:1", "1:0", "[vt0]", "[vt1]", "[vt2]", "[vt3]"]
 
 
 def test_measured_audio_gets_loudnorm_with_its_values_in_pass_two() -> None:
@@ -281,8 +297,8 @@ def test_normalised_e_ac_3_states_its_loudness_as_dialnorm() -> None:
 def test_video_only_source_has_no_audio_anywhere() -> None:
     src = source(audio_tracks=(), width=640, height=360)
     argv = argv_for(src)
-    assert value(argv, "-var_stream_map") == "v:0,name:360p v:1,name:234p v:2,name:iframes"
-    assert values(argv, "-map") == ["[v0]", "[v1]", "[vt]"]
+    assert value(argv, "-var_stream_map") == "v:0,name:360p v:1,name:234p v:2,name:iframes_234p"
+    assert values(argv, "-map") == ["[v0]", "[v1]", "[vt0]"]
     assert not any(a.startswith(("-c:a", "-b:a")) for a in argv)
 
 

@@ -65,7 +65,7 @@ def test_spans_stitch_to_what_one_run_makes(clip: Clip, tmp_path: Path,
     spans = _encode_in_spans(source_path, settings, stitched, span_seconds=8)
     assert len(spans) == 3
 
-    for name in [r.name for r in ladder.renditions] + [ladder.trickplay.name]:
+    for name in [r.name for r in ladder.renditions] + [t.name for t in ladder.iframes]:
         one = (whole / name / MEDIA_PLAYLIST).read_text()
         many = (stitched / name / MEDIA_PLAYLIST).read_text()
         assert fixups.durations(many) == fixups.durations(one), name
