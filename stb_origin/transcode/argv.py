@@ -185,8 +185,10 @@ def hls_time(ladder: Ladder) -> str:
     segments and 4 s ones after them does not exist; -hls_init_time never hands
     over to -hls_time with -hls_list_size 0 (VOD); and the split_by_time flag cuts
     between key frames. So it cuts every GOP and run.py joins the parts into the
-    grid's segments, as it joins the audio's. Rounded down: a key frame just short
-    of a multiple of hls_time would otherwise be skipped.
+    grid's segments, as it joins the audio's. (-hls_segment_options only passes
+    options to the segment muxer.) The trick-play tracks, one frame per segment,
+    are cut at every frame: each is at least a GOP after the one before. Rounded
+    down: a key frame just short of a multiple of hls_time would otherwise be skipped.
     """
     return _seconds(math.floor(grid(ladder).gop * 1000) / 1000)
 
