@@ -109,8 +109,8 @@ def build_asset(clip: Path, settings: Settings, cold_count: int, cold_disk_count
     package(encoded, [VariantInput(r.name, r.width, r.height, ladder.fps)
                       for r in ladder.renditions],
             keys, lambda kid: f"/keys/{asset_id}/{kid}", settings.key_rotation_segments,
-            packaged, trickplay=VariantInput("iframes", ladder.trickplay.width,
-                                             ladder.trickplay.height, ladder.fps))
+            packaged, iframes=[VariantInput(t.name, t.width, t.height, ladder.fps)
+                               for t in ladder.iframes])
     # The segments nearest 1 MB below and above the origin's per-object cache limit.
     def nearest(paths: list[Path]) -> Path:
         return min(paths, key=lambda p: abs(p.stat().st_size - TARGET_SEGMENT_BYTES))

@@ -149,8 +149,8 @@ def build(variants: list[Variant], clip: Path, base: Settings, preset: str) -> l
                        for r in ladder.renditions]
         result = package(work, variants_in, keys, _key_uri(asset_id),
                          settings.key_rotation_segments, packaged,
-                         trickplay=VariantInput("iframes", ladder.trickplay.width,
-                                                ladder.trickplay.height, ladder.fps),
+                         iframes=[VariantInput(t.name, t.width, t.height, ladder.fps)
+                                  for t in ladder.iframes],
                          start_bandwidth=variant.start_bandwidth,
                          session_key=variant.session_key)
         version = "v" + secrets.token_hex(6)

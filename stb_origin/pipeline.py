@@ -42,7 +42,7 @@ from stb_origin.packager.publish import point_master_at, publish
 from stb_origin.services import Services
 from stb_origin.settings import Settings
 from stb_origin.storage import layout
-from stb_origin.transcode import Ladder, MediaError, analyse, plan_ladder, probe, transcode
+from stb_origin.transcode import MediaError, analyse, plan_ladder, probe, transcode
 from stb_origin.transcode.normalise import normalised
 from stb_origin.transcode.subtitles import master_subtitles, plan_subtitles, read_cues
 
@@ -195,7 +195,9 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
     with _stage(services, "package"):
         result = package(encoded, variants, keys, _key_uri(settings.key_uri_base, asset_id),
                          settings.key_rotation_segments, packaged,
-                         trickplay=_trickplay_input(ladder), audio=audio,
+                         iframes=[VariantInput(t.name, t.width, t.height, ladder.fps)
+                                  for t in ladder.iframes],
+                         audio=audio,
                          subtitles=[SubtitleInput(s.name, s.label, s.language, s.forced,
                                                   tuple(cues[s.name])) for s in subtitles],
                          closed_captions=ladder.closed_captions)
@@ -222,13 +224,6 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
         log.warning("asset stamp not renewed: Redis unavailable")
     log.info("asset ready", extra={"asset_id": asset_id, "version": version})
     return Status.READY.value
-
-
-def _trickplay_input(ladder: Ladder) -> VariantInput | None:
-    if ladder.trickplay is None:
-        return None
-    return VariantInput(layout.IFRAMES, ladder.trickplay.width, ladder.trickplay.height,
-                        ladder.fps)
 
 
 class _Took:

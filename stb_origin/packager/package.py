@@ -1,16 +1,17 @@
 """Turn a transcode work dir into an encrypted HLS package on local disk.
 
-Input (one ffmpeg ``hls`` run): ``{name}/index.m3u8`` per rendition (video
-renditions and audio-only ones) plus ``iframes/index.m3u8`` for trick play,
+Input (one ffmpeg ``hls`` run): ``{name}/index.m3u8`` per track (video
+renditions, audio-only ones and I-frame tracks, one intra frame a segment),
 segments and (fMP4) an init section next to each. Output in out_dir:
 ``{name}/index.m3u8``, ``{name}/init.mp4``, ``{name}/seg_00000.m4s`` (or
-``.ts``) ..., the same under ``iframes/``, and ``master.m3u8`` with relative
-URIs: audio renditions as EXT-X-MEDIA, and each video rendition once per audio
-group, its BANDWIDTH and CODECS including the group's audio.
+``.ts``) ... for each, and ``master.m3u8`` with relative URIs: audio renditions
+as EXT-X-MEDIA, each video rendition once per audio group, its BANDWIDTH and
+CODECS including the group's audio, and each I-frame track as
+EXT-X-I-FRAME-STREAM-INF.
 
 Segment i of every track is encrypted under ``keys[i // rotation_segments]``:
-the same key for the same instant in every rendition and the I-frame track,
-so a rendition switch or a trick-play seek never needs another key fetch.
+the same key for the same instant in every rendition and I-frame track, so a
+rendition switch or a trick-play seek never needs another key fetch.
 
 Subtitles are written here, from their cues, as ``subs{n}/index.m3u8`` and
 ``subs{n}/seg_00000.vtt`` ..., one segment per video segment with the video's
@@ -24,7 +25,6 @@ clear ones. So they carry no EXT-X-KEY.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 import math
@@ -42,7 +42,7 @@ from stb_origin.drm.keys import ContentKey
 from stb_origin.packager import playlists
 from stb_origin.packager.codecs import read_codecs
 from stb_origin.packager.encrypt import encrypt_file
-from stb_origin.storage.layout import IFRAMES, INIT, MASTER, MEDIA_PLAYLIST
+from stb_origin.storage.layout import INIT, MASTER, MEDIA_PLAYLIST
 from stb_origin.transcode.webvtt import Cue, segment_webvtt
 
 KeyUri = Callable[[str], str]
@@ -147,7 +147,7 @@ class PackageResult:
     renditions: tuple[RenditionFacts, ...]
     audio: tuple[AudioFacts, ...]
     subtitles: tuple[SubtitleFacts, ...]
-    iframes: RenditionFacts | None
+    iframes: tuple[RenditionFacts, ...]
     segment_count: int
     duration_s: float
     key_ids: tuple[str, ...]  # the keys the playlists name, in segment order
@@ -187,7 +187,7 @@ def package(
     key_uri: KeyUri,
     rotation_segments: int,
     out_dir: Path,
-    trickplay: VariantInput | None = None,
+    iframes: Sequence[VariantInput] = (),
     probe_timeout: float = 60.0,
     start_bandwidth: int | None = playlists.START_BANDWIDTH,
     session_key: bool = True,
@@ -197,25 +197,25 @@ def package(
 ) -> PackageResult:
     """Encrypt every track of work_dir into out_dir and write its playlists.
 
-    trickplay gives the I-frame track's size; when None it is probed. A work
-    dir without ``iframes/`` gets no I-frame playlist. start_bandwidth picks
-    the variant listed first (``playlists.order_variants``) among those of the
-    first audio group; session_key names the first segments' key in the master
-    as EXT-X-SESSION-KEY. audio: the audio-only renditions, groups in the order
-    the variants are to be listed. subtitles: WebVTT renditions to cut on the
-    video's segments. closed_captions: the video carries CEA-608 captions.
+    iframes: the I-frame tracks, each listed in the master at its size.
+    start_bandwidth picks the variant listed first (``playlists.order_variants``)
+    among those of the first audio group; session_key names the first segments'
+    key in the master as EXT-X-SESSION-KEY. audio: the audio-only renditions,
+    groups in the order the variants are to be listed. subtitles: WebVTT
+    renditions to cut on the video's segments. closed_captions: the video carries
+    CEA-608 captions.
     """
     if not variants and not audio:
         raise PackagingError("no renditions to package")
-    names = [v.name for v in variants] + [a.name for a in audio] + [s.name for s in subtitles]
-    if len(set(names)) != len(names) or IFRAMES in names:
-        raise PackagingError(f"rendition names must be unique and not {IFRAMES!r}: {names}")
+    names = ([v.name for v in variants] + [a.name for a in audio] + [i.name for i in iframes]
+             + [s.name for s in subtitles])
+    if len(set(names)) != len(names):
+        raise PackagingError(f"track names must be unique: {names}")
 
     sources = [_read_source(work_dir / v.name) for v in variants]
     audio_sources = [_read_source(work_dir / a.name) for a in audio]
-    iframe_source = (_read_source(work_dir / IFRAMES)
-                     if (work_dir / IFRAMES / MEDIA_PLAYLIST).is_file() else None)
-    tracks = [*sources, *audio_sources, *([iframe_source] if iframe_source else [])]
+    iframe_sources = [_read_source(work_dir / i.name) for i in iframes]
+    tracks = [*sources, *audio_sources, *iframe_sources]
     count = len(tracks[0].segments)
     for source in tracks:
         if len(source.segments) != count:
@@ -243,20 +243,12 @@ def package(
         subtitle_facts = [_write_subtitles(sub, sources[0].durations, mpegts,
                                            out_dir / sub.name) for sub in subtitles]
 
-    iframe_facts: RenditionFacts | None = None
-    iframe_entries: list[playlists.IFrameEntry] = []
-    if iframe_source is not None:
-        size = trickplay or _probe_size(work_dir / IFRAMES, probe_timeout)
-        iframe_facts = _video_facts(
-            dataclasses.replace(size, name=IFRAMES),
-            _write_track(iframe_source, schedule, key_uri, out_dir / IFRAMES, True))
-        iframe_entries.append(playlists.IFrameEntry(
-            uri=f"{IFRAMES}/{MEDIA_PLAYLIST}", bandwidth=iframe_facts.bandwidth,
-            average_bandwidth=iframe_facts.average_bandwidth, codecs=iframe_facts.codecs,
-            width=iframe_facts.width, height=iframe_facts.height))
+    iframe_facts = [_video_facts(i, _write_track(source, schedule, key_uri,
+                                                 out_dir / i.name, True))
+                    for i, source in zip(iframes, iframe_sources, strict=True)]
 
     (out_dir / MASTER).write_text(playlists.master_playlist(
-        _variant_entries(renditions, audio_facts), iframe_entries,
+        _variant_entries(renditions, audio_facts), [_iframe_entry(i) for i in iframe_facts],
         start_bandwidth=start_bandwidth,
         session_key_uri=key_uri(schedule[0].key_id) if session_key else None,
         audio=[_audio_entry(a) for a in audio_facts],
@@ -268,7 +260,7 @@ def package(
         renditions=tuple(renditions),
         audio=tuple(audio_facts),
         subtitles=tuple(subtitle_facts),
-        iframes=iframe_facts,
+        iframes=tuple(iframe_facts),
         segment_count=count,
         duration_s=round(sum(tracks[0].durations), 6),
         key_ids=tuple(dict.fromkeys(k.key_id for k in schedule)),
@@ -440,29 +432,21 @@ def _variant_entries(videos: Sequence[RenditionFacts], audio: Sequence[AudioFact
     return entries
 
 
+def _iframe_entry(facts: RenditionFacts) -> playlists.IFrameEntry:
+    return playlists.IFrameEntry(
+        uri=f"{facts.name}/{MEDIA_PLAYLIST}", bandwidth=facts.bandwidth,
+        average_bandwidth=facts.average_bandwidth, codecs=facts.codecs,
+        width=facts.width, height=facts.height)
+
+
 def _audio_entry(facts: AudioFacts) -> playlists.AudioEntry:
     return playlists.AudioEntry(
         uri=f"{facts.name}/{MEDIA_PLAYLIST}", group_id=facts.group, name=facts.label,
         language=facts.language, channels=facts.channels, default=facts.default)
 
 
-def _probe_size(track_dir: Path, timeout: float) -> VariantInput:
-    done = proc.run([
-        "ffprobe", "-v", "error", "-select_streams", "v:0",
-        "-show_entries", "stream=width,height,avg_frame_rate", "-of", "json",
-        str(track_dir / MEDIA_PLAYLIST),
-    ], timeout=timeout)
-    streams = json.loads(done.stdout).get("streams") or []
-    if not streams:
-        raise PackagingError(f"no video stream in {track_dir}")
-    num, _, den = str(streams[0].get("avg_frame_rate", "0/1")).partition("/")
-    rate = float(num) / float(den) if den and float(den) else 0.0
-    return VariantInput(track_dir.name, int(streams[0]["width"]), int(streams[0]["height"]),
-                        rate)
-
-
 __all__ = [
-    "IFRAMES", "MASTER", "AudioFacts", "AudioInput", "KeyUri", "NotEnoughKeys", "PackageResult",
+    "MASTER", "AudioFacts", "AudioInput", "KeyUri", "NotEnoughKeys", "PackageResult",
     "PackagingError", "RenditionFacts", "SubtitleFacts", "SubtitleInput", "VariantInput",
     "count_segments", "first_video_pts", "keys_needed", "package", "peak_bitrate",
 ]

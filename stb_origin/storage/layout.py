@@ -4,7 +4,8 @@
     hls/{asset}/master.m3u8                           the current master, written last
     hls/{asset}/{version}/master.m3u8 (+ filtered)    one published version
     hls/{asset}/{version}/{rendition}/index.m3u8, init.mp4 (fMP4), seg_00000.m4s | .ts
-    hls/{asset}/{version}/iframes/...                 trick play, one I-frame per segment
+    hls/{asset}/{version}/iframes_{rendition}/...     trick play at that rendition's size,
+                                                      one I-frame per segment
     spans/{asset}/{plan}/{span}/...                   a long master's spans, until stitched
 """
 
@@ -18,6 +19,11 @@ MASTER = "master.m3u8"
 MEDIA_PLAYLIST = "index.m3u8"
 INIT = "init.mp4"
 IFRAMES = "iframes"
+
+
+def iframes_name(rendition: str) -> str:
+    """The folder of the I-frame track made at a rendition's size."""
+    return f"{IFRAMES}_{rendition}"
 
 
 def _checked(asset_id: str) -> str:

@@ -1,10 +1,19 @@
 """The one ffmpeg command that makes the whole ladder: plain data, built from the plan.
 
-Decode once, split, scale each rung, encode with key frames forced on segment
-boundaries (so every rendition can switch at every segment), and let ffmpeg's
-hls muxer cut all renditions and the trick-play track in the same pass. HEVC
-renditions are more outputs of the same split, with x265 in place of x264; an
-HDR source is split once more, before a tone-map, for its SDR renditions.
+Decode once, split, scale each rung, encode with a key frame forced every GOP
+(the same frames in every rung, so every rendition can switch at every one),
+and let ffmpeg's hls muxer cut all renditions and the trick-play tracks in the
+same pass: one part per GOP, which run.py joins into segments (see hls_time).
+HEVC renditions are more outputs of the same split, with x265 in place of x264;
+an HDR source is split once more, before a tone-map, for its SDR renditions.
+
+The trick-play (I-frame) tracks are encoded on their own, one per resolution
+tier (ladder.iframe_tiers), one intra frame per segment, cut on the renditions'
+segment boundaries: each entry of an I-frame playlist is then one whole segment.
+Byte ranges into the renditions' own key frames (as Apple's and Shaka's tools
+make) cost nothing to encode, but cannot be decrypted here: AES-128 encrypts
+each segment whole, CBC restarted and padded per segment (RFC 8216 4.3.2.4), so
+a sub-range has neither its IV nor its padding.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ from stb_origin.storage.layout import INIT, MEDIA_PLAYLIST
 from stb_origin.transcode import layout, spans
 from stb_origin.transcode.audio import AudioRendition, priming_delay
 from stb_origin.transcode.inputs import input_args
-from stb_origin.transcode.ladder import HEVC, Ladder, Rendition, exact_rate
+from stb_origin.transcode.ladder import HEVC, Ladder, Rendition, exact_rate, grid
 from stb_origin.transcode.loudness import TARGET_I, normalise_filter
 from stb_origin.transcode.probe import SDR, SourceInfo
 from stb_origin.transcode.spans import Span
@@ -45,18 +54,17 @@ def build_argv(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: P
     if span is not None:
         argv += spans.seek_args(ladder, span)
     argv += input_args(source_path)
-    # An audio-only ladder has no trick-play track, and no video at all.
-    if ladder.trickplay is not None:
+    # An audio-only ladder has no video at all.
+    if ladder.renditions:
         argv += ["-filter_complex", filter_graph(source, ladder, span)]
     argv += [arg for i in range(len(ladder.renditions)) for arg in ("-map", f"[v{i}]")]
     # A track made twice (AAC and E-AC-3) is mapped twice: each output stream is one rendition.
     argv += [arg for a in audio for arg in ("-map", a.stream)]
-    if ladder.trickplay is not None:
-        argv += ["-map", "[vt]"]
+    argv += [arg for j in range(len(ladder.iframes)) for arg in ("-map", f"[vt{j}]")]
     # Titles, GPS, encoder names and chapters of the upload stay with the upload.
     argv += ["-map_metadata", "-1", "-map_chapters", "-1"]
-    if ladder.trickplay is not None:
-        argv += _video_codec_args(source, ladder, ladder.trickplay, settings, span)
+    if ladder.renditions:
+        argv += _video_codec_args(source, ladder, settings, span)
 
     for i, track in enumerate(audio):
         argv += _audio_args(i, track, source.duration_s)
@@ -66,7 +74,7 @@ def build_argv(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: P
         # Where the one run, encoding audio beside it, puts the video (audio.py).
         delay = priming_delay(ladder.audio)
         argv += ["-output_ts_offset", f"{float(delay):.6f}"] if delay else []
-        argv += ["-start_number", str(span.first_segment)] if span.first_segment else []
+        argv += ["-start_number", str(span.first_file)] if span.first_file else []
     return argv + _hls_output(ladder, out_dir, settings, var_stream_map(ladder, audio))
 
 
@@ -103,8 +111,8 @@ def _hls_output(ladder: Ladder, out_dir: Path, settings: Settings, stream_map: s
                    "-var_stream_map", stream_map, str(out / "%v" / MEDIA_PLAYLIST)]
 
 
-def _video_codec_args(source: SourceInfo, ladder: Ladder, trickplay: Rendition,
-                      settings: Settings, span: Span | None) -> list[str]:
+def _video_codec_args(source: SourceInfo, ladder: Ladder, settings: Settings,
+                      span: Span | None) -> list[str]:
     # The filter graph decides the frames (fps, trim). ffmpeg's own constant-rate
     # output sync would add a copy of the first frame when the video starts a
     # little after the file (an AAC track's priming does that in Matroska).
@@ -114,24 +122,26 @@ def _video_codec_args(source: SourceInfo, ladder: Ladder, trickplay: Rendition,
              "-force_key_frames:v", "expr:" + (
                  spans.keyframe_expr(ladder, span) if span is not None and span.start_unit
                  else keyframe_expr(ladder))]
-    gop = math.ceil(exact_rate(ladder.fps) * Fraction(ladder.segment_seconds))
+    # A ceiling only: the forced key frames come first (59.94 fps: every 60 or 59 frames).
+    gop = math.ceil(exact_rate(ladder.fps) * grid(ladder).gop)
     for i, rendition in enumerate(ladder.renditions):
         argv += _video_args(i, rendition, gop, ladder.closed_captions)
         argv += _encoder_args(i, rendition, source, settings)
-    # One frame per segment cannot carry captions.
-    argv += _video_args(len(ladder.renditions), trickplay, 1, False)
-    argv += _encoder_args(len(ladder.renditions), trickplay, source, settings)
-    if ladder.first_segments > 1 and (span is None or span.start_unit == 0):
-        # The trick-play frames are irregular then (2, 2, then 4 s apart): the fMP4
-        # muxer, given each frame the same duration, would pull the frames after a
-        # gap forward in time. Each frame lasts until the next one instead.
-        trick = len(ladder.renditions)
-        argv += [f"-bsf:v:{trick}", TRICK_FRAME_DURATIONS]
+    for j, trickplay in enumerate(ladder.iframes):
+        trick = len(ladder.renditions) + j
+        # One frame per segment cannot carry captions.
+        argv += _video_args(trick, trickplay, 1, False)
+        argv += _encoder_args(trick, trickplay, source, settings)
+        if ladder.first_segments > 1 and (span is None or span.start_unit == 0):
+            # The trick-play frames are irregular then (2, 2, then 4 s apart): the fMP4
+            # muxer, given each frame the same duration, would pull the frames after a
+            # gap forward in time. Each frame lasts until the next one instead.
+            argv += [f"-bsf:v:{trick}", TRICK_FRAME_DURATIONS]
     return argv
 
 
 def filter_graph(source: SourceInfo, ladder: Ladder, span: Span | None = None) -> str:
-    if ladder.trickplay is None or source.video_stream_index is None:
+    if not ladder.renditions or source.video_stream_index is None:
         raise ValueError("an audio-only ladder has no video to filter")
     # Deinterlace and fix the frame rate once, before the split, not once per rung.
     common = []
@@ -153,35 +163,35 @@ def filter_graph(source: SourceInfo, ladder: Ladder, span: Span | None = None) -
     chains.append(f"{label}{','.join([*common, f'split={len(sdr)}'])}{''.join(sdr)}")
     for i, rendition in enumerate(ladder.renditions):
         chains.append(f"[s{i}]{_picture(rendition)}[v{i}]")
-    chains.append(f"[st]{_trick_frames(ladder, span)},{_picture(ladder.trickplay)}[vt]")
+    # The trick-play frames are picked once, then scaled for each tier.
+    k = len(ladder.iframes)
+    tier_labels = "".join(f"[t{j}]" for j in range(k))
+    chains.append(f"[st]{_trick_frames(ladder, span)},split={k}{tier_labels}")
+    for j, trickplay in enumerate(ladder.iframes):
+        chains.append(f"[t{j}]{_picture(trickplay)}[vt{j}]")
     return ";".join(chains)
 
 
 def keyframe_expr(ladder: Ladder) -> str:
-    """Key frames on every segment boundary, in the ``-force_key_frames expr:`` language.
-
-    The first segment_seconds has ladder.first_segments boundaries, one every
-    segment_seconds / first_segments; then one every segment_seconds, the same
-    grid as with no short first segments.
-    """
-    seg, short, count = _grid(ladder)
-    if count == 1:
-        return f"gte(t,n_forced*{_number(seg)})"
-    return (f"if(lt(n_forced,{count}),gte(t,n_forced*{_number(short)}),"
-            f"gte(t,(n_forced-{count - 1})*{_number(seg)}))")
+    """A key frame every GOP, in the ``-force_key_frames expr:`` language: the first
+    frame at or after each multiple of the GOP, which every segment boundary is."""
+    return f"gte(t,n_forced*{_number(grid(ladder).gop)})"
 
 
 def hls_time(ladder: Ladder) -> str:
-    """The muxer cuts at the first key frame at or after hls_time * (segments so far).
+    """The muxer cuts at the first key frame at or after hls_time * (parts so far)
+    (ffmpeg 5.1 hlsenc.c, hls_write_packet): with hls_time the GOP it cuts every GOP.
 
-    With key frames only on the boundaries, any hls_time up to the shortest
-    segment cuts at every one of them; so it is the short length, rounded down
-    (rounded up, a boundary could fall just short of it and be skipped).
-    ffmpeg's own -hls_init_time cannot do this: with -hls_list_size 0 (VOD) it
-    never hands over to -hls_time (ffmpeg 5.1 hlsenc.c).
+    It cannot cut a whole number of GOPs itself: one hls_time for 2 s short
+    segments and 4 s ones after them does not exist; -hls_init_time never hands
+    over to -hls_time with -hls_list_size 0 (VOD); and the split_by_time flag cuts
+    between key frames. So it cuts every GOP and run.py joins the parts into the
+    grid's segments, as it joins the audio's. (-hls_segment_options only passes
+    options to the segment muxer.) The trick-play tracks, one frame per segment,
+    are cut at every frame: each is at least a GOP after the one before. Rounded
+    down: a key frame just short of a multiple of hls_time would otherwise be skipped.
     """
-    _seg, short, _count = _grid(ladder)
-    return _seconds(math.floor(short * 1000) / 1000)
+    return _seconds(math.floor(grid(ladder).gop * 1000) / 1000)
 
 
 def _trick_frames(ladder: Ladder, span: Span | None = None) -> str:
@@ -194,29 +204,22 @@ def _trick_frames(ladder: Ladder, span: Span | None = None) -> str:
     # instead of losing it to rounding up.
     # In a span, frame time stamps count its output rate (1/seg or 1/short) from the
     # start of the source: trimmed to the span's segments like its video.
-    seg, short, count = _grid(ladder)
+    g = grid(ladder)
     if span is not None and span.start_unit:
         end = f":end_pts={span.end_unit}" if span.end_unit is not None else ""
-        start = _seconds(float(span.start_unit * seg))
-        return (f"fps=fps={_rate(1 / seg)}:round=up:start_time={start},"
+        start = _seconds(float(span.start_unit * g.segment))
+        return (f"fps=fps={_rate(1 / g.segment)}:round=up:start_time={start},"
                 f"trim=start_pts={span.start_unit}{end}")
-    end = (f",trim=end_pts={span.end_unit * count}"
+    end = (f",trim=end_pts={span.end_unit * g.count}"
            if span is not None and span.end_unit is not None else "")
-    if count == 1:
-        return f"fps=fps={_rate(1 / seg)}:round=up:start_time=0{end}"
-    return (f"fps=fps={_rate(1 / short)}:round=up:start_time=0,"
-            f"select='lt(n,{count})+not(mod(n,{count}))'{end}")
-
-
-def _grid(ladder: Ladder) -> tuple[Fraction, Fraction, int]:
-    """(segment length, short first segment length, number of short segments)."""
-    seg = Fraction(ladder.segment_seconds).limit_denominator(1000)
-    count = max(1, ladder.first_segments)
-    return seg, seg / count, count
+    if g.count == 1:
+        return f"fps=fps={_rate(1 / g.segment)}:round=up:start_time=0{end}"
+    return (f"fps=fps={_rate(1 / g.short)}:round=up:start_time=0,"
+            f"select='lt(n,{g.count})+not(mod(n,{g.count}))'{end}")
 
 
 def var_stream_map(ladder: Ladder, audio: tuple[AudioRendition, ...] | None = None) -> str:
-    """One variant per rendition, audio ones audio only, the trick-play track last.
+    """One variant per rendition, audio ones audio only, the trick-play tracks last.
 
     ffmpeg writes no master playlist here (packager/playlists.py does), so the
     variants need no agroup or language: only the name of their folder.
@@ -224,9 +227,9 @@ def var_stream_map(ladder: Ladder, audio: tuple[AudioRendition, ...] | None = No
     videos = [f"v:{i},name:{r.name}" for i, r in enumerate(ladder.renditions)]
     audio = ladder.audio if audio is None else audio
     audios = [f"a:{i},name:{a.name}" for i, a in enumerate(audio)]
-    trick = ([f"v:{len(ladder.renditions)},name:{ladder.trickplay.name}"]
-             if ladder.trickplay is not None else [])
-    return " ".join([*videos, *audios, *trick])
+    n = len(ladder.renditions)
+    tricks = [f"v:{n + j},name:{t.name}" for j, t in enumerate(ladder.iframes)]
+    return " ".join([*videos, *audios, *tricks])
 
 
 def _picture(rendition: Rendition) -> str:

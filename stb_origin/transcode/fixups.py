@@ -1,7 +1,9 @@
 """Pure edits to the media playlists ffmpeg's hls muxer writes, so out_dir matches the layout.
 
-Three things ffmpeg 5.1 cannot be told to do:
+Four things ffmpeg 5.1 cannot be told to do:
 - with several variants it names each init segment "init_<index>.mp4";
+- cut video into segments of several GOPs, short ones first (argv.hls_time): it
+  cuts every GOP, and the parts are joined (gop_groups);
 - the trick-play track (fps=1/SEG) gives its last frame a whole segment
   duration, and when the video ends just after a segment boundary it emits one
   frame more than there are segments (a boundary inside the last frame's time);
@@ -91,6 +93,19 @@ def grouping(track: Sequence[float], reference: Sequence[float]) -> list[int]:
     if start >= len(ends):
         raise ValueError("the track ends before the last reference segment")
     return [*counts, len(ends) - start]
+
+
+def gop_groups(parts: int, gops_per_short: int, short_count: int,
+               gops_per_segment: int) -> list[int]:
+    """How many consecutive one-GOP parts make each segment: short_count segments
+    of gops_per_short, then gops_per_segment each; the last takes what is left."""
+    counts: list[int] = []
+    left = parts
+    while left > 0:
+        size = gops_per_short if len(counts) < short_count else gops_per_segment
+        counts.append(min(size, left))
+        left -= counts[-1]
+    return counts
 
 
 def regrouped(playlist: str, counts: Sequence[int]) -> tuple[str, list[list[str]]]:

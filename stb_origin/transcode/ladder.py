@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 from stb_origin.settings import Settings
-from stb_origin.storage.layout import IFRAMES
+from stb_origin.storage.layout import iframes_name
 from stb_origin.transcode.audio import AudioRendition, plan_audio
 from stb_origin.transcode.complexity import Complexity, rung_bitrate
 from stb_origin.transcode.probe import SDR, SourceInfo
@@ -44,9 +45,12 @@ class Ladder:
     # Constant output rate; exact_rate(fps) gives it back as 30000/1001 and the like.
     fps: float
     segment_seconds: float
-    # Video only, one key frame per segment duration: the I-frame (trick-play) track;
-    # None when there is no video.
-    trickplay: Rendition | None
+    # Key frames this far apart in every rendition: at most KEYFRAME_SECONDS, and a
+    # whole number of them in every segment (Grid checks it).
+    gop_seconds: float
+    # The I-frame (trick-play) tracks, one per resolution tier (iframe_tiers), highest
+    # first: video only, one key frame per segment; none when there is no video.
+    iframes: tuple[Rendition, ...]
     # Audio-only renditions, in their groups; the video renditions carry no audio.
     audio: tuple[AudioRendition, ...] = ()
     # The first segment_seconds of the stream is cut into this many equal segments:
@@ -63,7 +67,7 @@ class Ladder:
         """The ladder to_json gave: a plan handed to another worker (chunked.py)."""
         return cls(**{**data,
                       "renditions": tuple(Rendition(**r) for r in data["renditions"]),
-                      "trickplay": Rendition(**data["trickplay"]) if data["trickplay"] else None,
+                      "iframes": tuple(Rendition(**r) for r in data["iframes"]),
                       "audio": tuple(AudioRendition.from_json(a) for a in data["audio"])})
 
     def to_json(self) -> dict[str, Any]:
@@ -71,11 +75,48 @@ class Ladder:
             "renditions": [r.to_json() for r in self.renditions],
             "fps": self.fps,
             "segment_seconds": self.segment_seconds,
+            "gop_seconds": self.gop_seconds,
             "first_segments": self.first_segments,
-            "trickplay": self.trickplay.to_json() if self.trickplay else None,
+            "iframes": [r.to_json() for r in self.iframes],
             "audio": [a.to_json() for a in self.audio],
             "closed_captions": self.closed_captions,
         }
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Where segments and key frames fall, exactly: `count` short segments of `short`
+    seconds, then segments of `segment` seconds, each a whole number of GOPs."""
+
+    segment: Fraction
+    short: Fraction
+    count: int
+    gop: Fraction
+
+    @property
+    def gops_per_short(self) -> int:
+        return int(self.short / self.gop)
+
+    @property
+    def gops_per_segment(self) -> int:
+        return int(self.segment / self.gop)
+
+
+def grid(ladder: Ladder) -> Grid:
+    segment = Fraction(ladder.segment_seconds).limit_denominator(1000)
+    count = max(1, ladder.first_segments)
+    gop = Fraction(ladder.gop_seconds).limit_denominator(1000)
+    short = segment / count
+    if (short / gop).denominator != 1:
+        raise ValueError(f"{ladder.gop_seconds} s GOPs do not fill {float(short):g} s segments")
+    return Grid(segment, short, count, gop)
+
+
+def gop_seconds(segment_seconds: float, first_segments: int) -> float:
+    """The longest GOP of at most KEYFRAME_SECONDS that the short first segments
+    (and so every segment) hold a whole number of: 2 s for even segment lengths."""
+    short = Fraction(segment_seconds).limit_denominator(1000) / max(1, first_segments)
+    return float(short / math.ceil(short / Fraction(KEYFRAME_SECONDS)))
 
 
 @dataclass(frozen=True)
@@ -116,12 +157,18 @@ BOX_SLACK = 1.1
 MIN_VIDEO_BITRATE = 64_000
 MAXRATE_FACTOR = 1.25
 BUFSIZE_FACTOR = 2.0
-TRICKPLAY_NAME = IFRAMES
+# The resolution tiers that get an I-frame track (Apple's 16:9 ladder's 1080p,
+# 720p, 432p and 234p-ish sizes): one for each kind of screen that scrubs, a few
+# hundred kb/s each, without one for every rung.
+IFRAME_TIERS = ("1080p", "720p", "432p", "234p")
 # The first segments are at least this long. hls.js starts after one segment, so
 # 1 s would start it about 150 ms sooner still (bench/start_time.py, 20 Mb/s);
 # but players that buffer ~2.5 s before they start (ExoPlayer's default) would
 # only make more requests for it. And 2 s segments stay exactly as they are.
 START_SEGMENT_SECONDS = 2.0
+# Apple's HLS authoring spec 1.9: key frames (IDR) every 2 s, so that a player can
+# switch or seek there, and trick play has a picture every 2 s to show.
+KEYFRAME_SECONDS = 2.0
 TRICKPLAY_BITS_PER_PIXEL = 1.0  # per I-frame; they are few, let them look good
 # Frame rates that a VFR average or a rounded float should snap to.
 STANDARD_RATES = tuple(
@@ -140,10 +187,12 @@ def plan_ladder(source: SourceInfo, settings: Settings, complexity: Complexity |
     least hevc_min_height tall (all of them for an HDR source, in its range,
     Main10), plus the 2160p rung for a 4K source when settings.uhd_rung.
     """
+    first_segments = count_first_segments(settings.segment_seconds)
+    gop = gop_seconds(settings.segment_seconds, first_segments)
     if not source.has_video:
         return Ladder(renditions=(), fps=0.0, segment_seconds=settings.segment_seconds,
-                      trickplay=None, audio=plan_audio(source.audio_tracks),
-                      first_segments=count_first_segments(settings.segment_seconds))
+                      gop_seconds=gop, iframes=(), audio=plan_audio(source.audio_tracks),
+                      first_segments=first_segments)
     fps = output_fps(source.fps, source.variable_frame_rate)
     h264 = _family(source, _fitted_sizes(source.width, source.height, rungs), fps, H264,
                    complexity)
@@ -161,14 +210,15 @@ def plan_ladder(source: SourceInfo, settings: Settings, complexity: Complexity |
         # and a viewer who needs them must never be switched to one.
         hevc = []
         warnings += ("HEVC renditions left out: they cannot carry the closed captions",)
-    smallest = h264[-1]
     return Ladder(
         renditions=(*h264, *hevc),
         fps=float(fps),
         segment_seconds=settings.segment_seconds,
-        trickplay=_trickplay(smallest.width, smallest.height, settings.segment_seconds),
+        gop_seconds=gop,
+        # From the H.264 ladder: what every box that scrubs decodes.
+        iframes=tuple(_trickplay(r, settings.segment_seconds) for r in iframe_tiers(h264)),
         audio=plan_audio(source.audio_tracks),
-        first_segments=count_first_segments(settings.segment_seconds),
+        first_segments=first_segments,
         closed_captions=captions,
         warnings=warnings,
     )
@@ -297,12 +347,19 @@ def _hevc_rendition(size: _Size, bitrate: int, video_range: str) -> Rendition:
     )
 
 
-def _trickplay(width: int, height: int, segment_seconds: float) -> Rendition:
+def iframe_tiers(renditions: Sequence[Rendition]) -> list[Rendition]:
+    """The renditions that get an I-frame track: those of IFRAME_TIERS, and the
+    smallest always (a small source's only rung may be of none)."""
+    return [r for r in renditions if r.name in IFRAME_TIERS or r is renditions[-1]]
+
+
+def _trickplay(tier: Rendition, segment_seconds: float) -> Rendition:
+    width, height = tier.width, tier.height
     frame_bits = int(width * height * TRICKPLAY_BITS_PER_PIXEL)
     bitrate = int(frame_bits / segment_seconds)
     fps = 1 / Fraction(segment_seconds).limit_denominator(1000)
     return Rendition(
-        name=TRICKPLAY_NAME, width=width, height=height, video_bitrate=bitrate,
+        name=iframes_name(tier.name), width=width, height=height, video_bitrate=bitrate,
         # One frame per segment: the buffer must hold a whole frame with room to spare.
         maxrate=2 * bitrate, bufsize=2 * frame_bits,
         profile="high", level=h264_level(width, height, fps, 2 * bitrate),

@@ -2,7 +2,8 @@
 names that are published (``stb_origin.storage.layout``):
 
     out_dir/{rendition.name}/index.m3u8, init.mp4 (fMP4 only), seg_00000.m4s | seg_00000.ts, ...
-    out_dir/iframes/...        the same, video only, one I-frame per segment
+    out_dir/iframes_{rendition.name}/...   the same, video only, one I-frame per segment,
+                                           for each resolution tier (ladder.iframe_tiers)
 """
 
 from __future__ import annotations

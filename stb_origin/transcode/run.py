@@ -13,7 +13,7 @@ from stb_origin.storage.layout import INIT, MEDIA_PLAYLIST
 from stb_origin.transcode import fixups, layout
 from stb_origin.transcode.argv import build_argv, build_audio_argv
 from stb_origin.transcode.errors import MediaError
-from stb_origin.transcode.ladder import Ladder
+from stb_origin.transcode.ladder import Ladder, exact_rate, grid
 from stb_origin.transcode.probe import SourceInfo
 from stb_origin.transcode.progress import progress_fraction
 from stb_origin.transcode.spans import Span
@@ -59,14 +59,17 @@ def transcode_audio(source_path: Path, source: SourceInfo, ladder: Ladder, out_d
 
 def finish(out_dir: Path, ladder: Ladder, settings: Settings, duration_s: float) -> None:
     """Leave out_dir in the documented layout: every track's init named init.mp4,
-    the trick-play track and the audio cut like the renditions (audio only: like a
-    video of that length would be, segment_grid)."""
+    the renditions' one-GOP parts joined into segments, the trick-play track and
+    the audio cut like the renditions (audio only: like a video of that length
+    would be, segment_grid)."""
     if settings.segment_format == "fmp4":
         for name in _video_names(ladder) + [a.name for a in ladder.audio]:
             _rename_init(out_dir / name)
-    if ladder.trickplay is not None:
+    if ladder.renditions:
         videos = [r.name for r in ladder.renditions]
-        _check_and_align(out_dir, videos, ladder.trickplay.name)
+        for video in videos:
+            _join_gops(out_dir / video, ladder)
+        _check_and_align(out_dir, videos, [t.name for t in ladder.iframes])
         reference = fixups.extinf_values((out_dir / videos[0] / MEDIA_PLAYLIST).read_text())
     else:
         reference = segment_grid(ladder, duration_s)
@@ -75,8 +78,7 @@ def finish(out_dir: Path, ladder: Ladder, settings: Settings, duration_s: float)
 
 
 def _video_names(ladder: Ladder) -> list[str]:
-    trick = [ladder.trickplay.name] if ladder.trickplay is not None else []
-    return [r.name for r in ladder.renditions] + trick
+    return [r.name for r in ladder.renditions] + [t.name for t in ladder.iframes]
 
 
 def _run(argv: list[str], settings: Settings,
@@ -144,8 +146,30 @@ def _rename_init(rendition_dir: Path) -> None:
     playlist.write_text(fixups.with_init_uri(text, INIT))
 
 
-def _check_and_align(out_dir: Path, renditions: list[str], trickplay: str) -> None:
-    """Every rendition has the same segments; so has the trick-play track, once
+def _join_gops(rendition_dir: Path, ladder: Ladder) -> None:
+    """The muxer's one-GOP parts (argv.hls_time), joined into the grid's segments."""
+    g = grid(ladder)
+    playlist = rendition_dir / MEDIA_PLAYLIST
+    text = playlist.read_text()
+    parts = fixups.extinf_values(text)
+    # Key frames fall on the first frame at or after each multiple of the GOP.
+    slack = 1 / float(exact_rate(ladder.fps)) + 0.001
+    for n, length in enumerate(parts[:-1]):
+        if abs(length - float(g.gop)) > slack:
+            raise MediaError("transcode_failed", f"rendition {rendition_dir.name}: part {n}"
+                             f" lasts {length:.3f} s, not one {float(g.gop):g} s GOP")
+    if g.gops_per_short == g.gops_per_segment == 1:
+        return  # one GOP a segment: the parts are the segments
+    counts = fixups.gop_groups(len(parts), g.gops_per_short, g.count, g.gops_per_segment)
+    text, runs = fixups.regrouped(text, counts)
+    for run in runs:
+        if len(run) > 1:
+            _join(rendition_dir, run)
+    playlist.write_text(text)
+
+
+def _check_and_align(out_dir: Path, renditions: list[str], tricks: list[str]) -> None:
+    """Every rendition has the same segments; so has each trick-play track, once
     its extra last frame (if any) is dropped and it has the renditions' durations."""
     reference = fixups.durations((out_dir / renditions[0] / MEDIA_PLAYLIST).read_text())
     for name in renditions[1:]:
@@ -153,16 +177,17 @@ def _check_and_align(out_dir: Path, renditions: list[str], trickplay: str) -> No
         if count != len(reference):
             raise MediaError("transcode_failed", f"rendition {name} has {count} segments,"
                              f" {renditions[0]} has {len(reference)}")
-    trick_dir = out_dir / trickplay
-    text = (trick_dir / MEDIA_PLAYLIST).read_text()
-    count = len(fixups.durations(text))
-    if count not in (len(reference), len(reference) + 1):
-        raise MediaError("transcode_failed", f"trick-play track has {count} segments,"
-                         f" the renditions have {len(reference)}")
-    text, dropped = fixups.retimed(text, reference)
-    for uri in dropped:
-        (trick_dir / uri).unlink()
-    (trick_dir / MEDIA_PLAYLIST).write_text(text)
+    for name in tricks:
+        trick_dir = out_dir / name
+        text = (trick_dir / MEDIA_PLAYLIST).read_text()
+        count = len(fixups.durations(text))
+        if count not in (len(reference), len(reference) + 1):
+            raise MediaError("transcode_failed", f"trick-play track {name} has {count}"
+                             f" segments, the renditions have {len(reference)}")
+        text, dropped = fixups.retimed(text, reference)
+        for uri in dropped:
+            (trick_dir / uri).unlink()
+        (trick_dir / MEDIA_PLAYLIST).write_text(text)
 
 
 def _align_audio(reference: list[float], track_dir: Path) -> None:

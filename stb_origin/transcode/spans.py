@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-from stb_origin.transcode.ladder import Ladder, exact_rate
+from stb_origin.transcode.ladder import Ladder, exact_rate, grid
 
 # The decoder starts this long before a span's first frame (from the key frame
 # before that), so the frame-rate filter has settled on its grid by then.
@@ -33,7 +33,10 @@ class Span:
     end_unit: int | None  # None: to the end of the source
     start_frame: int
     end_frame: int | None
-    first_segment: int  # the number of its first segment file
+    # The number of its first file. The muxer writes one file per GOP (argv.hls_time),
+    # numbered as in one run; the trick-play tracks, one file per segment, fit in below
+    # the next span's number under the same -start_number.
+    first_file: int
 
     @property
     def last(self) -> bool:
@@ -63,8 +66,7 @@ def plan_spans(ladder: Ladder, duration_s: float, span_seconds: float) -> tuple[
             index=index, start_unit=start, end_unit=end,
             start_frame=boundary(ladder, start),
             end_frame=boundary(ladder, end) if end is not None else None,
-            # The first unit is cut into first_segments short segments.
-            first_segment=0 if start == 0 else ladder.first_segments + start - 1,
+            first_file=start * grid(ladder).gops_per_segment,
         ))
     return tuple(spans)
 
@@ -88,7 +90,9 @@ def video_trim(span: Span) -> str:
 
 
 def keyframe_expr(ladder: Ladder, span: Span) -> str:
-    """Key frames on the regular grid from the span's first frame on, by frame number
-    (n counts from the span's first frame): the frames the one run forces."""
-    per_unit = float(unit_frames(ladder))
-    return f"gte(n+{span.start_frame},ceil(({span.start_unit}+n_forced)*{per_unit!r}))"
+    """A key frame every GOP from the span's first frame on, by frame number (n counts
+    from the span's first frame): the frames the one run forces."""
+    g = grid(ladder)
+    per_gop = float(exact_rate(ladder.fps) * g.gop)
+    first = span.start_unit * g.gops_per_segment
+    return f"gte(n+{span.start_frame},ceil(({first}+n_forced)*{per_gop!r}))"

@@ -1,6 +1,6 @@
 """Put the spans' video together into the out_dir one run would have written.
 
-Each span's folder has, per video rendition and for the trick-play track, a
+Each span's folder has, per video rendition and trick-play track, a
 media playlist, its segments (already numbered as in the whole, see spans.py)
 and, in fMP4, an init section. The stitched playlist is the first span's
 header and every span's segments in order; the first span's init section
@@ -28,15 +28,15 @@ def stitch(span_dirs: Sequence[Path], spans: Sequence[Span], ladder: Ladder,
            out_dir: Path) -> None:
     if [s.index for s in spans] != list(range(len(span_dirs))):
         raise ValueError("one folder per span, in order")
-    if ladder.trickplay is None:
+    if not ladder.renditions:
         raise ValueError("an audio-only ladder has no spans")
     seg = Fraction(ladder.segment_seconds).limit_denominator(1000)
     rate = exact_rate(ladder.fps)
     for rendition in ladder.renditions:
         _stitch_track(rendition.name, span_dirs, out_dir,
                       [Fraction(s.start_frame) / rate for s in spans])
-    _stitch_track(ladder.trickplay.name, span_dirs, out_dir,
-                  [s.start_unit * seg for s in spans])
+    for trick in ladder.iframes:
+        _stitch_track(trick.name, span_dirs, out_dir, [s.start_unit * seg for s in spans])
 
 
 def _stitch_track(name: str, span_dirs: Sequence[Path], out_dir: Path,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import http.server
+import json
 import math
 import threading
 from collections.abc import Iterator
@@ -21,7 +22,8 @@ FPS = 30
 SECONDS = 8
 SEGMENT_S = 2
 RENDITIONS = (("360p", 640, 360), ("180p", 320, 180))
-TRICKPLAY = ("iframes", 320, 180)
+# One I-frame track per resolution tier, as the transcode makes them.
+TRICKPLAY = (("iframes_360p", 640, 360), ("iframes_180p", 320, 180))
 TIMEOUT = 60.0
 
 
@@ -32,14 +34,17 @@ def ffmpeg() -> str:
 
 
 def build_work_dir(dst: Path, segment_format: str, audio: bool = True) -> Path:
-    """What the transcode step leaves: one ffmpeg run, two rungs and a trick-play track."""
+    """What the transcode step leaves: one ffmpeg run, two rungs and two trick-play tracks."""
     seg_type, ext = ("fmp4", "m4s") if segment_format == "fmp4" else ("mpegts", "ts")
-    (dst / TRICKPLAY[0]).mkdir(parents=True)
     split = len(RENDITIONS) + 1
     graph = [f"[0:v]split={split}" + "".join(f"[s{i}]" for i in range(split))]
     for i, (_, w, h) in enumerate(RENDITIONS):
         graph.append(f"[s{i}]scale={w}:{h}[v{i}]")
-    graph.append(f"[s{split - 1}]fps=1/{SEGMENT_S},scale={TRICKPLAY[1]}:{TRICKPLAY[2]}[tp]")
+    graph.append(f"[s{split - 1}]fps=1/{SEGMENT_S},split={len(TRICKPLAY)}"
+                 + "".join(f"[t{j}]" for j in range(len(TRICKPLAY))))
+    for j, (name, w, h) in enumerate(TRICKPLAY):
+        (dst / name).mkdir(parents=True)
+        graph.append(f"[t{j}]scale={w}:{h}[tp{j}]")
     argv = [ffmpeg(), "-nostdin", "-hide_banner", "-v", "error",
             "-f", "lavfi", "-i", f"testsrc2=s=640x360:r={FPS}:d={SECONDS}"]
     if audio:
@@ -59,12 +64,13 @@ def build_work_dir(dst: Path, segment_format: str, audio: bool = True) -> Path:
     if seg_type == "fmp4":
         argv += ["-hls_fmp4_init_filename", "init_%v.mp4"]
     argv += [str(dst / "%v" / "index.m3u8")]
-    # The trick-play track: one intra frame per segment.
-    argv += ["-map", "[tp]", "-c:v", "libx264", "-preset", "ultrafast", "-g", "1"] + hls
-    argv += ["-hls_segment_filename", str(dst / TRICKPLAY[0] / f"seg_%05d.{ext}")]
-    if seg_type == "fmp4":
-        argv += ["-hls_fmp4_init_filename", "init.mp4"]
-    argv += [str(dst / TRICKPLAY[0] / "index.m3u8")]
+    # The trick-play tracks: one intra frame per segment.
+    for j, (name, _, _) in enumerate(TRICKPLAY):
+        argv += ["-map", f"[tp{j}]", "-c:v", "libx264", "-preset", "ultrafast", "-g", "1"] + hls
+        argv += ["-hls_segment_filename", str(dst / name / f"seg_%05d.{ext}")]
+        if seg_type == "fmp4":
+            argv += ["-hls_fmp4_init_filename", "init.mp4"]
+        argv += [str(dst / name / "index.m3u8")]
     proc.run(argv, timeout=TIMEOUT)
     return dst
 
@@ -155,6 +161,13 @@ def decoded_audio(url: str) -> tuple[int, int, str]:
     lines = [ln for ln in done.stdout.splitlines() if ln and not ln.startswith("#")]
     samples = sum(int(ln.split(",")[3]) for ln in lines)
     return samples, int(channels), codec
+
+
+def probe_size(path: Path) -> tuple[int, int]:
+    done = proc.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                     "stream=width,height", "-of", "json", str(path)], timeout=TIMEOUT)
+    (stream,) = json.loads(done.stdout)["streams"]
+    return int(stream["width"]), int(stream["height"])
 
 
 @dataclass

@@ -87,7 +87,7 @@ def test_audio_only_master_lists_its_audio_as_the_variant(single) -> None:  # ty
     assert [(m.type, m.group_id, m.uri, m.default) for m in master.media] == [
         ("AUDIO", "audio-aac", "audio0_aac/index.m3u8", "YES")]
     assert master.iframe_playlists == [], "no video: no trick play"
-    assert made.result.renditions == () and made.result.iframes is None
+    assert made.result.renditions == () and made.result.iframes == ()
 
 
 def test_audio_only_stream_is_encrypted_and_decodes_to_the_exact_sample_count(single) -> None:  # type: ignore[no-untyped-def]

@@ -55,6 +55,7 @@ def packaged(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         tmp / "work", [VariantInput(r.name, r.width, r.height, ladder.fps)
                        for r in ladder.renditions],
         keys, key_uri, ROTATION, tmp / "out",
+        iframes=[VariantInput(t.name, t.width, t.height, ladder.fps) for t in ladder.iframes],
         audio=[AudioInput(a.name, a.group, a.label, a.language, a.channels, a.default)
                for a in ladder.audio])
     return tmp / "out", result, {key_uri(k.key_id): k.key for k in keys}

@@ -41,7 +41,7 @@ def test_work_dir_tracks(fmp4_work: Path, ts_work: Path) -> None:
     # ultrafast x264 is Constrained Baseline; the level follows the frame size.
     assert str(read_codecs(fmp4_work / "360p" / "init_360p.mp4")) == "avc1.42c01e,mp4a.40.2"
     assert str(read_codecs(ts_work / "360p" / "seg_00000.ts")) == "avc1.42c01e,mp4a.40.2"
-    assert str(read_codecs(fmp4_work / "iframes" / "init.mp4")).startswith("avc1.42c0")
+    assert str(read_codecs(fmp4_work / "iframes_180p" / "init.mp4")).startswith("avc1.42c0")
 
 
 @pytest.mark.parametrize(("pix_fmt", "profile", "expected"), [

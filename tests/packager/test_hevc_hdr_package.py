@@ -68,6 +68,7 @@ def packaged(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         tmp / "work", [VariantInput(r.name, r.width, r.height, ladder.fps, r.video_range)
                        for r in ladder.renditions],
         keys, key_uri, 1, tmp / "out",
+        iframes=[VariantInput(t.name, t.width, t.height, ladder.fps) for t in ladder.iframes],
         audio=[AudioInput(a.name, a.group, a.label, a.language, a.channels, a.default)
                for a in ladder.audio])
     text = (tmp / "out" / "master.m3u8").read_text()

@@ -9,6 +9,7 @@ import pytest
 
 from stb_origin import proc
 from stb_origin.drm.keys import ContentKey, generate_key
+from stb_origin.packager.codecs import read_codecs
 from stb_origin.packager.package import (
     NotEnoughKeys,
     PackageResult,
@@ -26,17 +27,18 @@ from tests.support.media import video_found
 ASSET = "0123456789abcdef0123456789abcdef"
 VARIANTS = [VariantInput(name, w, h, float(support.FPS)) for name, w, h in support.RENDITIONS]
 SEGMENTS = support.SECONDS // support.SEGMENT_S
-TRACKS = [name for name, _, _ in support.RENDITIONS] + ["iframes"]
+IFRAMES = [VariantInput(name, w, h, float(support.FPS)) for name, w, h in support.TRICKPLAY]
+TRICKS = [t.name for t in IFRAMES]
+TRACKS = [name for name, _, _ in support.RENDITIONS] + TRICKS
 
 
 def key_uri(key_id: str) -> str:
     return f"/keys/{ASSET}/{key_id}"
 
 
-def make_package(work: Path, out: Path, rotation: int,
-                 trickplay: VariantInput | None = None) -> tuple[PackageResult, list[ContentKey]]:
+def make_package(work: Path, out: Path, rotation: int) -> tuple[PackageResult, list[ContentKey]]:
     keys = [generate_key() for _ in range(keys_needed(count_segments(work), rotation))]
-    return package(work, VARIANTS, keys, key_uri, rotation, out, trickplay=trickplay), keys
+    return package(work, VARIANTS, keys, key_uri, rotation, out, iframes=IFRAMES), keys
 
 
 def serve_keys(server: support.HlsServer, keys: list[ContentKey]) -> None:
@@ -67,9 +69,10 @@ def test_every_track_plays_over_http_with_the_expected_frames(
         for track in TRACKS:
             frames = support.decode(f"{server.base}/{track}/index.m3u8")
             assert frames == clear_frames[track], track
-            if track != "iframes":
+            if track not in TRICKS:
                 assert frames[0] == support.SECONDS * support.FPS
-        assert support.decode(f"{server.base}/iframes/index.m3u8") == {0: SEGMENTS}
+        for track in TRICKS:
+            assert support.decode(f"{server.base}/{track}/index.m3u8") == {0: SEGMENTS}
         # Every key was fetched from the key URI the playlists name.
         assert {key_uri(k) for k in result.key_ids} <= set(server.requests)
 
@@ -105,10 +108,12 @@ def test_a_raw_encrypted_segment_does_not_decode(work_dir: Path, tmp_path: Path)
     assert "h264" not in found and "640,360" not in found, found
 
 
-def test_iframe_segments_decrypt_to_exactly_one_keyframe(work_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("tier", IFRAMES, ids=TRICKS)
+def test_iframe_segments_decrypt_to_exactly_one_keyframe_at_the_tier_size(
+        work_dir: Path, tmp_path: Path, tier: VariantInput) -> None:
     _, keys = make_package(work_dir, tmp_path / "out", 1)
     by_uri = {key_uri(k.key_id): k.key for k in keys}
-    track = tmp_path / "out" / "iframes"
+    track = tmp_path / "out" / tier.name
     playlist = m3u8.loads((track / "index.m3u8").read_text())
     assert playlist.is_i_frames_only
     init = b""
@@ -122,6 +127,7 @@ def test_iframe_segments_decrypt_to_exactly_one_keyframe(work_dir: Path, tmp_pat
         sample = tmp_path / f"frame{i}{Path(segment.uri).suffix}"
         sample.write_bytes(init + clear)
         assert support.probe_frames(sample) == ["1,I"], segment.uri
+        assert support.probe_size(sample) == (tier.width, tier.height), segment.uri
 
 
 def test_segment_i_uses_the_same_key_in_every_track(work_dir: Path, tmp_path: Path) -> None:
@@ -145,7 +151,7 @@ def test_segment_i_uses_the_same_key_in_every_track(work_dir: Path, tmp_path: Pa
 def test_output_layout_and_no_key_material(work_dir: Path, tmp_path: Path) -> None:
     result, keys = make_package(work_dir, tmp_path / "out", 1)
     out = tmp_path / "out"
-    ext = ".m4s" if (work_dir / "iframes" / "init.mp4").exists() else ".ts"
+    ext = ".m4s" if (work_dir / TRICKS[0] / "init.mp4").exists() else ".ts"
     expected = {"master.m3u8"}
     for track in TRACKS:
         expected |= {f"{track}/index.m3u8"} | {f"{track}/seg_{i:05d}{ext}"
@@ -191,19 +197,34 @@ def test_master_describes_the_real_segments(work_dir: Path, tmp_path: Path) -> N
         assert (facts.bandwidth, facts.average_bandwidth, facts.codecs) == (
             info.bandwidth, info.average_bandwidth, info.codecs)
         assert facts.to_json()["segment_count"] == SEGMENTS
-    [iframe] = master.iframe_playlists
-    assert iframe.uri == "iframes/index.m3u8"
-    assert iframe.iframe_stream_info.resolution == (support.TRICKPLAY[1], support.TRICKPLAY[2])
-    assert iframe.iframe_stream_info.codecs.startswith("avc1.")
-    assert "mp4a" not in iframe.iframe_stream_info.codecs
-    assert 0 < iframe.iframe_stream_info.bandwidth < bandwidths[-1]
+    # One I-frame stream per tier, highest first, each describing its own track.
+    assert [i.uri for i in master.iframe_playlists] == [f"{t}/index.m3u8" for t in TRICKS]
+    for iframe, tier, facts in zip(master.iframe_playlists, IFRAMES, result.iframes,
+                                   strict=True):
+        info = iframe.iframe_stream_info
+        assert info.resolution == (tier.width, tier.height)
+        media = m3u8.loads((out / tier.name / "index.m3u8").read_text())
+        assert media.is_i_frames_only
+        sizes = [(out / tier.name / s.uri).stat().st_size for s in media.segments]
+        init = out / tier.name / "init.mp4"
+        init_size = init.stat().st_size if init.exists() else 0
+        assert info.bandwidth == peak_bitrate(sizes, [s.duration for s in media.segments],
+                                              media.target_duration, init_size)
+        assert info.average_bandwidth == -(-(init_size + sum(sizes)) * 8 // support.SECONDS)
+        clear = work_dir / tier.name / ("init.mp4" if init.exists() else "seg_00000.ts")
+        assert info.codecs == str(read_codecs(clear))
+        assert info.codecs.startswith("avc1.") and "mp4a" not in info.codecs
+        assert (facts.name, facts.width, facts.height, facts.bandwidth, facts.codecs) == (
+            tier.name, tier.width, tier.height, info.bandwidth, info.codecs)
+    small, large = master.iframe_playlists[1], master.iframe_playlists[0]
+    assert 0 < small.iframe_stream_info.bandwidth < large.iframe_stream_info.bandwidth
 
 
-def test_trickplay_size_can_be_given(fmp4_work: Path, tmp_path: Path) -> None:
-    given = VariantInput("iframes", 320, 180, 30.0)
-    result, _ = make_package(fmp4_work, tmp_path / "out", 2, trickplay=given)
-    assert result.iframes is not None and (result.iframes.width, result.iframes.height) == (
-        320, 180)
+def test_track_names_must_be_unique(fmp4_work: Path, tmp_path: Path) -> None:
+    twice = [VariantInput("180p", 320, 180, 30.0)]
+    with pytest.raises(PackagingError, match="unique"):
+        package(fmp4_work, VARIANTS, [generate_key() for _ in range(4)], key_uri, 1,
+                tmp_path / "out", iframes=twice)
 
 
 def test_too_few_keys_is_a_clear_error(fmp4_work: Path, tmp_path: Path) -> None:

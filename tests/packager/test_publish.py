@@ -73,8 +73,9 @@ class MemoryStorage:
 def packaged(fmp4_work: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("packaged") / "out"
     variants = [VariantInput(n, w, h, 30.0) for n, w, h in support.RENDITIONS]
+    iframes = [VariantInput(n, w, h, 30.0) for n, w, h in support.TRICKPLAY]
     package(fmp4_work, variants, [generate_key() for _ in range(2)],
-            lambda k: f"/keys/{ASSET}/{k}", 2, out)
+            lambda k: f"/keys/{ASSET}/{k}", 2, out, iframes=iframes)
     return out
 
 
@@ -100,7 +101,8 @@ def test_publish_writes_everything_master_last(packaged: Path) -> None:
 
     master = m3u8.loads(storage.get_bytes(base + "master.m3u8").decode())
     uris = [p.uri for p in master.playlists] + [p.uri for p in master.iframe_playlists]
-    assert uris == ["v1/360p/index.m3u8", "v1/180p/index.m3u8", "v1/iframes/index.m3u8"]
+    assert uris == ["v1/360p/index.m3u8", "v1/180p/index.m3u8",
+                    "v1/iframes_360p/index.m3u8", "v1/iframes_180p/index.m3u8"]
     for uri in uris:
         assert base + uri in storage.objects
     # The version's own master keeps relative URIs and stays byte-identical.

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -46,21 +48,20 @@ def test_small_source_argv_exactly() -> None:
         ("[0:0]fps=30/1,split=3[s0][s1][st];"
          "[s0]scale=640:360,format=yuv420p,setsar=1[v0];"
          "[s1]scale=416:234,format=yuv420p,setsar=1[v1];"
-         "[st]fps=fps=1/2:round=up:start_time=0,select='lt(n,2)+not(mod(n,2))',"
-         "scale=416:234,format=yuv420p,setsar=1[vt]"),
-        "-map", "[v0]", "-map", "[v1]", "-map", "0:1", "-map", "[vt]",
+         "[st]fps=fps=1/2:round=up:start_time=0,select='lt(n,2)+not(mod(n,2))',split=1[t0];"
+         "[t0]scale=416:234,format=yuv420p,setsar=1[vt0]"),
+        "-map", "[v0]", "-map", "[v1]", "-map", "0:1", "-map", "[vt0]",
         "-map_metadata", "-1", "-map_chapters", "-1",
         "-fps_mode:v", "passthrough",
         "-c:v", "libx264", "-preset", "veryfast", "-sc_threshold:v", "0",
         "-flags:v", "+cgop", "-forced-idr:v", "1",
-        "-force_key_frames:v",
-        "expr:if(lt(n_forced,2),gte(t,n_forced*2),gte(t,(n_forced-1)*4))",
+        "-force_key_frames:v", "expr:gte(t,n_forced*2)",
         "-a53cc:v:0", "0",
         "-b:v:0", "365000", "-maxrate:v:0", "456250", "-bufsize:v:0", "730000",
-        "-profile:v:0", "high", "-level:v:0", "3.0", "-g:v:0", "120",
+        "-profile:v:0", "high", "-level:v:0", "3.0", "-g:v:0", "60",
         "-a53cc:v:1", "0",
         "-b:v:1", "145000", "-maxrate:v:1", "181250", "-bufsize:v:1", "290000",
-        "-profile:v:1", "high", "-level:v:1", "3.0", "-g:v:1", "120",
+        "-profile:v:1", "high", "-level:v:1", "3.0", "-g:v:1", "60",
         "-a53cc:v:2", "0",
         "-b:v:2", "24336", "-maxrate:v:2", "48672", "-bufsize:v:2", "194688",
         "-profile:v:2", "high", "-level:v:2", "3.0", "-g:v:2", "1",
@@ -72,7 +73,7 @@ def test_small_source_argv_exactly() -> None:
         "-hls_flags", "independent_segments", "-hls_segment_type", "fmp4",
         "-hls_fmp4_init_filename", "init.mp4",
         "-hls_segment_filename", "/media/out/%v/seg_%05d.m4s",
-        "-var_stream_map", "v:0,name:360p v:1,name:234p a:0,name:audio0_aac v:2,name:iframes",
+        "-var_stream_map", "v:0,name:360p v:1,name:234p a:0,name:audio0_aac v:2,name:iframes_234p",
         "/media/out/%v/index.m3u8",
     ]
 
@@ -108,19 +109,32 @@ def test_relative_paths_become_absolute_file_urls(tmp_path: Path,
     assert argv[-1] == f"{tmp_path}/out/%v/index.m3u8"
 
 
-def test_split_once_into_every_rung_plus_trickplay() -> None:
+def test_split_once_into_every_rung_plus_trickplay_tiers() -> None:
     src = source()
     ladder = plan_ladder(src, SETTINGS)
     graph = filter_graph(src, ladder)
     assert len(ladder.renditions) == 6
-    assert graph.count("split=") == 1 and "split=7[s0][s1][s2][s3][s4][s5][st]" in graph
+    assert graph.count("split=7") == 1 and "split=7[s0][s1][s2][s3][s4][s5][st]" in graph
     assert graph.startswith("[0:0]fps=30/1,split=7")
     for r in ladder.renditions:
         assert f"scale={r.width}:{r.height},format=yuv420p,setsar=1" in graph
-    assert graph.count("format=yuv420p") == 7
+    # The trick-play frames are picked once, then split into the four tiers.
+    assert graph.count("fps=fps=") == 1
+    assert "select='lt(n,2)+not(mod(n,2))',split=4[t0][t1][t2][t3];" in graph
+    for j, t in enumerate(ladder.iframes):
+        assert f"[t{j}]scale={t.width}:{t.height},format=yuv420p,setsar=1[vt{j}]" in graph
+    assert graph.count("format=yuv420p") == 10
     assert "yadif" not in graph
-    assert values(argv_for(src), "-map") == [
-        "[v0]", "[v1]", "[v2]", "[v3]", "[v4]", "[v5]", "0:1", "[vt]"]
+    argv = argv_for(src)
+    assert values(argv, "-map") == [
+        "[v0]", "[v1]", "[v2]", "[v3]", "[v4]", "[v5]", "0:1", "[vt0]", "[vt1]", "[vt2]", "[vt3]"]
+    assert value(argv, "-var_stream_map").endswith(
+        "a:0,name:audio0_aac v:6,name:iframes_1080p v:7,name:iframes_720p"
+        " v:8,name:iframes_432p v:9,name:iframes_234p")
+    # Every trick-play track all intra, its frames keeping their own time stamps.
+    assert value(argv, "-fps_mode:v") == "passthrough"
+    for trick in range(6, 10):
+        assert value(argv, f"-g:v:{trick}") == "1"
 
 
 def test_interlaced_source_deinterlaced_once_before_the_split() -> None:
@@ -136,58 +150,66 @@ def test_maps_the_probed_streams_not_the_first_of_each_kind() -> None:
     src = source(video_stream_index=2, audio_tracks=(track(1),))
     argv = argv_for(src)
     assert value(argv, "-filter_complex").startswith("[0:2]")
-    assert set(values(argv, "-map")) == {f"[v{i}]" for i in range(6)} | {"0:1", "[vt]"}
+    assert set(values(argv, "-map")) == ({f"[v{i}]" for i in range(6)}
+                                         | {f"[vt{j}]" for j in range(4)} | {"0:1"})
 
 
-def test_keyframes_forced_on_segment_boundaries() -> None:
+def test_keyframes_forced_every_two_seconds() -> None:
     settings = SETTINGS.with_(segment_seconds=2.0)
     src = source(fps=29.97)
     argv = argv_for(src, settings)
     assert value(argv, "-force_key_frames:v") == "expr:gte(t,n_forced*2)"
     assert value(argv, "-sc_threshold:v") == "0"
     assert value(argv, "-flags:v") == "+cgop"
+    assert value(argv, "-forced-idr:v") == "1"
     assert value(argv, "-hls_time") == "2"
-    # GOP: one segment's worth of frames (59.94 -> 60) on rungs, every frame on trick-play.
-    assert [value(argv, f"-g:v:{i}") for i in range(7)] == ["60"] * 6 + ["1"]
+    # GOP: 2 s of frames (59.94 -> 60) on rungs, every frame on trick-play.
+    assert [value(argv, f"-g:v:{i}") for i in range(10)] == ["60"] * 6 + ["1"] * 4
     assert "fps=30000/1001" in value(argv, "-filter_complex")
     assert "fps=fps=1/2:round=up:start_time=0" in value(argv, "-filter_complex")
     assert "select=" not in value(argv, "-filter_complex")
 
 
-@pytest.mark.parametrize("seconds,expr,hls_time,trick", [
-    # 2 s segments are short already: one key frame every 2 s, as without.
-    (2.0, "gte(t,n_forced*2)", "2", "fps=fps=1/2:round=up:start_time=0"),
-    (3.0, "gte(t,n_forced*3)", "3", "fps=fps=1/3:round=up:start_time=0"),
-    (4.0, "if(lt(n_forced,2),gte(t,n_forced*2),gte(t,(n_forced-1)*4))", "2",
-     "fps=fps=1/2:round=up:start_time=0,select='lt(n,2)+not(mod(n,2))'"),
-    (6.0, "if(lt(n_forced,3),gte(t,n_forced*2),gte(t,(n_forced-2)*6))", "2",
-     "fps=fps=1/2:round=up:start_time=0,select='lt(n,3)+not(mod(n,3))'"),
-    # Exact fractions in the expressions; hls_time rounded down, never past a boundary.
-    (7.0, "if(lt(n_forced,3),gte(t,n_forced*(7/3)),gte(t,(n_forced-2)*7))", "2.333",
-     "fps=fps=3/7:round=up:start_time=0,select='lt(n,3)+not(mod(n,3))'"),
+@pytest.mark.parametrize("seconds,gop,hls_time,trick", [
+    # 2 s segments are one GOP each, short already.
+    (2.0, "2", "2", "fps=fps=1/2:round=up:start_time=0"),
+    # 3 s cannot hold whole 2 s GOPs: two of 1.5 s.
+    (3.0, "(3/2)", "1.5", "fps=fps=1/3:round=up:start_time=0"),
+    (4.0, "2", "2", "fps=fps=1/2:round=up:start_time=0,select='lt(n,2)+not(mod(n,2))'"),
+    (6.0, "2", "2", "fps=fps=1/2:round=up:start_time=0,select='lt(n,3)+not(mod(n,3))'"),
+    # Exact fractions in the expressions; hls_time rounded down, never past a key frame.
+    (7.0, "(7/6)", "1.166", "fps=fps=3/7:round=up:start_time=0,select='lt(n,3)+not(mod(n,3))'"),
 ])
-def test_short_first_segments_on_the_same_grid(seconds: float, expr: str, hls_time: str,
-                                               trick: str) -> None:
+def test_a_key_frame_every_gop_and_the_muxer_cuts_every_gop(seconds: float, gop: str,
+                                                             hls_time: str, trick: str) -> None:
     argv = argv_for(source(), SETTINGS.with_(segment_seconds=seconds))
-    assert value(argv, "-force_key_frames:v") == "expr:" + expr
+    assert value(argv, "-force_key_frames:v") == f"expr:gte(t,n_forced*{gop})"
     assert value(argv, "-hls_time") == hls_time
-    assert f"[st]{trick},scale=" in value(argv, "-filter_complex")
+    assert f"[st]{trick},split=4[t0]" in value(argv, "-filter_complex")
     # Irregular trick-play frames keep their time stamps (no duplicates in the gaps),
     # as every video stream does: the filter graph makes the frames.
     assert values(argv, "-fps_mode:v") == ["passthrough"]
-    assert len(values(argv, "-bsf:v:6")) == (1 if "select" in trick else 0)
-    # The GOP stays one whole segment: the forced key frames come sooner anyway.
+    for tier in range(6, 10):
+        assert len(values(argv, f"-bsf:v:{tier}")) == (1 if "select" in trick else 0)
+    # The GOP ceiling is one GOP's frames: the forced key frames come no later.
     fps = 30
-    assert value(argv, "-g:v:0") == str(int(fps * seconds))
+    assert value(argv, "-g:v:0") == str(math.ceil(fps * Fraction(gop.strip("()"))))
 
 
-def test_no_short_first_segments_when_the_plan_says_one() -> None:
-    import dataclasses
-
-    ladder = dataclasses.replace(plan_ladder(source(), SETTINGS), first_segments=1)
+def test_gops_longer_than_two_seconds_when_the_plan_says_so() -> None:
+    # What bench/gop_cost.py compares: 4 s GOPs in 4 s segments.
+    ladder = dataclasses.replace(plan_ladder(source(), SETTINGS), first_segments=1,
+                                 gop_seconds=4.0)
     argv = build_argv(SRC, source(), ladder, OUT, SETTINGS)
     assert value(argv, "-force_key_frames:v") == "expr:gte(t,n_forced*4)"
     assert value(argv, "-hls_time") == "4"
+    assert value(argv, "-g:v:0") == "120"
+
+
+def test_a_gop_that_does_not_fill_the_segments_is_refused() -> None:
+    ladder = dataclasses.replace(plan_ladder(source(), SETTINGS), gop_seconds=1.5)
+    with pytest.raises(ValueError, match="1.5 s GOPs do not fill 2 s segments"):
+        build_argv(SRC, source(), ladder, OUT, SETTINGS)
 
 
 def test_vbv_profile_level_per_rung() -> None:
@@ -208,10 +230,10 @@ def test_every_audio_track_is_an_audio_only_variant() -> None:
         track(4, language="deu", channels=6)))
     argv = argv_for(src)
     # Video renditions, then each audio rendition (the 5.1 track twice), then trick play.
-    assert values(argv, "-map") == ["[v0]", "[v1]", "0:1", "0:2", "0:4", "0:4", "[vt]"]
+    assert values(argv, "-map") == ["[v0]", "[v1]", "0:1", "0:2", "0:4", "0:4", "[vt0]"]
     assert value(argv, "-var_stream_map") == (
         "v:0,name:360p v:1,name:234p a:0,name:audio0_aac a:1,name:audio1_aac"
-        " a:2,name:audio2_aac a:3,name:audio2_ec3 v:2,name:iframes")
+        " a:2,name:audio2_aac a:3,name:audio2_ec3 v:2,name:iframes_234p")
     assert [value(argv, f"-c:a:{i}") for i in range(4)] == ["aac", "aac", "aac", "eac3"]
     assert [value(argv, f"-ac:a:{i}") for i in range(4)] == ["2", "1", "2", "6"]
     assert [value(argv, f"-b:a:{i}") for i in range(4)] == [
@@ -238,7 +260,8 @@ def test_a_track_from_another_input_is_mapped_from_it() -> None:
     src = source(audio_tracks=(track(1), track(0, input_index=1, language="spa")))
     ladder = plan_ladder(src, SETTINGS)
     assert [a.stream for a in ladder.audio] == ["0:1", "1:0"]
-    assert values(argv_for(src), "-map")[-3:] == ["0:1", "1:0", "[vt]"]
+    assert values(argv_for(src), "-map")[-6:] == [
+        "0:1", "1:0", "[vt0]", "[vt1]", "[vt2]", "[vt3]"]
 
 
 def test_measured_audio_gets_loudnorm_with_its_values_in_pass_two() -> None:
@@ -277,8 +300,8 @@ def test_normalised_e_ac_3_states_its_loudness_as_dialnorm() -> None:
 def test_video_only_source_has_no_audio_anywhere() -> None:
     src = source(audio_tracks=(), width=640, height=360)
     argv = argv_for(src)
-    assert value(argv, "-var_stream_map") == "v:0,name:360p v:1,name:234p v:2,name:iframes"
-    assert values(argv, "-map") == ["[v0]", "[v1]", "[vt]"]
+    assert value(argv, "-var_stream_map") == "v:0,name:360p v:1,name:234p v:2,name:iframes_234p"
+    assert values(argv, "-map") == ["[v0]", "[v1]", "[vt0]"]
     assert not any(a.startswith(("-c:a", "-b:a")) for a in argv)
 
 
@@ -308,8 +331,9 @@ def test_percent_in_output_dir_refused() -> None:
         build_argv(SRC, src, plan_ladder(src, SETTINGS), Path("/media/100%"), SETTINGS)
 
 
-def test_captions_go_into_every_rendition_but_the_trick_play_track() -> None:
+def test_captions_go_into_every_rendition_but_the_trick_play_tracks() -> None:
     argv = argv_for(source(closed_captions=True))
+    ladder = plan_ladder(source(), SETTINGS)
     flags = [arg for arg in argv if arg.startswith("-a53cc:v:")]
-    assert [value(argv, flag) for flag in flags] == ["1"] * (len(flags) - 1) + ["0"]
-    assert len(flags) == len(plan_ladder(source(), SETTINGS).renditions) + 1
+    assert [value(argv, flag) for flag in flags] == (
+        ["1"] * len(ladder.renditions) + ["0"] * len(ladder.iframes))

@@ -32,7 +32,8 @@ def stream_args(argv: list[str], index: int) -> dict[str, str]:
 
 def test_hevc_rungs_are_more_outputs_of_the_same_split() -> None:
     graph = filter_graph(SMALL, plan_ladder(SMALL, SETTINGS))
-    assert graph.count("split=") == 1
+    # One split of the source; the picked trick-play frames are split per tier.
+    assert graph.count("split=") == 2 and "split=1[t0];" in graph
     assert graph.startswith("[0:0]fps=30/1,split=5[s0][s1][s2][s3][st];")
     assert "[s2]scale=640:360,format=yuv420p,setsar=1[v2]" in graph
     assert "[s3]scale=416:234,format=yuv420p,setsar=1[v3]" in graph
@@ -45,7 +46,7 @@ def test_hevc_rung_uses_x265_with_hvc1_on_the_same_key_frame_grid() -> None:
     assert "-c" not in h264 and "-c" not in trick  # the x264 default every stream gets
     assert hevc == {
         "-b": "237250", "-maxrate": "296562", "-bufsize": "474500", "-profile": "main",
-        "-g": "120", "-c": "libx265", "-preset": "fast", "-tag": "hvc1",
+        "-g": "60", "-c": "libx265", "-preset": "fast", "-tag": "hvc1",
         "-x265-params": "log-level=error:scenecut=0:open-gop=0",
     }
     # The per-stream codec comes after the default, so it wins.
@@ -54,7 +55,7 @@ def test_hevc_rung_uses_x265_with_hvc1_on_the_same_key_frame_grid() -> None:
     assert len([a for a in argv if a.startswith("-force_key_frames")]) == 1
     assert argv[argv.index("-var_stream_map") + 1] == (
         "v:0,name:360p v:1,name:234p v:2,name:360p-hevc v:3,name:234p-hevc"
-        " a:0,name:audio0_aac v:4,name:iframes")
+        " a:0,name:audio0_aac v:4,name:iframes_234p")
 
 
 def test_sdr_source_keeps_its_colours_untouched() -> None:

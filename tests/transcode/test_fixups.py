@@ -101,3 +101,19 @@ def test_joined_fmp4_keeps_one_styp_and_no_sidx() -> None:
                                          + _box(b"mdat", b"d2"))
     with pytest.raises(ValueError, match="malformed"):
         fixups.joined_fmp4([_box(b"moof", b"m1")[:-1]])
+
+
+@pytest.mark.parametrize("parts,expected", [
+    # 2 s GOPs, 4 s segments whose first 4 s are two 2 s ones.
+    (7, [1, 1, 2, 2, 1]),
+    (6, [1, 1, 2, 2]),
+    (2, [1, 1]),
+    (1, [1]),
+])
+def test_gop_groups_follow_the_grid(parts: int, expected: list[int]) -> None:
+    assert fixups.gop_groups(parts, 1, 2, 2) == expected
+
+
+def test_gop_groups_with_several_gops_in_each_short_segment() -> None:
+    # 7 s segments: three short ones of 7/3 s, each two GOPs of 7/6 s; then six a segment.
+    assert fixups.gop_groups(20, 2, 3, 6) == [2, 2, 2, 6, 6, 2]

@@ -4,9 +4,11 @@ import pytest
 
 from stb_origin.settings import Settings
 from stb_origin.transcode.ladder import (
+    KEYFRAME_SECONDS,
     START_SEGMENT_SECONDS,
     Ladder,
     exact_rate,
+    grid,
     h264_level,
     output_fps,
     plan_ladder,
@@ -69,8 +71,7 @@ def test_odd_source_gives_even_sizes_no_larger_than_the_source() -> None:
                                           (1080, 1920), (720, 1280), (853, 480)])
 def test_aspect_ratio_kept_and_sizes_even(width: int, height: int) -> None:
     ladder = plan_ladder(source(width=width, height=height), SETTINGS)
-    assert ladder.trickplay is not None
-    for r in (*ladder.renditions, ladder.trickplay):
+    for r in (*ladder.renditions, *ladder.iframes):
         assert r.width % 2 == 0 and r.height % 2 == 0
         # Within the rounding to even numbers.
         assert abs(r.width / r.height - width / height) <= 2.5 / r.height * (width / height)
@@ -95,8 +96,7 @@ def test_tiny_source_gets_one_rung_at_its_own_size() -> None:
     assert sizes(ladder) == [("180p", 320, 180)]
     only = ladder.renditions[0]
     assert 64_000 <= only.video_bitrate <= 145_000
-    assert ladder.trickplay is not None
-    assert (ladder.trickplay.width, ladder.trickplay.height) == (320, 180)
+    assert [(t.name, t.width, t.height) for t in ladder.iframes] == [("iframes_180p", 320, 180)]
 
 
 def test_bitrates_capped_by_the_source_without_duplicate_rungs() -> None:
@@ -154,13 +154,33 @@ def test_audio_sample_rate_44k1_kept_others_become_48k(rate: int, kept: int) -> 
     assert [a.sample_rate for a in ladder.audio] == [kept]
 
 
-def test_trickplay_is_a_small_video_only_rung() -> None:
+def test_one_iframe_track_per_resolution_tier() -> None:
     ladder = plan_ladder(source(), SETTINGS.with_(segment_seconds=2.0))
-    trick = ladder.trickplay
-    assert trick is not None
-    assert (trick.name, trick.width, trick.height) == ("iframes", 416, 234)
-    assert trick.video_bitrate < ladder.renditions[-1].video_bitrate
-    assert ladder.segment_seconds == 2.0
+    assert [(t.name, t.width, t.height) for t in ladder.iframes] == [
+        ("iframes_1080p", 1920, 1080), ("iframes_720p", 1280, 720),
+        ("iframes_432p", 768, 432), ("iframes_234p", 416, 234)]
+    by_name = {r.name: r for r in ladder.renditions}
+    for trick in ladder.iframes:
+        # One intra frame per 2 s segment at 1 bit a pixel: cheaper than the rendition.
+        assert trick.video_bitrate == trick.width * trick.height // 2
+        assert trick.video_bitrate < by_name[trick.name.removeprefix("iframes_")].video_bitrate
+        assert trick.bufsize >= 2 * trick.width * trick.height
+
+
+@pytest.mark.parametrize("width,height,tiers", [
+    # Only the tiers the source fills; the smallest rung always.
+    (1280, 720, ["720p", "432p", "234p"]),
+    (960, 540, ["432p", "234p"]),
+    (640, 360, ["234p"]),
+    (321, 181, ["180p"]),
+    (1080, 1920, ["1080p", "720p", "432p", "234p"]),
+])
+def test_iframe_tiers_follow_the_ladder(width: int, height: int, tiers: list[str]) -> None:
+    ladder = plan_ladder(source(width=width, height=height, video_bitrate=None), SETTINGS)
+    assert [t.name for t in ladder.iframes] == [f"iframes_{tier}" for tier in tiers]
+    sizes_by_name = {r.name: (r.width, r.height) for r in ladder.renditions}
+    for tier, trick in zip(tiers, ladder.iframes, strict=True):
+        assert (trick.width, trick.height) == sizes_by_name[tier]
 
 
 @pytest.mark.parametrize("width,height,fps,maxrate,level", [
@@ -191,10 +211,26 @@ def test_audio_only_source_has_audio_renditions_and_no_video() -> None:
     src = source(width=0, height=0, fps=0.0, video_stream_index=None, video_bitrate=None,
                  audio_tracks=(track(0, language="eng"), track(1, language="fra")))
     ladder = plan_ladder(src, SETTINGS.with_(segment_seconds=6.0))
-    assert ladder.renditions == () and ladder.trickplay is None
+    assert ladder.renditions == () and ladder.iframes == ()
     assert [a.name for a in ladder.audio] == ["audio0_aac", "audio1_aac"]
     assert (ladder.segment_seconds, ladder.first_segments) == (6.0, 3)
-    assert ladder.to_json()["trickplay"] is None
+    assert ladder.to_json()["iframes"] == []
+
+
+@pytest.mark.parametrize("seconds,gop", [
+    (1.0, 1.0), (2.0, 2.0), (3.0, 1.5), (4.0, 2.0), (5.0, 1.25), (6.0, 2.0), (7.0, 7 / 6),
+    (10.0, 2.0), (20.0, 2.0),
+])
+def test_key_frames_every_two_seconds_or_the_nearest_that_fills_a_segment(
+        seconds: float, gop: float) -> None:
+    ladder = plan_ladder(source(), SETTINGS.with_(segment_seconds=seconds))
+    assert ladder.gop_seconds == pytest.approx(gop)
+    assert ladder.gop_seconds <= KEYFRAME_SECONDS == 2.0
+    g = grid(ladder)
+    # Every segment, short or not, is a whole number of GOPs.
+    assert g.gops_per_short * g.gop == g.short
+    assert g.gops_per_segment * g.gop == g.segment
+    assert ladder.to_json()["gop_seconds"] == ladder.gop_seconds
 
 
 def test_captions_are_kept_when_every_frame_is() -> None:

@@ -65,7 +65,7 @@ def test_pq_source_gets_main10_pq_on_every_rung_and_an_sdr_h264_ladder() -> None
     assert len(h264) == len(hevc) == 6
     assert {(r.profile, r.video_range) for r in hevc} == {("main10", "PQ")}
     assert {r.video_range for r in h264} == {"SDR"}
-    assert ladder.trickplay.video_range == "SDR"
+    assert {t.video_range for t in ladder.iframes} == {"SDR"}
 
 
 def test_hlg_source_is_labelled_hlg() -> None:

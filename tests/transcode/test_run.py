@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import re
 from fractions import Fraction
 from pathlib import Path
@@ -70,6 +72,17 @@ def streams(path: Path) -> list[dict[str, Any]]:
     return result
 
 
+def whole_stream(rendition_dir: Path, scratch: Path) -> Path:
+    """The rendition as one file: its init section, then its segments in playlist order."""
+    playlist = (rendition_dir / "index.m3u8").read_text()
+    uris = re.findall(r"^(seg_\S+)$", playlist, re.MULTILINE)
+    init = rendition_dir / "init.mp4"
+    joined = scratch / f"{rendition_dir.name}-whole{Path(uris[0]).suffix}"
+    joined.write_bytes((init.read_bytes() if init.exists() else b"")
+                       + b"".join((rendition_dir / uri).read_bytes() for uri in uris))
+    return joined
+
+
 def extinf(playlist: Path) -> list[float]:
     return [float(v) for v in re.findall(r"#EXTINF:([0-9.]+),", playlist.read_text())]
 
@@ -87,7 +100,8 @@ def check_aligned(out: Path, ladder: Ladder, scratch: Path) -> list[list[float]]
     """Every rendition: same segment count, each segment starting on a key frame at
     the same time as in every other rendition. Returns the start times per rendition."""
     names = [r.name for r in ladder.renditions]
-    counts = {name: len(segments(out / name)) for name in [*names, "iframes"]}
+    counts = {name: len(segments(out / name))
+              for name in [*names, *(t.name for t in ladder.iframes)]}
     assert len(set(counts.values())) == 1, counts
     starts: list[list[float]] = []
     for name in names:
@@ -102,18 +116,23 @@ def check_aligned(out: Path, ladder: Ladder, scratch: Path) -> list[list[float]]
 
 
 def check_trickplay(out: Path, ladder: Ladder, scratch: Path) -> None:
-    trick = out / "iframes"
+    """Each tier's I-frame track: one I-frame per segment of the renditions, at the
+    tier's size, with the renditions' durations and the same pictures' times."""
     main = out / ladder.renditions[0].name
-    assert len(segments(trick)) == len(segments(main))
-    for segment in segments(trick):
-        decoded = frames(_playable(trick, segment, scratch))
-        assert len(decoded) == 1, f"{segment.name}: {len(decoded)} frames"
-        assert decoded[0]["key_frame"] == 1 and decoded[0]["pict_type"] == "I"
-    assert extinf(trick / "index.m3u8") == extinf(main / "index.m3u8")
-    (video,) = streams(_playable(trick, segments(trick)[0], scratch))
-    assert video["codec_type"] == "video"
-    assert ladder.trickplay is not None
-    assert (video["width"], video["height"]) == (ladder.trickplay.width, ladder.trickplay.height)
+    assert ladder.iframes
+    for tier in ladder.iframes:
+        trick = out / tier.name
+        assert len(segments(trick)) == len(segments(main))
+        for segment in segments(trick):
+            decoded = frames(_playable(trick, segment, scratch))
+            assert len(decoded) == 1, f"{tier.name}/{segment.name}: {len(decoded)} frames"
+            assert decoded[0]["key_frame"] == 1 and decoded[0]["pict_type"] == "I"
+        assert extinf(trick / "index.m3u8") == extinf(main / "index.m3u8")
+        (video,) = streams(_playable(trick, segments(trick)[0], scratch))
+        assert video["codec_type"] == "video"
+        assert (video["width"], video["height"]) == (tier.width, tier.height)
+    times = [trick_frame_times(out / tier.name, scratch) for tier in ladder.iframes]
+    assert all(t == times[0] for t in times), times
 
 
 def check_renditions(out: Path, ladder: Ladder, scratch: Path, audio: bool) -> None:
@@ -151,9 +170,11 @@ def test_one_pass_ladder_fmp4(clip: Clip, tmp_path: Path) -> None:
     # The default policy: HEVC from 720 lines up, on the same key-frame grid.
     assert [r.name for r in ladder.renditions] == [
         "720p", "540p", "432p", "360p", "234p", "720p-hevc"]
+    tricks = ["iframes_720p", "iframes_432p", "iframes_234p"]
+    assert [t.name for t in ladder.iframes] == tricks
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [r.name for r in ladder.renditions] + ["audio0_aac", "iframes"])
-    for name in [*[r.name for r in ladder.renditions], "audio0_aac", "iframes"]:
+        [r.name for r in ladder.renditions] + ["audio0_aac", *tricks])
+    for name in [*[r.name for r in ladder.renditions], "audio0_aac", *tricks]:
         files = sorted(p.name for p in (out / name).iterdir())
         assert files == ["index.m3u8", "init.mp4", "seg_00000.m4s", "seg_00001.m4s",
                          "seg_00002.m4s"], (name, files)
@@ -178,7 +199,7 @@ def test_one_pass_ladder_fmp4(clip: Clip, tmp_path: Path) -> None:
 def test_ts_segments(clip: Clip, tmp_path: Path) -> None:
     out = tmp_path / "out"
     _, ladder, _ = run(clip("good.mp4", seconds=4), out, SETTINGS.with_(segment_format="ts"))
-    for name in ["360p", "234p", "iframes"]:
+    for name in ["360p", "234p", "iframes_234p"]:
         files = sorted(p.name for p in (out / name).iterdir())
         assert files == ["index.m3u8", "seg_00000.ts", "seg_00001.ts"], (name, files)
         assert "EXT-X-MAP" not in (out / name / "index.m3u8").read_text()
@@ -201,8 +222,7 @@ def test_fractional_frame_rates_stay_aligned(clip: Clip, tmp_path: Path, name: s
     check_trickplay(out, ladder, tmp_path)
 
 
-def trick_frame_times(out: Path, scratch: Path) -> list[float]:
-    trick = out / "iframes"
+def trick_frame_times(trick: Path, scratch: Path) -> list[float]:
     return [round(key_flags(_playable(trick, segment, scratch))[0][0], 3)
             for segment in segments(trick)]
 
@@ -223,7 +243,39 @@ def test_short_first_segments_then_the_regular_grid(clip: Clip, tmp_path: Path,
                                                                     abs=0.05)
     check_trickplay(out, ladder, tmp_path)
     # Each trick-play frame is the picture at its segment's start, not a duplicate.
-    assert trick_frame_times(out, tmp_path) == pytest.approx(starts[0], abs=0.01)
+    assert trick_frame_times(out / "iframes_234p", tmp_path) == pytest.approx(starts[0],
+                                                                              abs=0.01)
+
+
+@pytest.mark.parametrize("segment_format", ["fmp4", "ts"])
+def test_a_key_frame_every_two_seconds_and_segments_of_whole_gops(
+        clip: Clip, tmp_path: Path, segment_format: str) -> None:
+    # 4 s segments (two 2 s ones first) at 29.97 fps: key frames every 2 s inside
+    # segments, and the segments still on the grid.
+    out = tmp_path / "out"
+    settings = SETTINGS.with_(segment_seconds=4.0, segment_format=segment_format)
+    _, ladder, _ = run(clip("ntsc13-360.mp4", seconds=13.0, fps="30000/1001", size="640x360"),
+                       out, settings)
+    fps = Fraction(30000, 1001)
+    total = math.ceil(13 * fps)
+    # The first frame at or after each multiple of 2 s; segment boundaries at 2, 4, 8, 12 s.
+    keys = [k for k in (math.ceil(n * 2 * fps) for n in range(10)) if k < total]
+    bounds = [math.ceil(t * fps) for t in (0, 2, 4, 8, 12)] + [total]
+    assert len(ladder.renditions) == 2
+    for r in ladder.renditions:
+        decoded = frames(whole_stream(out / r.name, tmp_path))
+        assert len(decoded) == total, r.name
+        assert [i for i, f in enumerate(decoded) if f["key_frame"] == 1] == keys, r.name
+        assert {decoded[i]["pict_type"] for i in keys} == {"I"}
+        assert extinf(out / r.name / "index.m3u8") == pytest.approx(
+            [float((b - a) / fps) for a, b in itertools.pairwise(bounds)], abs=0.001)
+    # Each segment of each rendition begins with a key frame, at the same time in all.
+    starts = check_aligned(out, ladder, tmp_path)
+    assert [s - starts[0][0] for s in starts[0]] == pytest.approx(
+        [float(b / fps) for b in bounds[:-1]], abs=0.002)
+    check_trickplay(out, ladder, tmp_path)
+    for a in ladder.audio:
+        assert len(segments(out / a.name)) == len(bounds) - 1
 
 
 @pytest.mark.parametrize("name,fps,seconds", [
@@ -245,8 +297,8 @@ def test_short_first_segments_at_fractional_rates(clip: Clip, tmp_path: Path, na
     # The fps filter stamps a trick-play frame with the boundary time itself, which
     # may be up to one frame before the first frame at or after it (as with no
     # short segments): the right picture, never one from another segment.
-    assert trick_frame_times(out, tmp_path) == pytest.approx(starts[0],
-                                                             abs=1 / ladder.fps + 0.002)
+    assert trick_frame_times(out / ladder.iframes[-1].name, tmp_path) == pytest.approx(
+        starts[0], abs=1 / ladder.fps + 0.002)
 
 
 ODD_SOURCES: dict[str, dict[str, Any]] = {

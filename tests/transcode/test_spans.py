@@ -65,7 +65,7 @@ def test_spans_stitch_to_what_one_run_makes(clip: Clip, tmp_path: Path,
     spans = _encode_in_spans(source_path, settings, stitched, span_seconds=8)
     assert len(spans) == 3
 
-    for name in [r.name for r in ladder.renditions] + [ladder.trickplay.name]:
+    for name in [r.name for r in ladder.renditions] + [t.name for t in ladder.iframes]:
         one = (whole / name / MEDIA_PLAYLIST).read_text()
         many = (stitched / name / MEDIA_PLAYLIST).read_text()
         assert fixups.durations(many) == fixups.durations(one), name
@@ -88,8 +88,8 @@ def test_plan_spans_cuts_on_the_regular_grid() -> None:
     assert [(s.start_unit, s.end_unit) for s in spans] == [(0, 5), (5, 10), (10, None)]
     assert [s.start_frame for s in spans] == [0, 600, 1199]  # ceil(20 s * 29.97)...
     assert [s.end_frame for s in spans] == [600, 1199, None]
-    # The first unit is two 2 s segments: later spans' files are numbered after them.
-    assert [s.first_segment for s in spans] == [0, 6, 11]
+    # Files are one 2 s GOP each, numbered as in one run: two per 4 s unit.
+    assert [s.first_file for s in spans] == [0, 10, 20]
     assert boundary(ladder, 1) == 120 and boundary(ladder, 9) == 1079
 
 
