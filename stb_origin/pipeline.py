@@ -12,18 +12,20 @@ replaces stays playable for ``retired_version_keep_s`` (the reconciler prunes it
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from redis.exceptions import RedisError
 
 from stb_origin import chunked
-from stb_origin.assets import runs
+from stb_origin.assets import runs, tracks
 from stb_origin.assets.causes import failure_cause
 from stb_origin.assets.records import Asset, Status
 from stb_origin.db import Database, stamps
@@ -42,9 +44,22 @@ from stb_origin.packager.publish import point_master_at, publish
 from stb_origin.services import Services
 from stb_origin.settings import Settings
 from stb_origin.storage import layout
-from stb_origin.transcode import MediaError, analyse, plan_ladder, probe, transcode
+from stb_origin.transcode import (
+    AudioTrack,
+    MediaError,
+    analyse,
+    plan_ladder,
+    probe,
+    probe_audio_file,
+    transcode,
+)
 from stb_origin.transcode.normalise import normalised
-from stb_origin.transcode.subtitles import master_subtitles, plan_subtitles, read_cues
+from stb_origin.transcode.subtitles import (
+    SubtitleSource,
+    master_subtitles,
+    plan_subtitles,
+    read_cues,
+)
 
 log = logging.getLogger("stb_origin.pipeline")
 
@@ -141,11 +156,43 @@ def _superseded(services: Services, asset_id: str) -> str:
     return "superseded"
 
 
+@dataclass
+class Sidecars:
+    """The asset's sidecar tracks, downloaded into the work dir."""
+
+    audio_files: list[Path] = field(default_factory=list)  # ffmpeg inputs 1, 2, ...
+    audio_tracks: list[AudioTrack] = field(default_factory=list)  # one per file, in order
+    subtitles: list[SubtitleSource] = field(default_factory=list)  # WebVTT files
+
+
+def _download_sidecars(services: Services, asset_id: str, work: Path) -> Sidecars:
+    with services.db.session() as session:
+        rows = tracks.of_asset(session, asset_id)
+    sidecars = Sidecars()
+    folder = work / "tracks"
+    folder.mkdir()
+    for row in rows:
+        path = folder / (row.id + Path(row.object_key).suffix)
+        services.storage.download(row.object_key, path)
+        if row.kind == tracks.Kind.SUBTITLES:
+            sidecars.subtitles.append(
+                SubtitleSource(row.language, row.name, row.forced, path=path))
+            continue
+        probed = probe_audio_file(path, services.settings).track
+        sidecars.audio_files.append(path)
+        # Named as the upload named it; never the default: the master's track is.
+        sidecars.audio_tracks.append(dataclasses.replace(
+            probed, input_index=len(sidecars.audio_files), language=row.language,
+            title=row.name, default=False))
+    return sidecars
+
+
 def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None]) -> str:
     settings, asset_id = services.settings, run.asset_id
     source_path = work / ("source" + Path(run.source_key).suffix)
     with _stage(services, "download"):
         services.storage.download(run.source_key, source_path)
+        sidecars = _download_sidecars(services, asset_id, work)
 
     with _stage(services, "probe"):
         source = probe(source_path, settings)
@@ -153,9 +200,10 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
     if settings.per_title:
         with _stage(services, "complexity"):
             complexity = analyse(source_path, source, settings)
-    ladder = plan_ladder(source, settings, complexity)
+    ladder = plan_ladder(source, settings, complexity, sidecar_audio=sidecars.audio_tracks)
     # An audio-only master has no video segments for subtitles to follow.
-    subtitles = plan_subtitles(master_subtitles(source) if ladder.renditions else [])
+    subtitles = plan_subtitles([*master_subtitles(source), *sidecars.subtitles]
+                               if ladder.renditions else [])
     facts = {**source.to_json(), "complexity": complexity.to_json() if complexity else None}
     facts["warnings"] += ladder.warnings
     for warning in facts["warnings"]:
@@ -163,15 +211,17 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
     runs.write(services.db, run, source=facts, duration_s=source.duration_s)
     if settings.loudness_normalisation:
         with _stage(services, "loudness"):
-            ladder = normalised([source_path], ladder, settings)
+            ladder = normalised([source_path, *sidecars.audio_files], ladder, settings)
 
     encoded = work / "encoded"
     with _stage(services, "transcode") as took:
         progress = _progress_writer(services, run, check)
         if chunked.worth_it(source, ladder, services):
-            chunked.transcode(services, run, source_path, source, ladder, encoded, progress)
+            chunked.transcode(services, run, source_path, source, ladder, encoded, progress,
+                              audio_files=sidecars.audio_files)
         else:
-            transcode(source_path, source, ladder, encoded, settings, on_progress=progress)
+            transcode(source_path, source, ladder, encoded, settings, on_progress=progress,
+                      audio_files=sidecars.audio_files)
     if took.seconds > 0:
         metrics.TRANSCODE_REALTIME_FACTOR.observe(
             services.redis, source.duration_s / took.seconds,

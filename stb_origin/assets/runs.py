@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, and_, or_, select, update
+from sqlalchemy import Table, and_, case, or_, select, update
+from sqlalchemy.orm import Session
 
 from stb_origin.assets.records import Asset, Status
 from stb_origin.db import Database
@@ -177,6 +178,30 @@ def retry_or_fail(db: Database, asset_id: str, code: str, message: str, max_atte
     log.warning("attempt failed", extra={"asset_id": asset_id, "code": code,
                                          "status": status, "attempt": attempt})
     return status
+
+
+def republish(session: Session, asset_id: str, now: datetime | None = None) -> int | None:
+    """The asset's inputs changed (a sidecar track came or went): it goes through
+    the pipeline again. A ``ready`` or ``failed`` asset is ``queued`` afresh (its
+    published version plays on until a new one replaces it); a run in progress is
+    superseded, since it started without the change; a ``queued`` asset waits as
+    it is, as its run reads the inputs when it starts. Returns the attempt whose
+    job to enqueue once the session commits, or None for nothing to enqueue.
+
+    A superseded run's attempt is counted, so the next job has an id of its own
+    (``queues.pipeline_job_id``) while the old one may still be winding down."""
+    now = now or utcnow()
+    again = update(_ASSETS).where(
+        _C.id == asset_id,
+        _C.status.in_([Status.READY.value, Status.FAILED.value, Status.PROCESSING.value]))
+    done = session.execute(again.values(
+        status=Status.QUEUED.value, run=_C.run + 1, progress=0, error_code=None,
+        error_message=None, heartbeat_at=None, next_attempt_at=None, updated_at=now,
+        attempt=case((_C.status == Status.PROCESSING.value, _C.attempt + 1), else_=1)))
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    attempt: int = session.execute(select(_C.attempt).where(_C.id == asset_id)).scalar_one()
+    return attempt
 
 
 def live(db: Database, lease_s: float, now: datetime | None = None) -> set[str]:

@@ -22,9 +22,12 @@ from typing import Any, TypeVar
 import anyio
 from redis import Redis
 from redis.exceptions import RedisError
+from starlette.responses import Response
 
-from stb_origin.ingest.upload import Upload
+from stb_origin.ingest.upload import Upload, unavailable
+from stb_origin.services import Services
 from stb_origin.web.errors import ApiError
+from stb_origin.web.http import json_response
 
 HEADER = "Idempotency-Key"
 MAX_KEY_CHARS = 255
@@ -68,7 +71,7 @@ def parse_key(values: list[str]) -> str | None:
     if value.startswith('"'):  # then it must be a whole quoted string, not half of one
         quoted = _SF_STRING.fullmatch(value)
         key = _SF_ESCAPE.sub(r"\1", quoted.group(1)) if quoted else None
-    if key is None or len(key) > MAX_KEY_CHARS or not _PRINTABLE.fullmatch(key):
+    if not key or len(key) > MAX_KEY_CHARS or not _PRINTABLE.fullmatch(key):
         raise ApiError(400, "invalid_idempotency_key",
                        f"the {HEADER} header must be 1 to {MAX_KEY_CHARS} printable ASCII"
                        " characters, bare or as a quoted string")
@@ -80,9 +83,22 @@ def fingerprint(upload: Upload) -> str:
 
     Not the raw body: a client picks a new multipart boundary for every send, so
     an honest retry would never match."""
-    fields = {"file_sha256": upload.sha256, "filename": upload.filename, "title": upload.title,
-              "packages": sorted(upload.packages)}
+    return digest({"file_sha256": upload.sha256, "filename": upload.filename,
+                   "title": upload.title, "packages": sorted(upload.packages)})
+
+
+def digest(fields: dict[str, Any]) -> str:
+    """A fingerprint of what makes a request the same (JSON-able fields)."""
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What accepting an upload answers: kept as the Answer to its key."""
+
+    status: int
+    body: dict[str, Any]
+    location: str | None = None
 
 
 @dataclass(frozen=True)
@@ -173,3 +189,53 @@ async def _keep_alive(store: IdempotencyStore, claim: Claim, every_s: float) -> 
             # The upload goes on; if Redis stays away the marker lapses, and the
             # worst case is the one without the header: a retry makes a second asset.
             log.warning("could not renew an idempotency claim", exc_info=True)
+
+
+async def answer_once(services: Services, subject: str, key: str,
+                      receive: Callable[[], Awaitable[Upload]],
+                      fingerprint_of: Callable[[Upload], str],
+                      accept: Callable[[Upload], Awaitable[Accepted]]) -> Response:
+    """An upload with an Idempotency-Key: the first one with the key and this
+    user runs, the others get its answer (or 409 while it runs)."""
+    store = IdempotencyStore(services.redis)
+    try:
+        held = await anyio.to_thread.run_sync(store.claim, subject, key)
+    except InFlight:
+        log.info("idempotency key in flight", extra={"idempotency_key": key})
+        raise ApiError(409, "idempotency_key_in_flight",
+                       f"an upload with this {HEADER} is still in progress;"
+                       " retry once it has finished") from None
+    except RedisError:
+        raise unavailable() from None
+    if isinstance(held, Answer):
+        return await _replay(held, key, receive, fingerprint_of)
+    claim = held
+
+    async def first_time() -> Response:
+        upload = await receive()
+        fingerprint = fingerprint_of(upload)
+        done = await accept(upload)
+        answer = Answer(fingerprint, done.status, done.body, done.location or "")
+        try:
+            await anyio.to_thread.run_sync(store.complete, claim, answer)
+        except RedisError:
+            # The upload is accepted and queued: answering 503 would invite the very
+            # duplicate the key is there to prevent.
+            log.warning("the answer to an idempotent upload could not be kept",
+                        extra={"id": done.body.get("id"), "idempotency_key": key})
+        return json_response(done.body, status=done.status, location=done.location)
+
+    return await while_held(store, claim, first_time)
+
+
+async def _replay(answer: Answer, key: str, receive: Callable[[], Awaitable[Upload]],
+                  fingerprint_of: Callable[[Upload], str]) -> Response:
+    upload = await receive()
+    upload.path.unlink(missing_ok=True)
+    if fingerprint_of(upload) != answer.fingerprint:
+        raise ApiError(422, "idempotency_key_reused",
+                       f"this {HEADER} was used for a different upload in the"
+                       " last 24 hours; send a new key with a new upload")
+    log.info("idempotent upload replayed",
+             extra={"id": answer.body.get("id"), "idempotency_key": key})
+    return json_response(answer.body, status=answer.status, location=answer.location or None)

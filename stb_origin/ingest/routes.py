@@ -1,4 +1,5 @@
-"""The ingest API: upload a master, follow its progress, list and delete assets."""
+"""The ingest API: upload a master, follow its progress, list and delete assets
+(and, in sidecar_routes, add and remove an asset's sidecar tracks)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ from stb_origin import scopes
 from stb_origin.assets import records
 from stb_origin.db import stamps
 from stb_origin.drm import keystore
-from stb_origin.ingest import idempotency
+from stb_origin.ingest import idempotency, sidecar_routes
 from stb_origin.ingest.leftovers import kept_fresh, upload_dir
 from stb_origin.ingest.service import UnknownPackages, accept_source
 from stb_origin.ingest.sniff import container_of
-from stb_origin.ingest.upload import Upload, receive_upload, storing_error
+from stb_origin.ingest.upload import Upload, receive_upload, storing_error, unavailable
 from stb_origin.origin.takedowns import Takedowns
 from stb_origin.services import Services
 from stb_origin.storage import StorageError, layout
@@ -35,10 +36,19 @@ async def create_asset(request: Request) -> Response:
     services = services_of(request)
     claims = await require_scope(request, services.signer, scopes.ASSETS_WRITE)
     key = idempotency.parse_key(request.headers.getlist(idempotency.HEADER))
+
+    async def receive() -> Upload:
+        return await _receive(request, services)
+
+    async def accept(upload: Upload) -> idempotency.Accepted:
+        body = await _accept(services, upload, claims.subject)
+        return idempotency.Accepted(202, body, _location(body))
+
     if key is not None:
-        return await _create_once(request, services, claims.subject, key)
-    body = await _accept(services, await _receive(request, services), claims.subject)
-    return json_response(body, status=202, location=_location(body))
+        return await idempotency.answer_once(services, claims.subject, key, receive,
+                                             idempotency.fingerprint, accept)
+    done = await accept(await receive())
+    return json_response(done.body, status=done.status, location=done.location)
 
 
 async def _receive(request: Request, services: Services) -> Upload:
@@ -63,7 +73,7 @@ async def _accept(services: Services, upload: Upload, subject: str) -> dict[str,
                        f"no such package: {listed} (an admin creates packages with"
                        " POST /v1/packages); nothing was stored") from None
     except (StorageError, RedisError) as exc:
-        raise storing_error(exc) or _unavailable() from None
+        raise storing_error(exc) or unavailable() from None
     except Exception as exc:
         # A database on a full disk: the same 507 as storage on one.
         if (refusal := storing_error(exc)) is None:
@@ -78,59 +88,6 @@ async def _accept(services: Services, upload: Upload, subject: str) -> dict[str,
 
 def _location(body: dict[str, Any]) -> str:
     return f"/v1/assets/{body['id']}"
-
-
-def _unavailable() -> ApiError:
-    return ApiError(503, "unavailable", "storage or the job queue is unavailable; try again",
-                    {"Retry-After": "10"})
-
-
-async def _create_once(request: Request, services: Services, subject: str,
-                       key: str) -> Response:
-    """An upload with an Idempotency-Key: the first one with the key and this
-    user runs, the others get its answer (or 409 while it runs)."""
-    store = idempotency.IdempotencyStore(services.redis)
-    try:
-        held = await anyio.to_thread.run_sync(store.claim, subject, key)
-    except idempotency.InFlight:
-        log.info("idempotency key in flight", extra={"idempotency_key": key})
-        raise ApiError(409, "idempotency_key_in_flight",
-                       f"an upload with this {idempotency.HEADER} is still in progress;"
-                       " retry once it has finished") from None
-    except RedisError:
-        raise _unavailable() from None
-    if isinstance(held, idempotency.Answer):
-        return await _replay(request, services, held, key)
-    claim = held
-
-    async def first_time() -> Response:
-        upload = await _receive(request, services)
-        fingerprint = idempotency.fingerprint(upload)
-        body = await _accept(services, upload, subject)
-        answer = idempotency.Answer(fingerprint, 202, body, _location(body))
-        try:
-            await anyio.to_thread.run_sync(store.complete, claim, answer)
-        except RedisError:
-            # The asset exists and is queued: answering 503 would invite the very
-            # duplicate the key is there to prevent.
-            log.warning("the answer to an idempotent upload could not be kept",
-                        extra={"asset_id": body["id"], "idempotency_key": key})
-        return json_response(body, status=202, location=answer.location)
-
-    return await idempotency.while_held(store, claim, first_time)
-
-
-async def _replay(request: Request, services: Services, answer: idempotency.Answer,
-                  key: str) -> Response:
-    upload = await _receive(request, services)
-    upload.path.unlink(missing_ok=True)
-    if idempotency.fingerprint(upload) != answer.fingerprint:
-        raise ApiError(422, "idempotency_key_reused",
-                       f"this {idempotency.HEADER} was used for a different upload in the"
-                       " last 24 hours; send a new key with a new upload")
-    log.info("idempotent upload replayed",
-             extra={"asset_id": answer.body["id"], "idempotency_key": key})
-    return json_response(answer.body, status=answer.status, location=answer.location)
 
 
 async def get_asset(request: Request) -> Response:
@@ -206,4 +163,5 @@ ROUTES = [
     Route("/v1/assets", list_assets, methods=["GET"]),
     Route("/v1/assets/{asset_id:str}", get_asset, methods=["GET"]),
     Route("/v1/assets/{asset_id:str}", delete_asset, methods=["DELETE"]),
+    *sidecar_routes.ROUTES,
 ]

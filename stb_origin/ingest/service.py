@@ -52,11 +52,16 @@ def accept_source(services: Services, path: Path, suffix: str, title: str,
         # No record, no source: a failed upload leaves nothing behind.
         services.storage.delete_prefix(f"sources/{asset_id}/")
         raise
+    queue_run(services, asset_id)
+    return body
+
+
+def queue_run(services: Services, asset_id: str, attempt: int = 1) -> None:
+    """Enqueue the job of an asset the database has just made ``queued``."""
     try:
-        enqueue_pipeline(services.queue, services.settings, asset_id)
+        enqueue_pipeline(services.queue, services.settings, asset_id, attempt)
     except RedisError as exc:
         # Nothing is lost: the asset is queued in the database, which is the truth;
         # the reconciler enqueues its job once Redis answers again.
         log.warning("job not enqueued; the reconciler will",
                     extra={"asset_id": asset_id, "error": type(exc).__name__})
-    return body

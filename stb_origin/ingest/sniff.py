@@ -36,3 +36,15 @@ def _is_transport_stream(head: bytes) -> bool:
         if len(positions) >= 2 and all(head[p] == 0x47 for p in positions):
             return True
     return False
+
+
+def audio_format_of(head: bytes) -> str | None:
+    """The sidecar audio format the leading bytes announce ("wav", "aac", "mp4"), or None."""
+    if head.startswith(b"RIFF") and head[8:12] == b"WAVE":
+        return "wav"
+    # ADTS: a 12-bit sync word and layer 0.
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0:
+        return "aac"
+    if container_of(head) == "mp4":
+        return "mp4"
+    return None

@@ -1,5 +1,6 @@
-"""Streaming multipart upload: the body goes to a file chunk by chunk, never whole
-into memory, with the size limit enforced while it streams."""
+"""Streaming uploads (a multipart form, or the file as the whole body): the body goes
+to a file chunk by chunk, never whole into memory, with the size limit enforced
+while it streams."""
 
 from __future__ import annotations
 
@@ -225,9 +226,59 @@ def storing_error(exc: BaseException) -> ApiError | None:
     return None
 
 
+def unavailable() -> ApiError:
+    """The answer when storage or the job queue cannot be reached."""
+    return ApiError(503, "unavailable", "storage or the job queue is unavailable; try again",
+                    {"Retry-After": "10"})
+
+
 def _discard(receiver: _Receiver) -> None:
     if receiver.file is not None:
         # On a full disk, closing fails to flush the last bytes; the file goes anyway.
         with suppress(OSError):
             receiver.file.close()
     receiver.dest.unlink(missing_ok=True)
+
+
+async def receive_body(request: Request, upload_dir: Path, max_bytes: int) -> Upload:
+    """Stream a plain (not multipart) body, the file itself, into upload_dir, with
+    the size limit held while it streams; the caller owns the returned file."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise ApiError(413, "payload_too_large", f"the file is larger than {max_bytes} bytes")
+    upload_dir.mkdir(parents=True, exist_ok=True)
+    dest = upload_dir / f"{PART_PREFIX}{secrets.token_hex(8)}{PART_SUFFIX}"
+    upload = Upload(path=dest, size=0, filename="", title="")
+    digest = hashlib.sha256()
+    pending = bytearray()
+
+    def write(file: BinaryIO, data: bytes) -> None:
+        digest.update(data)
+        file.write(data)
+
+    try:
+        with open(dest, "wb") as file:
+            async for chunk in request.stream():
+                upload.size += len(chunk)
+                if upload.size > max_bytes:
+                    raise ApiError(413, "payload_too_large",
+                                   f"the file is larger than {max_bytes} bytes")
+                if len(upload.head) < SNIFF_BYTES:
+                    upload.head += chunk[: SNIFF_BYTES - len(upload.head)]
+                pending += chunk
+                if len(pending) >= WRITE_BATCH_BYTES:
+                    await anyio.to_thread.run_sync(write, file, bytes(pending))
+                    pending.clear()
+            await anyio.to_thread.run_sync(write, file, bytes(pending))
+    except BaseException as exc:
+        dest.unlink(missing_ok=True)
+        if isinstance(exc, ClientDisconnect):
+            raise ApiError(400, "bad_request", "the upload was interrupted") from None
+        if (refusal := storing_error(exc)) is not None:
+            raise refusal from None
+        raise
+    upload.sha256 = digest.hexdigest()
+    if upload.size == 0:
+        dest.unlink(missing_ok=True)
+        raise ApiError(400, "empty_file", "the uploaded file is empty")
+    return upload

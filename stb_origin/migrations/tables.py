@@ -15,6 +15,7 @@ from stb_origin.db import Base
 
 TABLE_MODULES = (
     "stb_origin.assets.records",
+    "stb_origin.assets.tracks",
     "stb_origin.accounts.models",
     "stb_origin.auth.keyring",
     "stb_origin.drm.keystore",

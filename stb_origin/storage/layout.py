@@ -1,6 +1,7 @@
 """Where everything lives in storage, and the names of the files the packager publishes.
 
     sources/{asset}/source{.ext}                      the uploaded master
+    sources/{asset}/tracks/{track}{.ext}              a sidecar track (assets.tracks)
     hls/{asset}/master.m3u8                           the current master, written last
     hls/{asset}/{version}/master.m3u8 (+ filtered)    one published version
     hls/{asset}/{version}/{rendition}/index.m3u8, init.mp4 (fMP4), seg_00000.m4s | .ts
@@ -52,3 +53,9 @@ def source_key(asset_id: str, suffix: str) -> str:
 def spans_prefix(asset_id: str) -> str:
     """The encoded spans of a long master (stb_origin.chunked), every plan."""
     return f"spans/{_checked(asset_id)}/"
+
+
+def track_key(asset_id: str, track_id: str, suffix: str) -> str:
+    if not ID.fullmatch(track_id):
+        raise InvalidKey(f"invalid track id {track_id!r}")
+    return source_prefix(asset_id) + "tracks/" + track_id + suffix

@@ -4,10 +4,12 @@ from stb_origin.transcode.argv import build_argv
 from stb_origin.transcode.complexity import Complexity, analyse
 from stb_origin.transcode.errors import MediaError
 from stb_origin.transcode.ladder import Ladder, Rendition, plan_ladder
-from stb_origin.transcode.probe import SourceInfo, probe
+from stb_origin.transcode.probe import AudioFile, AudioTrack, SourceInfo, probe, probe_audio_file
 from stb_origin.transcode.run import transcode
 
 __all__ = [
+    "AudioFile",
+    "AudioTrack",
     "Complexity",
     "Ladder",
     "MediaError",
@@ -17,5 +19,6 @@ __all__ = [
     "build_argv",
     "plan_ladder",
     "probe",
+    "probe_audio_file",
     "transcode",
 ]

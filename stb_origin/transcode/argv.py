@@ -19,6 +19,7 @@ a sub-range has neither its IV nor its padding.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -47,13 +48,17 @@ SDR_FROM_HDR = ("bt709", "bt709", "bt709")  # primaries, transfer, matrix
 
 
 def build_argv(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: Path,
-               settings: Settings, span: Span | None = None) -> list[str]:
-    """The whole ladder in one run; or, given a span, only its video (spans.py)."""
+               settings: Settings, span: Span | None = None,
+               audio_files: Sequence[Path] = ()) -> list[str]:
+    """The whole ladder in one run; or, given a span, only its video (spans.py).
+    audio_files: sidecar audio, inputs 1, 2, ... (AudioRendition.input_index)."""
     audio = ladder.audio if span is None else ()
     argv = _start(out_dir)
     if span is not None:
         argv += spans.seek_args(ladder, span)
     argv += input_args(source_path)
+    if audio:
+        argv += _sidecar_inputs(source, audio_files)
     # An audio-only ladder has no video at all.
     if ladder.renditions:
         argv += ["-filter_complex", filter_graph(source, ladder, span)]
@@ -79,15 +84,22 @@ def build_argv(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: P
 
 
 def build_audio_argv(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: Path,
-                     settings: Settings) -> list[str]:
+                     settings: Settings, audio_files: Sequence[Path] = ()) -> list[str]:
     """Only the audio renditions, whole: what goes with the spans' video."""
-    argv = _start(out_dir) + input_args(source_path)
+    argv = _start(out_dir) + input_args(source_path) + _sidecar_inputs(source, audio_files)
     argv += [arg for a in ladder.audio for arg in ("-map", a.stream)]
     argv += ["-map_metadata", "-1", "-map_chapters", "-1"]
     for i, track in enumerate(ladder.audio):
         argv += _audio_args(i, track, source.duration_s)
     audio_map = " ".join(f"a:{i},name:{a.name}" for i, a in enumerate(ladder.audio))
     return argv + _hls_output(ladder, out_dir, settings, audio_map)
+
+
+def _sidecar_inputs(source: SourceInfo, audio_files: Sequence[Path]) -> list[str]:
+    # Read no further than the master lasts: a longer dub would add segments
+    # that no video segment matches.
+    return [arg for path in audio_files
+            for arg in ("-t", f"{source.duration_s:.3f}", *input_args(path))]
 
 
 def _start(out_dir: Path) -> list[str]:

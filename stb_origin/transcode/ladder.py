@@ -14,7 +14,7 @@ from stb_origin.settings import Settings
 from stb_origin.storage.layout import iframes_name
 from stb_origin.transcode.audio import AudioRendition, plan_audio
 from stb_origin.transcode.complexity import Complexity, rung_bitrate
-from stb_origin.transcode.probe import SDR, SourceInfo
+from stb_origin.transcode.probe import SDR, AudioTrack, SourceInfo
 
 H264 = "h264"
 HEVC = "hevc"
@@ -178,7 +178,8 @@ STANDARD_RATES = tuple(
 
 
 def plan_ladder(source: SourceInfo, settings: Settings, complexity: Complexity | None = None,
-                rungs: tuple[Rung, ...] = DEFAULT_RUNGS) -> Ladder:
+                rungs: tuple[Rung, ...] = DEFAULT_RUNGS, *,
+                sidecar_audio: Sequence[AudioTrack] = ()) -> Ladder:
     """The H.264 ladder (SDR; tone-mapped from an HDR source), then the HEVC one.
 
     complexity: the title's analysis (complexity.analyse), which sets each rung's
@@ -186,13 +187,14 @@ def plan_ladder(source: SourceInfo, settings: Settings, complexity: Complexity |
     HEVC: only when settings.hevc and the segments are fMP4; on the rungs at
     least hevc_min_height tall (all of them for an HDR source, in its range,
     Main10), plus the 2160p rung for a 4K source when settings.uhd_rung.
+    sidecar_audio: tracks of sidecar audio files, after the master's in the audio groups.
     """
     first_segments = count_first_segments(settings.segment_seconds)
     gop = gop_seconds(settings.segment_seconds, first_segments)
+    audio = plan_audio((*source.audio_tracks, *sidecar_audio))
     if not source.has_video:
         return Ladder(renditions=(), fps=0.0, segment_seconds=settings.segment_seconds,
-                      gop_seconds=gop, iframes=(), audio=plan_audio(source.audio_tracks),
-                      first_segments=first_segments)
+                      gop_seconds=gop, iframes=(), audio=audio, first_segments=first_segments)
     fps = output_fps(source.fps, source.variable_frame_rate)
     h264 = _family(source, _fitted_sizes(source.width, source.height, rungs), fps, H264,
                    complexity)
@@ -217,7 +219,7 @@ def plan_ladder(source: SourceInfo, settings: Settings, complexity: Complexity |
         gop_seconds=gop,
         # From the H.264 ladder: what every box that scrubs decodes.
         iframes=tuple(_trickplay(r, settings.segment_seconds) for r in iframe_tiers(h264)),
-        audio=plan_audio(source.audio_tracks),
+        audio=audio,
         first_segments=first_segments,
         closed_captions=captions,
         warnings=warnings,

@@ -87,6 +87,14 @@ class SubtitleTrack:
 
 
 @dataclass(frozen=True)
+class AudioFile:
+    """A sidecar audio upload: its one audio stream, and how long it lasts."""
+
+    track: AudioTrack
+    duration_s: float
+
+
+@dataclass(frozen=True)
 class SourceInfo:
     duration_s: float
     # Display dimensions: rotation and non-square pixels already applied.
@@ -161,6 +169,25 @@ def probe(path: Path, settings: Settings) -> SourceInfo:
     info = _checked_complete(info, _media_end(path, info, start, settings))
     _check_duration(info, settings)
     return dataclasses.replace(info, closed_captions=has_captions(path, info, settings))
+
+
+def probe_audio_file(path: Path, settings: Settings) -> AudioFile:
+    """A sidecar audio file: exactly one audio stream, no video, a duration; else MediaError."""
+    data = _ffprobe_json(path, settings)
+    streams = data.get("streams") or []
+    if any(_is_picture_stream(s) for s in streams):
+        raise MediaError("video_in_audio_track",
+                         "the file has a video stream: a sidecar audio track is audio only")
+    audio = [s for s in streams if s.get("codec_type") == "audio"]
+    if len(audio) != 1:
+        raise MediaError("not_one_audio_stream", f"the file has {len(audio)} audio streams;"
+                         " a sidecar audio track has exactly one")
+    duration = (_float((data.get("format") or {}).get("duration"))
+                or _float(audio[0].get("duration")) or 0.0)
+    if duration < MIN_SOURCE_SECONDS:
+        raise MediaError("no_duration", "the audio has no duration (or under"
+                         f" {MIN_SOURCE_SECONDS:g} s)")
+    return AudioFile(_audio_track(audio[0]), duration)
 
 
 def _ffprobe_json(path: Path, settings: Settings) -> dict[str, Any]:

@@ -4,7 +4,7 @@ documented layout."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from stb_origin import proc
@@ -26,8 +26,9 @@ _COMPONENT = re.compile(r"^\[([\w-]+) @ 0x[0-9a-f]+\]\s*")
 
 
 def transcode(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: Path,
-              settings: Settings, on_progress: Callable[[float], None] | None = None) -> None:
-    """The whole ladder in one ffmpeg run."""
+              settings: Settings, on_progress: Callable[[float], None] | None = None,
+              audio_files: Sequence[Path] = ()) -> None:
+    """The whole ladder in one ffmpeg run; audio_files: sidecar audio (argv.py)."""
     for name in _video_names(ladder) + [a.name for a in ladder.audio]:
         _clear(out_dir / name)
 
@@ -36,7 +37,8 @@ def transcode(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: Pa
         if fraction is not None and on_progress is not None:
             on_progress(fraction)
 
-    _run(build_argv(source_path, source, ladder, out_dir, settings), settings, on_line)
+    _run(build_argv(source_path, source, ladder, out_dir, settings, audio_files=audio_files),
+         settings, on_line)
     finish(out_dir, ladder, settings, source.duration_s)
 
 
@@ -49,12 +51,13 @@ def transcode_span(source_path: Path, source: SourceInfo, ladder: Ladder, span: 
 
 
 def transcode_audio(source_path: Path, source: SourceInfo, ladder: Ladder, out_dir: Path,
-                    settings: Settings) -> None:
+                    settings: Settings, audio_files: Sequence[Path] = ()) -> None:
     """Only the audio renditions, whole: what goes with stitched spans."""
     for audio in ladder.audio:
         _clear(out_dir / audio.name)
     if ladder.audio:
-        _run(build_audio_argv(source_path, source, ladder, out_dir, settings), settings)
+        _run(build_audio_argv(source_path, source, ladder, out_dir, settings, audio_files),
+             settings)
 
 
 def finish(out_dir: Path, ladder: Ladder, settings: Settings, duration_s: float) -> None:

@@ -269,6 +269,13 @@ def _schemas() -> Json:
             "updated_at": TIME,
         }),
         "AssetPage": _page_of("Asset"),
+        "Track": _object({
+            "id": ID, "asset": ID, "kind": {"type": "string", "enum": ["audio", "subtitles"]},
+            "language": _nullable({"type": "string", "description": "BCP-47"}),
+            "name": {"type": "string"}, "forced": {"type": "boolean"},
+            "size": {"type": "integer", "description": "bytes stored"}, "created_at": TIME,
+        }),
+        "TrackList": _object({"items": {"type": "array", "items": _ref("Track")}}),
         "Upload": _object({
             "file": {"type": "string", "contentMediaType": "application/octet-stream",
                      "description": "the master: MP4/MOV, Matroska/WebM, MPEG-TS, MXF, AVI,"
@@ -520,10 +527,74 @@ def _assets() -> Json:
             "parameters": [asset_id],
             "get": _api("An asset", ("assets:read",), tags=tags, errors=(404,),
                         ok={"200": _answer("the asset", _ref("Asset"), headers=NO_STORE)}),
-            "delete": _api("Delete an asset: its stream, source and keys", ("assets:write",),
-                           tags=tags, errors=(404,), ok={"204": _answer("deleted")}),
+            "delete": _api("Delete an asset: its stream, source, sidecar tracks and keys",
+                           ("assets:write",), tags=tags, errors=(404,),
+                           ok={"204": _answer("deleted")}),
+        },
+        "/v1/assets/{asset_id}/tracks": {
+            "parameters": [asset_id],
+            "post": _add_track(),
+            "get": _api("The asset's sidecar tracks, oldest first", ("assets:read",), tags=tags,
+                        errors=(404,),
+                        ok={"200": _answer("its tracks", _ref("TrackList"), headers=NO_STORE)}),
+        },
+        "/v1/assets/{asset_id}/tracks/{track_id}": {
+            "parameters": [asset_id, _path_param("track_id", "the track's id", ID)],
+            "delete": _api("Remove a sidecar track; the asset is republished without it",
+                           ("assets:write",), tags=tags, errors=(404,),
+                           ok={"204": _answer("removed")}),
         },
     }
+
+
+TRACK_TYPES = {
+    "audio/wav": "WAV", "audio/aac": "AAC in ADTS", "audio/mp4": "AAC in MP4 (.m4a)",
+    "text/vtt": "WebVTT", "application/x-subrip": "SubRip (SRT), stored as WebVTT",
+}
+
+
+def _add_track() -> Json:
+    kind = {"name": "kind", "in": "query", "required": True, "description": "what the file is",
+            "schema": {"type": "string", "enum": ["audio", "subtitles"]}}
+    operation = _api(
+        "Add a sidecar audio or subtitle track", ("assets:write",), tags=["assets"],
+        errors=(400, 404, 409, 413, 415, 507),
+        parameters=[
+            {**IDEMPOTENCY_KEY, "description": "as for POST /v1/assets: a retry with the same"
+             " key, the same file and the same query from the same user gets the first 201"
+             " again and adds no second track"},
+            kind,
+            _query("language", "BCP-47 tag, e.g. `de`, `pt-BR`; ISO 639-2 codes are"
+                   " taken too (`ger` becomes `de`)", {"type": "string", "maxLength": 35}),
+            _query("name", "what a player's menu shows (cleaned: no quotes, no line breaks,"
+                   " at most 64 characters); default: the language's name",
+                   {"type": "string", "maxLength": 200}),
+            _query("forced", "subtitles only: forced narrative (shown without being chosen)",
+                   {"type": "string", "enum": ["true", "false"]}),
+        ],
+        body={"required": True, "description": "the file itself, streamed; audio: one audio"
+              " stream, no video; subtitles: at most 4 MiB",
+              "content": {media_type: {"schema": {"type": "string", "format": "binary",
+                                                  "description": what}}
+                          for media_type, what in TRACK_TYPES.items()}},
+        description="Stores the checked file beside the master and puts the asset through"
+                    " the pipeline again: a ready asset keeps playing its current version"
+                    " until the new one is published; a run in progress is superseded by"
+                    " one that includes the track. Audio becomes one more AUDIO rendition,"
+                    " subtitles one more SUBTITLES rendition.",
+        ok={"201": _answer("added; the asset is queued again", _ref("Track"),
+                           headers=NO_STORE)})
+    operation["responses"] = dict(sorted({
+        **operation["responses"],
+        "409": _error("`too_many_tracks`: the asset has as many sidecar tracks as it may;"
+                      " `idempotency_key_in_flight`: an upload with this Idempotency-Key is"
+                      " still in progress"),
+        "422": _error("the file is not what it says: `invalid_subtitles` (the message names"
+                      " the line that is wrong), `video_in_audio_track`,"
+                      " `not_one_audio_stream`, `no_duration`, `invalid_media`;"
+                      " `idempotency_key_reused`: the key was used for another upload"),
+    }.items()))
+    return operation
 
 
 def _origin() -> Json:

@@ -113,3 +113,55 @@ def test_a_cold_stop_puts_the_asset_back_on_the_same_attempt(services):
     asset = asset_row(services, asset_id)
     assert (asset.status, asset.progress, asset.attempt) == ("queued", 0, 1)
     assert not runs.put_back(services.db, asset_id)
+
+
+def _republish(services: Services, asset_id: str) -> int | None:
+    with services.db.session() as session:
+        return runs.republish(session, asset_id)
+
+
+def test_republishing_a_ready_asset_queues_a_fresh_run_and_keeps_its_version(services):
+    asset_id = _queued(services)
+    run = runs.claim(services.db, asset_id, LEASE_S)
+    assert run is not None
+    runs.finish(services.db, run, "vold", [{"name": "360p"}], keep_old_s=3600)
+
+    assert _republish(services, asset_id) == 1
+    asset = asset_row(services, asset_id)
+    assert (asset.status, asset.attempt, asset.version, asset.next_attempt_at) == (
+        "queued", 1, "vold", None), "the old version plays on until a new one is published"
+    again = runs.claim(services.db, asset_id, LEASE_S)
+    assert again is not None and again.token > run.token
+
+
+def test_republishing_a_failed_asset_gives_it_its_attempts_again(services):
+    asset_id = _queued(services)
+    run = runs.claim(services.db, asset_id, LEASE_S)
+    assert run is not None
+    assert runs.retry_or_fail(services.db, asset_id, "internal_error", "x", 1,
+                              token=run.token) == "failed"
+    assert _republish(services, asset_id) == 1
+    asset = asset_row(services, asset_id)
+    assert (asset.status, asset.attempt, asset.error_code) == ("queued", 1, None)
+
+
+def test_republishing_supersedes_a_run_in_progress(services):
+    asset_id = _queued(services)
+    run = runs.claim(services.db, asset_id, LEASE_S)
+    assert run is not None
+    # A job id of its own: the superseded run's job may still be winding down.
+    assert _republish(services, asset_id) == 2
+    with pytest.raises(runs.Superseded):
+        runs.write(services.db, run, progress=50)
+    with pytest.raises(runs.Superseded):
+        runs.finish(services.db, run, "vstale", [], keep_old_s=3600)
+    assert asset_row(services, asset_id).status == "queued"
+    assert runs.claim(services.db, asset_id, LEASE_S) is not None
+
+
+def test_a_queued_asset_waits_as_it_is(services):
+    asset_id = _queued(services)
+    assert _republish(services, asset_id) is None
+    assert (asset_row(services, asset_id).status, asset_row(services, asset_id).run) == (
+        "queued", 0)
+    assert _republish(services, new_id()) is None, "no such asset"

@@ -35,6 +35,9 @@ from stb_origin.db import Database
 from stb_origin.migrations.tables import metadata
 from tests.support.cli import run_cli
 
+# Tables later revisions make: there are none of their rows to keep.
+LATER_TABLES = {"asset_tracks"}
+
 
 def _differences(url: str) -> list[Any]:
     database = Database(url)
@@ -121,7 +124,7 @@ def test_upgrade_from_the_first_revision_keeps_a_row_of_every_table(empty_url: s
                 continue
             written[table.name] = {c.name: _value(table, c, written) for c in table.columns}
             connection.execute(insert(table).values(written[table.name]))
-    assert set(written) >= set(metadata().tables)
+    assert set(written) >= set(metadata().tables) - LATER_TABLES
 
     migrations.upgrade(empty_url)
 
@@ -202,3 +205,24 @@ def test_db_commands_upgrade_and_report_the_revision(
     assert capsys.readouterr().out.strip() == f"{head} (head)"
     assert run_cli(settings, "db", "current") == 0
     assert capsys.readouterr().out.strip() == f"{head} (head)"
+
+
+def test_an_asset_s_tracks_go_with_it(empty_url: str) -> None:
+    migrations.upgrade(empty_url)
+    database = Database(empty_url)
+    asset, track = secrets.token_hex(16), secrets.token_hex(16)
+    with database.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO assets (id, title, status, progress, source_key, source_size,"
+            " run, attempt, created_at, updated_at) VALUES (:id, 't', 'ready', 100, 'k', 1,"
+            " 1, 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"), {"id": asset})
+        connection.execute(text(
+            "INSERT INTO asset_tracks (id, asset_id, kind, language, name, forced, object_key,"
+            " size, created_at) VALUES (:id, :asset, 'audio', 'de', 'Deutsch', false, 'k', 1,"
+            " CURRENT_TIMESTAMP)"), {"id": track, "asset": asset})
+    with database.engine.begin() as connection:
+        connection.execute(text("DELETE FROM assets WHERE id = :id"), {"id": asset})
+    with database.engine.connect() as connection:
+        left = connection.execute(text("SELECT count(*) FROM asset_tracks")).scalar_one()
+    database.dispose()
+    assert left == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from stb_origin.settings import Settings
-from stb_origin.transcode.argv import build_argv, filter_graph
+from stb_origin.transcode.argv import build_argv, build_audio_argv, filter_graph
 from stb_origin.transcode.inputs import SAFE_DEMUXERS
 from stb_origin.transcode.ladder import plan_ladder
 from stb_origin.transcode.loudness import Loudness
@@ -337,3 +337,24 @@ def test_captions_go_into_every_rendition_but_the_trick_play_tracks() -> None:
     flags = [arg for arg in argv if arg.startswith("-a53cc:v:")]
     assert [value(argv, flag) for flag in flags] == (
         ["1"] * len(ladder.renditions) + ["0"] * len(ladder.iframes))
+
+
+def test_a_sidecar_audio_file_is_another_input_read_no_longer_than_the_master() -> None:
+    src = source(width=640, height=360, duration_s=12.5, audio_tracks=(track(1),))
+    dub = track(0, language="de", title="Deutsch", input_index=1)
+    ladder = plan_ladder(src, SETTINGS, sidecar_audio=[dub])
+    argv = build_argv(SRC, src, ladder, OUT, SETTINGS,
+                      audio_files=[Path("/media/in/dub.wav")])
+    inputs = values(argv, "-i")
+    assert inputs == ["file:/media/in/master.mp4", "file:/media/in/dub.wav"]
+    dub_input = argv.index("file:/media/in/dub.wav")
+    # Its own whitelists and a time limit, as options of that input.
+    assert argv[dub_input - 7:dub_input - 1] == [
+        "-t", "12.500", "-protocol_whitelist", "file", "-format_whitelist",
+        ",".join(SAFE_DEMUXERS)]
+    assert values(argv, "-map") == ["[v0]", "[v1]", "0:1", "1:0", "[vt0]"]
+    assert [(a.name, a.input_index, a.language, a.label, a.default) for a in ladder.audio] == [
+        ("audio0_aac", 0, "en", "English", True), ("audio1_aac", 1, "de", "Deutsch", False)]
+    # A long master's audio, encoded whole beside its spans, has the dub too.
+    whole = build_audio_argv(SRC, src, ladder, OUT, SETTINGS, [Path("/media/in/dub.wav")])
+    assert values(whole, "-i") == inputs and values(whole, "-map") == ["0:1", "1:0"]

@@ -246,3 +246,13 @@ def test_captions_are_left_out_with_a_warning_when_frames_are_dropped_or_repeate
     assert not ladder.closed_captions
     (warning,) = ladder.warnings
     assert warning.startswith("closed captions left out: the frame rate changes")
+
+
+def test_sidecar_audio_comes_after_the_master_s_tracks() -> None:
+    dub = track(0, language="ita", title="Italiano", input_index=2, channels=6)
+    ladder = plan_ladder(source(audio_tracks=(track(1, default=True),)), SETTINGS,
+                         sidecar_audio=[dub])
+    assert [(a.name, a.group, a.input_index, a.source_index, a.default)
+            for a in ladder.audio] == [
+        ("audio0_aac", "audio-aac", 0, 1, True), ("audio1_aac", "audio-aac", 2, 0, False),
+        ("audio1_ec3", "audio-ec3", 2, 0, True)]

@@ -5,8 +5,9 @@ from typing import Any
 
 import pytest
 
+from stb_origin import proc
 from stb_origin.settings import Settings
-from stb_origin.transcode import MediaError, SourceInfo, probe
+from stb_origin.transcode import MediaError, SourceInfo, probe, probe_audio_file
 from stb_origin.transcode.argv import build_argv
 from stb_origin.transcode.ladder import plan_ladder
 from stb_origin.transcode.probe import source_from_ffprobe
@@ -339,3 +340,32 @@ def test_video_bitrate_estimated_from_the_container() -> None:
                             "bit_rate": "128000", "channels": 2, "sample_rate": "48000"})
     assert source_from_ffprobe(data, 1).video_bitrate == 5_000_000 - 128_000
     assert source_from_ffprobe(_probe_json(bit_rate="3000000"), 1).video_bitrate == 3_000_000
+
+
+# Sidecar audio files ------------------------------------------------------------------
+
+
+def test_a_sidecar_wav_is_one_audio_track_with_its_duration(clip: Clip) -> None:
+    found = probe_audio_file(clip("dub.wav", seconds=2, video=False, audio_channels=1),
+                             SETTINGS)
+    assert abs(found.duration_s - 2.0) < 0.05
+    assert (found.track.index, found.track.codec, found.track.channels,
+            found.track.sample_rate) == (0, "pcm_s16le", 1, 48_000)
+
+
+def test_a_sidecar_with_video_is_refused(clip: Clip) -> None:
+    with pytest.raises(MediaError) as caught:
+        probe_audio_file(clip("good.mp4", seconds=3), SETTINGS)
+    assert caught.value.code == "video_in_audio_track"
+
+
+def test_a_sidecar_with_two_audio_streams_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "two.mka"
+    proc.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "sine=duration=1",
+              "-f", "lavfi", "-i", "sine=frequency=880:duration=1", "-map", "0", "-map", "1",
+              "-c:a", "pcm_s16le", str(path)], timeout=60)
+    with pytest.raises(MediaError) as caught:
+        probe_audio_file(path, SETTINGS)
+    assert (caught.value.code, caught.value.message) == (
+        "not_one_audio_stream",
+        "the file has 2 audio streams; a sidecar audio track has exactly one")
