@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import hypothesis
 import pytest
 from redis import Redis
 from redis.exceptions import RedisError
@@ -22,6 +23,11 @@ from stb_origin.settings import Settings
 from stb_origin.workers import jobs
 from tests.support.http import run_server
 from tests.support.s3server import MotoMissing, MotoServer, start_moto
+
+# Properties are about answers, not speed: hypothesis' per-example time limit
+# only made a busy machine fail them.
+hypothesis.settings.register_profile("stb", deadline=None)
+hypothesis.settings.load_profile("stb")
 
 REDIS_URL = os.environ.get("STB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 POSTGRES_URL = os.environ.get("STB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
