@@ -30,23 +30,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common import machine_facts, print_table, process_tree_cpu_s, source_clip, warn_if_busy
+from servers import REPO, Process, require, start_redis, stb_env
 
-from bench.common import (  # noqa: E402
-    machine_facts,
-    print_table,
-    process_tree_cpu_s,
-    source_clip,
-    warn_if_busy,
-)
-from bench.servers import Process, require, start_redis, stb_env  # noqa: E402
+sys.path.insert(0, str(REPO))
+
 from stb_origin import migrations  # noqa: E402
 from stb_origin.assets.records import Asset  # noqa: E402
 from stb_origin.ingest.service import accept_source  # noqa: E402
 from stb_origin.services import build_services  # noqa: E402
 from stb_origin.settings import Settings  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "stb_origin.cli"]
 
 

@@ -17,12 +17,21 @@ which separates the tone-map from the HEVC Main10 encodes.
 from __future__ import annotations
 
 import argparse
-import resource
 import shutil
 import time
 from pathlib import Path
 
-from common import OUT, OtherCpu, machine_facts, median, print_table, source_clip, warn_if_busy
+from common import (
+    OUT,
+    OtherCpu,
+    add_source_arguments,
+    children_cpu_s,
+    machine_facts,
+    median,
+    print_table,
+    source_clip,
+    warn_if_busy,
+)
 
 from stb_origin import proc
 from stb_origin.settings import Settings
@@ -54,24 +63,18 @@ def timed(argv: list[str], out: Path, timeout: float) -> tuple[float, float]:
     """(wall seconds, CPU seconds of ffmpeg) of one run."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu_before = usage.ru_utime + usage.ru_stime
+    cpu_before = children_cpu_s()
     start = time.perf_counter()
     proc.run(argv, timeout=timeout)
     wall = time.perf_counter() - start
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     shutil.rmtree(out, ignore_errors=True)
-    return wall, usage.ru_utime + usage.ru_stime - cpu_before
+    return wall, children_cpu_s() - cpu_before
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=10, help="source length (default 10)")
-    parser.add_argument("--size", default="1920x1080", help="source size (default 1920x1080)")
-    parser.add_argument("--fps", type=int, default=30, help="source frame rate (default 30)")
-    parser.add_argument("--repeat", type=int, default=2,
-                        help="rounds; each runs every form, in alternating order")
+    add_source_arguments(parser, seconds=10, repeat=2)
     args = parser.parse_args()
 
     defaults = Settings()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -65,6 +66,24 @@ class OtherCpu:
         return (f"other processes used {others:.1f} of the {available:.0f} CPU seconds"
                 f" available during the run ({100 * others / available:.0f}%);"
                 f" the hypervisor stole {steal:.1f} s")
+
+
+def children_cpu_s() -> float:
+    """CPU seconds of the child processes this one has waited for (ffmpeg runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def add_source_arguments(parser: argparse.ArgumentParser, seconds: float = 30,
+                         size: str = "1920x1080", repeat: int = 3) -> None:
+    """--seconds, --size, --fps and --repeat of a generated source (source_clip)."""
+    parser.add_argument("--seconds", type=float, default=seconds,
+                        help=f"source length (default {seconds:g})")
+    parser.add_argument("--size", default=size, help=f"source size (default {size})")
+    parser.add_argument("--fps", type=int, default=30, help="source frame rate (default 30)")
+    parser.add_argument("--repeat", type=int, default=repeat,
+                        help=f"rounds (default {repeat}); each runs every form, in"
+                             " alternating order")
 
 
 def process_tree_cpu_s(pid: int) -> float:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import resource
 import shutil
 import time
 from pathlib import Path
@@ -26,6 +25,8 @@ from pathlib import Path
 from common import (
     OUT,
     OtherCpu,
+    add_source_arguments,
+    children_cpu_s,
     machine_facts,
     median,
     print_table,
@@ -54,29 +55,21 @@ def timed(commands: list[list[str]], out: Path, timeout: float) -> tuple[float, 
     """Run the commands one after the other; (wall seconds, CPU seconds of ffmpeg)."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    cpu_before = _children_cpu()
+    cpu_before = children_cpu_s()
     start = time.perf_counter()
     for argv in commands:
         proc.run(argv, timeout=timeout)
     wall = time.perf_counter() - start
-    cpu = _children_cpu() - cpu_before
+    cpu = children_cpu_s() - cpu_before
     shutil.rmtree(out, ignore_errors=True)
     return wall, cpu
 
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=30, help="source length (default 30)")
-    parser.add_argument("--size", default="1920x1080", help="source size (default 1920x1080)")
-    parser.add_argument("--fps", type=int, default=30, help="source frame rate (default 30)")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="rounds; each runs both forms, the first in alternating order")
+    add_source_arguments(parser, seconds=30)
     parser.add_argument("--preset", default=Settings().x264_preset,
                         help="x264 preset (default: the Settings default)")
     args = parser.parse_args()

@@ -9,13 +9,21 @@ encode with loudnorm in it; wall and CPU seconds of each, and the ratios.
 from __future__ import annotations
 
 import argparse
-import resource
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import OUT, OtherCpu, machine_facts, median, print_table, source_clip, warn_if_busy
+from common import (
+    OUT,
+    OtherCpu,
+    children_cpu_s,
+    machine_facts,
+    median,
+    print_table,
+    source_clip,
+    warn_if_busy,
+)
 
 from stb_origin.settings import Settings
 from stb_origin.transcode import plan_ladder, probe, transcode
@@ -24,15 +32,11 @@ from stb_origin.transcode.normalise import normalised
 
 def timed(run: Callable[[], None]) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the processes run) of one call."""
-    cpu_before = _children_cpu()
+    cpu_before = children_cpu_s()
     start = time.perf_counter()
     run()
-    return time.perf_counter() - start, _children_cpu() - cpu_before
+    return time.perf_counter() - start, children_cpu_s() - cpu_before
 
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:

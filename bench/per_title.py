@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import resource
 import shutil
 import sys
 import time
@@ -36,6 +35,7 @@ from common import (
     REPO,
     SOURCE_VIDEO_BITRATE,
     OtherCpu,
+    children_cpu_s,
     machine_facts,
     median,
     print_table,
@@ -79,9 +79,9 @@ def encode(source_path: Path, source: SourceInfo, ladder: Ladder, out: Path,
            settings: Settings) -> tuple[float, float]:
     """The pipeline's transcode of the ladder; (wall s, CPU s)."""
     shutil.rmtree(out, ignore_errors=True)
-    cpu, start = _children_cpu(), time.perf_counter()
+    cpu, start = children_cpu_s(), time.perf_counter()
     transcode(source_path, source, ladder, out, settings)
-    return time.perf_counter() - start, _children_cpu() - cpu
+    return time.perf_counter() - start, children_cpu_s() - cpu
 
 
 def measure(source_path: Path, source: SourceInfo, ladder: Ladder, out: Path) -> list[Measured]:
@@ -116,10 +116,6 @@ def keeps_quality(fixed: Measured, own: Measured) -> bool:
     return transparent or (own.ssim >= fixed.ssim - 0.0005 and own.psnr >= fixed.psnr - 0.05)
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
@@ -149,9 +145,9 @@ def main() -> None:
             make_content_clip(clip, kind, seconds=args.seconds, size=args.size, fps=args.fps,
                               bitrate=SOURCE_VIDEO_BITRATE)
         source = probe(clip, settings)
-        cpu, start = _children_cpu(), time.perf_counter()
+        cpu, start = children_cpu_s(), time.perf_counter()
         complexity = analyse(clip, source, settings)
-        analysis_wall, analysis_cpu = time.perf_counter() - start, _children_cpu() - cpu
+        analysis_wall, analysis_cpu = time.perf_counter() - start, children_cpu_s() - cpu
         if complexity is None:
             raise RuntimeError(f"the analysis of {clip.name} failed")
         fixed_ladder = plan_ladder(source, settings)

@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import re
-import resource
 import secrets
 import shutil
 import signal
@@ -48,6 +47,8 @@ import httpx
 from common import (
     OUT,
     OtherCpu,
+    add_source_arguments,
+    children_cpu_s,
     machine_facts,
     median,
     print_table,
@@ -335,18 +336,14 @@ def run_bare(argv: list[str], out_dir: Path, timeout: float) -> tuple[float, flo
     """(wall seconds, CPU seconds) of the ffmpeg run."""
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
-    cpu_before = _children_cpu_s()
+    cpu_before = children_cpu_s()
     start = time.perf_counter()
     proc.run(argv, timeout=timeout)
     elapsed = time.perf_counter() - start
-    cpu = _children_cpu_s() - cpu_before
+    cpu = children_cpu_s() - cpu_before
     shutil.rmtree(out_dir, ignore_errors=True)
     return elapsed, cpu
 
-
-def _children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def same_argv(pipeline: list[str], bare: list[str], pipeline_work: str, source: Path,
@@ -363,11 +360,7 @@ def same_argv(pipeline: list[str], bare: list[str], pipeline_work: str, source: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=30, help="source length (default 30)")
-    parser.add_argument("--size", default="1920x1080", help="source size (default 1920x1080)")
-    parser.add_argument("--fps", type=int, default=30, help="source frame rate (default 30)")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="rounds; each runs both, the first in alternating order")
+    add_source_arguments(parser, seconds=30)
     parser.add_argument("--redis-url", default=os.environ.get("STB_REDIS_URL") or None,
                         help="use this Redis (default: STB_REDIS_URL, else a private one)")
     parser.add_argument("--poll", type=float, default=0.05,

@@ -15,7 +15,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from common import OUT, OtherCpu, machine_facts, median, print_table, source_clip, warn_if_busy
+from common import (
+    OUT,
+    OtherCpu,
+    add_source_arguments,
+    machine_facts,
+    median,
+    print_table,
+    source_clip,
+    warn_if_busy,
+)
 from ladder_one_vs_many import timed
 
 from stb_origin import proc
@@ -26,11 +35,7 @@ from stb_origin.transcode import build_argv, plan_ladder, probe, probe_audio_fil
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=30, help="source length (default 30)")
-    parser.add_argument("--size", default="1920x1080", help="source size (default 1920x1080)")
-    parser.add_argument("--fps", type=int, default=30, help="source frame rate (default 30)")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="rounds; each runs both forms, the first in alternating order")
+    add_source_arguments(parser, seconds=30)
     parser.add_argument("--preset", default=Settings().x264_preset,
                         help="x264 preset (default: the Settings default)")
     args = parser.parse_args()

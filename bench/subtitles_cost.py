@@ -18,7 +18,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import OUT, OtherCpu, machine_facts, median, print_table, source_clip, warn_if_busy
+from common import (
+    OUT,
+    OtherCpu,
+    add_source_arguments,
+    machine_facts,
+    median,
+    print_table,
+    source_clip,
+    warn_if_busy,
+)
 
 from stb_origin import proc
 from stb_origin.settings import Settings
@@ -57,10 +66,7 @@ def timed(action: Callable[[], object]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=30, help="source length (default 30)")
-    parser.add_argument("--size", default="1920x1080", help="source size (default 1920x1080)")
-    parser.add_argument("--fps", type=int, default=30, help="source frame rate (default 30)")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds (default 3)")
+    add_source_arguments(parser, seconds=30)
     args = parser.parse_args()
 
     print(machine_facts())
