@@ -22,11 +22,22 @@ from stb_origin.ingest.service import accept_source
 from stb_origin.services import Services, build_services
 from stb_origin.settings import Settings
 from tests.packager.support import encoded_samples
+from tests.support.captions import make_captions_clip
 from tests.support.http import run_server
-from tests.support.media import Track, make_audio_tracks_clip, make_clip
+from tests.support.media import (
+    Subtitle,
+    Track,
+    make_audio_tracks_clip,
+    make_clip,
+    make_hdr_clip,
+    make_subtitles_clip,
+)
 from tests.support.parsers import assert_strictly_valid, published_playlists
 
 TIMEOUT = 120
+
+
+CUES = ((0.5, 1.5, "Hello & you"), (1.8, 3.2, "Across\nthe boundary"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +55,14 @@ MASTERS = {
         seconds=4, size="640x360")),
     "mono": Master(lambda d: make_clip(d / "mono.mp4", seconds=4, audio_channels=1)),
     "audio only": Master(lambda d: make_clip(d / "audio.mp3", seconds=4, video=False)),
+    "SubRip and ASS subtitles, one forced": Master(lambda d: make_subtitles_clip(
+        d / "subtitles.mkv", [Subtitle(CUES, language="eng", title="English"),
+                              Subtitle(CUES, language="fra", title="Français", forced=True,
+                                       fmt="ass")], seconds=4, size="640x360")),
+    "CEA-608 captions": Master(lambda d: make_captions_clip(
+        d / "captions.mp4", [(0.5, 2.0, "HELLO"), (2.5, 3.5, "WORLD")], seconds=4)),
+    "HDR10 (PQ)": Master(lambda d: make_hdr_clip(d / "pq.mp4", "smpte2084", seconds=3)),
+    "HLG": Master(lambda d: make_hdr_clip(d / "hlg.mp4", "arib-std-b67", seconds=3)),
     # 2 s segments, spans of 4 s: three spans.
     "long, in spans": Master(lambda d: make_clip(d / "long.mp4", seconds=14, fps="30000/1001"),
                              {"chunk_above_s": 8, "span_seconds": 4}),
@@ -104,6 +123,16 @@ def test_every_rendition_decodes_to_the_sources_frames_and_samples(
         for variant in master.playlists:
             assert _video_frames(urljoin(master_url, variant.uri), token) == frames, variant.uri
         for rendition in master.media:
+            if rendition.type == "SUBTITLES":
+                # Every cue's text arrives, in segments on the video's grid.
+                url = urljoin(master_url, rendition.uri)
+                media = m3u8.loads(httpx.get(url, timeout=10).text)
+                video = m3u8.loads(httpx.get(urljoin(master_url, master.playlists[0].uri),
+                                             timeout=10).text)
+                assert len(media.segments) == len(video.segments)
+                text = "".join(httpx.get(urljoin(url, seg.uri), timeout=10).text
+                               for seg in media.segments)
+                assert all(cue.replace("&", "&amp;") in text for _, _, cue in CUES), text
             if rendition.type != "AUDIO":
                 continue
             # audio3_ec3: the fourth track of the source, as E-AC-3.
