@@ -8,7 +8,6 @@ headless Chromium driven by Playwright for the verification page.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,11 +20,12 @@ import pytest
 
 from stb_origin.settings import Settings
 from tests.conftest import require_tools
+from tests.e2e.browser import CHROMIUM
+from tests.e2e.browser import playwright as browser_driver
 from tests.e2e.player import play
 from tests.e2e.stack import CLI, Stack
 from tests.support.media import make_clip
 
-CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct horse battery staple"
 BOX_CLIENT = "stb-box-e2e"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -50,15 +50,6 @@ def stack(tmp_path: Path, redis_url: str, settings: Settings) -> Iterator[Stack]
         stack.stop()
 
 
-def _browser() -> Any:
-    if shutil.which(CHROMIUM) is None:
-        pytest.fail(f"{CHROMIUM} is required: apt-get install -y chromium", pytrace=False)
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("playwright is required: .venv/bin/pip install -e '.[test]'",
-                    pytrace=False)
-    return sync_playwright()
 
 
 def _api(stack: Stack, token: str, method: str, path: str, **json_body: Any) -> Any:
@@ -110,7 +101,7 @@ def test_a_box_signs_in_and_plays_only_what_it_is_entitled_to(stack: Stack,
     assert _poll(stack, grant["device_code"]).json()["error"] == "authorization_pending"
 
     # The user approves it on their phone: a real browser on the verification page.
-    with _browser() as playwright:
+    with browser_driver() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM,
                                              args=["--no-sandbox"])
         try:

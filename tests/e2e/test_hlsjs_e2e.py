@@ -3,21 +3,20 @@ made by the real pipeline: it offers every audio language and switches between t
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import urljoin
 
 import pytest
 
 from stb_origin.settings import Settings
 from tests.conftest import require_tools
+from tests.e2e.browser import CHROMIUM
+from tests.e2e.browser import playwright as browser_driver
 from tests.e2e.stack import Stack
 from tests.support.media import Subtitle, Track, make_audio_tracks_clip, make_subtitles_clip
 from tests.support.parsers import PLAYER, require_player
 
-CHROMIUM = "/usr/bin/chromium"
 HLS_JS = PLAYER / "node_modules" / "hls.js" / "dist" / "hls.min.js"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"]
 
@@ -46,13 +45,6 @@ def stack(tmp_path: Path, redis_url: str, settings: Settings) -> Iterator[Stack]
         stack.stop()
 
 
-def _browser() -> Any:
-    if shutil.which(CHROMIUM) is None:
-        pytest.fail(f"{CHROMIUM} is required: apt-get install -y chromium", pytrace=False)
-    require_player()
-    from playwright.sync_api import sync_playwright
-
-    return sync_playwright()
 
 
 def test_hlsjs_offers_every_language_and_switches_audio(stack: Stack, master: Path) -> None:
@@ -64,7 +56,8 @@ def test_hlsjs_offers_every_language_and_switches_audio(stack: Stack, master: Pa
     master_url = urljoin(stack.base_url, final["playback"]["hls"])
     token = stack.token("playback", device="box-1")
 
-    with _browser() as playwright:
+    require_player()
+    with browser_driver() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
@@ -103,7 +96,8 @@ def test_hlsjs_shows_a_subtitle_track_with_its_cues(stack: Stack, tmp_path: Path
     master_url = urljoin(stack.base_url, final["playback"]["hls"])
     token = stack.token("playback", device="box-1")
 
-    with _browser() as playwright:
+    require_player()
+    with browser_driver() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
