@@ -20,7 +20,7 @@ from stb_origin.ingest import idempotency, sidecar_routes
 from stb_origin.ingest.leftovers import kept_fresh, upload_dir
 from stb_origin.ingest.service import UnknownPackages, accept_source
 from stb_origin.ingest.sniff import container_of
-from stb_origin.ingest.upload import Upload, receive_upload, storing_error, unavailable
+from stb_origin.ingest.upload import Upload, kept_or_refused, receive_upload
 from stb_origin.origin.takedowns import Takedowns
 from stb_origin.services import Services
 from stb_origin.storage import StorageError, layout
@@ -58,29 +58,21 @@ async def _receive(request: Request, services: Services) -> Upload:
 
 async def _accept(services: Services, upload: Upload, subject: str) -> dict[str, Any]:
     """Check and accept a received upload; its file is gone afterwards either way."""
-    try:
-        if container_of(upload.head) is None:
-            raise ApiError(415, "unsupported_media_type",
-                           "the file is not a video container we accept"
-                           " (MP4/MOV, Matroska/WebM, MPEG-TS, MXF, AVI, FLV, MPEG-PS)")
-        with kept_fresh(upload.path):
-            body = await anyio.to_thread.run_sync(
-                accept_source, services, upload.path, upload.suffix, upload.title, upload.size,
-                upload.packages)
-    except UnknownPackages as exc:
-        listed = ", ".join(f'"{name}"' for name in exc.names)
-        raise ApiError(400, "unknown_package",
-                       f"no such package: {listed} (an admin creates packages with"
-                       " POST /v1/packages); nothing was stored") from None
-    except (StorageError, RedisError) as exc:
-        raise storing_error(exc) or unavailable() from None
-    except Exception as exc:
-        # A database on a full disk: the same 507 as storage on one.
-        if (refusal := storing_error(exc)) is None:
-            raise
-        raise refusal from None
-    finally:
-        upload.path.unlink(missing_ok=True)
+    with kept_or_refused(upload):
+        try:
+            if container_of(upload.head) is None:
+                raise ApiError(415, "unsupported_media_type",
+                               "the file is not a video container we accept"
+                               " (MP4/MOV, Matroska/WebM, MPEG-TS, MXF, AVI, FLV, MPEG-PS)")
+            with kept_fresh(upload.path):
+                body = await anyio.to_thread.run_sync(
+                    accept_source, services, upload.path, upload.suffix, upload.title,
+                    upload.size, upload.packages)
+        except UnknownPackages as exc:
+            listed = ", ".join(f'"{name}"' for name in exc.names)
+            raise ApiError(400, "unknown_package",
+                           f"no such package: {listed} (an admin creates packages with"
+                           " POST /v1/packages); nothing was stored") from None
     log.info("asset uploaded", extra={"asset_id": body["id"], "bytes": upload.size,
                                       "subject": subject})
     return body

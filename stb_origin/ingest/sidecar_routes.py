@@ -11,7 +11,6 @@ from typing import Any
 
 import anyio
 from python_multipart.multipart import parse_options_header
-from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -25,9 +24,8 @@ from stb_origin.ingest.sidecars import FILE_TYPES, FileType, TrackFacts
 from stb_origin.ingest.sniff import audio_format_of
 from stb_origin.ingest.subtitle_files import MAX_BYTES as MAX_SUBTITLE_BYTES
 from stb_origin.ingest.subtitle_files import SubtitleError
-from stb_origin.ingest.upload import Upload, receive_body, storing_error, unavailable
+from stb_origin.ingest.upload import Upload, kept_or_refused, receive_body
 from stb_origin.services import Services
-from stb_origin.storage import StorageError
 from stb_origin.transcode import MediaError, probe_audio_file
 from stb_origin.transcode.audio import clean_label
 from stb_origin.transcode.languages import bcp47, language_name
@@ -76,25 +74,17 @@ async def add_track(request: Request) -> Response:
 async def _accept(services: Services, asset_id: str, facts: TrackFacts, upload: Upload,
                   content_type: str, file_type: FileType) -> dict[str, Any]:
     """Check and keep a received track; its file is gone afterwards either way."""
-    try:
-        await _check(services, upload, content_type, file_type)
-        with kept_fresh(upload.path):
-            body = await anyio.to_thread.run_sync(
-                sidecars.add_track, services, asset_id, facts, upload.path, file_type)
-    except sidecars.AssetGone:
-        raise ApiError(404, "not_found", "no such asset") from None
-    except sidecars.TooManyTracks:
-        raise ApiError(409, "too_many_tracks", f"an asset has at most {sidecars.MAX_TRACKS}"
-                       " sidecar tracks; remove one first") from None
-    except (StorageError, RedisError) as exc:
-        raise storing_error(exc) or unavailable() from None
-    except Exception as exc:
-        if (refusal := storing_error(exc)) is None:
-            raise
-        raise refusal from None
-    finally:
-        upload.path.unlink(missing_ok=True)
-    return body
+    with kept_or_refused(upload):
+        try:
+            await _check(services, upload, content_type, file_type)
+            with kept_fresh(upload.path):
+                return await anyio.to_thread.run_sync(
+                    sidecars.add_track, services, asset_id, facts, upload.path, file_type)
+        except sidecars.AssetGone:
+            raise ApiError(404, "not_found", "no such asset") from None
+        except sidecars.TooManyTracks:
+            raise ApiError(409, "too_many_tracks", f"an asset has at most"
+                           f" {sidecars.MAX_TRACKS} sidecar tracks; remove one first") from None
 
 
 def track_facts(request: Request) -> TrackFacts:

@@ -8,7 +8,8 @@ import hashlib
 import os
 import re
 import secrets
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -16,10 +17,12 @@ from typing import BinaryIO
 import anyio
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from redis.exceptions import RedisError
 from starlette.requests import ClientDisconnect, Request
 
 from stb_origin.assets.causes import DISK_FULL, STORAGE_UNAVAILABLE, failure_cause
 from stb_origin.ingest.sniff import SNIFF_BYTES
+from stb_origin.storage.base import StorageError
 from stb_origin.web.errors import ApiError, missing_field_message, unknown_fields_message
 
 MAX_TITLE_BYTES = 500
@@ -224,6 +227,23 @@ def storing_error(exc: BaseException) -> ApiError | None:
         return ApiError(503, "storage_unavailable", "storage is unavailable; the upload"
                         " was not stored, try again", {"Retry-After": "10"})
     return None
+
+
+@contextmanager
+def kept_or_refused(upload: Upload) -> Iterator[None]:
+    """Around keeping a received upload: a full disk answers 507, storage or the
+    queue out of reach 503; the upload's file is gone afterwards either way."""
+    try:
+        yield
+    except (StorageError, RedisError) as exc:
+        raise storing_error(exc) or unavailable() from None
+    except Exception as exc:
+        # A database on a full disk: the same 507 as storage on one.
+        if (refusal := storing_error(exc)) is None:
+            raise
+        raise refusal from None
+    finally:
+        upload.path.unlink(missing_ok=True)
 
 
 def unavailable() -> ApiError:
