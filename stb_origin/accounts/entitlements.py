@@ -9,7 +9,8 @@ from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from stb_origin.accounts.errors import InvalidValue, NotFound
-from stb_origin.accounts.models import Account, Entitlement, Package, PackageAsset
+from stb_origin.accounts.models import Account, Entitlement, Package
+from stb_origin.accounts.packages import read_packages_holding
 from stb_origin.db.paging import newest_first
 from stb_origin.db.types import new_id, utcnow
 
@@ -49,14 +50,17 @@ def page_entitlements(session: Session, limit: int, after: str | None,
     return newest_first(session, Entitlement, query, limit, after)
 
 
-def is_entitled(session: Session, account_id: str, asset_id: str, at: datetime) -> bool:
-    """Whether some package holding the asset is granted to the account at ``at``."""
+def is_entitled(session: Session, account_id: str, content_id: str, at: datetime) -> bool:
+    """Whether some package holding the asset or channel is granted to the account
+    at ``at``."""
     if at.tzinfo is None:
         raise ValueError("at: a time zone is required")
+    holding = read_packages_holding(session.connection(), content_id)
+    if not holding:
+        return False
     query = (
         select(Entitlement.id)
-        .join(PackageAsset, PackageAsset.package_name == Entitlement.package_name)
-        .where(Entitlement.account_id == account_id, PackageAsset.asset_id == asset_id,
+        .where(Entitlement.account_id == account_id, Entitlement.package_name.in_(holding),
                Entitlement.valid_from <= at,
                Entitlement.valid_until.is_(None) | (Entitlement.valid_until > at))
         .limit(1)

@@ -3,7 +3,8 @@
 An account is the unit that owns things: its users (a household's members, or
 the content team's staff), its devices (bounded by the device limit) and its
 entitlements (a package for a window of time). A package is a named set of
-assets; an asset joins a package through ``package_assets``.
+assets and live channels; an asset joins a package through ``package_assets``,
+a channel through ``package_channels``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from stb_origin.assets.channels import Channel
 from stb_origin.assets.records import Asset
 from stb_origin.db import Base
 from stb_origin.db.types import UtcDateTime, iso, new_id, utcnow
@@ -138,6 +140,16 @@ class PackageAsset(Base):
     def to_json(self) -> dict[str, Any]:
         return {"package": self.package_name, "asset": self.asset_id,
                 "added_at": iso(self.added_at)}
+
+
+class PackageChannel(Base):
+    __tablename__ = "package_channels"
+
+    package_name: Mapped[str] = mapped_column(ForeignKey(Package.name), primary_key=True)
+    # Deleting a channel takes it out of every package.
+    channel_id: Mapped[str] = mapped_column(ForeignKey(Channel.id, ondelete="CASCADE"),
+                                            primary_key=True, index=True)
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class Entitlement(Base):

@@ -1,4 +1,5 @@
-"""Packages: named sets of assets (a tier such as "premium") that entitlements grant.
+"""Packages: named sets of assets and channels (a tier such as "premium") that
+entitlements grant.
 
 An asset joins a package by id (``add_asset``); it may sit in several packages,
 and leaves all of them when it is deleted.
@@ -14,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from stb_origin.accounts.errors import AlreadyExists, InvalidValue, NotFound
-from stb_origin.accounts.models import Package, PackageAsset
+from stb_origin.accounts.models import Package, PackageAsset, PackageChannel
 from stb_origin.assets import records
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -89,9 +90,27 @@ def page_assets(session: Session, name: str, limit: int, after: str | None) -> l
     return list(session.scalars(query.order_by(PackageAsset.asset_id).limit(limit)))
 
 
-def read_packages_holding(conn: Connection, asset_id: str) -> frozenset[str]:
-    table = PackageAsset.__table__.c
-    return frozenset(conn.scalars(select(table.package_name).where(table.asset_id == asset_id)))
+def read_packages_holding(conn: Connection, content_id: str) -> frozenset[str]:
+    """The packages holding an asset or a channel (their ids share one namespace)."""
+    assets, channels = PackageAsset.__table__.c, PackageChannel.__table__.c
+    return frozenset(conn.scalars(
+        select(assets.package_name).where(assets.asset_id == content_id)
+        .union(select(channels.package_name).where(channels.channel_id == content_id))))
+
+
+def set_channel_packages(session: Session, channel_id: str, names: Collection[str]) -> None:
+    """Make the channel a member of exactly these packages (they exist: see
+    ``unknown_names``)."""
+    session.execute(delete(PackageChannel).where(PackageChannel.channel_id == channel_id))
+    session.add_all(PackageChannel(package_name=name, channel_id=channel_id)
+                    for name in sorted(set(names)))
+    session.flush()
+
+
+def packages_of_channel(session: Session, channel_id: str) -> list[str]:
+    return list(session.scalars(select(PackageChannel.package_name)
+                                .where(PackageChannel.channel_id == channel_id)
+                                .order_by(PackageChannel.package_name)))
 
 
 def _flush(session: Session, conflict: str) -> None:

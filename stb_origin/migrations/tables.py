@@ -16,11 +16,13 @@ from stb_origin.db import Base
 TABLE_MODULES = (
     "stb_origin.assets.records",
     "stb_origin.assets.tracks",
+    "stb_origin.assets.channels",
     "stb_origin.accounts.models",
     "stb_origin.auth.keyring",
     "stb_origin.drm.keystore",
     "stb_origin.drm.audit",
     "stb_origin.oauth.models",
+    "stb_origin.live.index",
 )
 
 
