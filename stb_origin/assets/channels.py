@@ -53,6 +53,9 @@ class Channel(Base):
     revision: Mapped[int] = mapped_column(Integer, default=1)
     # The fencing token of the runner holding the channel (live.lease).
     epoch: Mapped[int] = mapped_column(Integer, default=0)
+    # What the runner encodes, for the master playlist: name, bandwidth,
+    # resolution, codecs, frame rate of each rendition (None until it started).
+    renditions: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default=ChannelStatus.STARTING.value)
     active_source: Mapped[int | None] = mapped_column(Integer, nullable=True)
     input_bitrate: Mapped[int | None] = mapped_column(Integer, nullable=True)

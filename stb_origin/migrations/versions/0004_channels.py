@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("failover_after_s", sa.Float(), nullable=False),
         sa.Column("revision", sa.Integer(), nullable=False),
         sa.Column("epoch", sa.Integer(), nullable=False),
+        sa.Column("renditions", sa.JSON(), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("active_source", sa.Integer(), nullable=True),
         sa.Column("input_bitrate", sa.Integer(), nullable=True),

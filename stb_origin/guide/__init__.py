@@ -1,0 +1,1 @@
+"""The programme guide: XMLTV import, schedules, now/next."""
