@@ -51,6 +51,14 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     return run_worker(settings, burst=args.burst)
 
 
+def _channel_runner(settings: Settings, args: argparse.Namespace) -> int:
+    from stb_origin import migrations
+    from stb_origin.live.runner import run_runner
+
+    migrations.upgrade(settings.resolved_database_url)
+    return run_runner(settings)
+
+
 def _token(settings: Settings, args: argparse.Namespace) -> int:
     from stb_origin.auth.tokens import load_signer
     from stb_origin.migrations import open_database
@@ -192,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="an RQ worker on the pipeline queue")
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     worker.set_defaults(run=_worker)
+
+    runner = commands.add_parser(
+        "channel-runner", help="keep live channels on air (each on one runner; leases in Redis)")
+    runner.set_defaults(run=_channel_runner)
 
     token = commands.add_parser("token", help="print a signed access token")
     token.add_argument("--scope", required=True,

@@ -119,6 +119,16 @@ class Settings:
     # received and touches its file every minute while storage copies it; a storage
     # copy writes all the time. An hour without a byte is a dead client or process.
     temp_stale_after_s: float = 3600.0
+    # --- live channels ---
+    # x264 preset of live ladders: each channel must encode in real time, always.
+    live_preset: str = "veryfast"
+    # How much a live playlist lists: hls.js starts 3 target durations from its end.
+    live_window_s: float = 60.0
+    # A channel runner that stops renewing its channels' leases loses them after
+    # this long; another runner takes them over at its next look (every second).
+    runner_lease_s: float = 5.0
+    # How many channels one runner takes at most (0: a fair share of them all).
+    runner_max_channels: int = 0
 
     def __post_init__(self) -> None:
         if self.segment_format not in SEGMENT_FORMATS:
@@ -136,6 +146,10 @@ class Settings:
             raise SettingsError("STB_HEVC_MIN_HEIGHT must be 0 or more")
         if self.temp_stale_after_s <= 0:
             raise SettingsError("STB_TEMP_STALE_AFTER_S must be positive")
+        if self.live_window_s < 6:
+            raise SettingsError("STB_LIVE_WINDOW_S must be at least 6")
+        if self.runner_lease_s < 1:
+            raise SettingsError("STB_RUNNER_LEASE_S must be at least 1")
 
     # Derived values: embedded defaults under the data dir.
     @property
@@ -231,6 +245,9 @@ _CASTS: dict[str, Any] = {
     "url_signing_secrets": _list,
     "playback_url_ttl_s": int,
     "temp_stale_after_s": float,
+    "live_window_s": float,
+    "runner_lease_s": float,
+    "runner_max_channels": int,
 }
 
 

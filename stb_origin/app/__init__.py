@@ -17,6 +17,7 @@ from stb_origin.app.sweeper import sweep_forever
 from stb_origin.drm import routes as key_routes
 from stb_origin.drm.delivery import KeyDelivery
 from stb_origin.ingest import routes as ingest_routes
+from stb_origin.live.served import LivePlaylists
 from stb_origin.oauth import routes as oauth_routes
 from stb_origin.observability import logs
 from stb_origin.observability.access_log import AccessLog
@@ -78,7 +79,8 @@ def create_app(services: Services) -> Starlette:
         routes=[*origin_routes(services.storage,
                                playlist_max_age_s=services.settings.playlist_max_age_s,
                                access=HlsAccess.from_settings(services.settings),
-                               takedowns=takedowns),
+                               takedowns=takedowns,
+                               generated=LivePlaylists(services)),
                 *key_routes.ROUTES,
                 *health.ROUTES, *metrics_endpoint.routes(services),
                 *ingest_routes.ROUTES, *account_routes.ROUTES,

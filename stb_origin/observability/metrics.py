@@ -143,9 +143,25 @@ SPANS_REQUEUED = SharedCounter(
     " claim (it died): only these are encoded again.",
 )
 
+# -- live (shared: written by channel runners) ---------------------------------------
+
+LIVE_SEGMENTS = SharedCounter(
+    "stb_live_segments_total",
+    "Live segments listed (every rendition stored, then indexed), by what was on air:"
+    " source or slate.",
+    ("on_air",),
+)
+LIVE_SWITCHES = SharedCounter(
+    "stb_live_switches_total",
+    "Changes of what a channel puts on air, by reason: failover (the source went silent"
+    " or broke), slate (no source left), back (a better source is stable again),"
+    " restart (configuration changed), takeover (a runner took the channel over).",
+    ("reason",),
+)
+
 SHARED: tuple[SharedMetric, ...] = (
     JOB_DURATION, PIPELINE_STAGE_DURATION, TRANSCODE_REALTIME_FACTOR, JOB_FINAL_FAILURES,
-    SPANS_ENCODED, SPANS_REQUEUED,
+    SPANS_ENCODED, SPANS_REQUEUED, LIVE_SEGMENTS, LIVE_SWITCHES,
 )
 
 # -- queue (read from Redis at scrape time) ---------------------------------------

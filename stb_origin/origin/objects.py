@@ -50,6 +50,7 @@ _MISS = ORIGIN_CACHE_REQUESTS.labels(result="miss")
 class Found:
     info: ObjectInfo
     body: bytes | None  # the whole object when held in memory; None: stream it
+    cache_control: str | None = None  # its own policy (a generated playlist's)
 
 
 class Objects:

@@ -11,6 +11,7 @@ storage path.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import replace
 
@@ -35,6 +36,7 @@ from stb_origin.origin.conditional import (
     if_range_allows,
     parse_range,
 )
+from stb_origin.origin.generated import GeneratedPlaylists
 from stb_origin.origin.masters import filtered, form_etag, parse_name
 from stb_origin.origin.objectcache import MUTABLE_TTL_S, ObjectCache
 from stb_origin.origin.objects import Found, Objects
@@ -44,6 +46,7 @@ from stb_origin.origin.takedowns import Takedowns
 from stb_origin.settings import SettingsError
 from stb_origin.storage import (
     InvalidKey,
+    ObjectInfo,
     ObjectNotFound,
     Storage,
     StorageError,
@@ -66,11 +69,13 @@ PATHSEND = "http.response.pathsend"
 def routes(storage: Storage, *, playlist_max_age_s: int = PLAYLIST_MAX_AGE_S,
            cache: ObjectCache | None = None,
            access: HlsAccess | None = None,
-           takedowns: Takedowns | None = None) -> list[BaseRoute]:
+           takedowns: Takedowns | None = None,
+           generated: GeneratedPlaylists | None = None) -> list[BaseRoute]:
     """``cache``: the in-memory copy to use; by default one of the standard size
     that keeps playlists no longer than the CDN is told to (``playlist_max_age_s``).
     ``access``: who may ask; by default anyone. ``takedowns``: how deleted assets
-    are learnt of (``takedowns.Takedowns``); None only for an origin on its own."""
+    are learnt of (``takedowns.Takedowns``); None only for an origin on its own.
+    ``generated``: the playlists made on request (a channel's, ``live``)."""
     if playlist_max_age_s < 0:
         raise SettingsError("STB_PLAYLIST_MAX_AGE_S must be 0 or more")
     if cache is None:
@@ -83,7 +88,7 @@ def routes(storage: Storage, *, playlist_max_age_s: int = PLAYLIST_MAX_AGE_S,
         if refusal is not None:
             return error_response(403, "forbidden", refusal,
                                   {**CORS_HEADERS, "Cache-Control": NO_STORE})
-        return await serve(storage, objects, request, playlist_max_age_s)
+        return await serve(storage, objects, request, playlist_max_age_s, generated)
 
     methods = ["GET", "HEAD", "OPTIONS"]
     # The signed form first: the plain pattern would take "st=..." for an asset id.
@@ -117,8 +122,18 @@ def storage_failed(exc: StorageError, key: str) -> Response:
 
 
 async def _find(storage: Storage, objects: Objects, target: HlsPath,
-                playlist_max_age_s: int, server_sends_files: bool) -> Found | Response:
-    """The object the path names, or a filtered master made from the master."""
+                playlist_max_age_s: int, server_sends_files: bool,
+                generated: GeneratedPlaylists | None) -> Found | Response:
+    """The object the path names, a filtered master made from the master, or a
+    generated playlist."""
+    if generated is not None and generated.handles(target.parts):
+        made = await generated.generate(target.asset_id, target.parts)
+        if made is None:
+            return not_found()
+        etag = '"' + hashlib.blake2b(made.body, digest_size=12).hexdigest() + '"'
+        info = ObjectInfo(target.key, len(made.body), etag, made.last_modified,
+                          target.content_type)
+        return Found(info, made.body, made.cache_control)
     if server_sends_files and target.is_versioned and not target.is_playlist:
         return await objects.find_file(target.key)
     name = target.parts[0] if len(target.parts) == 1 else None
@@ -153,7 +168,8 @@ def _joined(request: Request, name: str) -> str | None:
 
 
 async def serve(storage: Storage, objects: Objects, request: Request,
-                playlist_max_age_s: int = PLAYLIST_MAX_AGE_S) -> Response:
+                playlist_max_age_s: int = PLAYLIST_MAX_AGE_S,
+                generated: GeneratedPlaylists | None = None) -> Response:
     if request.method == "OPTIONS":
         return Response(status_code=204, headers=PREFLIGHT_HEADERS)
 
@@ -163,7 +179,8 @@ async def serve(storage: Storage, objects: Objects, request: Request,
         return not_found()
     try:
         found = await _find(storage, objects, target, playlist_max_age_s,
-                            server_sends_files=PATHSEND in request.scope.get("extensions", {}))
+                            server_sends_files=PATHSEND in request.scope.get("extensions", {}),
+                            generated=generated)
     except StorageError as exc:
         return storage_failed(exc, target.key)
     if isinstance(found, Response):
@@ -173,7 +190,7 @@ async def serve(storage: Storage, objects: Objects, request: Request,
     headers = {
         **CORS_HEADERS,
         "Accept-Ranges": "bytes",
-        "Cache-Control": cache_control(target, playlist_max_age_s),
+        "Cache-Control": found.cache_control or cache_control(target, playlist_max_age_s),
         "ETag": info.etag,
         "Last-Modified": http_date(info.last_modified),
     }

@@ -12,7 +12,7 @@ import mimetypes
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -70,6 +70,10 @@ class Storage(Protocol):
     def list_keys(self, prefix: str) -> Iterator[str]: ...
 
     def delete_prefix(self, prefix: str) -> int: ...
+
+    def delete_keys(self, keys: Iterable[str]) -> int:
+        """Delete these objects (missing ones are not an error); how many were there."""
+        ...
 
     def check(self) -> None:
         """Raise StorageUnavailable when the backend cannot serve requests."""

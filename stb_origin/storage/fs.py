@@ -6,7 +6,7 @@ import errno
 import os
 import shutil
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -180,12 +180,19 @@ class LocalStorage:
     def delete_prefix(self, prefix: str) -> int:
         if not check_prefix(prefix):
             raise InvalidKey("refusing to delete with an empty prefix")
+        deleted = self._unlink(self._walk(prefix))
+        self._remove_empty_dirs(prefix)
+        return deleted
+
+    def delete_keys(self, keys: Iterable[str]) -> int:
+        return self._unlink([check_key(key) for key in keys])
+
+    def _unlink(self, keys: Iterable[str]) -> int:
         deleted = 0
-        for key in self._walk(prefix):
+        for key in keys:
             with _os_errors(key, writing=True), suppress(FileNotFoundError):
                 os.unlink(self.root / key)
                 deleted += 1
-        self._remove_empty_dirs(prefix)
         return deleted
 
     def _remove_empty_dirs(self, prefix: str) -> None:

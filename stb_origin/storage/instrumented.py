@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -84,6 +84,9 @@ class InstrumentedStorage:
 
     def delete_prefix(self, prefix: str) -> int:
         return self._call("delete_prefix", lambda: self.inner.delete_prefix(prefix))
+
+    def delete_keys(self, keys: Iterable[str]) -> int:
+        return self._call("delete_keys", lambda: self.inner.delete_keys(keys))
 
     def check(self) -> None:
         self._call("check", self.inner.check)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -221,7 +221,13 @@ class S3Storage:
     def delete_prefix(self, prefix: str) -> int:
         if not check_prefix(prefix):
             raise InvalidKey("refusing to delete with an empty prefix")
-        names = [self.prefix + key for key in self.list_keys(prefix)]
+        return self._delete([self.prefix + key for key in self.list_keys(prefix)], prefix)
+
+    def delete_keys(self, keys: Iterable[str]) -> int:
+        names = [self.prefix + check_key(key) for key in keys]
+        return self._delete(names, names[0] if names else "")
+
+    def _delete(self, names: list[str], prefix: str) -> int:
         if not names:
             return 0
         with self._errors(prefix):

@@ -1,0 +1,134 @@
+"""The one ffmpeg of a channel: decode once, encode every rung, cut segments on a grid.
+
+Every rung is an output of the same ffmpeg with its own ``segment`` muxer, and
+every rung's encoder is forced to a key frame at each multiple of the segment
+duration, so segment N of every rung starts on the same frame: a player can
+switch between them at any segment. Each muxer appends a line to its rung's CSV
+list (``name,start,end``) when a segment is complete, and only then: a segment
+still being written is never listed, and one cut short by a kill never appears.
+
+Passthrough repackages the source's first video and audio as they are (one
+rendition, cut at the source's key frames). The slate is a lavfi picture and
+silence, encoded like a source, for when every source is gone.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from stb_origin.transcode.ladder import DEFAULT_RUNGS
+
+SEGMENT_PATTERN = "%d.ts"
+LIST_NAME = "segments.csv"
+AUDIO_BITRATE = 128_000
+FRAME_RATE = 25  # of the slate; sources keep their own
+PASSTHROUGH_RENDITION = "source"
+
+
+@dataclass(frozen=True)
+class LiveRung:
+    name: str
+    height: int
+    video_bitrate: int  # the target; maxrate and buffer follow from it
+
+
+def rungs_for(ladder: Sequence[int], source_height: int | None = None) -> list[LiveRung]:
+    """The rungs of a channel's ladder: heights from its configuration, with the bit
+    rates of the VOD ladder's rung of that height (or the nearest below); with
+    ``source_height``, no rung taller than the source."""
+    rungs = []
+    for height in ladder:
+        if source_height is not None and height > source_height:
+            continue
+        model = next((r for r in DEFAULT_RUNGS if r.height <= height), DEFAULT_RUNGS[-1])
+        bitrate = max(model.bitrate * height // model.height, 100_000)
+        rungs.append(LiveRung(f"{height}p", height, bitrate))
+    return rungs
+
+
+def auto_ladder(source_height: int) -> list[int]:
+    """Up to three standard heights at or below the source's (at least one rung)."""
+    heights = [r.height for r in DEFAULT_RUNGS if r.height <= source_height * 1.1]
+    return heights[:3] or [DEFAULT_RUNGS[-1].height]
+
+
+def encode_argv(ffmpeg: str, input_args: Sequence[str], rungs: Sequence[LiveRung],
+                segment_s: float, work: Path, preset: str) -> list[str]:
+    """ffmpeg reading one input (``input_args`` ends with ``-i URL``) into every rung's
+    folder under ``work``, each with its segment list."""
+    argv = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "warning", *input_args]
+    labels = [f"v{i}" for i in range(len(rungs))]
+    split = f"[0:v:0]split={len(rungs)}" + "".join(f"[s{i}]" for i in range(len(rungs)))
+    scales = [f"[s{i}]scale=-2:{rung.height},setsar=1[{labels[i]}]"
+              for i, rung in enumerate(rungs)]
+    argv += ["-filter_complex", ";".join([split, *scales])]
+    # A key frame at every multiple of the segment duration, in every rung, and
+    # nowhere else that would cut a segment short.
+    keyframes = f"expr:gte(t,n_forced*{segment_s:g})"
+    for i, rung in enumerate(rungs):
+        argv += ["-map", f"[{labels[i]}]", "-map", "0:a:0?",
+                 "-c:v", "libx264", "-preset", preset, "-profile:v", "high",
+                 "-pix_fmt", "yuv420p", "-b:v", str(rung.video_bitrate),
+                 "-maxrate", str(rung.video_bitrate * 5 // 4),
+                 "-bufsize", str(rung.video_bitrate * 2),
+                 "-force_key_frames", keyframes, "-sc_threshold", "0",
+                 "-c:a", "aac", "-b:a", str(AUDIO_BITRATE), "-ac", "2",
+                 *_segmenter(work / rung.name, segment_s)]
+    return argv
+
+
+def passthrough_argv(ffmpeg: str, input_args: Sequence[str], segment_s: float,
+                     work: Path) -> list[str]:
+    return [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "warning", *input_args,
+            "-map", "0:v:0", "-map", "0:a:0?", "-c", "copy",
+            *_segmenter(work / PASSTHROUGH_RENDITION, segment_s)]
+
+
+def slate_input(width: int = 1280, height: int = 720) -> list[str]:
+    """A dark picture and silence, in real time, for ``encode_argv``."""
+    return ["-re", "-f", "lavfi", "-i", f"color=c=0x101828:s={width}x{height}:r={FRAME_RATE}",
+            "-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo"]
+
+
+def slate_argv(ffmpeg: str, rungs: Sequence[LiveRung], segment_s: float, work: Path,
+               preset: str) -> list[str]:
+    argv = encode_argv(ffmpeg, slate_input(), rungs, segment_s, work, preset)
+    # The slate's sound is its second input.
+    return [("1:a:0?" if arg == "0:a:0?" else arg) for arg in argv]
+
+
+def _segmenter(folder: Path, segment_s: float) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    return ["-f", "segment", "-segment_time", f"{segment_s:g}", "-segment_format", "mpegts",
+            "-segment_list", str(folder / LIST_NAME), "-segment_list_type", "csv",
+            "-reset_timestamps", "0", str(folder / SEGMENT_PATTERN)]
+
+
+@dataclass(frozen=True)
+class Done:
+    """One complete segment of one rung, as its list says."""
+
+    index: int  # ffmpeg's segment number in this run, from 0
+    path: Path
+    start: float  # seconds on the run's own clock
+    end: float
+
+
+def read_list(folder: Path, skip: int) -> list[Done]:
+    """The complete segments of a rung after the first ``skip``."""
+    try:
+        text = (folder / LIST_NAME).read_text()
+    except FileNotFoundError:
+        return []
+    done = []
+    lines = text.splitlines()
+    # The last line may be half-written: it counts once it ends with a newline.
+    if lines and not text.endswith("\n"):
+        lines = lines[:-1]
+    for n, row in enumerate(csv.reader(lines[skip:]), start=skip):
+        name, start, end = row
+        done.append(Done(n, folder / name, float(start), float(end)))
+    return done

@@ -1,0 +1,110 @@
+"""A channel's playlists, written from its segment index (``live.index``).
+
+One writer for the three kinds, which differ only in which rows they list and
+how they end:
+
+- live: the last ``live_window_s`` of segments, a sliding window;
+- start-over: every segment from a time to now (``EXT-X-PLAYLIST-TYPE:EVENT``);
+- catch-up: every segment of a past window (``VOD``, ``EXT-X-ENDLIST``).
+
+Every segment carries its ``EXT-X-PROGRAM-DATE-TIME`` and its key line (each has
+its own IV); a segment whose discontinuity number differs from the one before it
+gets ``EXT-X-DISCONTINUITY``, and ``EXT-X-DISCONTINUITY-SEQUENCE`` is the first
+listed segment's number, so a player that reloads a window which slid past a
+discontinuity still counts the same. ``EXT-X-MEDIA-SEQUENCE`` is the index's
+sequence number, which no runner ever reuses. Nothing here comes from users:
+rendition names, key ids and numbers are the system's own.
+
+Written by hand rather than with the ``m3u8`` library: a four-hour start-over
+lists 7,200 segments and must render in milliseconds (bench/live.py).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from stb_origin.live import urls
+
+VERSION = 3  # IV on EXT-X-KEY needs 2; PROGRAM-DATE-TIME and float EXTINF need 3
+
+
+@dataclass(frozen=True)
+class Segment:
+    seq: int
+    starts_at: datetime
+    duration: float
+    discontinuity: int
+    epoch: int
+    key_id: str
+    iv: str  # hex
+    renditions: tuple[str, ...]
+
+
+KeyUri = Callable[[str], str]
+
+
+def target_duration(segment_s: float, segments: Sequence[Segment]) -> int:
+    """The channel's segment duration, rounded up; more only if a segment was longer
+    (a passthrough source's key frames decide where its segments end)."""
+    longest = max((round(s.duration) for s in segments), default=0)
+    return max(math.ceil(segment_s), longest, 1)
+
+
+def for_rendition(segments: Sequence[Segment], rendition: str) -> list[Segment]:
+    """The rendition's segments: the unbroken run of them up to the newest (a ladder
+    change is a discontinuity; a rendition it dropped ends there)."""
+    kept: list[Segment] = []
+    for segment in reversed(segments):
+        if rendition not in segment.renditions:
+            break
+        kept.append(segment)
+    kept.reverse()
+    return kept
+
+
+def media_playlist(segments: Sequence[Segment], rendition: str, target: int, key_uri: KeyUri,
+                   kind: str) -> str:
+    """kind: "live", "event" or "vod"."""
+    lines = ["#EXTM3U", f"#EXT-X-VERSION:{VERSION}", f"#EXT-X-TARGETDURATION:{target}"]
+    if kind == "event":
+        lines.append("#EXT-X-PLAYLIST-TYPE:EVENT")
+    elif kind == "vod":
+        lines.append("#EXT-X-PLAYLIST-TYPE:VOD")
+    if segments:
+        lines.append(f"#EXT-X-MEDIA-SEQUENCE:{segments[0].seq}")
+        lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{segments[0].discontinuity}")
+    previous: Segment | None = None
+    for segment in segments:
+        if previous is not None and segment.discontinuity != previous.discontinuity:
+            lines.append("#EXT-X-DISCONTINUITY")
+        lines.append(f'#EXT-X-KEY:METHOD=AES-128,URI="{key_uri(segment.key_id)}",'
+                     f"IV=0x{segment.iv}")
+        lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_pdt(segment.starts_at)}")
+        lines.append(f"#EXTINF:{segment.duration:.3f},")
+        lines.append(urls.segment_uri(rendition, segment.epoch, segment.seq))
+        previous = segment
+    if kind == "vod":
+        lines.append("#EXT-X-ENDLIST")
+    return "\n".join(lines) + "\n"
+
+
+def master_playlist(renditions: Sequence[dict[str, Any]]) -> str:
+    """Tallest first, as the runner recorded them; each variant's playlist beside it."""
+    lines = ["#EXTM3U", f"#EXT-X-VERSION:{VERSION}", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    for rendition in renditions:
+        attributes = [f"BANDWIDTH={int(rendition['bandwidth'])}"]
+        if rendition.get("codecs"):
+            attributes.append(f'CODECS="{rendition["codecs"]}"')
+        if rendition.get("width") and rendition.get("height"):
+            attributes.append(f"RESOLUTION={int(rendition['width'])}x{int(rendition['height'])}")
+        lines.append("#EXT-X-STREAM-INF:" + ",".join(attributes))
+        lines.append(f"{rendition['name']}.m3u8")
+    return "\n".join(lines) + "\n"
+
+
+def _pdt(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

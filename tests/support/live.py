@@ -1,0 +1,86 @@
+"""Live channels in tests: a real encoder pushing MPEG-TS over UDP, real runner
+processes, and the channel's rows."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from stb_origin.assets.channels import Channel
+from stb_origin.db.types import new_id
+from stb_origin.live.index import LiveSegment
+from stb_origin.services import Services
+
+T = TypeVar("T")
+FPS = 25
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def udp_source(port: int) -> str:
+    # timeout (µs): ffmpeg gives up on a silent source instead of waiting for ever.
+    return f"udp://127.0.0.1:{port}?timeout=3000000&overrun_nonfatal=1"
+
+
+@contextlib.contextmanager
+def encoder(port: int, size: str = "192x108", tone: int = 440) -> Iterator[subprocess.Popen[bytes]]:
+    """ffmpeg as a live encoder: testsrc2 and a tone, in real time, as MPEG-TS over UDP."""
+    ffmpeg = shutil.which("ffmpeg")
+    assert ffmpeg is not None, "install ffmpeg"
+    process = subprocess.Popen(
+        [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-re",
+         "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={FPS}",
+         "-f", "lavfi", "-i", f"sine=frequency={tone}:sample_rate=48000",
+         "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", str(FPS),
+         "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k",
+         "-f", "mpegts", f"udp://127.0.0.1:{port}?pkt_size=1316"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def add_channel(services: Services, sources: Sequence[str], ladder: Any = (108, 72),
+                segment_s: float = 1.0, **fields: Any) -> str:
+    channel_id = new_id()
+    with services.db.session() as session:
+        session.add(Channel(id=channel_id, name=f"test {channel_id[:6]}", sources=list(sources),
+                            ladder=list(ladder) if not isinstance(ladder, str) else ladder,
+                            segment_s=segment_s, **fields))
+    return channel_id
+
+
+def channel(services: Services, channel_id: str) -> Channel:
+    with services.db.session() as session:
+        found = session.get(Channel, channel_id)
+        assert found is not None
+        return found
+
+
+def segments(services: Services, channel_id: str) -> list[LiveSegment]:
+    with services.db.session() as session:
+        return list(session.query(LiveSegment).filter_by(channel_id=channel_id)
+                    .order_by(LiveSegment.seq))
+
+
+def wait_for(what: str, check: Callable[[], T | None], timeout: float,
+             every: float = 0.2, explain: Callable[[], str] = lambda: "") -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s\n{explain()}")
+        time.sleep(every)
