@@ -23,6 +23,7 @@ Needs: redis-server, ffmpeg, taskset (util-linux); a quiet machine.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import tempfile
@@ -51,6 +52,7 @@ class Result:
     seconds: float
     cpu_s: float
     spans: int
+    stages: dict[str, float]  # pipeline stage -> seconds (the holder's run)
 
 
 def run(what: str, master: Path, work: Path, cores: list[int], chunk_above_s: float,
@@ -90,12 +92,24 @@ def run(what: str, master: Path, work: Path, cores: list[int], chunk_above_s: fl
         cpu = sum(process_tree_cpu_s(w.pid) for w in workers)
         encoded = services.redis.hgetall("stb:metrics:stb_spans_encoded_total")
         spans = sum(int(v) for v in encoded.values())
+        stages = stage_seconds(services.redis.hgetall(
+            "stb:metrics:stb_pipeline_stage_duration_seconds"))
     finally:
         for worker in workers:
             worker.stop()
         services.close()
         redis.stop()
-    return Result(what, len(cores), seconds, cpu, spans)
+    return Result(what, len(cores), seconds, cpu, spans, stages)
+
+
+def stage_seconds(stored: dict[bytes, bytes]) -> dict[str, float]:
+    """Seconds per stage from the shared histogram's sums (fields '["stage"]|sum')."""
+    found = {}
+    for field, value in stored.items():
+        labels, _, part = field.decode().rpartition("|")
+        if part == "sum":
+            found[json.loads(labels)[0]] = float(value)
+    return found
 
 
 def main() -> None:
@@ -120,6 +134,10 @@ def main() -> None:
     print_table(["path", "workers", "time to ready (s)", "CPU (s)", "spans encoded"],
                 [[r.what, r.workers, f"{r.seconds:.1f}", f"{r.cpu_s:.1f}", r.spans]
                  for r in (one, spans)])
+    names = list(dict.fromkeys([*one.stages, *spans.stages]))
+    print("\nstages (s):")
+    print_table(["path", *names],
+                [[r.what, *(f"{r.stages.get(n, 0):.1f}" for n in names)] for r in (one, spans)])
     speedup = one.seconds / spans.seconds
     overhead = spans.cpu_s / one.cpu_s - 1
     print(f"\nspeed-up {speedup:.2f}x (goal >= 1.8x): {'met' if speedup >= 1.8 else 'NOT met'}")

@@ -170,7 +170,8 @@ class ChannelRun:
         self._seq = 0
         self._discontinuity = 0
         self._last_end: datetime | None = None
-        self._stable: dict[int, int] = {}
+        self._stable: dict[int, int] = {}  # source -> answers in a row
+        self._probes = 0
         self._probe: Probe | None = None
         self._next_probe = 0.0
 
@@ -318,7 +319,8 @@ class ChannelRun:
         if self._probe is None:
             if time.monotonic() < self._next_probe:
                 return None
-            source = better[(self._attempt + sum(self._stable.values())) % len(better)]
+            source = better[self._probes % len(better)]
+            self._probes += 1
             self._probe = Probe(self._ffprobe, source, self._input_args(config.sources[source]))
             return None
         result = self._probe.result()
@@ -345,7 +347,7 @@ class ChannelRun:
         try:
             size = proc.run([self._ffprobe, "-v", "error", "-select_streams", "v:0",
                              "-show_entries", "stream=width,height", "-of", "csv=p=0",
-                             str(path)], timeout=PROBE_TIMEOUT_S).stdout.split(",")
+                             str(path)], timeout=PROBE_TIMEOUT_S).stdout.split()[0].split(",")
             facts["width"], facts["height"] = int(size[0]), int(size[1])
         except (proc.ProcessFailed, ValueError, IndexError):
             pass

@@ -26,6 +26,11 @@ LIST_NAME = "segments.csv"
 AUDIO_BITRATE = 128_000
 FRAME_RATE = 25  # of the slate; sources keep their own
 PASSTHROUGH_RENDITION = "source"
+# Before a live input: find its streams within a second (ffmpeg's 5 s default
+# would hold the first segment back, then burst the backlog), and drop what is
+# corrupt rather than stop on it.
+LIVE_INPUT = ["-fflags", "+discardcorrupt", "-analyzeduration", "1000000",
+              "-probesize", "1000000"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,8 @@ def encode_argv(ffmpeg: str, input_args: Sequence[str], rungs: Sequence[LiveRung
                 segment_s: float, work: Path, preset: str) -> list[str]:
     """ffmpeg reading one input (``input_args`` ends with ``-i URL``) into every rung's
     folder under ``work``, each with its segment list."""
-    argv = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "warning", *input_args]
+    argv = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "warning", *LIVE_INPUT,
+            *input_args]
     labels = [f"v{i}" for i in range(len(rungs))]
     split = f"[0:v:0]split={len(rungs)}" + "".join(f"[s{i}]" for i in range(len(rungs)))
     scales = [f"[s{i}]scale=-2:{rung.height},setsar=1[{labels[i]}]"
@@ -82,8 +88,8 @@ def encode_argv(ffmpeg: str, input_args: Sequence[str], rungs: Sequence[LiveRung
 
 def passthrough_argv(ffmpeg: str, input_args: Sequence[str], segment_s: float,
                      work: Path) -> list[str]:
-    return [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "warning", *input_args,
-            "-map", "0:v:0", "-map", "0:a:0?", "-c", "copy",
+    return [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "warning", *LIVE_INPUT,
+            *input_args, "-map", "0:v:0", "-map", "0:a:0?", "-c", "copy",
             *_segmenter(work / PASSTHROUGH_RENDITION, segment_s)]
 
 

@@ -90,8 +90,9 @@ class Publisher:
                           duration=duration, discontinuity=discontinuity, epoch=self.epoch,
                           key_id=key.key_id, iv=iv.hex(), renditions=sorted(files))
         with self._services.db.session() as session:
-            self._fenced(session, last_segment_at=starts_at + timedelta(seconds=duration),
-                         status=ChannelStatus.LIVE.value, error_message=None, **status)
+            self._fenced(session, **{"status": ChannelStatus.LIVE.value, "error_message": None,
+                                     **status,
+                                     "last_segment_at": starts_at + timedelta(seconds=duration)})
             session.add(row)
 
     def report(self, **status: Any) -> None:

@@ -16,11 +16,14 @@ class Playback:
     errors: str
 
 
-def play(url: str, token: str | None, timeout: float = 120) -> Playback:
-    """Decode every frame of an HLS playlist; counts frames per stream type."""
+def play(url: str, token: str | None, timeout: float = 120,
+         seconds: float | None = None) -> Playback:
+    """Decode every frame of an HLS playlist (a live one: the first ``seconds``);
+    counts frames per stream type."""
     headers = ["-headers", f"Authorization: Bearer {token}\r\n"] if token else []
+    limit = ["-t", f"{seconds:g}"] if seconds is not None else []
     result = subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", *headers, "-i", url, "-map", "0",
+        ["ffmpeg", "-nostdin", "-v", "error", *headers, "-i", url, "-map", "0", *limit,
          "-f", "framecrc", "-"],
         capture_output=True, text=True, timeout=timeout, check=False,
     )

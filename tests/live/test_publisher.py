@@ -129,6 +129,7 @@ def test_a_new_run_sweeps_what_a_dead_one_stored_but_never_listed(
     # Died after storing one rendition of segment 1, before listing it.
     orphan = urls.segment_key(channel_id, "108p", epoch, 1)
     services.storage.put_bytes(orphan, b"half", "video/mp2t")
-    assert retention.sweep_unlisted(services, channel_id, next_position(services, channel_id).seq) == 1
+    next_seq = next_position(services, channel_id).seq
+    assert retention.sweep_unlisted(services, channel_id, next_seq) == 1
     assert sorted(services.storage.list_keys(f"hls/{channel_id}/seg/")) == sorted(
         urls.segment_key(channel_id, name, epoch, 0) for name in ("108p", "72p"))
