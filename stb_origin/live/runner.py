@@ -37,6 +37,9 @@ from stb_origin.settings import Settings
 log = logging.getLogger("stb_origin.live")
 
 LOOK_EVERY_S = 1.0
+# Touched at every look, whether or not Redis and the database answer: the
+# container probes in deploy/ read its age.
+HEARTBEAT_FILE = "channel-runner.heartbeat"
 JOIN_TIMEOUT_S = 20.0
 
 
@@ -55,12 +58,14 @@ class Runner:
         self._leases = Leases(services.redis, services.db, self.runner_id,
                               services.settings.runner_lease_s)
         self._held: dict[str, _Held] = {}
+        self._heartbeat = services.settings.data_dir / HEARTBEAT_FILE
 
     def serve(self, stop: threading.Event) -> None:
         log.info("channel runner started", extra={"runner": self.runner_id})
         try:
             while not stop.is_set():
                 started = time.monotonic()
+                self._heartbeat.touch()
                 try:
                     self._look()
                 except Exception:
