@@ -103,10 +103,13 @@ def worth_it(source: SourceInfo, ladder: Ladder, services: Services) -> bool:
 
 def transcode(services: Services, run: runs.Run, source_path: Path, source: SourceInfo,
               ladder: Ladder, out_dir: Path, on_progress: Callable[[float], None],
-              audio_files: Sequence[Path] = ()) -> None:
+              audio_files: Sequence[Path] = (),
+              measure: Callable[[Ladder], Ladder] = lambda ladder: ladder) -> None:
     """What ``transcode.transcode`` does, with the spans' video encoded by any worker.
     ``on_progress`` also raises Superseded when the run lost its asset; audio_files:
-    sidecar audio, encoded with the master's audio by this run."""
+    sidecar audio, encoded with the master's audio by this run; ``measure``: the
+    ladder with its audio's loudness measured, done here once the helpers have their
+    spans (the video does not need it)."""
     settings = services.settings
     plan = Plan(run.asset_id, run.token, run.source_key,
                 ladder, plan_spans(ladder, source.duration_s, settings.span_seconds),
@@ -125,7 +128,7 @@ def transcode(services: Services, run: runs.Run, source_path: Path, source: Sour
                    int(settings.transcode_timeout_s))
     log.info("long master in spans", extra={"spans": len(plan.spans), "stored": len(stored)})
 
-    transcode_audio(source_path, source, ladder, out_dir, settings, audio_files)
+    transcode_audio(source_path, source, measure(ladder), out_dir, settings, audio_files)
     spans_dir = out_dir.parent / "spans"
     while True:
         done = len(stored) / len(plan.spans)

@@ -1,8 +1,10 @@
 """``stb-origin dev``: the whole system on embedded defaults, in one command.
 
 Starts a private redis-server when none is configured or reachable, the HTTP
-server and one worker as child processes, and on first start ingests a sample
-clip so there is an encrypted stream to play at once.
+server, one worker and one channel runner as child processes, and on first
+start ingests a sample clip so there is an encrypted stream to play at once.
+A demo live channel is fed by an ffmpeg "encoder" (a test picture and a tone,
+MPEG-TS over UDP on loopback) that dev also starts.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from stb_origin import devenv, proc
+from stb_origin.live import urls as live_urls
 from stb_origin.settings import Settings
 
 SAMPLE_SECONDS = 12
@@ -31,6 +34,7 @@ DEV_BOX_CLIENT = "stb-box"
 DEV_USER = "dev@example.com"
 DEV_SAMPLE_BOX = "DEV-SAMPLE-BOX"  # the serial of the box the printed playback token is for
 DEV_PACKAGE = "dev"
+DEMO_CHANNEL = "Demo channel"
 START_TIMEOUT_S = 30.0
 # Ctrl-C, `kill` and a closed terminal all stop the whole tree; SIGKILL cannot be
 # caught, so the children also die with this process (proc.spawn die_with_parent).
@@ -66,9 +70,14 @@ def run_dev(settings: Settings, host: str, port: int, sample: bool = True) -> in
                                    log_path=logs / "server.log", die_with_parent=True))
         children.append(proc.spawn([*me, "worker"], env=env, log_path=logs / "worker.log",
                                    die_with_parent=True))
+        children.append(proc.spawn([*me, "channel-runner"], env=env,
+                                   log_path=logs / "channel-runner.log", die_with_parent=True))
+        demo_port = _demo_port(settings.data_dir)
+        children.append(proc.spawn(demo_encoder_argv(demo_port), log_path=logs / "encoder.log",
+                                   die_with_parent=True))
         devenv.write(settings)
         _wait_ready(base, children)
-        _introduce(settings, base, sample)
+        _introduce(settings, base, sample, demo_port)
         print("\nRunning. Ctrl-C stops everything.", flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
@@ -97,7 +106,7 @@ def _request_stop(signum: int, _frame: FrameType | None) -> None:
     raise _StopRequested(signal.Signals(signum).name)
 
 
-def _introduce(settings: Settings, base: str, sample: bool) -> None:
+def _introduce(settings: Settings, base: str, sample: bool, demo_port: int) -> None:
     from stb_origin.services import build_services
 
     services = build_services(settings)
@@ -116,7 +125,8 @@ def _introduce(settings: Settings, base: str, sample: bool) -> None:
         password = _dev_user(services)
         # The playback token is what a signed-in box holds: the dev user's, bound to
         # a registered box of theirs, for an account entitled to the sample.
-        user_id, device_id = _dev_box(services, sample_id)
+        channel_id = _demo_channel(services, demo_port)
+        user_id, device_id = _dev_box(services, sample_id, channel_id)
         play = services.signer.issue(["playback"], subject=user_id, device_id=device_id,
                                      ttl_s=7 * 86400)
         video = shlex.quote(str(clip)) if clip.exists() else "/path/to/video.mp4"
@@ -134,6 +144,15 @@ def _introduce(settings: Settings, base: str, sample: bool) -> None:
             # For a machine without a screen: decode every frame, print nothing but errors.
             print(f"  decode:   ffmpeg -v error -headers 'Authorization: Bearer {play}' -i {url}"
                   " -f null -")
+        live = f"{base}{live_urls.live_master(channel_id)}"
+        if _wait_on_air(live):
+            print(f"  live:     {live}")
+            print(f"  watch it: ffplay -headers 'Authorization: Bearer {play}' {live}")
+            print(f"  decode live: ffmpeg -v error -headers 'Authorization: Bearer {play}'"
+                  f" -i {live} -t 10 -f null -")
+        else:
+            print(f"  live:     not on air yet; see {settings.data_dir / 'logs'}"
+                  "/channel-runner.log")
         print(f"  playback token (7 days, {DEV_USER}'s box {DEV_SAMPLE_BOX}): {play}")
         introduce_device_flow(services, base, password)
     finally:
@@ -154,9 +173,10 @@ def _dev_user(services) -> str:  # type: ignore[no-untyped-def]
     return password
 
 
-def _dev_box(services, sample_id: str | None) -> tuple[str, str]:  # type: ignore[no-untyped-def]
-    """The dev user's registered box, and their account entitled to the sample
-    through the package ``dev``; returns (user id, device id)."""
+def _dev_box(services, sample_id: str | None,  # type: ignore[no-untyped-def]
+             channel_id: str) -> tuple[str, str]:
+    """The dev user's registered box, and their account entitled to the sample and
+    the demo channel through the package ``dev``; returns (user id, device id)."""
     from stb_origin.accounts import devices, entitlements, packages, users
     with services.db.session() as session:
         user = users.find_user(session, DEV_USER)
@@ -170,7 +190,63 @@ def _dev_box(services, sample_id: str | None) -> tuple[str, str]:  # type: ignor
             entitlements.grant(session, user.account_id, DEV_PACKAGE)
         if sample_id is not None:
             packages.add_asset(session, DEV_PACKAGE, sample_id)  # once: it is idempotent
+        packages.set_channel_packages(session, channel_id, [DEV_PACKAGE])
         return user.id, device.id
+
+
+def _demo_port(data_dir: Path) -> int:
+    """The loopback UDP port the demo encoder sends to: chosen once, kept in the data dir
+    (the demo channel's source names it)."""
+    marker = data_dir / "demo-channel-port"
+    if not marker.exists():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            marker.write_text(str(sock.getsockname()[1]))
+    return int(marker.read_text())
+
+
+def demo_encoder_argv(port: int) -> list[str]:
+    """A live encoder as ffmpeg: a moving test picture and a tone, in real time."""
+    return [
+        proc.require("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", "-re",
+        "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25",
+        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+        "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", "50",
+        "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k",
+        "-f", "mpegts", f"udp://127.0.0.1:{port}?pkt_size=1316",
+    ]
+
+
+def _demo_channel(services, port: int) -> str:  # type: ignore[no-untyped-def]
+    """The demo channel (made once): the demo encoder on loopback, two rungs."""
+    from sqlalchemy import select
+
+    from stb_origin.assets.channels import Channel
+    from stb_origin.db.types import new_id
+
+    source = f"udp://127.0.0.1:{port}?timeout=5000000&overrun_nonfatal=1"
+    with services.db.session() as session:
+        found = session.scalar(select(Channel).where(Channel.name == DEMO_CHANNEL))
+        if found is not None:
+            return str(found.id)
+        channel = Channel(id=new_id(), name=DEMO_CHANNEL, number=1, sources=[source],
+                          ladder=[360, 234])
+        session.add(channel)
+        return channel.id
+
+
+def _wait_on_air(url: str, timeout_s: float = 30.0) -> bool:
+    """Whether the channel's master playlist is served within timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return False
 
 
 def cli_command() -> str:

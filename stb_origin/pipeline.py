@@ -46,6 +46,7 @@ from stb_origin.settings import Settings
 from stb_origin.storage import layout
 from stb_origin.transcode import (
     AudioTrack,
+    Ladder,
     MediaError,
     analyse,
     plan_ladder,
@@ -209,16 +210,23 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
     for warning in facts["warnings"]:
         log.warning("left out of the package", extra={"reason": warning})
     runs.write(services.db, run, source=facts, duration_s=source.duration_s)
-    if settings.loudness_normalisation:
-        with _stage(services, "loudness"):
-            ladder = normalised([source_path, *sidecars.audio_files], ladder, settings)
+    in_spans = chunked.worth_it(source, ladder, services)
 
+    def measure(unmeasured: Ladder) -> Ladder:
+        if not settings.loudness_normalisation:
+            return unmeasured
+        with _stage(services, "loudness"):
+            return normalised([source_path, *sidecars.audio_files], unmeasured, settings)
+
+    if not in_spans:
+        ladder = measure(ladder)
     encoded = work / "encoded"
     with _stage(services, "transcode") as took:
         progress = _progress_writer(services, run, check)
-        if chunked.worth_it(source, ladder, services):
+        if in_spans:
+            # The audio's loudness is measured while other workers encode the spans.
             chunked.transcode(services, run, source_path, source, ladder, encoded, progress,
-                              audio_files=sidecars.audio_files)
+                              audio_files=sidecars.audio_files, measure=measure)
         else:
             transcode(source_path, source, ladder, encoded, settings, on_progress=progress,
                       audio_files=sidecars.audio_files)

@@ -30,7 +30,7 @@ def master(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def chunking(settings: Settings, worker_env: None) -> Iterator[Services]:
-    # 2 s segments, 4 s spans: a 14 s master is three spans (4, 4, 6 s).
+    # 2 s segments, 4 s spans: a 14 s master is five spans (4, 2, 2, 2, 4 s).
     services = build_services(settings.with_(chunk_above_s=8, span_seconds=4))
     yield services
     services.close()
@@ -60,9 +60,9 @@ def _media_playlists(services: Services, asset_id: str) -> dict[str, list[float]
 def test_a_long_master_is_published_as_one_run_publishes_it(
         chunking: Services, services: Services, master: Path) -> None:
     chunked = _process(chunking, master)
-    assert spans_encoded(chunking.redis) == {"run": 3}
+    assert spans_encoded(chunking.redis) == {"run": 5}
     one_run = _process(services, master)
-    assert spans_encoded(services.redis) == {"run": 3}, "the one-run path encodes no span"
+    assert spans_encoded(services.redis) == {"run": 5}, "the one-run path encodes no span"
     assert _media_playlists(chunking, chunked) == _media_playlists(services, one_run)
 
     with chunking.db.session() as session:
@@ -76,7 +76,7 @@ def test_a_long_master_is_published_as_one_run_publishes_it(
 def test_helper_jobs_of_a_finished_run_do_nothing(chunking: Services, master: Path) -> None:
     asset_id = _process(chunking, master)
     helpers = [job for job in chunking.queue.get_jobs() if job.id.startswith("spans-")]
-    assert [job.args for job in helpers] == [(asset_id, 1), (asset_id, 1)]
+    assert [job.args for job in helpers] == [(asset_id, 1)] * 4  # one per span but its own
     SimpleWorker([chunking.queue], connection=chunking.redis).work(burst=True)
-    assert [job.return_value() for job in helpers] == [0, 0]
-    assert spans_encoded(chunking.redis) == {"run": 3}
+    assert [job.return_value() for job in helpers] == [0] * 4
+    assert spans_encoded(chunking.redis) == {"run": 5}

@@ -63,7 +63,7 @@ MASTERS = {
         d / "captions.mp4", [(0.5, 2.0, "HELLO"), (2.5, 3.5, "WORLD")], seconds=4)),
     "HDR10 (PQ)": Master(lambda d: make_hdr_clip(d / "pq.mp4", "smpte2084", seconds=3)),
     "HLG": Master(lambda d: make_hdr_clip(d / "hlg.mp4", "arib-std-b67", seconds=3)),
-    # 2 s segments, spans of 4 s: three spans.
+    # 2 s segments, spans of 4 s: five spans.
     "long, in spans": Master(lambda d: make_clip(d / "long.mp4", seconds=14, fps="30000/1001"),
                              {"chunk_above_s": 8, "span_seconds": 4}),
 }

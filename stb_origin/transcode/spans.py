@@ -55,13 +55,20 @@ def unit_frames(ladder: Ladder) -> Fraction:
 
 
 def plan_spans(ladder: Ladder, duration_s: float, span_seconds: float) -> tuple[Span, ...]:
-    """Spans of about span_seconds of whole segments; the last takes the rest (up to
-    twice as long), so none is empty or only a tail."""
+    """Spans of about span_seconds of whole segments; the last takes the rest, so none
+    is empty or only a tail. With three spans or more, the last two are cut in half
+    (guided self-scheduling): the workers that finish first then wait for half a
+    span at most, not a whole one, at the cost of two more ffmpeg starts."""
     units = max(1, round(span_seconds / ladder.segment_seconds))
     count = max(1, math.floor(duration_s / (units * ladder.segment_seconds)))
+    starts = [index * units for index in range(count)]
+    half = units // 2
+    if count >= 3 and half >= 1:
+        tail = starts[-2]
+        starts[-2:] = [tail, tail + half, tail + units, tail + units + half]
     spans = []
-    for index in range(count):
-        start, end = index * units, (index + 1) * units if index < count - 1 else None
+    for index, start in enumerate(starts):
+        end = starts[index + 1] if index + 1 < len(starts) else None
         spans.append(Span(
             index=index, start_unit=start, end_unit=end,
             start_frame=boundary(ladder, start),

@@ -113,6 +113,10 @@ def test_dev_plays_the_encrypted_sample_as_printed(tmp_path: Path) -> None:
         decode = subprocess.run(shlex.split(_printed(lines, "decode")), capture_output=True,
                                 text=True, timeout=120, check=False)
         assert decode.returncode == 0 and decode.stderr == "", decode.stderr
+        # The demo channel is live and its printed command plays 10 s of it, decrypted.
+        live = subprocess.run(shlex.split(_printed(lines, "decode live")), capture_output=True,
+                              text=True, timeout=60, check=False)
+        assert live.returncode == 0 and live.stderr == "", live.stderr
         token = _printed(lines, "play it").split("Bearer ", 1)[1].split("'", 1)[0]
         result = play(url, token)
         assert result.returncode == 0 and result.video_frames > 0, result.errors

@@ -63,7 +63,7 @@ def test_spans_stitch_to_what_one_run_makes(clip: Clip, tmp_path: Path,
     transcode(source_path, source, ladder, whole, settings)
     stitched = tmp_path / "spans" / "out"
     spans = _encode_in_spans(source_path, settings, stitched, span_seconds=8)
-    assert len(spans) == 3
+    assert len(spans) == 5  # 8 s, then the last two halved: 4, 4, 4, and the rest
 
     for name in [r.name for r in ladder.renditions] + [t.name for t in ladder.iframes]:
         one = (whole / name / MEDIA_PLAYLIST).read_text()
@@ -84,13 +84,26 @@ def test_plan_spans_cuts_on_the_regular_grid() -> None:
     settings = Settings(segment_seconds=4.0)
     ladder = dataclasses.replace(
         plan_ladder(_source(), settings), fps=30000 / 1001, first_segments=2)
-    spans = plan_spans(ladder, 61.0, span_seconds=20)
-    assert [(s.start_unit, s.end_unit) for s in spans] == [(0, 5), (5, 10), (10, None)]
-    assert [s.start_frame for s in spans] == [0, 600, 1199]  # ceil(20 s * 29.97)...
-    assert [s.end_frame for s in spans] == [600, 1199, None]
+    spans = plan_spans(ladder, 41.0, span_seconds=20)
+    assert [(s.start_unit, s.end_unit) for s in spans] == [(0, 5), (5, None)]
+    assert [s.start_frame for s in spans] == [0, 600]  # ceil(20 s * 29.97)
+    assert [s.end_frame for s in spans] == [600, None]
     # Files are one 2 s GOP each, numbered as in one run: two per 4 s unit.
-    assert [s.first_file for s in spans] == [0, 10, 20]
+    assert [s.first_file for s in spans] == [0, 10]
     assert boundary(ladder, 1) == 120 and boundary(ladder, 9) == 1079
+
+
+def test_the_last_two_spans_are_cut_in_half_so_no_worker_waits_for_a_whole_one() -> None:
+    ladder = plan_ladder(_source(), Settings(segment_seconds=4.0))
+    spans = plan_spans(ladder, 61.0, span_seconds=20)
+    assert [(s.start_unit, s.end_unit) for s in spans] == [
+        (0, 5), (5, 7), (7, 10), (10, 12), (12, None)]
+    assert [s.index for s in spans] == [0, 1, 2, 3, 4]
+    # 10 min in 60 s spans: eight whole ones, then four halves.
+    ten = plan_spans(ladder, 600.0, span_seconds=60)
+    assert [s.start_unit for s in ten] == [0, 15, 30, 45, 60, 75, 90, 105, 120, 127, 135, 142]
+    # A span of one segment has no half: nothing is cut.
+    assert len(plan_spans(ladder, 61.0, span_seconds=4)) == 15
 
 
 def test_a_master_shorter_than_two_spans_is_one_span() -> None:

@@ -36,7 +36,8 @@ def master(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def chunking(settings: Settings) -> Settings:
-    # 2 s segments, 4 s spans: five spans. A run or claim silent for 3 s is dead.
+    # 2 s segments, 4 s spans: seven spans (the last two halved). A run or claim
+    # silent for 3 s is dead.
     return settings.with_(chunk_above_s=8, span_seconds=4, run_lease_s=3.0)
 
 
@@ -66,7 +67,7 @@ def test_a_helper_killed_mid_span_costs_that_span_only(chunking, services, maste
     _wait("ready", lambda: asset_row(services, asset_id).status == "ready", chunking, 240)
 
     assert _counter(services.redis, "stb_spans_requeued_total") == {"": 1}
-    assert _counter(services.redis, "stb_spans_encoded_total") == {"run": 5}
+    assert _counter(services.redis, "stb_spans_encoded_total") == {"run": 7}
     asset = asset_row(services, asset_id)
     assert (asset.attempt, asset.run) == (1, 1), "the run itself never stopped"
     assert not list(services.storage.list_keys(f"spans/{asset_id}/"))
@@ -114,5 +115,5 @@ def test_the_next_attempt_after_the_run_died_reuses_the_stored_spans(
     assert (asset.attempt, asset.status) == (2, "ready")
     # Only the spans not stored before the kill were encoded again: by the new run,
     # or by the dead run's helper jobs while its lease had not yet lapsed.
-    assert sum(_counter(services.redis, "stb_spans_encoded_total").values()) == 5
+    assert sum(_counter(services.redis, "stb_spans_encoded_total").values()) == 7
     assert not list(services.storage.list_keys(f"spans/{asset_id}/"))
