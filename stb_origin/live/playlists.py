@@ -54,21 +54,28 @@ def target_duration(segment_s: float, segments: Sequence[Segment]) -> int:
     return max(math.ceil(segment_s), longest, 1)
 
 
-def for_rendition(segments: Sequence[Segment], rendition: str) -> list[Segment]:
-    """The rendition's segments: the unbroken run of them up to the newest (a ladder
-    change is a discontinuity; a rendition it dropped ends there)."""
-    kept: list[Segment] = []
-    for segment in reversed(segments):
-        if rendition not in segment.renditions:
-            break
-        kept.append(segment)
-    kept.reverse()
-    return kept
+def rendition_run(segments: Sequence[Segment], rendition: str) -> int:
+    """Where the rendition's segments begin: the unbroken run of them up to the newest
+    (a ladder change is a discontinuity; a rendition it dropped ends there)."""
+    start = len(segments)
+    while start > 0 and rendition in segments[start - 1].renditions:
+        start -= 1
+    return start
+
+
+def segment_head(segment: Segment, key_uri: KeyUri) -> str:
+    """A segment's lines before its URI (the same in every rendition)."""
+    return (f'#EXT-X-KEY:METHOD=AES-128,URI="{key_uri(segment.key_id)}",IV=0x{segment.iv}\n'
+            f"#EXT-X-PROGRAM-DATE-TIME:{_pdt(segment.starts_at)}\n"
+            f"#EXTINF:{segment.duration:.3f},\n")
 
 
 def media_playlist(segments: Sequence[Segment], rendition: str, target: int, key_uri: KeyUri,
-                   kind: str) -> str:
-    """kind: "live", "event" or "vod"."""
+                   kind: str, heads: Sequence[str] | None = None) -> str:
+    """kind: "live", "event" or "vod". ``heads``: each segment's ``segment_head``, when
+    the caller keeps them (a four-hour start-over lists 7,200 segments)."""
+    if heads is None:
+        heads = [segment_head(segment, key_uri) for segment in segments]
     lines = ["#EXTM3U", f"#EXT-X-VERSION:{VERSION}", f"#EXT-X-TARGETDURATION:{target}"]
     if kind == "event":
         lines.append("#EXT-X-PLAYLIST-TYPE:EVENT")
@@ -77,19 +84,17 @@ def media_playlist(segments: Sequence[Segment], rendition: str, target: int, key
     if segments:
         lines.append(f"#EXT-X-MEDIA-SEQUENCE:{segments[0].seq}")
         lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{segments[0].discontinuity}")
+    parts = ["\n".join(lines), "\n"]
     previous: Segment | None = None
-    for segment in segments:
+    for segment, head in zip(segments, heads, strict=True):
         if previous is not None and segment.discontinuity != previous.discontinuity:
-            lines.append("#EXT-X-DISCONTINUITY")
-        lines.append(f'#EXT-X-KEY:METHOD=AES-128,URI="{key_uri(segment.key_id)}",'
-                     f"IV=0x{segment.iv}")
-        lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_pdt(segment.starts_at)}")
-        lines.append(f"#EXTINF:{segment.duration:.3f},")
-        lines.append(urls.segment_uri(rendition, segment.epoch, segment.seq))
+            parts.append("#EXT-X-DISCONTINUITY\n")
+        parts.append(head)
+        parts.append(urls.segment_uri(rendition, segment.epoch, segment.seq) + "\n")
         previous = segment
     if kind == "vod":
-        lines.append("#EXT-X-ENDLIST")
-    return "\n".join(lines) + "\n"
+        parts.append("#EXT-X-ENDLIST\n")
+    return "".join(parts)
 
 
 def master_playlist(renditions: Sequence[dict[str, Any]]) -> str:

@@ -16,9 +16,11 @@ index holds, or a catch-up window that has not ended gets 404.
 
 from __future__ import annotations
 
+import bisect
 import math
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,6 +39,8 @@ MASTER_NAME = "master"
 MAX_WINDOW_S = 24 * 3600  # a catch-up or start-over window longer than a day is refused
 CATCHUP_MAX_AGE_S = 3600
 MAX_CACHED = 10_000
+# Channels whose index this process keeps (about 1.5 MB each with a 4-hour window).
+MAX_INDEXES = 100
 
 
 @dataclass(frozen=True)
@@ -67,12 +71,49 @@ def _time(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
+@dataclass
+class _Index:
+    """A channel's listed segments as this process last read them, oldest first, with
+    each one's lines before its URI made once."""
+
+    segments: list[Segment] = field(default_factory=list)
+    starts: list[datetime] = field(default_factory=list)
+    heads: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def forget_before(self, oldest: datetime) -> None:
+        drop = bisect.bisect_left(self.starts, oldest)
+        if drop:
+            del self.segments[:drop], self.starts[:drop], self.heads[:drop]
+
+    def copy(self) -> _Index:
+        """A snapshot (lists copied, items shared) to read without the lock."""
+        return _Index(self.segments[:], self.starts[:], self.heads[:])
+
+    def window(self, window: Window, segment_s: float, live_window_s: float) -> tuple[int, int]:
+        """[first, last) of the segments a playlist of ``window`` lists."""
+        if window.kind == "live":
+            return max(0, len(self.segments) - math.ceil(live_window_s / segment_s)), \
+                len(self.segments)
+        assert window.start is not None
+        # The first segment is the one running at the start (it ends after it).
+        first = max(0, bisect.bisect_right(self.starts, window.start) - 1)
+        if first < len(self.segments) and self.segments[first].starts_at + timedelta(
+                seconds=self.segments[first].duration) <= window.start:
+            first += 1
+        last = (len(self.segments) if window.end is None
+                else bisect.bisect_left(self.starts, window.end))
+        return first, max(first, last)
+
+
 class LivePlaylists:
     def __init__(self, services: Services, clock: Any = time.monotonic) -> None:
         self._services = services
         self._settings = services.settings
         self._clock = clock
         self._cache: dict[tuple[str, tuple[str, ...]], tuple[float, Generated | None]] = {}
+        self._indexes: dict[str, _Index] = {}
+        self._lock = threading.Lock()
 
     def handles(self, parts: tuple[str, ...]) -> bool:
         return (len(parts) == 2 and parts[1].endswith(".m3u8")
@@ -111,8 +152,10 @@ class LivePlaylists:
                 return None, 1.0
             oldest = retention.window_start(dvr_window_s, self._settings.live_window_s,
                                             datetime.now(UTC))
-            segments = self._segments(session, content_id, window, segment_s, oldest)
-        segments = playlists.for_rendition(segments, name)
+            index = self._index(session, content_id, oldest)
+        first, last = index.window(window, segment_s, self._settings.live_window_s)
+        first += playlists.rendition_run(index.segments[first:last], name)
+        segments, heads = index.segments[first:last], index.heads[first:last]
         if not segments:
             return None, 1.0
         end = segments[-1].starts_at + timedelta(seconds=segments[-1].duration)
@@ -127,34 +170,33 @@ class LivePlaylists:
             max_age = max(1, round(segment_s / 2))
         target = playlists.target_duration(segment_s, segments)
         body = playlists.media_playlist(segments, name, target, self._key_uri(content_id),
-                                        window.kind)
+                                        window.kind, heads)
         return self._made(body, f"public, max-age={max_age}", end), min(max_age, 60) / 2
 
-    def _segments(self, session: Any, channel_id: str, window: Window,
-                  segment_s: float, oldest: datetime) -> list[Segment]:
-        """The window's rows, none older than ``oldest`` (retention's business)."""
-        table = LiveSegment.__table__.c
-        query = select(table.seq, table.starts_at, table.duration, table.discontinuity,
-                       table.epoch, table.key_id, table.iv, table.renditions
-                       ).where(table.channel_id == channel_id, table.starts_at >= oldest)
-        if window.kind == "live":
-            count = math.ceil(self._settings.live_window_s / segment_s)
-            rows = list(session.execute(query.order_by(table.seq.desc()).limit(count)))
-            rows.reverse()
-        else:
-            assert window.start is not None
-            # A segment that began before the start but runs into it is the first.
-            slack = timedelta(seconds=4 * max(segment_s, 1.0))
-            query = query.where(table.starts_at > window.start - slack)
-            if window.end is not None:
-                query = query.where(table.starts_at < window.end)
-            rows = list(session.execute(query.order_by(table.seq)))
-        segments = [Segment(r.seq, r.starts_at, r.duration, r.discontinuity, r.epoch, r.key_id,
-                            r.iv, tuple(r.renditions)) for r in rows]
-        if window.start is not None:
-            segments = [s for s in segments
-                        if s.starts_at + timedelta(seconds=s.duration) > window.start]
-        return segments
+    def _index(self, session: Any, channel_id: str, oldest: datetime) -> _Index:
+        """The channel's rows from ``oldest`` on: what this process read before, and the
+        rows listed since (rows never change once listed, and are listed in order)."""
+        with self._lock:
+            index = self._indexes.pop(channel_id, None) or _Index()
+            self._indexes[channel_id] = index  # the most recently used last
+            while len(self._indexes) > MAX_INDEXES:
+                self._indexes.pop(next(iter(self._indexes)))
+        with index.lock:
+            table = LiveSegment.__table__.c
+            query = select(table.seq, table.starts_at, table.duration, table.discontinuity,
+                           table.epoch, table.key_id, table.iv, table.renditions
+                           ).where(table.channel_id == channel_id, table.starts_at >= oldest)
+            if index.segments:
+                query = query.where(table.seq > index.segments[-1].seq)
+            key_uri = self._key_uri(channel_id)
+            for row in session.execute(query.order_by(table.seq)):
+                segment = Segment(row.seq, row.starts_at, row.duration, row.discontinuity,
+                                  row.epoch, row.key_id, row.iv, tuple(row.renditions))
+                index.segments.append(segment)
+                index.starts.append(segment.starts_at)
+                index.heads.append(playlists.segment_head(segment, key_uri))
+            index.forget_before(oldest)
+            return index.copy()
 
     def _key_uri(self, channel_id: str) -> playlists.KeyUri:
         base = self._settings.key_uri_base

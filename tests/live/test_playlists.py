@@ -10,12 +10,12 @@ import pytest
 
 from stb_origin.live.playlists import (
     Segment,
-    for_rendition,
     master_playlist,
     media_playlist,
+    rendition_run,
     target_duration,
 )
-from stb_origin.live.served import parse_window
+from stb_origin.live.served import Window, _Index, parse_window
 
 T0 = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
 
@@ -70,9 +70,9 @@ def test_catch_up_ends_and_start_over_is_an_event() -> None:
 def test_a_rendition_dropped_by_a_ladder_change_ends_at_the_change() -> None:
     old = rows(3, renditions=("720p", "360p"))
     new = rows(2, first_seq=103, renditions=("360p",))
-    assert for_rendition(old + new, "360p") == old + new
-    assert for_rendition(old + new, "720p") == []
-    assert for_rendition(new + old, "720p") == old
+    assert rendition_run(old + new, "360p") == 0
+    assert rendition_run(old + new, "720p") == 5  # none
+    assert rendition_run(new + old, "720p") == 2
 
 
 def test_the_target_is_the_segment_duration_unless_a_segment_was_longer() -> None:
@@ -109,3 +109,20 @@ def test_windows_are_read_as_unix_seconds() -> None:
     assert window.end == datetime(2026, 1, 1, 1, tzinfo=UTC)
     started = parse_window("startover-1767225600")
     assert started is not None and started.kind == "event" and started.end is None
+
+
+def test_a_window_lists_the_segments_that_overlap_it() -> None:
+    index = _Index()
+    for segment in rows(6):  # 2 s each from T0
+        index.segments.append(segment)
+        index.starts.append(segment.starts_at)
+    at = lambda s: T0 + timedelta(seconds=s)  # noqa: E731
+    # The segment running at the start is the first; none starting at the end is listed.
+    assert index.window(Window("vod", at(3), at(7)), 2.0, 60) == (1, 4)
+    assert index.window(Window("vod", at(4), at(8)), 2.0, 60) == (2, 4)
+    assert index.window(Window("event", at(9)), 2.0, 60) == (4, 6)
+    assert index.window(Window("event", at(-50)), 2.0, 60) == (0, 6)
+    assert index.window(Window("vod", at(20), at(30)), 2.0, 60) == (6, 6)
+    assert index.window(Window("live"), 2.0, 6) == (3, 6)
+    index.forget_before(at(4))
+    assert [s.seq for s in index.segments] == [102, 103, 104, 105]

@@ -1,0 +1,301 @@
+"""Live channels: what a box waits for, and what a failure costs.
+
+Each part runs real pieces (a private redis-server, SQLite or --database-url,
+`stb-origin channel-runner` processes, ffmpeg as the encoder pushing MPEG-TS
+over UDP) and prints a table:
+
+    render     a 4-hour DVR window at 2 s segments (7,200 segments): the start-over
+               playlist and a 1-hour catch-up, made by the origin's generator
+               (index query + text), p50/p99 of --renders each; and a process's
+               first ask, which reads the whole window (later asks read only the
+               segments listed since)
+    listing    how long after a segment's last frame (its PDT + duration) it is
+               listed: what a box waits beyond the encoder, before its own buffer
+    takeover   SIGKILL the runner holding the channel, with a second runner up:
+               seconds until the other lists its first segment (--rounds)
+    failover   kill the primary source's encoder: seconds until the backup's first
+               segment is listed (--rounds)
+
+    .venv/bin/python bench/live.py                    # every part
+    .venv/bin/python bench/live.py render --renders 50
+
+Goals (issue 11): render p99 <= 50 ms; takeover <= 10 s; listing delay plus a
+player's three target durations <= 3 segments + 1 s.
+
+Needs: redis-server, ffmpeg; a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from common import machine_facts, print_table, warn_if_busy
+from servers import REPO, Process, require, start_redis, stb_env
+
+sys.path.insert(0, str(REPO))
+
+from stb_origin import migrations  # noqa: E402
+from stb_origin.assets.channels import Channel  # noqa: E402
+from stb_origin.db.types import new_id  # noqa: E402
+from stb_origin.live.index import LiveSegment  # noqa: E402
+from stb_origin.live.served import LivePlaylists  # noqa: E402
+from stb_origin.services import Services, build_services  # noqa: E402
+from stb_origin.settings import Settings  # noqa: E402
+
+CLI = [sys.executable, "-m", "stb_origin.cli"]
+SEGMENT_S = 2.0
+DVR_S = 4 * 3600
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+@contextmanager
+def stack(work: Path, database_url: str | None, **fields: object) -> Iterator[Services]:
+    redis, redis_url = start_redis(work / "redis")
+    settings = Settings(data_dir=work / "data", redis_url=redis_url, database_url=database_url,
+                        reconcile_interval_s=0, **fields)  # type: ignore[arg-type]
+    migrations.upgrade(settings.resolved_database_url)
+    services = build_services(settings)
+    try:
+        yield services
+    finally:
+        services.close()
+        redis.stop()
+
+
+def add_channel(services: Services, sources: list[str], **fields: object) -> str:
+    channel_id = new_id()
+    with services.db.session() as session:
+        session.add(Channel(id=channel_id, name="bench", sources=sources, ladder=[360],
+                            segment_s=SEGMENT_S, **fields))
+    return channel_id
+
+
+# -- render ----------------------------------------------------------------------------
+
+def render(work: Path, database_url: str | None, renders: int) -> list[list[object]]:
+    rows = []
+    with stack(work, database_url) as services:
+        channel_id = add_channel(services, ["udp://127.0.0.1:9"], dvr_window_s=DVR_S)
+        now = datetime.now(UTC)
+        first = now - timedelta(seconds=DVR_S - 60)
+        count = int((DVR_S - 60) / SEGMENT_S)
+        with services.db.session() as session:
+            channel = session.get(Channel, channel_id)
+            assert channel is not None
+            channel.renditions = [{"name": "360p", "codecs": "avc1.64001e,mp4a.40.2",
+                                   "bandwidth": 1_000_000, "width": 640, "height": 360}]
+            session.add_all(LiveSegment(
+                channel_id=channel_id, seq=n, starts_at=first + timedelta(seconds=SEGMENT_S * n),
+                duration=SEGMENT_S, discontinuity=n // 1800, epoch=1, key_id=f"k{n // 300}",
+                iv=os.urandom(16).hex(), renditions=["360p"]) for n in range(count))
+        start = int(first.timestamp())
+        startover = f"startover-{start}"
+        # A process's first ask reads the whole window; later ones only what was listed since.
+        cold = [timed(LivePlaylists(services), channel_id, startover)[0] for _ in range(10)]
+        rows.append(["start-over, 4 h, a process's first ask", 7170,
+                     f"{percentile(cold, 50):.1f}", f"{percentile(cold, 99):.1f}"])
+        playlists = LivePlaylists(services)
+        for name, folder in (("start-over, 4 h", startover),
+                             ("catch-up, 1 h", f"catchup-{start}-{start + 3600}")):
+            took, listed = [], 0
+            for _ in range(renders):
+                ms, listed = timed(playlists, channel_id, folder)
+                took.append(ms)
+            rows.append([name, listed, f"{percentile(took, 50):.1f}",
+                         f"{percentile(took, 99):.1f}"])
+    return rows
+
+
+def timed(playlists: LivePlaylists, channel_id: str, folder: str) -> tuple[float, int]:
+    """Milliseconds to make the playlist (index read and text), and its segments."""
+    began = time.perf_counter()
+    made, _keep = playlists.make(channel_id, (folder, "360p.m3u8"))
+    took = 1000 * (time.perf_counter() - began)
+    assert made is not None
+    return took, made.body.count(b"#EXTINF")
+
+
+# -- real runners ------------------------------------------------------------------------
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def encoder(port: int, log_dir: Path, name: str) -> Process:
+    ffmpeg = require("ffmpeg", "apt-get install -y ffmpeg")
+    return Process(name, [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-re",
+                          "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25",
+                          "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+                          "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
+                          "-g", "50", "-pix_fmt", "yuv420p", "-c:a", "aac",
+                          "-f", "mpegts", f"udp://127.0.0.1:{port}?pkt_size=1316"], log_dir)
+
+
+def source(port: int) -> str:
+    return f"udp://127.0.0.1:{port}?timeout=3000000&overrun_nonfatal=1"
+
+
+def runner(services: Services, name: str) -> Process:
+    return Process(name, [*CLI, "channel-runner"], services.settings.data_dir / "logs",
+                   env=stb_env(services.settings.to_env()), cwd=REPO)
+
+
+def segments(services: Services, channel_id: str) -> list[LiveSegment]:
+    with services.db.session() as session:
+        return list(session.query(LiveSegment).filter_by(channel_id=channel_id)
+                    .order_by(LiveSegment.seq))
+
+
+def wait(what: str, check: Callable[[], bool], timeout: float = 60) -> float:
+    """Seconds until check() held (monotonic clock)."""
+    started = time.monotonic()
+    while not check():
+        if time.monotonic() - started > timeout:
+            raise SystemExit(f"{what}: not within {timeout} s")
+        time.sleep(0.05)
+    return time.monotonic()
+
+
+def listing(work: Path, database_url: str | None, seconds: float) -> list[list[object]]:
+    with stack(work, database_url) as services:
+        port = free_udp_port()
+        channel_id = add_channel(services, [source(port)])
+        logs = services.settings.data_dir / "logs"
+        feed, one = encoder(port, logs, "encoder"), runner(services, "runner")
+        delays: list[float] = []
+        try:
+            seen = 0
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                rows = segments(services, channel_id)
+                now = datetime.now(UTC)
+                for row in rows[seen:]:
+                    if seen:  # the first waits for the encoder's start
+                        end = row.starts_at + timedelta(seconds=row.duration)
+                        delays.append((now - end).total_seconds())
+                seen = len(rows)
+                time.sleep(0.02)
+        finally:
+            one.stop()
+            feed.stop()
+    return [["listed after the segment's last frame (s)", len(delays),
+             f"{percentile(delays, 50):.2f}", f"{percentile(delays, 99):.2f}",
+             f"{percentile(delays, 99) + 3 * SEGMENT_S:.2f}"]]
+
+
+def takeover(work: Path, database_url: str | None, rounds: int) -> list[float]:
+    times = []
+    with stack(work, database_url) as services:
+        port = free_udp_port()
+        channel_id = add_channel(services, [source(port)])
+        logs = services.settings.data_dir / "logs"
+        feed = encoder(port, logs, "encoder")
+        runners = [runner(services, "runner-0"), runner(services, "runner-1")]
+        try:
+            for n in range(rounds):
+                wait("on air", lambda: len(segments(services, channel_id)) >= 3)
+                held = services.redis.get(f"stb:live:lease:{channel_id}")
+                owner = next(r for r in runners if held and held.decode().endswith(f":{r.pid}"))
+                epoch = segments(services, channel_id)[-1].epoch
+                os.killpg(owner.pid, signal.SIGKILL)
+                killed = time.monotonic()
+                back = wait("taken over", lambda held=epoch:  # type: ignore[misc]
+                            segments(services, channel_id)[-1].epoch > held)
+                times.append(back - killed)
+                owner.popen.wait()
+                runners[runners.index(owner)] = runner(services, f"runner-{n + 2}")
+        finally:
+            for one in runners:
+                one.stop()
+            feed.stop()
+    return times
+
+
+def failover(work: Path, database_url: str | None, rounds: int) -> list[float]:
+    times = []
+    with stack(work, database_url) as services:
+        ports = [free_udp_port(), free_udp_port()]
+        channel_id = add_channel(services, [source(p) for p in ports], failover_after_s=2.0)
+        logs = services.settings.data_dir / "logs"
+        backup = encoder(ports[1], logs, "backup")
+        one = runner(services, "runner")
+        try:
+            for n in range(rounds):
+                primary = encoder(ports[0], logs, f"primary-{n}")
+                wait("on the primary", lambda: _on(services, channel_id, 0), timeout=120)
+                wait("primary segments", lambda: _on(services, channel_id, 0, after=2))
+                primary.stop()
+                stopped = time.monotonic()
+                back = wait("on the backup", lambda: _on(services, channel_id, 1, after=1))
+                times.append(back - stopped)
+        finally:
+            one.stop()
+            backup.stop()
+    return times
+
+
+def _on(services: Services, channel_id: str, source_index: int, after: int = 0) -> bool:
+    """Whether source_index is on air and has listed ``after`` segments since it came on."""
+    with services.db.session() as session:
+        channel = session.get(Channel, channel_id)
+        if channel is None or channel.active_source != source_index:
+            return False
+    if after == 0:
+        return True
+    rows = segments(services, channel_id)
+    return len(rows) > after and rows[-1].discontinuity == rows[-1 - after].discontinuity
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("parts", nargs="*", default=["render", "listing", "takeover", "failover"],
+                        choices=["render", "listing", "takeover", "failover"])
+    parser.add_argument("--renders", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--listing-seconds", type=float, default=60)
+    parser.add_argument("--database-url", default=None, help="default: SQLite (embedded)")
+    args = parser.parse_args()
+    print(machine_facts())
+    warn_if_busy()
+    with tempfile.TemporaryDirectory(prefix="stb-live-bench-") as tmp:
+        work = Path(tmp)
+        if "render" in args.parts:
+            print("\nDVR playlists from the index, 2 s segments (ms)")
+            print_table(["playlist", "segments", "p50", "p99"],
+                        render(work / "render", args.database_url, args.renders))
+        if "listing" in args.parts:
+            print(f"\nlisting delay over {args.listing_seconds:g} s, one 360p channel (s)")
+            print_table(["what", "segments", "p50", "p99", "p99 + 3 segments (player)"],
+                        listing(work / "listing", args.database_url, args.listing_seconds))
+        if "takeover" in args.parts:
+            took = takeover(work / "takeover", args.database_url, args.rounds)
+            print("\ntakeover after SIGKILL (s), lease 5 s")
+            print_table(["rounds", "each", "max"],
+                        [[len(took), " ".join(f"{t:.1f}" for t in took), f"{max(took):.1f}"]])
+        if "failover" in args.parts:
+            took = failover(work / "failover", args.database_url, args.rounds)
+            print("\nfailover to the backup after the primary's encoder stopped (s),"
+                  " failover_after_s 2")
+            print_table(["rounds", "each", "max"],
+                        [[len(took), " ".join(f"{t:.1f}" for t in took), f"{max(took):.1f}"]])
+
+
+if __name__ == "__main__":
+    main()
