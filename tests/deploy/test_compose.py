@@ -7,12 +7,17 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from stb_origin.live.channel_run import STOP_GRACE_S
+from stb_origin.live.runner import HEARTBEAT_FILE as RUNNER_HEARTBEAT_FILE
+from stb_origin.live.runner import JOIN_TIMEOUT_S
 from stb_origin.settings import Settings
 from stb_origin.workers.worker import HEARTBEAT_FILE
 from tests.deploy.support import (
@@ -89,12 +94,13 @@ def test_docker_compose_refuses_to_start_without_each_secret(tmp_path: Path, sec
 
 def test_every_app_service_runs_a_real_stb_origin_subcommand(compose: dict[str, Any]) -> None:
     apps = _app_services(compose)
-    assert {"origin", "worker"} <= set(apps)
+    assert {"origin", "worker", "channel-runner"} <= set(apps)
     for name, service in apps.items():
         assert isinstance(service.get("command"), list), f"{name}: command must be a list"
         check_stb_origin_command(service["command"], f"compose service {name}")
     assert apps["origin"]["command"][1:4] == ["serve", "--host", "0.0.0.0"]
     assert apps["worker"]["command"][1] == "worker"
+    assert apps["channel-runner"]["command"][1:] == ["channel-runner"]
 
 
 def test_the_command_check_catches_a_mistyped_flag() -> None:
@@ -136,20 +142,57 @@ def test_services_start_in_order_on_health(compose: dict[str, Any]) -> None:
                 assert "healthcheck" in target, f"{name} waits for {dependency}'s health check"
             else:
                 assert target.get("restart") == "no", f"{dependency} is a one-shot"
-    for name in ("redis", "postgres", "minio", "origin", "worker", "cdn"):
+    for name in ("redis", "postgres", "minio", "origin", "worker", "channel-runner", "cdn"):
         assert "healthcheck" in services[name], f"{name} has no health check"
-    assert set(services["origin"]["depends_on"]) == {"redis", "postgres", "minio-init"}
+    for name in ("origin", "worker", "channel-runner"):
+        assert set(services[name]["depends_on"]) == {"redis", "postgres", "minio-init"}, name
     assert set(services["cdn"]["depends_on"]) == {"origin"}
 
 
-def test_workers_scale_with_the_scale_flag(compose: dict[str, Any]) -> None:
-    worker = _services(compose)["worker"]
-    assert "container_name" not in worker
-    assert "ports" not in worker
+@pytest.mark.parametrize(("name", "heartbeat_file"), [
+    ("worker", HEARTBEAT_FILE), ("channel-runner", RUNNER_HEARTBEAT_FILE)])
+def test_workers_and_runners_scale_with_the_scale_flag(
+        compose: dict[str, Any], name: str, heartbeat_file: str) -> None:
+    service = _services(compose)[name]
+    assert "container_name" not in service
+    assert "ports" not in service
     # A named volume would be shared by every replica (and their heartbeat files).
-    assert "volumes" not in worker
-    # Its health is the heartbeat file the worker touches (checked in test_k8s.py).
-    assert HEARTBEAT_FILE in " ".join(worker["healthcheck"]["test"])
+    assert "volumes" not in service
+    # Its health is the heartbeat file the process touches (run below and in test_k8s.py).
+    assert heartbeat_file in " ".join(service["healthcheck"]["test"])
+
+
+@pytest.mark.parametrize(("name", "heartbeat_file", "stale_after_s"), [
+    ("worker", HEARTBEAT_FILE, 3600), ("channel-runner", RUNNER_HEARTBEAT_FILE, 60)])
+def test_heartbeat_health_checks_read_the_file_the_process_writes(
+        compose: dict[str, Any], tmp_path: Path, name: str, heartbeat_file: str,
+        stale_after_s: int) -> None:
+    test = _services(compose)[name]["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "python"], test
+    # The image's `python` is the venv's, and its STB_DATA_DIR comes from the Dockerfile.
+    argv = [sys.executable, *test[2:]]
+
+    def healthy() -> bool:
+        return subprocess.run(argv, env={**os.environ, "STB_DATA_DIR": str(tmp_path)},
+                              capture_output=True, timeout=30, check=False).returncode == 0
+
+    heartbeat = tmp_path / heartbeat_file
+    assert not healthy(), "no heartbeat yet must fail"
+    heartbeat.touch()
+    assert healthy(), "a fresh heartbeat must pass"
+    stale = time.time() - stale_after_s
+    os.utime(heartbeat, (stale, stale))
+    assert not healthy(), f"a {stale_after_s} s old heartbeat must fail"
+
+
+def test_only_the_origin_holds_the_token_signing_key(compose: dict[str, Any]) -> None:
+    # Workers and channel runners store content keys, wrapped under the KEK, but
+    # never sign tokens: without this key they cannot unwrap the signing keys.
+    apps = _app_services(compose)
+    holders = {name for name, s in apps.items() if "STB_JWT_KEY_ENCRYPTION_KEY" in s["environment"]}
+    assert holders == {"origin"}
+    for name in ("origin", "worker", "channel-runner"):
+        assert "STB_KEY_ENCRYPTION_KEY" in apps[name]["environment"], name
 
 
 def test_stateful_services_keep_their_data_in_named_volumes(compose: dict[str, Any]) -> None:
@@ -167,6 +210,10 @@ def test_stop_grace_periods_cover_the_drains(compose: dict[str, Any]) -> None:
     assert seconds(services["origin"]["stop_grace_period"]) > 30
     # The worker requeues its job itself before Docker's SIGKILL.
     assert seconds(services["worker"]["stop_grace_period"]) >= Settings().worker_grace_s + 30
+    # A runner hands its channels over: the runs end within JOIN_TIMEOUT_S (each
+    # ffmpeg given STOP_GRACE_S to close its segment), then the leases are released.
+    assert (seconds(services["channel-runner"]["stop_grace_period"])
+            >= JOIN_TIMEOUT_S + STOP_GRACE_S + 30)
 
 
 def test_the_cdn_renders_the_template_with_every_variable_it_uses(

@@ -18,6 +18,9 @@ import yaml
 from kubernetes_validate import utils as kubernetes_validate
 from rq import Queue
 
+from stb_origin.live.channel_run import STOP_GRACE_S
+from stb_origin.live.runner import HEARTBEAT_FILE as RUNNER_HEARTBEAT_FILE
+from stb_origin.live.runner import JOIN_TIMEOUT_S
 from stb_origin.settings import Settings
 from stb_origin.workers.worker import HEARTBEAT_FILE
 from tests.deploy.support import (
@@ -192,8 +195,8 @@ def test_the_schema_check_catches_a_misplaced_field(build: Build) -> None:
 
 def test_every_deployment_has_probes_requests_and_a_locked_down_pod(build: Build) -> None:
     deployments = build.of_kind("Deployment")
-    assert {d["metadata"]["name"] for d in deployments} == {"stb-origin", "stb-worker",
-                                                            "stb-cdn", "redis"}
+    assert {d["metadata"]["name"] for d in deployments} == {
+        "stb-origin", "stb-worker", "stb-channel-runner", "stb-cdn", "redis"}
     for deployment in deployments:
         name = deployment["metadata"]["name"]
         pod = _pod(deployment)
@@ -226,7 +229,7 @@ def test_app_pods_write_only_to_mounted_volumes(build: Build) -> None:
 
 def test_app_containers_run_real_stb_origin_subcommands(build: Build) -> None:
     apps = _app_deployments(build)
-    assert set(apps) == {"stb-origin", "stb-worker"}
+    assert set(apps) == {"stb-origin", "stb-worker", "stb-channel-runner"}
     for name, deployment in apps.items():
         for container in _containers(deployment):
             # args, not command: the image's ENTRYPOINT (tini) stays PID 1.
@@ -234,6 +237,7 @@ def test_app_containers_run_real_stb_origin_subcommands(build: Build) -> None:
             check_stb_origin_command(container["args"], f"Deployment {name}")
     assert _containers(apps["stb-origin"])[0]["args"][1] == "serve"
     assert _containers(apps["stb-worker"])[0]["args"][1] == "worker"
+    assert _containers(apps["stb-channel-runner"])[0]["args"][1:] == ["channel-runner"]
 
 
 def test_app_pods_upgrade_the_schema_first_with_database_access_only(build: Build) -> None:
@@ -283,7 +287,12 @@ def test_disruption_budgets_and_autoscalers_point_at_deployments(build: Build) -
                    if _selects(budget["spec"]["selector"]["matchLabels"], d)]
         assert len(matches) == 1, budget["metadata"]["name"]
         budgeted.update(matches)
-    assert budgeted == {"stb-origin", "stb-worker", "stb-cdn"}
+    assert budgeted == {"stb-origin", "stb-worker", "stb-channel-runner", "stb-cdn"}
+    # A drain stops one runner at a time; the others carry its channels meanwhile.
+    (runner_budget,) = [b for b in build.of_kind("PodDisruptionBudget")
+                        if _selects(b["spec"]["selector"]["matchLabels"],
+                                    deployments["stb-channel-runner"])]
+    assert runner_budget["spec"].get("maxUnavailable") == 1
 
     hpa = build.named("HorizontalPodAutoscaler", "stb-origin")
     assert hpa["apiVersion"] == "autoscaling/v2"
@@ -292,6 +301,14 @@ def test_disruption_budgets_and_autoscalers_point_at_deployments(build: Build) -
     # An autoscaled Deployment names no replica count, or each apply would reset it.
     assert "replicas" not in deployments["stb-origin"]["spec"]
     assert "replicas" not in deployments["stb-worker"]["spec"]
+    # Runners are not autoscaled: a fixed pair, so a dead runner's channels have
+    # somewhere to go (within the lease, STB_RUNNER_LEASE_S).
+    runner = deployments["stb-channel-runner"]
+    assert runner["spec"]["replicas"] >= 2
+    assert not [h for h in build.of_kind("HorizontalPodAutoscaler")
+                if h["spec"]["scaleTargetRef"]["name"] == "stb-channel-runner"]
+    assert all(s["spec"]["scaleTargetRef"]["name"] != "stb-channel-runner"
+               for s in build.of_kind("ScaledObject"))
 
 
 def test_workers_scale_on_the_rq_queue_with_keda(build: Build) -> None:
@@ -334,16 +351,25 @@ def test_settings_come_from_the_configmap_and_secrets_by_reference(build: Build)
 
 def test_only_the_origin_holds_the_token_signing_key(build: Build) -> None:
     # The signing keys live in the database wrapped under this key: whoever lacks
-    # it (the workers) cannot mint tokens even with database access.
+    # it (the workers, the channel runners) cannot mint tokens even with database access.
     name = "STB_JWT_KEY_ENCRYPTION_KEY"
     origin = build.named("Deployment", "stb-origin")
     env = {e["name"]: e for e in _containers(origin)[0]["env"]}
     reference = env[name]["valueFrom"]["secretKeyRef"]
     assert reference["name"] == "stb-origin-jwt"
-    worker = build.named("Deployment", "stb-worker")
-    assert all(e["name"] != name for e in _containers(worker)[0]["env"])
-    assert all(source["configMapRef"]["name"] != reference["name"]
-               for source in _containers(worker)[0].get("envFrom", []))
+    for deployment in ("stb-worker", "stb-channel-runner"):
+        container = _containers(build.named("Deployment", deployment))[0]
+        assert all(e["name"] != name for e in container["env"]), deployment
+        assert all(source["configMapRef"]["name"] != reference["name"]
+                   for source in container.get("envFrom", [])), deployment
+
+
+@pytest.mark.parametrize("deployment", ["stb-origin", "stb-worker", "stb-channel-runner"])
+def test_content_key_holders_get_the_kek_from_the_secret(build: Build, deployment: str) -> None:
+    # Workers and channel runners store content keys (wrapped), the origin serves them.
+    env = {e["name"]: e for e in _containers(build.named("Deployment", deployment))[0]["env"]}
+    reference = env["STB_KEY_ENCRYPTION_KEY"]["valueFrom"]["secretKeyRef"]
+    assert reference == {"name": "stb-origin-secrets", "key": "key-encryption-key"}
 
 
 def test_grace_periods_cover_the_drains(build: Build) -> None:
@@ -355,6 +381,10 @@ def test_grace_periods_cover_the_drains(build: Build) -> None:
     pre_stop = origin["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
     assert pre_stop[0] == "sleep"
     assert origin["terminationGracePeriodSeconds"] > int(pre_stop[1]) + 30
+    # A runner hands its channels over: the runs end within JOIN_TIMEOUT_S (each
+    # ffmpeg given STOP_GRACE_S to close its segment), then the leases are released.
+    runner = _pod(build.named("Deployment", "stb-channel-runner"))
+    assert runner["terminationGracePeriodSeconds"] >= JOIN_TIMEOUT_S + STOP_GRACE_S + 30
 
 
 def _run_probe(command: list[str], data_dir: Path) -> int:
@@ -364,18 +394,26 @@ def _run_probe(command: list[str], data_dir: Path) -> int:
                           capture_output=True, timeout=30, check=False).returncode
 
 
-def test_worker_probes_read_the_heartbeat_the_worker_writes(build: Build, tmp_path: Path) -> None:
-    container = _containers(build.named("Deployment", "stb-worker"))[0]
+@pytest.mark.parametrize(("deployment", "heartbeat_file", "stale_after_s"), [
+    # The worker touches its file at least every 405 s idle.
+    ("stb-worker", HEARTBEAT_FILE, 3600),
+    # The runner touches its file every second.
+    ("stb-channel-runner", RUNNER_HEARTBEAT_FILE, 60),
+])
+def test_heartbeat_probes_read_the_file_the_process_writes(
+        build: Build, tmp_path: Path, deployment: str, heartbeat_file: str,
+        stale_after_s: int) -> None:
+    container = _containers(build.named("Deployment", deployment))[0]
     for probe in ("readinessProbe", "livenessProbe"):
         command = container[probe]["exec"]["command"]
-        assert HEARTBEAT_FILE in " ".join(command)
-        heartbeat = tmp_path / HEARTBEAT_FILE
+        assert heartbeat_file in " ".join(command)
+        heartbeat = tmp_path / heartbeat_file
         assert _run_probe(command, tmp_path) != 0, "no heartbeat yet must fail"
         heartbeat.touch()
         assert _run_probe(command, tmp_path) == 0, "a fresh heartbeat must pass"
-        stale = time.time() - 3600
+        stale = time.time() - stale_after_s
         os.utime(heartbeat, (stale, stale))
-        assert _run_probe(command, tmp_path) != 0, "an hour-old heartbeat must fail"
+        assert _run_probe(command, tmp_path) != 0, f"a {stale_after_s} s old heartbeat must fail"
         heartbeat.unlink()
 
 
