@@ -59,6 +59,10 @@ EVERY_FIELD_SET = Settings(
     url_signing_secrets=("sign-1",),
     playback_url_ttl_s=600,
     temp_stale_after_s=90.5,
+    live_preset="faster",
+    live_window_s=30.5,
+    runner_lease_s=7.5,
+    runner_max_channels=12,
 )
 
 
