@@ -10,13 +10,14 @@ decompressed with the same size limit on what comes out.
 from __future__ import annotations
 
 import gzip
+import http.client
 import time
 import urllib.error
 import urllib.request
 import zlib
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 SCHEMES = ("http", "https")
 TIMEOUT_S = 30.0
@@ -38,11 +39,15 @@ def check_url(url: str) -> str:
     """The URL, if it is one we would fetch; ValueError with the reason else."""
     if len(url) > 2000:
         raise ValueError("url: at most 2000 characters")
+    if not url.isprintable() or " " in url:
+        raise ValueError("url: no spaces or control characters (percent-encode them)")
     parts = urlsplit(url)
     if parts.scheme.lower() not in SCHEMES:
         raise ValueError("url: only http and https URLs are fetched")
     if not parts.hostname:
         raise ValueError("url: no host")
+    if parts.port == 0:  # .port raises ValueError for one out of range or not a number
+        raise ValueError("url: port 0")
     if parts.username or parts.password:
         raise ValueError("url: credentials in the URL would be shown to every admin; not"
                          " supported")
@@ -52,12 +57,17 @@ def check_url(url: str) -> str:
 class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
     max_redirections = MAX_REDIRECTS
 
-    def redirect_request(self, req: Any, fp: Any, code: Any, msg: Any, headers: Any,
-                         newurl: str) -> Any:
-        if urlsplit(newurl).scheme.lower() not in SCHEMES:
+    def http_error_302(self, req: Any, fp: Any, code: Any, msg: Any, headers: Any) -> Any:
+        # Checked before urllib's own check, which lets ftp: through and calls the
+        # rest an HTTP error.
+        location = headers.get("location") or headers.get("uri") or ""
+        if urlsplit(urljoin(req.full_url, location)).scheme.lower() not in SCHEMES:
+            fp.close()
             raise FetchError("bad_redirect", "the URL redirects to a scheme other than http"
                              " or https; not followed")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
 
 
 def fetch_to(url: str, dest: Path, max_bytes: int, timeout_s: float = TIMEOUT_S) -> int:
@@ -67,7 +77,8 @@ def fetch_to(url: str, dest: Path, max_bytes: int, timeout_s: float = TIMEOUT_S)
     deadline = time.monotonic() + timeout_s
     request = urllib.request.Request(url, headers={"User-Agent": "stb-origin guide",
                                                    "Accept-Encoding": "identity"})
-    raw = dest.with_name(dest.name + ".raw")
+    # Named like dest (an upload part file): the sweeper takes it if the process dies.
+    raw = dest.with_name(f"{dest.stem}-raw{dest.suffix}")
     try:
         try:
             with opener.open(request, timeout=timeout_s) as response, open(raw, "wb") as out:
@@ -75,10 +86,16 @@ def fetch_to(url: str, dest: Path, max_bytes: int, timeout_s: float = TIMEOUT_S)
         except FetchError:
             raise
         except urllib.error.HTTPError as exc:
+            exc.close()
             raise FetchError("http_error", f"the server answered {exc.code}") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise FetchError("unreachable", f"could not fetch: {reason}") from None
+        except (http.client.HTTPException, ValueError) as exc:
+            # A malformed answer (a bad status line, a body cut short) or URL (a port
+            # that is not one): the server's fault or the operator's, never ours.
+            raise FetchError("bad_response", f"could not fetch: {type(exc).__name__}"
+                             f" {str(exc)[:200]}") from None
         with open(raw, "rb") as head:
             compressed = head.read(2) == GZIP_MAGIC
         if not compressed:

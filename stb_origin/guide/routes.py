@@ -67,7 +67,7 @@ async def create_import(request: Request) -> Response:
 
 def _xmltv_id(request: Request) -> str:
     value: str = request.path_params["xmltv_id"]
-    if not value.strip() or len(value) > MAX_XMLTV_ID:
+    if not value.strip() or len(value) > MAX_XMLTV_ID or not value.isprintable():
         raise ApiError(404, "not_found", "no such mapping")
     return value
 
@@ -100,6 +100,10 @@ async def list_mappings(request: Request) -> Response:
     claims = await admin_claims(request)
     limit, after = page_params(request)
     channel = request.query_params.get("channel")
+    if channel is not None and not ID.fullmatch(channel):
+        raise ApiError(400, "bad_request", "channel: a channel id")
+    if after is not None and not after.isprintable():
+        raise ApiError(400, "bad_request", "after: an XMLTV id from the previous page")
 
     def work(session: Session, caller: Caller) -> list[Json]:
         require_admin(caller)
@@ -272,15 +276,18 @@ def _time_param(request: Request, name: str) -> datetime | None:
     value = request.query_params.get(name)
     if value is None or value == "":
         return None
+    parsed: datetime | None
     try:
-        if value.isdigit() and len(value) <= 12:
-            return datetime.fromtimestamp(int(value), UTC)
-        parsed = datetime.fromisoformat(value)
-    except (ValueError, OverflowError):
+        if value.isascii() and value.isdigit():
+            # Eleven digits reach past 2200: longer ones are refused unread.
+            parsed = datetime.fromtimestamp(int(value), UTC) if len(value) <= 11 else None
+        else:
+            parsed = datetime.fromisoformat(value)
+    except (ValueError, OverflowError, OSError):
         parsed = None
-    if parsed is None or parsed.tzinfo is None:
+    if parsed is None or parsed.tzinfo is None or not 1970 <= parsed.year <= 2200:
         raise ApiError(400, "bad_request", f"{name}: Unix seconds or an ISO 8601 time with an"
-                       " offset, e.g. 2026-12-07T18:00:00Z")
+                       " offset, e.g. 2026-12-07T18:00:00Z, between 1970 and 2200")
     return parsed.astimezone(UTC)
 
 

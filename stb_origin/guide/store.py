@@ -26,13 +26,15 @@ def import_document(session: Session, document: Document, now: datetime) -> dict
     # each would otherwise delete before the other's rows are visible and both
     # insert. Locked in id order, so two imports cannot wait on each other.
     # (SQLite has no row locks; its one writer at a time does the same.)
-    session.execute(select(Channel.id).where(Channel.id.in_(sorted(spans)))
-                    .order_by(Channel.id).with_for_update())
+    if spans:
+        session.execute(select(Channel.id).where(Channel.id.in_(sorted(spans)))
+                        .order_by(Channel.id).with_for_update())
     replaced = 0
     for channel_id, (first, last) in spans.items():
         result = session.execute(delete(Programme).where(
             Programme.channel_id == channel_id, Programme.starts_at < last,
-            Programme.starts_at > first - MAX_LENGTH, Programme.ends_at > first))
+            Programme.starts_at > first - MAX_LENGTH, Programme.ends_at > first,
+        ).execution_options(synchronize_session=False))
         replaced += result.rowcount  # type: ignore[attr-defined]
     if plan.accepted:
         session.execute(insert(Programme), [_row(item.channel_id, item.start, item.end,
@@ -55,7 +57,9 @@ def channels(session: Session, ids: Sequence[str] | None) -> list[Channel]:
     query = select(Channel)
     if ids is not None:
         query = query.where(Channel.id.in_(ids))
-    return list(session.scalars(query.order_by(Channel.number, Channel.name, Channel.id)))
+    # Unnumbered channels last on every engine (SQLite sorts NULL first, PostgreSQL last).
+    return list(session.scalars(query.order_by(Channel.number.is_(None), Channel.number,
+                                               Channel.name, Channel.id)))
 
 
 def programmes(session: Session, channel_ids: Sequence[str], start: datetime,
