@@ -29,7 +29,9 @@ class Programme(Base):
     # starts_at < to AND starts_at > from - 24 h (no programme is longer: guide.plan)
     # AND ends_at > from; one index range per channel.
     __table_args__ = (Index("ix_programmes_channel_start", "channel_id", "starts_at",
-                            unique=True),)
+                            unique=True),
+                      # what retention deletes: programmes long over (guide.store.prune)
+                      Index("ix_programmes_ends_at", "ends_at"))
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     channel_id: Mapped[str] = mapped_column(ForeignKey(Channel.id, ondelete="CASCADE"))

@@ -21,6 +21,7 @@ import anyio
 from sqlalchemy import select, update
 
 from stb_origin.db.types import new_id, utcnow
+from stb_origin.guide import store
 from stb_origin.guide.fetch import FetchError, fetch_to
 from stb_origin.guide.imports import MAX_XMLTV_BYTES, import_file
 from stb_origin.guide.models import GuideSource
@@ -38,6 +39,9 @@ DEFAULT_REFRESH_S = 6 * 3600
 # A failed fetch is tried again after this, or its interval if shorter.
 RETRY_AFTER_S = 600
 BATCH = 10
+# Programmes are kept this long after they end: longer than any DVR window a
+# channel is likely to have (catch-up needs them), and a week of "what was on".
+KEEP_ENDED = timedelta(days=14)
 
 
 def check_refresh(value: object) -> int:
@@ -62,12 +66,17 @@ class GuidePoller:
         self.max_bytes = max_bytes
 
     def run_once(self, now: datetime | None = None) -> int:
-        """Fetch and import every due source this process claims; how many."""
+        """Fetch and import every due source this process claims (how many), and
+        delete programmes long over."""
         now = now or utcnow()
         fetched = 0
         for source_id, url in self._claim_due(now):
             self.fetch_source(source_id, url, now)
             fetched += 1
+        with self.services.db.session() as session:
+            pruned = store.prune(session, now - KEEP_ENDED)
+        if pruned:
+            log.info("old programmes deleted", extra={"programmes": pruned})
         return fetched
 
     def _claim_due(self, now: datetime) -> list[tuple[str, str]]:

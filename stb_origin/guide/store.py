@@ -19,7 +19,8 @@ from stb_origin.guide.xmltv import Document
 def import_document(session: Session, document: Document, now: datetime) -> dict[str, Any]:
     """Plan against the mapping and write it, all in the caller's transaction:
     either the whole import is there afterwards or none of it. Returns the report."""
-    mapping = dict(session.execute(select(ChannelMapping.xmltv_id, ChannelMapping.channel_id)))
+    mapping = {xmltv_id: channel_id for xmltv_id, channel_id in session.execute(
+        select(ChannelMapping.xmltv_id, ChannelMapping.channel_id))}
     plan = plan_import(document, mapping, now)
     spans = plan.spans()
     # Two imports touching a channel at once (the poller and an upload) take turns:
@@ -50,6 +51,13 @@ def _row(channel_id: str, start: datetime, end: datetime, listing: Any,
             "description": listing.description, "categories": list(listing.categories),
             "episode": listing.episode, "rating": listing.rating, "icon_url": listing.icon_url,
             "xmltv_channel": listing.xmltv_channel, "imported_at": now}
+
+
+def prune(session: Session, ended_before: datetime) -> int:
+    """Delete programmes that ended before ``ended_before``; how many."""
+    result = session.execute(delete(Programme).where(Programme.ends_at < ended_before)
+                             .execution_options(synchronize_session=False))
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def channels(session: Session, ids: Sequence[str] | None) -> list[Channel]:

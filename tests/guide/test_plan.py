@@ -33,7 +33,7 @@ def test_each_kind_of_problem_is_skipped_with_its_reason() -> None:
         _listing("one", "20260615220000", "20260615220000", "empty"),
         _listing("one", "20260615230000", "20260615223000", "backwards"),
         _listing("one", "19690101000000", "19690101010000", "too old"),
-        _listing("two", "20280101000000", "20280101010000", "too far ahead"),
+        _listing("one", "20280101000000", "20280101010000", "too far ahead"),
         _listing("two", "20260601000000", "20260603000000", "two days long"),
         _listing("two", "20260615xx0000", "20260615210000", "garbled"),
         _listing("two", "20260615200000", None, "last without a stop"),

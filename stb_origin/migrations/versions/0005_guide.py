@@ -60,9 +60,11 @@ def upgrade() -> None:
     )
     op.create_index("ix_programmes_channel_start", "programmes", ["channel_id", "starts_at"],
                     unique=True)
+    op.create_index("ix_programmes_ends_at", "programmes", ["ends_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_programmes_ends_at", table_name="programmes")
     op.drop_index("ix_programmes_channel_start", table_name="programmes")
     op.drop_table("programmes")
     op.drop_index("ix_guide_channel_map_channel_id", table_name="guide_channel_map")
