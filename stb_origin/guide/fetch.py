@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 import zlib
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 SCHEMES = ("http", "https")
@@ -111,7 +111,7 @@ def fetch_to(url: str, dest: Path, max_bytes: int, timeout_s: float = TIMEOUT_S)
         raw.unlink(missing_ok=True)
 
 
-def _copy(source: IO[bytes], out: IO[bytes], max_bytes: int, deadline: float) -> int:
+def _copy(source: Any, out: BinaryIO, max_bytes: int, deadline: float) -> int:
     # read1: what has arrived, so that a server trickling bytes meets the deadline.
     read = getattr(source, "read1", source.read)
     size = 0

@@ -47,8 +47,8 @@ def _stored(services: Services, channel_id: str | None = None
         return [(p.title, p.starts_at, p.ends_at) for p in session.scalars(query)]
 
 
-def _utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
+def _utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def test_an_import_stores_utc_and_reports_what_it_skipped(

@@ -12,8 +12,8 @@ from stb_origin.guide.xmltv import XmltvError, parse, parse_time
 from tests.guide.conftest import Show, document
 
 
-def _utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
+def _utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(("value", "expected"), [
