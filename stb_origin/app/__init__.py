@@ -16,6 +16,8 @@ from stb_origin.app import metrics as metrics_endpoint
 from stb_origin.app.sweeper import sweep_forever
 from stb_origin.drm import routes as key_routes
 from stb_origin.drm.delivery import KeyDelivery
+from stb_origin.guide import routes as guide_routes
+from stb_origin.guide.sources import GuidePoller
 from stb_origin.ingest import routes as ingest_routes
 from stb_origin.live.served import LivePlaylists
 from stb_origin.oauth import routes as oauth_routes
@@ -65,6 +67,8 @@ def create_app(services: Services) -> Starlette:
             if services.settings.reconcile_interval_s > 0:
                 background.start_soon(Reconciler(services).watch)
             background.start_soon(sweep_forever, services)  # first at start-up
+            # XMLTV sources due: each claimed in the database, so one replica fetches it.
+            background.start_soon(GuidePoller(services).watch)
             try:
                 yield
             finally:
@@ -84,7 +88,8 @@ def create_app(services: Services) -> Starlette:
                 *key_routes.ROUTES,
                 *health.ROUTES, *metrics_endpoint.routes(services),
                 *ingest_routes.ROUTES, *account_routes.ROUTES,
-                *oauth_routes.ROUTES, *playback_routes.ROUTES, *openapi.routes()],
+                *oauth_routes.ROUTES, *playback_routes.ROUTES, *guide_routes.ROUTES,
+                *openapi.routes()],
         middleware=[Middleware(AccessLog)],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,

@@ -347,6 +347,7 @@ def _schemas() -> Json:
             "asset": ID, "manifest_url": {"type": "string"},
             "expires_at": _nullable({**TIME, "description": "null when URLs are not signed"}),
         }),
+        **_guide_schemas(),
         "Health": _object({"status": {"type": "string", "enum": ["ok"]}}),
         "Readiness": _object({
             "status": {"type": "string", "enum": ["ready", "unavailable"]},
@@ -414,6 +415,75 @@ def _schemas() -> Json:
             "user_code": {"type": "string"},
             "decision": {"type": "string", "enum": ["approve", "deny"]},
         }, required=["csrf_token", "action"], closed=False),
+    }
+
+
+def _guide_schemas() -> Json:
+    text = _nullable({"type": "string"})
+    skipped_reasons = ["unknown_channel", "bad_time", "no_stop", "end_before_start",
+                       "absurd_time", "overlap"]
+    report = _object({
+        "imported": {"type": "integer", "description": "programmes written"},
+        "replaced": {"type": "integer", "description": "programmes they replaced: those of"
+                     " the same channels overlapping the span the file brings"},
+        "channels": {"type": "integer", "description": "channels that got programmes"},
+        "skipped": {"type": "integer"},
+        "skipped_by_reason": {"type": "object", "propertyNames": {"enum": skipped_reasons},
+                              "additionalProperties": {"type": "integer"}},
+        "problems": {"type": "array", "maxItems": 100, "items": _object({
+            "reason": {"enum": skipped_reasons},
+            "message": {"type": "string"},
+            "xmltv_channel": {"type": "string"},
+            "start": {"type": "string", "description": "as the file wrote it"},
+            "title": {"type": "string"},
+            "line": {"type": "integer"},
+        }), "description": "the first 100 skipped programmes and why"},
+    })
+    refresh = {"type": "integer", "minimum": 300, "maximum": 604800}
+    url = {"type": "string", "maxLength": 2000, "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://",
+           "description": "http or https only; redirects to other schemes are not followed"}
+    programme = _object({
+        "id": ID, "channel": ID, "start": TIME, "end": TIME, "title": {"type": "string"},
+        "subtitle": text, "description": text,
+        "categories": {"type": "array", "items": {"type": "string"}},
+        "episode": _nullable({"type": "string", "description": "e.g. `S2 E5`"}),
+        "rating": text, "icon": _nullable({"type": "string", "description": "http(s) URL"}),
+        "startover": _nullable({"type": "string", "description": (
+            "while on air, if its start is inside the channel's DVR window: the start-over"
+            " master (from its start, growing)")}),
+        "catchup": _nullable({"type": "string", "description": (
+            "once ended, while its start is inside the channel's DVR window: the catch-up"
+            " master (ENDLIST)")}),
+    })
+    return {
+        "Programme": programme,
+        "Guide": _object({
+            "from": TIME, "to": TIME,
+            "channels": {"type": "array", "items": _object({
+                "id": ID, "name": {"type": "string"},
+                "number": _nullable({"type": "integer"}),
+                "programmes": {"type": "array", "items": _ref("Programme")}})},
+        }),
+        "NowNext": _object({"channel": ID, "now": _nullable(_ref("Programme")),
+                            "next": _nullable(_ref("Programme"))}),
+        "GuideImportReport": report,
+        "GuideSource": _object({
+            "id": ID, "url": {"type": "string"}, "refresh_seconds": {"type": "integer"},
+            "next_fetch_at": TIME, "last_fetch_at": _nullable(TIME),
+            "last_status": _nullable({"enum": ["ok", "failed"]}),
+            "last_error": _nullable(_object({"code": {"type": "string"},
+                                             "message": {"type": "string"}})),
+            "last_report": _nullable(_ref("GuideImportReport")),
+            "created_at": TIME, "updated_at": TIME,
+        }),
+        "GuideSourcePage": _page_of("GuideSource"),
+        "NewGuideSource": _object({"url": url, "refresh_seconds": {
+            **refresh, "description": "default 21600 (6 hours)"}}, required=["url"]),
+        "GuideSourceChange": _object({"url": url, "refresh_seconds": refresh}, required=[]),
+        "ChannelMapping": _object({"xmltv_id": {"type": "string"}, "channel": ID,
+                                   "created_at": TIME}),
+        "ChannelMappingPage": _page_of("ChannelMapping"),
+        "NewChannelMapping": _object({"channel": ID}),
     }
 
 
@@ -877,6 +947,115 @@ def _oauth() -> Json:
     }
 
 
+def _guide() -> Json:
+    tags = ["guide"]
+    admin = ("admin",)
+    any_token = tuple(sorted(SCOPES))
+    public = {"Cache-Control": _header("public, max-age until the answer next changes (a"
+                                       " programme starts or ends, or leaves the DVR window),"
+                                       " at most 300"),
+              "ETag": _header("the answer's entity tag")}
+    not_modified = {"304": _answer("the box has it (If-None-Match)", headers=public)}
+    conditional = {"name": "If-None-Match", "in": "header", "required": False,
+                   "schema": {"type": "string"}}
+    source_id = _path_param("source_id", "the guide source's id", ID)
+    xmltv_id = _path_param("xmltv_id", "the XMLTV channel id (`<channel id>`)",
+                           {"type": "string", "minLength": 1, "maxLength": 255})
+
+    def found(schema: str, status: str = "200") -> Json:
+        return {status: _answer("found", _ref(schema), headers=NO_STORE)}
+
+    def created(schema: str, location: bool) -> Json:
+        return {"201": _answer("created", _ref(schema),
+                               headers={**NO_STORE, **(LOCATION if location else {})})}
+
+    return {
+        "/v1/guide": {"get": _api(
+            "Programmes of channels overlapping a window of whole hours", any_token,
+            tags=tags, errors=(400,),
+            description="`from` is rounded down and `to` up to the hour, so that boxes share"
+                        " answers; at most 48 hours. Guide data is not secret: the answer is"
+                        " public for the CDN, the same for every token.",
+            parameters=[
+                _query("from", "Unix seconds or ISO 8601 with an offset; default now"),
+                _query("to", "Unix seconds or ISO 8601 with an offset; default from + 3 h"),
+                _query("channels", "comma-separated channel ids; default every channel"),
+                conditional],
+            ok={"200": _answer("the guide", _ref("Guide"), headers=public), **not_modified})},
+        "/v1/channels/{channel_id}/now": {
+            "parameters": [_path_param("channel_id", "the channel's id", ID)],
+            "get": _api("What is on now and next", any_token, tags=tags, errors=(404,),
+                        parameters=[conditional],
+                        ok={"200": _answer("now and next", _ref("NowNext"), headers=public),
+                            **not_modified})},
+        "/v1/guide/imports": {"post": _import()},
+        "/v1/guide/mappings": {"get": _api(
+            "XMLTV channel ids and the channels they feed", admin, tags=tags, errors=(400,),
+            parameters=[*_page_params(), _query("channel", "only those of this channel", ID)],
+            ok={"200": _answer("a page", _ref("ChannelMappingPage"), headers=NO_STORE)})},
+        "/v1/guide/mappings/{xmltv_id}": {
+            "parameters": [xmltv_id],
+            "put": _api("Map an XMLTV channel id to a channel", admin, tags=tags,
+                        errors=(*_JSON_BODY_ERRORS, 404), body=_json_body("NewChannelMapping"),
+                        ok={**found("ChannelMapping"), **created("ChannelMapping", False)}),
+            "get": _api("One mapping", admin, tags=tags, errors=(404,),
+                        ok=found("ChannelMapping")),
+            "delete": _api("Remove a mapping (programmes already imported stay)", admin,
+                           tags=tags, errors=(404,),
+                           ok={"204": _answer("removed", headers=NO_STORE)}),
+        },
+        "/v1/guide/sources": {
+            "post": _api("Add an XMLTV URL, fetched now and then every refresh_seconds",
+                         admin, tags=tags, errors=_JSON_BODY_ERRORS,
+                         body=_json_body("NewGuideSource"), ok=created("GuideSource", True)),
+            "get": _api("Guide sources, newest first", admin, tags=tags, errors=(400,),
+                        parameters=_page_params(),
+                        ok={"200": _answer("a page", _ref("GuideSourcePage"),
+                                           headers=NO_STORE)}),
+        },
+        "/v1/guide/sources/{source_id}": {
+            "parameters": [source_id],
+            "get": _api("A guide source and its last fetch", admin, tags=tags, errors=(404,),
+                        ok=found("GuideSource")),
+            "patch": _api("Change a source's URL (fetched at the next poll) or interval",
+                          admin, tags=tags, errors=(*_JSON_BODY_ERRORS, 404),
+                          body=_json_body("GuideSourceChange"), ok=found("GuideSource")),
+            "delete": _api("Remove a source (programmes already imported stay)", admin,
+                           tags=tags, errors=(404,),
+                           ok={"204": _answer("removed", headers=NO_STORE)}),
+        },
+        "/v1/guide/sources/{source_id}/fetch": {
+            "parameters": [source_id],
+            "post": _api("Fetch and import the source now", admin, tags=tags, errors=(404,),
+                         description="A failed fetch or import is an answer too: see"
+                                     " `last_status` and `last_error`.",
+                         ok=found("GuideSource")),
+        },
+    }
+
+
+def _import() -> Json:
+    operation = _api(
+        "Import an XMLTV file", ("admin",), tags=["guide"], errors=(413, 415, 507),
+        body={"required": True, "description": "the XMLTV file itself, streamed; at most"
+              " 64 MiB", "content": {media_type: {"schema": {"type": "string"}}
+                                    for media_type in ("application/xml", "text/xml")}},
+        description="All or nothing: the programmes of each mapped channel replace those"
+                    " overlapping the span the file brings; skipped programmes are"
+                    " reported with their reason, and a file that cannot be read imports"
+                    " nothing.",
+        ok={"200": _answer("imported", _ref("GuideImportReport"), headers=NO_STORE)})
+    operation["responses"] = dict(sorted({
+        **operation["responses"],
+        "400": _response("BadRequest"),
+        "422": _error("`invalid_xml` (not well-formed; the message names the line and"
+                      " column), `unsafe_xml` (entity declarations, external entities, an"
+                      " external DTD: refused, nothing fetched), `invalid_xmltv` (not"
+                      " XMLTV); nothing was imported"),
+    }.items()))
+    return operation
+
+
 def _operations() -> Json:
     text = {"text/plain": {"schema": {"type": "string"}}}
     return {
@@ -916,9 +1095,9 @@ def build_document() -> Json:
         },
         "tags": [{"name": name} for name in (
             "assets", "origin", "playback", "users", "devices", "packages", "entitlements",
-            "oauth", "operations")],
+            "oauth", "guide", "operations")],
         "paths": {**_assets(), **_origin(), **_keys_and_playback(), **_accounts(), **_oauth(),
-                  **_operations()},
+                  **_guide(), **_operations()},
         "components": {"schemas": _schemas(), "responses": _responses(),
                        "securitySchemes": _security_schemes()},
     }
