@@ -30,7 +30,7 @@ from stb_origin.assets.causes import failure_cause
 from stb_origin.assets.records import Asset, Status
 from stb_origin.db import Database, stamps
 from stb_origin.drm import keystore
-from stb_origin.drm.keys import generate_key
+from stb_origin.drm.keys import generate_key, key_uri
 from stb_origin.observability import logs, metrics
 from stb_origin.packager.package import (
     AudioInput,
@@ -69,22 +69,28 @@ TRANSCODE_SHARE = 90
 PROGRESS_INTERVAL_S = 1.0
 
 
-def process(services: Services, asset_id: str) -> str:
-    """Run the whole pipeline for one asset, if no other live run holds it; returns
-    the asset's status after the run (or "skipped", "superseded", "deleted")."""
+# What a run does with the asset it holds, in its own work dir; returns the status.
+# The pipeline's is ``_run``; a live-to-VOD clip has its own (``live.clips``).
+RunBody = Callable[[Services, runs.Run, Path, Callable[[], None]], str]
+
+
+def process(services: Services, asset_id: str, body: RunBody | None = None) -> str:
+    """Run the whole pipeline (or ``body``) for one asset, if no other live run holds
+    it; returns the asset's status after the run (or "skipped", "superseded",
+    "deleted"). Whatever the body, the run is held, retried and cleaned up alike."""
     # Every line logged during the run, by any module, carries the asset id.
     with logs.context(asset_id=asset_id):
         started = time.perf_counter()
         outcome = "error"
         try:
-            outcome = _process(services, asset_id)
+            outcome = _process(services, asset_id, body or _run)
             return outcome
         finally:
             metrics.JOB_DURATION.observe(services.redis, time.perf_counter() - started,
                                          outcome=outcome)
 
 
-def _process(services: Services, asset_id: str) -> str:
+def _process(services: Services, asset_id: str, body: RunBody) -> str:
     settings = services.settings
     run = runs.claim(services.db, asset_id, settings.run_lease_s)
     if run is None:
@@ -100,7 +106,7 @@ def _process(services: Services, asset_id: str) -> str:
     try:
         # Renewed often enough that one missed renewal is not taken for death.
         with runs.kept_alive(services.db, run, every_s=settings.run_lease_s / 4) as check:
-            return _run(services, run, work, check)
+            return body(services, run, work, check)
     except MediaError as exc:
         # Bad media is final: retrying cannot fix it.
         runs.write(services.db, run, status=Status.FAILED.value, error_code=exc.code,
@@ -251,7 +257,7 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
              for a in ladder.audio]
     packaged = work / "packaged"
     with _stage(services, "package"):
-        result = package(encoded, variants, keys, _key_uri(settings.key_uri_base, asset_id),
+        result = package(encoded, variants, keys, key_uri(settings.key_uri_base, asset_id),
                          settings.key_rotation_segments, packaged,
                          iframes=[VariantInput(t.name, t.width, t.height, ladder.fps)
                                   for t in ladder.iframes],
@@ -296,10 +302,6 @@ def _stage(services: Services, name: str) -> Iterator[_Took]:
     yield took
     took.seconds = time.perf_counter() - started
     metrics.PIPELINE_STAGE_DURATION.observe(services.redis, took.seconds, stage=name)
-
-
-def _key_uri(base: str, asset_id: str) -> Callable[[str], str]:
-    return lambda key_id: f"{base}/keys/{asset_id}/{key_id}"
 
 
 def _progress_writer(services: Services, run: runs.Run,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from stb_origin.envelope import Envelope, UnwrapError
@@ -20,6 +21,12 @@ CONTENT_KEY_BYTES = 16
 _AAD_CONTEXT = b"stb-origin/content-key"
 # Key ids travel in key URIs and storage paths: URL-safe, bounded.
 KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def key_uri(base: str, content_id: str) -> Callable[[str], str]:
+    """Where a player fetches an asset's or a channel's key, by key id (drm.routes
+    serves /keys/{content_id}/{key_id}; ``base`` is the key server's origin)."""
+    return lambda key_id: f"{base}/keys/{content_id}/{key_id}"
 
 
 @dataclass(frozen=True)

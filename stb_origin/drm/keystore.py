@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, LargeBinary, String, delete, select
+from sqlalchemy import Connection, LargeBinary, String, delete, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from stb_origin.db import Base
@@ -35,6 +35,16 @@ def store(session: Session, asset_id: str, keys: Sequence[ContentKey],
         session.add(ContentKeyRecord(asset_id=asset_id, key_id=ck.key_id, version=version,
                                      wrapped=wrap(envelope, asset_id, ck)))
     session.flush()
+
+
+def move_to_version(session: Session, asset_id: str, key_ids: Collection[str],
+                    version: str) -> None:
+    """Mark keys an asset already has as named by ``version`` too (a clip's keys are
+    the channel's: every run of it stores the same key ids)."""
+    session.execute(update(ContentKeyRecord)
+                    .where(ContentKeyRecord.asset_id == asset_id,
+                           ContentKeyRecord.key_id.in_(list(key_ids)))
+                    .values(version=version))
 
 
 def load(session: Session, asset_id: str, key_id: str, envelope: Envelope) -> bytes | None:
@@ -74,4 +84,4 @@ def delete_other_versions(session: Session, asset_id: str, keep_version: str) ->
 
 
 __all__ = ["ContentKeyRecord", "delete_other_versions", "delete_for_asset", "key_ids", "load",
-           "read_wrapped", "store"]
+           "move_to_version", "read_wrapped", "store"]

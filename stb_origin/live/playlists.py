@@ -45,6 +45,11 @@ class Segment:
 
 
 KeyUri = Callable[[str], str]
+SegmentUri = Callable[[str, Segment], str]  # (rendition, segment) -> URI
+
+
+def channel_segment_uri(rendition: str, segment: Segment) -> str:
+    return urls.segment_uri(rendition, segment.epoch, segment.seq)
 
 
 def target_duration(segment_s: float, segments: Sequence[Segment]) -> int:
@@ -71,9 +76,11 @@ def segment_head(segment: Segment, key_uri: KeyUri) -> str:
 
 
 def media_playlist(segments: Sequence[Segment], rendition: str, target: int, key_uri: KeyUri,
-                   kind: str, heads: Sequence[str] | None = None) -> str:
+                   kind: str, heads: Sequence[str] | None = None,
+                   segment_uri: SegmentUri = channel_segment_uri) -> str:
     """kind: "live", "event" or "vod". ``heads``: each segment's ``segment_head``, when
-    the caller keeps them (a four-hour start-over lists 7,200 segments)."""
+    the caller keeps them (a four-hour start-over lists 7,200 segments).
+    ``segment_uri``: where a segment is, from the playlist (a clip has its own)."""
     if heads is None:
         heads = [segment_head(segment, key_uri) for segment in segments]
     lines = ["#EXTM3U", f"#EXT-X-VERSION:{VERSION}", f"#EXT-X-TARGETDURATION:{target}"]
@@ -90,15 +97,17 @@ def media_playlist(segments: Sequence[Segment], rendition: str, target: int, key
         if previous is not None and segment.discontinuity != previous.discontinuity:
             parts.append("#EXT-X-DISCONTINUITY\n")
         parts.append(head)
-        parts.append(urls.segment_uri(rendition, segment.epoch, segment.seq) + "\n")
+        parts.append(segment_uri(rendition, segment) + "\n")
         previous = segment
     if kind == "vod":
         parts.append("#EXT-X-ENDLIST\n")
     return "".join(parts)
 
 
-def master_playlist(renditions: Sequence[dict[str, Any]]) -> str:
-    """Tallest first, as the runner recorded them; each variant's playlist beside it."""
+def master_playlist(renditions: Sequence[dict[str, Any]],
+                    variant_uri: Callable[[str], str] = lambda name: f"{name}.m3u8") -> str:
+    """Tallest first, as the runner recorded them; each variant's playlist beside it
+    (``variant_uri``: a clip's sit in folders, as an asset's do)."""
     lines = ["#EXTM3U", f"#EXT-X-VERSION:{VERSION}", "#EXT-X-INDEPENDENT-SEGMENTS"]
     for rendition in renditions:
         attributes = [f"BANDWIDTH={int(rendition['bandwidth'])}"]
@@ -107,7 +116,7 @@ def master_playlist(renditions: Sequence[dict[str, Any]]) -> str:
         if rendition.get("width") and rendition.get("height"):
             attributes.append(f"RESOLUTION={int(rendition['width'])}x{int(rendition['height'])}")
         lines.append("#EXT-X-STREAM-INF:" + ",".join(attributes))
-        lines.append(f"{rendition['name']}.m3u8")
+        lines.append(variant_uri(rendition["name"]))
     return "\n".join(lines) + "\n"
 
 

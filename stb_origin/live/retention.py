@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select
 
-from stb_origin.live import urls
+from stb_origin.live import clips, urls
 from stb_origin.live.index import LiveSegment
 from stb_origin.services import Services
 from stb_origin.storage.layout import asset_prefix
@@ -33,7 +33,8 @@ def window_start(dvr_window_s: float, live_window_s: float, now: datetime) -> da
 
 def expire(services: Services, channel_id: str, dvr_window_s: float,
            now: datetime | None = None) -> int:
-    """Delete the segments that left the window more than GRACE_S ago; how many."""
+    """Delete the segments that left the window more than GRACE_S ago, but those a
+    clip not yet made needs; how many."""
     now = now or datetime.now(UTC)
     cutoff = (window_start(dvr_window_s, services.settings.live_window_s, now)
               - timedelta(seconds=GRACE_S))
@@ -41,10 +42,12 @@ def expire(services: Services, channel_id: str, dvr_window_s: float,
     removed = 0
     while True:
         with services.db.session() as session:
-            rows = list(session.execute(
-                select(table.seq, table.epoch, table.renditions)
-                .where(table.channel_id == channel_id, table.starts_at < cutoff)
-                .order_by(table.seq).limit(BATCH)))
+            query = (select(table.seq, table.epoch, table.renditions)
+                     .where(table.channel_id == channel_id, table.starts_at < cutoff))
+            held = clips.held_from(session, channel_id)
+            if held is not None:  # a clip waiting to be made still needs them
+                query = query.where(table.seq < held)
+            rows = list(session.execute(query.order_by(table.seq).limit(BATCH)))
         if not rows:
             return removed
         services.storage.delete_keys(

@@ -29,6 +29,7 @@ from sqlalchemy import select
 
 from stb_origin.assets.channels import Channel
 from stb_origin.db.types import ID
+from stb_origin.drm.keys import key_uri
 from stb_origin.live import playlists, retention, urls
 from stb_origin.live.index import LiveSegment
 from stb_origin.live.playlists import Segment
@@ -199,8 +200,7 @@ class LivePlaylists:
             return index.copy()
 
     def _key_uri(self, channel_id: str) -> playlists.KeyUri:
-        base = self._settings.key_uri_base
-        return lambda key_id: f"{base}/keys/{channel_id}/{key_id}"
+        return key_uri(self._settings.key_uri_base, channel_id)
 
     @staticmethod
     def _made(body: str, cache_control: str, last_modified: datetime) -> Generated:

@@ -23,6 +23,7 @@ TABLE_MODULES = (
     "stb_origin.drm.audit",
     "stb_origin.oauth.models",
     "stb_origin.live.index",
+    "stb_origin.live.clips",
     "stb_origin.guide.models",
 )
 

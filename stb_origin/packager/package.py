@@ -42,7 +42,7 @@ from stb_origin.drm.keys import ContentKey
 from stb_origin.packager import playlists
 from stb_origin.packager.codecs import read_codecs
 from stb_origin.packager.encrypt import encrypt_file
-from stb_origin.storage.layout import INIT, MASTER, MEDIA_PLAYLIST
+from stb_origin.storage.layout import INIT, MASTER, MEDIA_PLAYLIST, segment_name
 from stb_origin.transcode.webvtt import Cue, segment_webvtt
 
 KeyUri = Callable[[str], str]
@@ -309,7 +309,7 @@ def _write_track(source: _Source, schedule: Sequence[ContentKey], key_uri: KeyUr
     entries: list[playlists.MediaSegment] = []
     for i, (segment, duration) in enumerate(zip(source.segments, source.durations,
                                                 strict=True)):
-        name = f"seg_{i:05d}{segment.suffix}"
+        name = segment_name(i, segment.suffix)
         sizes.append(encrypt_file(segment, dst / name, schedule[i].key, ivs[i]))
         entries.append(playlists.MediaSegment(name, duration, key_uri(schedule[i].key_id),
                                               ivs[i]))
@@ -331,7 +331,7 @@ def _write_subtitles(sub: SubtitleInput, durations: Sequence[float], mpegts: int
     entries = []
     for i, (text, duration) in enumerate(zip(segment_webvtt(sub.cues, boundaries, mpegts),
                                              durations, strict=True)):
-        name = f"seg_{i:05d}.vtt"
+        name = segment_name(i, ".vtt")
         (dst / name).write_text(text, encoding="utf-8")
         entries.append(playlists.MediaSegment(name, duration, None, None))
     (dst / MEDIA_PLAYLIST).write_text(playlists.media_playlist(entries))

@@ -22,6 +22,11 @@ INIT = "init.mp4"
 IFRAMES = "iframes"
 
 
+def segment_name(index: int, suffix: str) -> str:
+    """A published segment's file name beside its media playlist; suffix: ".ts" ..."""
+    return f"seg_{index:05d}{suffix}"
+
+
 def iframes_name(rendition: str) -> str:
     """The folder of the I-frame track made at a rendition's size."""
     return f"{IFRAMES}_{rendition}"

@@ -11,6 +11,7 @@ from stb_origin.assets import runs
 from stb_origin.assets.causes import failure_cause
 from stb_origin.assets.records import Status
 from stb_origin.db import Database
+from stb_origin.live import clips
 from stb_origin.observability import metrics
 from stb_origin.services import Services, build_services
 from stb_origin.settings import Settings
@@ -38,7 +39,10 @@ def _services() -> Services:
 
 
 def process_asset(asset_id: str) -> str:
-    return pipeline.process(_services(), asset_id)
+    """An uploaded master through the pipeline, or a live-to-VOD clip (``live.clips``):
+    one job function, so the reconciler and retries treat both alike."""
+    services = _services()
+    return pipeline.process(services, asset_id, clips.body_for(services, asset_id))
 
 
 def help_with_spans(asset_id: str, token: int) -> int:
