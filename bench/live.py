@@ -15,12 +15,18 @@ over UDP) and prints a table:
                seconds until the other lists its first segment (--rounds)
     failover   kill the primary source's encoder: seconds until the backup's first
                segment is listed (--rounds)
+    capacity   channels per core: one runner pinned to core 1 keeps N channels on air
+               (passthrough, then a 3-rung 720p ladder at the default preset), fed
+               by cheap senders on core 0 (a 720p H.264 file looped with -c copy);
+               the runner tree's CPU over --capacity-seconds, and whether every
+               channel kept real time (segments listed vs wall clock)
 
     .venv/bin/python bench/live.py                    # every part
     .venv/bin/python bench/live.py render --renders 50
 
 Goals (issue 11): render p99 <= 50 ms; takeover <= 10 s; listing delay plus a
-player's three target durations <= 3 segments + 1 s.
+player's three target durations <= 3 segments + 1 s; >= 50 passthrough channels
+on one core.
 
 Needs: redis-server, ffmpeg; a quiet machine.
 """
@@ -32,6 +38,7 @@ import math
 import os
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +47,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from common import machine_facts, print_table, warn_if_busy
+from common import machine_facts, print_table, process_tree_cpu_s, warn_if_busy
 from servers import REPO, Process, require, start_redis, stb_env
 
 sys.path.insert(0, str(REPO))
@@ -251,6 +258,61 @@ def failover(work: Path, database_url: str | None, rounds: int) -> list[float]:
     return times
 
 
+# -- capacity --------------------------------------------------------------------------
+
+def feed_file(work: Path) -> Path:
+    """20 s of 720p25 H.264 (2-s GOPs) + AAC in MPEG-TS: what a contribution feed is."""
+    path = work / "feed-720p.ts"
+    if not path.exists():
+        work.mkdir(parents=True, exist_ok=True)
+        ffmpeg = require("ffmpeg", "apt-get install -y ffmpeg")
+        subprocess.run([ffmpeg, "-nostdin", "-loglevel", "error", "-y",
+                        "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25:duration=20",
+                        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=20",
+                        "-c:v", "libx264", "-preset", "veryfast", "-b:v", "3M", "-g", "50",
+                        "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k", str(path)],
+                       check=True)
+    return path
+
+
+def capacity(work: Path, database_url: str | None, channels: int, ladder: str | list[int],
+             seconds: float) -> list[object]:
+    taskset = require("taskset", "apt-get install -y util-linux")
+    ffmpeg = require("ffmpeg", "apt-get install -y ffmpeg")
+    feed = feed_file(work.parent / "feed")
+    with stack(work, database_url) as services:
+        logs = services.settings.data_dir / "logs"
+        ids, senders = [], []
+        for n in range(channels):
+            port = free_udp_port()
+            ids.append(add_channel(services, [source(port)], ladder=ladder))
+            senders.append(Process(f"sender-{n}", [
+                taskset, "-c", "0", ffmpeg, "-nostdin", "-loglevel", "error", "-re",
+                "-stream_loop", "-1", "-i", str(feed), "-c", "copy", "-f", "mpegts",
+                f"udp://127.0.0.1:{port}?pkt_size=1316"], logs))
+        one = Process("runner", [taskset, "-c", "1", *CLI, "channel-runner"], logs,
+                      env=stb_env(services.settings.to_env()), cwd=REPO)
+        try:
+            wait("every channel on air", lambda: all(len(segments(services, c)) >= 2
+                                                     for c in ids), timeout=120)
+            before = {c: len(segments(services, c)) for c in ids}
+            cpu_before, started = process_tree_cpu_s(one.pid), time.monotonic()
+            time.sleep(seconds)
+            cpu = process_tree_cpu_s(one.pid) - cpu_before
+            elapsed = time.monotonic() - started
+            listed = [len(segments(services, c)) - before[c] for c in ids]
+        finally:
+            one.stop()
+            for sender in senders:
+                sender.stop()
+    share = cpu / elapsed  # of one core
+    kept = min(listed) / (elapsed / SEGMENT_S)
+    per_channel = share / channels
+    return [ladder if isinstance(ladder, str) else "/".join(f"{h}p" for h in ladder),
+            channels, f"{100 * share:.0f}%", f"{100 * per_channel:.1f}%",
+            f"{1 / per_channel:.0f}" if per_channel > 0 else "-", f"{kept:.2f}"]
+
+
 def _on(services: Services, channel_id: str, source_index: int, after: int = 0) -> bool:
     """Whether source_index is on air and has listed ``after`` segments since it came on."""
     with services.db.session() as session:
@@ -265,11 +327,14 @@ def _on(services: Services, channel_id: str, source_index: int, after: int = 0) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("parts", nargs="*", default=["render", "listing", "takeover", "failover"],
-                        choices=["render", "listing", "takeover", "failover"])
+    parts = ["render", "listing", "takeover", "failover", "capacity"]
+    parser.add_argument("parts", nargs="*", default=parts, choices=parts)
     parser.add_argument("--renders", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--listing-seconds", type=float, default=60)
+    parser.add_argument("--passthrough-channels", type=int, default=50)
+    parser.add_argument("--ladder-channels", type=int, default=1)
+    parser.add_argument("--capacity-seconds", type=float, default=30)
     parser.add_argument("--database-url", default=None, help="default: SQLite (embedded)")
     args = parser.parse_args()
     print(machine_facts())
@@ -295,6 +360,17 @@ def main() -> None:
                   " failover_after_s 2")
             print_table(["rounds", "each", "max"],
                         [[len(took), " ".join(f"{t:.1f}" for t in took), f"{max(took):.1f}"]])
+        if "capacity" in args.parts:
+            print(f"\nchannels on one core (runner pinned to core 1), over"
+                  f" {args.capacity_seconds:g} s, 2 s segments, 720p25 3 Mb/s feeds")
+            print_table(["ladder", "channels", "runner CPU (one core)", "per channel",
+                         "channels per core", "real time kept (min)"],
+                        [capacity(work / "capacity-pass", args.database_url,
+                                  args.passthrough_channels, "passthrough",
+                                  args.capacity_seconds),
+                         capacity(work / "capacity-ladder", args.database_url,
+                                  args.ladder_channels, [720, 540, 432],
+                                  args.capacity_seconds)])
 
 
 if __name__ == "__main__":

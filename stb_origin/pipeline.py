@@ -41,6 +41,7 @@ from stb_origin.packager.package import (
     package,
 )
 from stb_origin.packager.publish import point_master_at, publish
+from stb_origin.queues import enqueue_pipeline
 from stb_origin.services import Services
 from stb_origin.settings import Settings
 from stb_origin.storage import layout
@@ -124,6 +125,17 @@ def _process(services: Services, asset_id: str, body: RunBody) -> str:
         return status or "superseded"
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def queue_run(services: Services, asset_id: str, attempt: int = 1) -> None:
+    """Enqueue the job of an asset the database has just made ``queued``."""
+    try:
+        enqueue_pipeline(services.queue, services.settings, asset_id, attempt)
+    except RedisError as exc:
+        # Nothing is lost: the asset is queued in the database, which is the truth;
+        # the reconciler enqueues its job once Redis answers again.
+        log.warning("job not enqueued; the reconciler will",
+                    extra={"asset_id": asset_id, "error": type(exc).__name__})
 
 
 def remove_work_dirs(settings: Settings, asset_id: str) -> None:

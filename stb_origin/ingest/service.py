@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from stb_origin.accounts import packages as package_records
 from stb_origin.assets.records import Asset
 from stb_origin.db.types import new_id
-from stb_origin.queues import enqueue_pipeline
+from stb_origin.pipeline import queue_run
 from stb_origin.services import Services
 from stb_origin.storage import layout
-
-log = logging.getLogger("stb_origin.ingest")
 
 
 class UnknownPackages(Exception):
@@ -54,14 +49,3 @@ def accept_source(services: Services, path: Path, suffix: str, title: str,
         raise
     queue_run(services, asset_id)
     return body
-
-
-def queue_run(services: Services, asset_id: str, attempt: int = 1) -> None:
-    """Enqueue the job of an asset the database has just made ``queued``."""
-    try:
-        enqueue_pipeline(services.queue, services.settings, asset_id, attempt)
-    except RedisError as exc:
-        # Nothing is lost: the asset is queued in the database, which is the truth;
-        # the reconciler enqueues its job once Redis answers again.
-        log.warning("job not enqueued; the reconciler will",
-                    extra={"asset_id": asset_id, "error": type(exc).__name__})

@@ -15,8 +15,8 @@ from typing import Any
 from stb_origin.assets import records, runs
 from stb_origin.assets.tracks import Kind, Track, of_asset
 from stb_origin.db.types import new_id
-from stb_origin.ingest.service import queue_run
 from stb_origin.ingest.subtitle_files import checked_webvtt, srt_to_webvtt
+from stb_origin.pipeline import queue_run
 from stb_origin.services import Services
 from stb_origin.storage import StorageError, layout
 

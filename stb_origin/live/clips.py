@@ -69,8 +69,8 @@ class Clip(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     def to_json(self) -> dict[str, object]:
-        return {"asset": self.asset_id, "channel": self.channel_id,
-                "start": iso(self.starts_at), "end": iso(self.ends_at)}
+        return {"channel": self.channel_id, "start": iso(self.starts_at),
+                "end": iso(self.ends_at)}
 
 
 def create(session: Session, channel_id: str, start: datetime, end: datetime, title: str,
@@ -96,10 +96,12 @@ def create(session: Session, channel_id: str, start: datetime, end: datetime, ti
     if not rows:
         raise ClipError("the channel retains no segment in that window (it is older than"
                         " the DVR window, or the channel was not on air)")
-    asset = Asset(id=new_id(), title=title, source_key="", status=Status.QUEUED.value)
-    clip = Clip(asset_id=asset.id, channel_id=channel_id, first_seq=rows[0].seq,
+    clip = Clip(asset_id=new_id(), channel_id=channel_id, first_seq=rows[0].seq,
                 last_seq=rows[-1].seq, starts_at=rows[0].starts_at,
                 ends_at=rows[-1].starts_at + timedelta(seconds=rows[-1].duration))
+    # No source file: what it is made of, for GET /v1/assets/{id}.
+    asset = Asset(id=clip.asset_id, title=title, source_key="", status=Status.QUEUED.value,
+                  source={"clip": {**clip.to_json(), "segments": len(rows)}})
     session.add(asset)
     session.flush()
     session.add(clip)
@@ -178,18 +180,17 @@ def make(services: Services, run: runs.Run, _work: Path, check: Callable[[], Non
             segment_uri=lambda _rendition, segment: segment_name(segment.seq, ".ts"))
         services.storage.put_bytes(f"{prefix}{name}/{MEDIA_PLAYLIST}", text.encode(),
                                    content_type(MEDIA_PLAYLIST))
-        facts = described.get(name, {})
+        facts = described.get(name, {})  # as the runner recorded it (it may have gone)
         renditions.append({
-            "name": name, "width": facts.get("width"), "height": facts.get("height"),
-            "codecs": facts.get("codecs"),
+            "type": "video", "name": name, "codecs": facts.get("codecs") or "",
             "bandwidth": peak_bitrate(sizes[name], durations, target),
             "average_bandwidth": int(sum(sizes[name]) * 8 / sum(durations)),
-            "segment_count": len(segments)})
+            "segment_count": len(segments),
+            **{k: facts[k] for k in ("width", "height", "frame_rate") if facts.get(k)}})
     master = playlists.master_playlist(renditions, lambda name: f"{name}/{MEDIA_PLAYLIST}")
     services.storage.put_bytes(prefix + MASTER, master.encode(), content_type(MASTER))
     # Renewed just now: no other run can claim the asset before the master points here.
-    runs.write(services.db, run, duration_s=sum(durations),
-               source={"clip": _clip_json(channel_id, segments)})
+    runs.write(services.db, run, duration_s=sum(durations))
     point_master_at(services.storage, asset_id, version)
     runs.finish(services.db, run, version, renditions,
                 keep_old_s=services.settings.retired_version_keep_s)
@@ -215,13 +216,6 @@ def _copy_segments(services: Services, channel_id: str, rows: list[LiveSegment],
             sizes[name] = [future.result() for future in futures]
             check()  # raises Superseded: a newer run (or a DELETE) has the asset
     return sizes
-
-
-def _clip_json(channel_id: str, segments: list[playlists.Segment]) -> dict[str, object]:
-    last = segments[-1]
-    return {"channel": channel_id, "start": iso(segments[0].starts_at),
-            "end": iso(last.starts_at + timedelta(seconds=last.duration)),
-            "segments": len(segments)}
 
 
 __all__ = ["Clip", "ClipError", "body_for", "create", "held_from", "make"]

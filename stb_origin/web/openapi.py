@@ -232,7 +232,7 @@ def _schemas() -> Json:
                          "items": {"enum": ["PQ", "HLG"]},
                          "description": "HDR the screen shows (PQ: HDR10); none: SDR only"},
     }, required=[])
-    return {
+    schemas: Json = {
         "Error": _object({"error": error_detail}),
         "OAuthError": _object({
             "error": {"type": "string", "enum": [
@@ -415,6 +415,23 @@ def _schemas() -> Json:
             "user_code": {"type": "string"},
             "decision": {"type": "string", "enum": ["approve", "deny"]},
         }, required=["csrf_token", "action"], closed=False),
+    }
+    return {**schemas, **_clip_schemas(schemas["Asset"])}
+
+
+def _clip_schemas(asset: Json) -> Json:
+    window = _object({"channel": ID, "start": TIME, "end": TIME})
+    return {
+        "ClipRequest": _object({
+            "start": {**TIME, "description": "with an offset; the clip starts with the"
+                                             " segment running then"},
+            "end": {**TIME, "description": "not in the future; the clip ends with the"
+                                           " segment running then"},
+            "title": {"type": "string", "minLength": 1, "maxLength": 500},
+        }),
+        # The new asset, and the window it was cut to (on segment boundaries).
+        "ClipAsset": {**asset, "properties": {**asset["properties"], "clip": window},
+                      "required": [*asset["required"], "clip"]},
     }
 
 
@@ -607,6 +624,21 @@ def _assets() -> Json:
             "get": _api("The asset's sidecar tracks, oldest first", ("assets:read",), tags=tags,
                         errors=(404,),
                         ok={"200": _answer("its tracks", _ref("TrackList"), headers=NO_STORE)}),
+        },
+        "/v1/channels/{channel_id}/clips": {
+            "parameters": [_path_param("channel_id", "the channel's id", ID)],
+            "post": _api(
+                "Make an asset of a window of a channel's DVR (live-to-VOD)",
+                ("assets:write",), tags=tags, errors=(404, *_JSON_BODY_ERRORS),
+                body=_json_body("ClipRequest"),
+                description="Cut on segment boundaries and made without re-encoding by"
+                            " a worker, like an upload's run: follow it at"
+                            " /v1/assets/{id}. It joins the channel's packages and"
+                            " outlives the DVR window. 400 when the window is not"
+                            " retained (older than the DVR window), ends in the future"
+                            " or lasts over 12 hours.",
+                ok={"202": _answer("queued", _ref("ClipAsset"),
+                                   headers={**NO_STORE, **LOCATION})}),
         },
         "/v1/assets/{asset_id}/tracks/{track_id}": {
             "parameters": [asset_id, _path_param("track_id", "the track's id", ID)],

@@ -3,6 +3,7 @@ like uploads and outlive the DVR window; bad windows are refused."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ import httpx
 import m3u8
 import pytest
 
+from stb_origin.accounts import packages
 from stb_origin.assets import runs
 from stb_origin.assets.records import Asset
 from stb_origin.live import clips, retention, urls
@@ -220,3 +222,89 @@ def test_a_superseded_clip_run_publishes_nothing_and_the_next_run_makes_it(
     runs.put_back(services.db, asset_id)
     assert process(services, asset_id, clips.body_for(services, asset_id)) == "ready"
     assert services.storage.get_bytes(master_key(asset_id)).startswith(b"#EXTM3U")
+
+
+# --- POST /v1/channels/{channel_id}/clips -----------------------------------------
+
+def _post(api: str, token: str | None, channel_id: str, body: object,
+          content_type: str = "application/json") -> httpx.Response:
+    headers = {"Content-Type": content_type}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return httpx.post(f"{api}/v1/channels/{channel_id}/clips", content=data, headers=headers,
+                      timeout=10)
+
+
+def test_the_api_queues_a_clip_in_the_channel_s_packages(services: Services, api: str) -> None:
+    channel_id = live.add_channel(services, ["udp://127.0.0.1:1234"])
+    with services.db.session() as session:
+        packages.create_package(session, "sports")
+        packages.set_channel_packages(session, channel_id, ["sports"])
+    _index(services, channel_id, 10)
+    token = services.signer.issue(["assets:write"])
+    response = _post(api, token, channel_id, {
+        "start": "2026-12-01T21:00:03+01:00", "end": "2026-12-01T20:00:08Z",
+        "title": "<script>alert(1)</script>"})
+
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert response.headers["location"] == f"/v1/assets/{body['id']}"
+    assert response.headers["cache-control"] == "no-store"
+    assert body["status"] == "queued" and body["title"] == "<script>alert(1)</script>"
+    assert body["clip"] == {"channel": channel_id, "start": "2026-12-01T20:00:02+00:00",
+                            "end": "2026-12-01T20:00:08+00:00"}
+    with services.db.session() as session:
+        assert packages.read_packages_holding(session, body["id"]) == {"sports"}
+    assert services.queue.count == 1  # its run is queued like an upload's
+
+
+@pytest.mark.parametrize(("body", "status", "message"), [
+    ({"start": "2026-12-01T20:00:08Z", "end": "2026-12-01T20:00:02Z", "title": "x"}, 400,
+     "end must be after start"),
+    ({"start": "2026-12-01T20:00:02", "end": "2026-12-01T20:00:08Z", "title": "x"}, 400,
+     "ISO 8601 time with an offset"),
+    ({"start": 5, "end": "2026-12-01T20:00:08Z", "title": "x"}, 400, "expected a string"),
+    ({"end": "2026-12-01T20:00:08Z", "title": "x"}, 400, "start and end are required"),
+    ({"start": "2026-12-01T20:00:02Z", "end": "2026-12-01T20:00:08Z"}, 400, "title"),
+    ({"start": "2026-12-01T20:00:02Z", "end": "2026-12-01T20:00:08Z", "title": " "}, 400,
+     "title: 1 to 500"),
+    ({"start": "2026-12-01T20:00:02Z", "end": "2026-12-01T20:00:08Z", "title": "x" * 501},
+     400, "title: 1 to 500"),
+    ({"start": "2026-12-01T20:00:02Z", "end": "2026-12-01T20:00:08Z", "title": "x",
+      "channel": "y"}, 400, "unknown field"),
+    ({"start": "2025-01-01T00:00:00Z", "end": "2025-01-01T00:10:00Z", "title": "x"}, 400,
+     "retains no segment"),
+    ({"start": "2026-12-01T20:00:02Z", "end": "2099-01-01T00:00:00Z", "title": "x"}, 400,
+     "at most 12 hours"),
+    (b"[1, 2]", 400, "a JSON object"),
+    (b"{\"start\": ", 400, "not valid JSON"),
+])
+def test_the_api_refuses_a_bad_clip_request_and_queues_nothing(
+        services: Services, api: str, body: object, status: int, message: str) -> None:
+    channel_id = live.add_channel(services, ["udp://127.0.0.1:1234"])
+    _index(services, channel_id, 10)
+    response = _post(api, services.signer.issue(["assets:write"]), channel_id, body)
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]["message"]
+    with services.db.session() as session:
+        assert session.query(Asset).count() == 0
+    assert services.queue.count == 0
+
+
+def test_the_api_wants_a_token_with_assets_write_and_a_real_channel(
+        services: Services, api: str) -> None:
+    channel_id = live.add_channel(services, ["udp://127.0.0.1:1234"])
+    _index(services, channel_id, 10)
+    body = {"start": "2026-12-01T20:00:02Z", "end": "2026-12-01T20:00:08Z", "title": "x"}
+    assert _post(api, None, channel_id, body).status_code == 401
+    assert _post(api, "forged.token.value", channel_id, body).status_code == 401
+    expired = services.signer.issue(["assets:write"], ttl_s=-60)
+    assert _post(api, expired, channel_id, body).status_code == 401
+    assert _post(api, services.signer.issue(["playback"]), channel_id, body).status_code == 403
+    writer = services.signer.issue(["assets:write"])
+    assert _post(api, writer, "f" * 32, body).status_code == 404
+    assert _post(api, writer, "..%2F..%2Fetc", body).status_code == 404
+    assert _post(api, writer, channel_id, body, content_type="text/plain").status_code == 415
+    with services.db.session() as session:
+        assert session.query(Asset).count() == 0
