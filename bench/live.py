@@ -15,6 +15,10 @@ over UDP) and prints a table:
                seconds until the other lists its first segment (--rounds)
     failover   kill the primary source's encoder: seconds until the backup's first
                segment is listed (--rounds)
+    zap        channel change in hls.js (headless Chromium) through the project's
+               nginx edge (deploy/cdn/nginx.conf): --channels live 360p channels on
+               one runner, --zaps changes from one to the next, each watched 3 s;
+               ms from the change to the new channel's first frame on screen
     capacity   channels per core: one runner pinned to core 1 keeps N channels on air
                (passthrough, then a 3-rung 720p ladder at the default preset), fed
                by cheap senders on core 0 (a 720p H.264 file looped with -c copy);
@@ -25,8 +29,8 @@ over UDP) and prints a table:
     .venv/bin/python bench/live.py render --renders 50
 
 Goals (issue 11): render p99 <= 50 ms; takeover <= 10 s; listing delay plus a
-player's three target durations <= 3 segments + 1 s; >= 50 passthrough channels
-on one core.
+player's three target durations <= 3 segments + 1 s; channel change p50 <= 1 s
+on loopback; >= 50 passthrough channels on one core.
 
 Needs: redis-server, ffmpeg; a quiet machine.
 """
@@ -48,7 +52,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from common import machine_facts, print_table, process_tree_cpu_s, warn_if_busy
-from servers import REPO, Process, require, start_redis, stb_env
+from servers import REPO, Process, require, start_redis, start_uvicorn, stb_env
 
 sys.path.insert(0, str(REPO))
 
@@ -87,8 +91,8 @@ def stack(work: Path, database_url: str | None, **fields: object) -> Iterator[Se
 def add_channel(services: Services, sources: list[str], **fields: object) -> str:
     channel_id = new_id()
     with services.db.session() as session:
-        session.add(Channel(id=channel_id, name="bench", sources=sources, ladder=[360],
-                            segment_s=SEGMENT_S, **fields))
+        session.add(Channel(id=channel_id, name="bench", sources=sources,
+                            **{"ladder": [360], "segment_s": SEGMENT_S, **fields}))
     return channel_id
 
 
@@ -258,6 +262,62 @@ def failover(work: Path, database_url: str | None, rounds: int) -> list[float]:
     return times
 
 
+# -- zap -------------------------------------------------------------------------------
+
+PLAYER = REPO / "tests" / "player"
+HLS_JS = PLAYER / "node_modules" / "hls.js" / "dist" / "hls.min.js"
+CHROMIUM = "/usr/bin/chromium"
+
+
+def zap(work: Path, database_url: str | None, channels: int, zaps: int) -> list[float]:
+    require("nginx", "apt-get install -y nginx libnginx-mod-http-js")
+    if not Path(CHROMIUM).exists():
+        raise SystemExit("chromium not found: apt-get install -y chromium")
+    if not HLS_JS.exists():
+        raise SystemExit(f"hls.js not found: (cd {PLAYER} && npm ci)")
+    from playwright.sync_api import sync_playwright
+
+    from tests.cdn.nginx import Nginx
+
+    times: list[float] = []
+    with stack(work, database_url) as services:
+        logs = services.settings.data_dir / "logs"
+        ports = [free_udp_port() for _ in range(channels)]
+        ids = [add_channel(services, [source(port)]) for port in ports]
+        feeds = [encoder(port, logs, f"encoder-{n}") for n, port in enumerate(ports)]
+        one = runner(services, "runner")
+        origin, origin_port = start_uvicorn(stb_env(services.settings.to_env()), logs)
+        edge = Nginx(work / "edge", f"127.0.0.1:{origin_port}").start()
+        token = services.signer.issue(["playback"])
+        try:
+            wait("every channel on air", lambda: all(len(segments(services, c)) >= 3
+                                                     for c in ids), timeout=120)
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(
+                    executable_path=CHROMIUM, args=["--autoplay-policy=no-user-gesture-required"])
+                page = browser.new_page()
+                page.goto(edge.base_url + "/hls/0/player")  # a 404 of the edge's origin
+                page.set_content((PLAYER / "zap.html").read_text())
+                page.add_script_tag(path=str(HLS_JS))
+                for n in range(zaps + 1):
+                    src = f"{edge.base_url}/hls/{ids[n % channels]}/live/master.m3u8"
+                    result = page.evaluate("([src, token]) => zap(src, token, 20000)",
+                                           [src, token])
+                    if "error" in result:
+                        raise SystemExit(f"zap {n}: {result['error']}")
+                    if n:  # the first start warms the browser up: not a change
+                        times.append(result["firstFrame"])
+                    time.sleep(3)
+                browser.close()
+        finally:
+            edge.stop()
+            origin.stop()
+            one.stop()
+            for feed in feeds:
+                feed.stop()
+    return times
+
+
 # -- capacity --------------------------------------------------------------------------
 
 def feed_file(work: Path) -> Path:
@@ -327,11 +387,13 @@ def _on(services: Services, channel_id: str, source_index: int, after: int = 0) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parts = ["render", "listing", "takeover", "failover", "capacity"]
+    parts = ["render", "listing", "takeover", "failover", "zap", "capacity"]
     parser.add_argument("parts", nargs="*", default=parts, choices=parts)
     parser.add_argument("--renders", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--listing-seconds", type=float, default=60)
+    parser.add_argument("--channels", type=int, default=3, help="zap: channels on air")
+    parser.add_argument("--zaps", type=int, default=20)
     parser.add_argument("--passthrough-channels", type=int, default=50)
     parser.add_argument("--ladder-channels", type=int, default=1)
     parser.add_argument("--capacity-seconds", type=float, default=30)
@@ -360,6 +422,13 @@ def main() -> None:
                   " failover_after_s 2")
             print_table(["rounds", "each", "max"],
                         [[len(took), " ".join(f"{t:.1f}" for t in took), f"{max(took):.1f}"]])
+        if "zap" in args.parts:
+            took = zap(work / "zap", args.database_url, args.channels, args.zaps)
+            print(f"\nchannel change to the first frame in hls.js through the edge (ms),"
+                  f" {args.channels} channels, 2 s segments")
+            print_table(["changes", "p50", "p90", "max"],
+                        [[len(took), f"{percentile(took, 50):.0f}",
+                          f"{percentile(took, 90):.0f}", f"{max(took):.0f}"]])
         if "capacity" in args.parts:
             print(f"\nchannels on one core (runner pinned to core 1), over"
                   f" {args.capacity_seconds:g} s, 2 s segments, 720p25 3 Mb/s feeds")

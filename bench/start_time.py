@@ -39,7 +39,6 @@ import shutil
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,7 @@ from servers import Nginx, Process, free_port, require, start_redis, start_uvico
 
 from stb_origin.auth.tokens import load_signer
 from stb_origin.drm import keystore
-from stb_origin.drm.keys import generate_key
+from stb_origin.drm.keys import generate_key, key_uri
 from stb_origin.envelope import Envelope, load_kek
 from stb_origin.migrations import open_database
 from stb_origin.packager.package import VariantInput, count_segments, keys_needed, package
@@ -147,7 +146,7 @@ def build(variants: list[Variant], clip: Path, base: Settings, preset: str) -> l
         shutil.rmtree(packaged, ignore_errors=True)
         variants_in = [VariantInput(r.name, r.width, r.height, ladder.fps)
                        for r in ladder.renditions]
-        result = package(work, variants_in, keys, _key_uri(asset_id),
+        result = package(work, variants_in, keys, key_uri("", asset_id),
                          settings.key_rotation_segments, packaged,
                          iframes=[VariantInput(t.name, t.width, t.height, ladder.fps)
                                   for t in ladder.iframes],
@@ -166,10 +165,6 @@ def build(variants: list[Variant], clip: Path, base: Settings, preset: str) -> l
             (packaged / order[0] / "index.m3u8").stat().st_size))
     db.dispose()
     return published
-
-
-def _key_uri(asset_id: str) -> Callable[[str], str]:
-    return lambda key_id: f"/keys/{asset_id}/{key_id}"
 
 
 # The CDN ------------------------------------------------------------------------------------
