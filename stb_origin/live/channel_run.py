@@ -195,6 +195,21 @@ class ChannelRun:
             if self._probe is not None:
                 self._probe.cancel()
             shutil.rmtree(work, ignore_errors=True)
+            self._purge_if_deleted()
+
+    def _purge_if_deleted(self) -> None:
+        """The channel deleted under this run (which may have stored a segment after the
+        API removed its objects): now that the run writes nothing more, remove them."""
+        try:
+            with self._services.db.session() as session:
+                if session.get(Channel, self.channel_id) is not None:
+                    return
+            removed = retention.purge(self._services, self.channel_id)
+            log.info("channel deleted; its objects removed",
+                     extra={"channel_id": self.channel_id, "objects": removed})
+        except Exception:  # noqa: BLE001 - the API's own pass removed what it saw
+            log.warning("could not remove a deleted channel's objects",
+                        extra={"channel_id": self.channel_id}, exc_info=True)
 
     def _report_failure(self, message: str) -> None:
         try:
