@@ -4,6 +4,7 @@ any database work, and turned into the Channel columns it sets."""
 from __future__ import annotations
 
 import math
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,7 +72,7 @@ def _name(value: object) -> str:
         raise _bad("name: expected a string")
     if not value.strip() or len(value) > MAX_NAME:
         raise _bad(f"name: 1 to {MAX_NAME} characters, not only spaces")
-    if not value.isprintable():
+    if any(unicodedata.category(c) == "Cc" for c in value):
         # Stored as given, shown escaped; but a NUL or a line break in a name is a
         # mistake (and PostgreSQL refuses NUL in text).
         raise _bad("name: control characters (line breaks, tabs, NUL...) are not allowed")
