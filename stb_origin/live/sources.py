@@ -15,7 +15,9 @@ own I/O time-out (ffmpeg 5.1, ``ffmpeg -h protocol=NAME``): ``timeout`` (µs)
 for udp and srt, the generic ``rw_timeout`` (µs) for rtmp and http, which the
 HLS demuxer hands on to every playlist and segment it opens. ``timeout`` is no
 I/O time-out for rtmp: there it means "listen for a publisher", so it is never
-given. (The runner also replaces an ffmpeg that lists no segment for a while:
+given. The RTP demuxer opens its URL without the command line's options, so
+rtp gets ``timeout=`` in its URL instead. An SRT listener waits for its caller
+as long as it takes. (The runner also replaces an ffmpeg that lists no segment for a while:
 these time-outs only make a dead pull end sooner and visibly.)
 
 Secrets ride in source URLs (user:password@, SRT's ``passphrase=``, tokens in
@@ -180,9 +182,10 @@ def input_args(url: str) -> list[str]:
     if source.scheme == "udp":
         options = ["-timeout", str(IO_TIMEOUT_US), "-overrun_nonfatal", "1"]
     elif source.scheme == "rtp":
-        # The RTP demuxer reads through its own sockets: its wait for the first
-        # packet is listen_timeout (seconds).
-        options = ["-listen_timeout", str(IO_TIMEOUT_US // 1_000_000)]
+        # The RTP demuxer opens the URL with options of its own, not ours: the wait for
+        # the first packet is bounded only by the URL's own timeout= (a later silence is
+        # the runner's to notice).
+        return [*whitelist, "-i", _with_option(source.url, "timeout", str(IO_TIMEOUT_US))]
     elif source.scheme == "srt":
         options = ["-timeout", str(IO_TIMEOUT_US)]
     elif source.scheme in ("rtmp", "rtmps"):
@@ -191,6 +194,12 @@ def input_args(url: str) -> list[str]:
         options = ["-f", "hls", "-rw_timeout", str(IO_TIMEOUT_US),
                    "-m3u8_hold_counters", str(HLS_HOLD_RELOADS)]
     return [*whitelist, *options, "-i", source.url]
+
+
+def _with_option(url: str, name: str, value: str) -> str:
+    if name in dict(parse_qsl(urlsplit(url).query)):
+        return url
+    return f"{url}{'&' if '?' in url else '?'}{name}={value}"
 
 
 def redacted(url: object) -> str:

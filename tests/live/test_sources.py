@@ -140,8 +140,12 @@ def test_ffmpeg_gets_only_the_protocols_each_scheme_needs_and_an_io_timeout() ->
     udp = options("udp://127.0.0.1:5000")
     assert udp["-protocol_whitelist"] == "udp"
     assert udp["-timeout"] == "5000000" and udp["-overrun_nonfatal"] == "1"
-    rtp = options("rtp://127.0.0.1:5004")
-    assert rtp["-protocol_whitelist"] == "rtp,udp" and rtp["-listen_timeout"] == "5"
+    # The RTP demuxer reads no command-line time-out: it goes in the URL, unless given.
+    assert input_args("rtp://127.0.0.1:5004") == [
+        "-protocol_whitelist", "rtp,udp", "-i", "rtp://127.0.0.1:5004?timeout=5000000"]
+    assert input_args("rtp://127.0.0.1:5004?localrtpport=5004")[-1] == (
+        "rtp://127.0.0.1:5004?localrtpport=5004&timeout=5000000")
+    assert input_args("rtp://127.0.0.1:5004?timeout=1")[-1] == "rtp://127.0.0.1:5004?timeout=1"
     srt = options("srt://127.0.0.1:9000?mode=listener")
     assert srt["-protocol_whitelist"] == "srt" and srt["-timeout"] == "5000000"
     rtmp = options("rtmp://media.example.com/live/a")
