@@ -181,7 +181,7 @@ class ChannelRun:
         try:
             self._run(work)
         except Superseded:
-            log.warning("channel taken over by another runner",
+            log.warning("channel taken over by another runner, or deleted",
                         extra={"channel_id": self.channel_id, "epoch": self.epoch})
         except SourceError as exc:
             # A row written around the API's checks: say which rule, never the URL.
