@@ -20,6 +20,7 @@ from stb_origin.guide import routes as guide_routes
 from stb_origin.guide.sources import GuidePoller
 from stb_origin.ingest import routes as ingest_routes
 from stb_origin.live import clip_routes
+from stb_origin.live import routes as channel_routes
 from stb_origin.live.served import LivePlaylists
 from stb_origin.oauth import routes as oauth_routes
 from stb_origin.observability import logs
@@ -89,8 +90,8 @@ def create_app(services: Services) -> Starlette:
                 *key_routes.ROUTES,
                 *health.ROUTES, *metrics_endpoint.routes(services),
                 *ingest_routes.ROUTES, *account_routes.ROUTES,
-                *oauth_routes.ROUTES, *playback_routes.ROUTES, *guide_routes.ROUTES,
-                *clip_routes.ROUTES,
+                *oauth_routes.ROUTES, *playback_routes.ROUTES, *channel_routes.ROUTES,
+                *clip_routes.ROUTES, *guide_routes.ROUTES,
                 *openapi.routes()],
         middleware=[Middleware(AccessLog)],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

@@ -75,6 +75,7 @@ class Channel(Base):
             "dvr_window_seconds": self.dvr_window_s,
             "key_rotation_seconds": self.key_rotation_s,
             "failover_after_seconds": self.failover_after_s,
+            "revision": self.revision,
             "status": self.status,
             "active_source": self.active_source,
             "input_bitrate": self.input_bitrate,

@@ -36,6 +36,7 @@ from stb_origin.assets.channels import PASSTHROUGH, Channel, ChannelStatus
 from stb_origin.live import encoder, retention
 from stb_origin.live.encoder import Done, LiveRung
 from stb_origin.live.publisher import Publisher, Superseded, next_position
+from stb_origin.live.sources import SourceError, redacted
 from stb_origin.observability import metrics
 from stb_origin.packager.codecs import CodecError, ts_codecs
 from stb_origin.services import Services
@@ -180,19 +181,42 @@ class ChannelRun:
         try:
             self._run(work)
         except Superseded:
-            log.warning("channel taken over by another runner",
+            log.warning("channel taken over by another runner, or deleted",
                         extra={"channel_id": self.channel_id, "epoch": self.epoch})
+        except SourceError as exc:
+            # A row written around the API's checks: say which rule, never the URL.
+            log.error("channel has a source that is not accepted",
+                      extra={"channel_id": self.channel_id, "reason": str(exc)})
+            self._report_failure(f"a source is not accepted: {exc}")
         except Exception as exc:
             log.exception("channel run failed", extra={"channel_id": self.channel_id})
-            try:
-                self._publisher(1).report(status=ChannelStatus.FAILED.value,
-                                          error_message=f"the runner failed: {type(exc).__name__}")
-            except Exception:  # noqa: BLE001 - the run is over either way
-                log.warning("could not report the failure", extra={"channel_id": self.channel_id})
+            self._report_failure(f"the runner failed: {type(exc).__name__}")
         finally:
             if self._probe is not None:
                 self._probe.cancel()
             shutil.rmtree(work, ignore_errors=True)
+            self._purge_if_deleted()
+
+    def _purge_if_deleted(self) -> None:
+        """The channel deleted under this run (which may have stored a segment after the
+        API removed its objects): now that the run writes nothing more, remove them."""
+        try:
+            with self._services.db.session() as session:
+                if session.get(Channel, self.channel_id) is not None:
+                    return
+            removed = retention.purge(self._services, self.channel_id)
+            log.info("channel deleted; its objects removed",
+                     extra={"channel_id": self.channel_id, "objects": removed})
+        except Exception:  # noqa: BLE001 - the API's own pass removed what it saw
+            log.warning("could not remove a deleted channel's objects",
+                        extra={"channel_id": self.channel_id}, exc_info=True)
+
+    def _report_failure(self, message: str) -> None:
+        try:
+            self._publisher(1).report(status=ChannelStatus.FAILED.value,
+                                      error_message=message[:500])
+        except Exception:  # noqa: BLE001 - the run is over either way
+            log.warning("could not report the failure", extra={"channel_id": self.channel_id})
 
     def _publisher(self, key_rotation_s: int) -> Publisher:
         return Publisher(self._services, self.channel_id, self.epoch, key_rotation_s)
@@ -219,7 +243,8 @@ class ChannelRun:
                     nxt = _next_source(on_air.source, len(config.sources))
                     log.warning("what is on air failed; switching", extra={
                         "channel_id": self.channel_id, "source": on_air.source,
-                        "next": nxt, "reason": failure})
+                        "url": _shown(config, on_air.source), "next": nxt,
+                        "next_url": _shown(config, nxt), "reason": failure})
                     metrics.LIVE_SWITCHES.inc(self._services.redis,
                                               reason="slate" if nxt == SLATE else "failover")
                     on_air = self._switch(on_air, config, rungs, nxt, work)
@@ -227,7 +252,8 @@ class ChannelRun:
                 back = self._better_source(on_air, config)
                 if back is not None:
                     log.info("a better source is stable again; switching back",
-                             extra={"channel_id": self.channel_id, "source": back})
+                             extra={"channel_id": self.channel_id, "source": back,
+                                    "url": _shown(config, back)})
                     metrics.LIVE_SWITCHES.inc(self._services.redis, reason="back")
                     on_air = self._switch(on_air, config, rungs, back, work)
                     continue
@@ -381,6 +407,11 @@ class ChannelRun:
         on_air.last_new = time.monotonic()
         metrics.LIVE_SEGMENTS.inc(self._services.redis,
                                   on_air="slate" if on_air.source == SLATE else "source")
+
+
+def _shown(config: Config, source: int) -> str | None:
+    """A source as logs may show it (secrets redacted); None for the slate."""
+    return None if source == SLATE else redacted(config.sources[source])
 
 
 def _next_source(current: int, count: int) -> int:

@@ -26,6 +26,9 @@ LIST_NAME = "segments.csv"
 AUDIO_BITRATE = 128_000
 FRAME_RATE = 25  # of the slate; sources keep their own
 PASSTHROUGH_RENDITION = "source"
+# The rung heights a channel's ladder may name: the VOD ladder's, whose bit rates
+# ``rungs_for`` takes (2160p is no live rung: no core encodes it in real time).
+HEIGHTS = tuple(r.height for r in DEFAULT_RUNGS)
 # Before a live input: find its streams within a second (ffmpeg's 5 s default
 # would hold the first segment back, then burst the backlog), and drop what is
 # corrupt rather than stop on it.

@@ -8,9 +8,9 @@ lost the channel lists nothing; what it stored under its own epoch's names is
 never listed and goes with retention.
 
 Keys rotate with wall-clock time: a new key for every ``key_rotation_s`` period
-of the segments' program date-times (and for every run), stored wrapped in the
-key store under the channel's id before the first segment that uses it is
-listed, so the key path finds it by the time a player asks.
+of the segments' program date-times (and for every run; 0: one key a run),
+stored wrapped in the key store under the channel's id before the first segment
+that uses it is listed, so the key path finds it by the time a player asks.
 """
 
 from __future__ import annotations
@@ -108,7 +108,8 @@ class Publisher:
             raise Superseded(self.channel_id)
 
     def _key_for(self, starts_at: datetime) -> ContentKey:
-        period = int(starts_at.timestamp()) // self._rotation_s
+        # 0: one key for the whole run.
+        period = int(starts_at.timestamp()) // self._rotation_s if self._rotation_s else 0
         if self._key is None or period != self._key_period:
             key = generate_key()
             with self._services.db.session() as session:

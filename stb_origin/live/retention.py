@@ -1,5 +1,6 @@
-"""What leaves a channel's storage: segments past its DVR window, and the unlisted
-leftovers of a runner that died while it published.
+"""What leaves a channel's storage: segments past its DVR window, the unlisted
+leftovers of a runner that died while it published, and everything once the
+channel is deleted.
 
 A segment goes ``GRACE_S`` after it left the window (the longer of the DVR window
 and the live window): the playlists list nothing outside the window
@@ -16,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select
 
+from stb_origin.drm import keystore
 from stb_origin.live import clips, urls
 from stb_origin.live.index import LiveSegment
 from stb_origin.services import Services
@@ -70,3 +72,13 @@ def sweep_unlisted(services: Services, channel_id: str, from_seq: int) -> int:
         if match is not None and int(match[2]) >= from_seq:
             stale.append(key)
     return services.storage.delete_keys(stale)
+
+
+def purge(services: Services, channel_id: str) -> int:
+    """A deleted channel's objects and content keys (its rows went with its row); how
+    many objects. Both the API and the channel's last run call it: the run may have
+    stored a segment after the API's pass, and purges once it has stopped writing."""
+    removed = services.storage.delete_prefix(asset_prefix(channel_id))
+    with services.db.session() as session:
+        keystore.delete_for_asset(session, channel_id)
+    return removed

@@ -348,6 +348,7 @@ def _schemas() -> Json:
             "expires_at": _nullable({**TIME, "description": "null when URLs are not signed"}),
         }),
         **_guide_schemas(),
+        **_channel_schemas(),
         "Health": _object({"status": {"type": "string", "enum": ["ok"]}}),
         "Readiness": _object({
             "status": {"type": "string", "enum": ["ready", "unavailable"]},
@@ -501,6 +502,77 @@ def _guide_schemas() -> Json:
                                    "created_at": TIME}),
         "ChannelMappingPage": _page_of("ChannelMapping"),
         "NewChannelMapping": _object({"channel": ID}),
+    }
+
+
+# What POST and PATCH /v1/channels take (stb_origin.live.channel_body checks the same).
+LADDER_HEIGHTS = [1080, 720, 540, 432, 360, 234]
+
+
+def _channel_schemas() -> Json:
+    ladder = {"oneOf": [
+        {"enum": ["auto", "passthrough"]},
+        {"type": "array", "minItems": 1, "maxItems": len(LADDER_HEIGHTS),
+         "items": {"enum": LADDER_HEIGHTS}}],
+        "description": "`auto`: rungs from a probe of the source (up to three, none taller);"
+                       " `passthrough`: the source repackaged as it is; or rung heights,"
+                       " tallest first"}
+    source = {"type": "string", "minLength": 1, "maxLength": 2000, "description": (
+        "udp://host:port, rtp://host:port (MPEG-TS, unicast or multicast), srt://host:port"
+        " (?mode=caller|listener|rendezvous, passphrase, latency...), rtmp:// or rtmps://"
+        " (pulled from a server), http(s):// to an HLS playlist (.m3u8). Nothing else:"
+        " file:, concat:, subfile:, pipe:, data:, hls+..., tcp: are refused")}
+    fields = {
+        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "number": {**_nullable({"type": "integer", "minimum": 1, "maximum": 99999}),
+                   "description": "unique; null: none"},
+        "sources": {"type": "array", "minItems": 1, "maxItems": 8, "items": source,
+                    "description": "the primary first, then the backups in the order they"
+                                   " are tried"},
+        "ladder": ladder,
+        "segment_seconds": {"type": "number", "minimum": 1, "maximum": 10,
+                            "description": "default 2"},
+        "dvr_window_seconds": {"type": "integer", "minimum": 0, "maximum": 604800,
+                               "description": "how far back start-over and catch-up reach;"
+                                              " default 14400 (4 hours)"},
+        "key_rotation_seconds": {"type": "integer", "anyOf": [
+            {"const": 0}, {"minimum": 60, "maximum": 86400}],
+            "description": "a new content key every period; 0: one key (per encoder run);"
+                           " default 600"},
+        "failover_after_seconds": {"type": "number", "minimum": 2, "maximum": 60,
+                                   "description": "a source silent this long is switched"
+                                                  " from; default 6"},
+        "packages": {"type": "array", "maxItems": 100, "items": {"type": "string"},
+                     "description": "the packages that hold the channel (they entitle it);"
+                                    " on a change, exactly these"},
+    }
+    return {
+        "Channel": _object({
+            "id": ID, "name": {"type": "string"}, "number": _nullable({"type": "integer"}),
+            "sources": {"type": "array", "items": {"type": "string"}},
+            "ladder": {"oneOf": [{"type": "string"},
+                                 {"type": "array", "items": {"type": "integer"}}]},
+            "segment_seconds": {"type": "number"}, "dvr_window_seconds": {"type": "integer"},
+            "key_rotation_seconds": {"type": "integer"},
+            "failover_after_seconds": {"type": "number"},
+            "revision": {"type": "integer", "description": "moves on every change a runner"
+                         " acts on: it restarts the channel's encoder"},
+            "status": {"enum": ["starting", "live", "no_signal", "failed"],
+                       "description": "no_signal: every source is gone, the slate is on air"},
+            "active_source": _nullable({"type": "integer", "description": (
+                "index in sources of what is on air; null: the slate, or not started")}),
+            "input_bitrate": _nullable({"type": "integer",
+                                        "description": "bits per second, last segment"}),
+            "last_segment_at": _nullable(TIME),
+            "error": _nullable({"type": "string", "description": "what is wrong, in words"}),
+            "created_at": TIME, "updated_at": TIME,
+            "packages": {"type": "array", "items": {"type": "string"}},
+            "playback": _object({"hls": {"type": "string",
+                                         "description": "the live master playlist"}}),
+        }),
+        "ChannelPage": _page_of("Channel"),
+        "NewChannel": _object(fields, required=["name", "sources"]),
+        "ChannelChange": _object(fields, required=[]),
     }
 
 
@@ -979,6 +1051,45 @@ def _oauth() -> Json:
     }
 
 
+def _channels() -> Json:
+    tags, admin = ["channels"], ("admin",)
+    channel_id = _path_param("channel_id", "the channel's id", ID)
+
+    def found(status: str = "200", description: str = "found") -> Json:
+        return {status: _answer(description, _ref("Channel"), headers=NO_STORE)}
+
+    return {
+        "/v1/channels": {
+            "post": _api("Create a live channel", admin, tags=tags,
+                         errors=(*_JSON_BODY_ERRORS, 409), body=_json_body("NewChannel"),
+                         description="A runner picks it up within a second or two. 400 names"
+                                     " the field and the rule (a source URL is never repeated"
+                                     " back); 409: the number is taken.",
+                         ok={"201": _answer("created", _ref("Channel"),
+                                            headers={**NO_STORE, **LOCATION})}),
+            "get": _api("List channels by number (those without one last), then id", admin,
+                        tags=tags, errors=(400,), parameters=_page_params(),
+                        ok={"200": _answer("a page", _ref("ChannelPage"), headers=NO_STORE)}),
+        },
+        "/v1/channels/{channel_id}": {
+            "parameters": [channel_id],
+            "get": _api("A channel, its status and its playback URL", admin, tags=tags,
+                        errors=(404,), ok=found()),
+            "patch": _api("Change a channel", admin, tags=tags,
+                          errors=(*_JSON_BODY_ERRORS, 404, 409),
+                          body=_json_body("ChannelChange"),
+                          description="A change of sources, ladder, durations, DVR window or"
+                                      " key rotation moves `revision` on: the runner restarts"
+                                      " the encoder (a discontinuity). Name, number and"
+                                      " packages change without a restart.",
+                          ok=found(description="changed")),
+            "delete": _api("Delete a channel: it stops, its segments, keys, package links"
+                           " and guide data go", admin, tags=tags, errors=(404,),
+                           ok={"204": _answer("deleted", headers=NO_STORE)}),
+        },
+    }
+
+
 def _guide() -> Json:
     tags = ["guide"]
     admin = ("admin",)
@@ -1127,9 +1238,9 @@ def build_document() -> Json:
         },
         "tags": [{"name": name} for name in (
             "assets", "origin", "playback", "users", "devices", "packages", "entitlements",
-            "oauth", "guide", "operations")],
+            "oauth", "channels", "guide", "operations")],
         "paths": {**_assets(), **_origin(), **_keys_and_playback(), **_accounts(), **_oauth(),
-                  **_guide(), **_operations()},
+                  **_channels(), **_guide(), **_operations()},
         "components": {"schemas": _schemas(), "responses": _responses(),
                        "securitySchemes": _security_schemes()},
     }

@@ -9,7 +9,8 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import IO, Any, TypeVar
 
 from stb_origin.assets.channels import Channel
 from stb_origin.db.types import new_id
@@ -34,21 +35,33 @@ def udp_source(port: int) -> str:
 @contextlib.contextmanager
 def encoder(port: int, size: str = "192x108", tone: int = 440) -> Iterator[subprocess.Popen[bytes]]:
     """ffmpeg as a live encoder: testsrc2 and a tone, in real time, as MPEG-TS over UDP."""
+    with encoder_to(["-f", "mpegts", f"udp://127.0.0.1:{port}?pkt_size=1316"], size,
+                    tone) as process:
+        yield process
+
+
+@contextlib.contextmanager
+def encoder_to(output: Sequence[str], size: str = "192x108", tone: int = 440,
+               log: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """The live encoder with any output: ``output`` is ffmpeg's output options and URL
+    (an SRT caller or listener, an RTMP server with -listen 1, a live HLS playlist)."""
     ffmpeg = shutil.which("ffmpeg")
     assert ffmpeg is not None, "install ffmpeg"
-    process = subprocess.Popen(
-        [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-re",
-         "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={FPS}",
-         "-f", "lavfi", "-i", f"sine=frequency={tone}:sample_rate=48000",
-         "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", str(FPS),
-         "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k",
-         "-f", "mpegts", f"udp://127.0.0.1:{port}?pkt_size=1316"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield process
-    finally:
-        process.kill()
-        process.wait()
+    with contextlib.ExitStack() as stack:
+        errors: IO[bytes] | int = (stack.enter_context(open(log, "wb")) if log is not None
+                                   else subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-re",
+             "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={FPS}",
+             "-f", "lavfi", "-i", f"sine=frequency={tone}:sample_rate=48000",
+             "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", str(FPS),
+             "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", *output],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors)
+        try:
+            yield process
+        finally:
+            process.kill()
+            process.wait()
 
 
 def add_channel(services: Services, sources: Sequence[str], ladder: Any = (108, 72),

@@ -39,6 +39,8 @@ from stb_origin.accounts import devices, entitlements, packages, users
 from stb_origin.accounts.devices import Capabilities
 from stb_origin.accounts.models import Role
 from stb_origin.app import create_app
+from stb_origin.assets.channels import Channel
+from stb_origin.db.types import new_id
 from stb_origin.oauth import clients, web_sessions
 from stb_origin.oauth.verify_page import COOKIE
 from stb_origin.scopes import ALL as SCOPES
@@ -75,6 +77,7 @@ class World:
     ids: dict[str, str]  # path parameter or body field -> a real value
     spare_device: str  # revoked by the revoke operation, never the box
     doomed_asset: str  # deleted by the delete operation, never the played one
+    doomed_channel: str  # likewise for channels
     public_client: str
     confidential_client: tuple[str, str]
     signed_in_page: Callable[[], web_sessions.WebSession]  # the admin on /device
@@ -95,6 +98,12 @@ def _world(services: Any, base_url: str) -> World:
                                         Capabilities(), max_devices=5)
         packages.create_package(session, "premium")
         packages.add_asset(session, "premium", asset)
+        channel, doomed_channel = new_id(), new_id()
+        for made in (channel, doomed_channel):
+            session.add(Channel(id=made, name="News", sources=["udp://127.0.0.1:5000"],
+                                ladder="auto"))
+        session.flush()
+        packages.set_channel_packages(session, channel, ["premium"])
         entitlement = entitlements.grant(session, subscriber.account_id, "premium")
         public, _ = clients.create_client(session, "Box", "public", ["playback", "account"],
                                           client_id="stb-box")
@@ -103,13 +112,15 @@ def _world(services: Any, base_url: str) -> World:
         admin_id = admin.id
         ids = {"asset_id": asset, "key_id": key.key_id, "user_id": subscriber.id,
                "device_id": box.id, "name": "premium", "entitlement_id": entitlement.id,
-               "asset": asset, "account": subscriber.account_id, "package": "premium"}
+               "asset": asset, "account": subscriber.account_id, "package": "premium",
+               "channel_id": channel}
         world = World(
             base_url=base_url, operator=services.signer.issue(SCOPES),
             admin=services.signer.issue(SCOPES, subject=admin.id),
             account=services.signer.issue(["account"], subject=subscriber.id),
             box=services.signer.issue(["playback"], subject=subscriber.id, device_id=box.id),
-            ids=ids, spare_device=spare.id, doomed_asset=doomed, public_client=public.id,
+            ids=ids, spare_device=spare.id, doomed_asset=doomed, doomed_channel=doomed_channel,
+            public_client=public.id,
             confidential_client=(partner.id, secret),
             signed_in_page=lambda: web_sessions.new_session(services.redis, admin_id))
     return world
@@ -158,6 +169,8 @@ def _real_objects(case: Case, world: World) -> None:
             params[name] = world.ids[name]
     if path == "/v1/assets/{asset_id}" and method == "DELETE":
         params["asset_id"] = world.doomed_asset
+    if path == "/v1/channels/{channel_id}" and method == "DELETE":
+        params["channel_id"] = world.doomed_channel
     if path == "/v1/devices/{device_id}/revoke":
         params["device_id"] = world.spare_device
     if path.startswith("/hls/") and "path" in params:
