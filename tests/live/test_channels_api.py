@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -32,7 +31,7 @@ from tests.drm.support import household
 from tests.live.test_runner import holder, listed, start_runner
 from tests.support import live
 from tests.support.logs import captured
-from tests.support.workers import kill_tree, logs
+from tests.support.workers import logs
 
 UDP = "udp://127.0.0.1:5000"
 BOTH_ENGINES = pytest.mark.parametrize("settings", ["sqlite", "postgresql"], indirect=True)
@@ -41,9 +40,7 @@ BOTH_ENGINES = pytest.mark.parametrize("settings", ["sqlite", "postgresql"], ind
 @pytest.fixture
 def settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
     """SQLite, or PostgreSQL where a test asks (``BOTH_ENGINES``): the cascades, the row
-    lock and the ordering differ between them. Short leases and windows, as in
-    test_runner."""
-    settings = replace(settings, runner_lease_s=4.0, live_window_s=6.0)
+    lock and the ordering differ between them (short leases and windows: conftest)."""
     if getattr(request, "param", "sqlite") == "postgresql":
         settings = replace(settings,
                            database_url=request.getfixturevalue("migrated_postgres_url"))
@@ -53,14 +50,6 @@ def settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
 @pytest.fixture
 def operator(services: Services) -> str:
     return services.signer.issue(["admin"])
-
-
-@pytest.fixture
-def runners() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for runner in started:
-        kill_tree(runner)
 
 
 def _call(api: str, method: str, path: str, token: str | None = None,

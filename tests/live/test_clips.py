@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,19 +31,6 @@ from tests.support.workers import CLI, asset_row, kill_tree, logs, spawn
 T0 = datetime(2026, 12, 1, 20, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    return settings.with_(runner_lease_s=4.0, live_window_s=6.0)
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process_ in started:
-        kill_tree(process_)
-
-
 def _frames_of(url: str, token: str) -> int:
     played = play(url, token, timeout=60)
     assert played.returncode == 0 and not played.errors, played.errors
@@ -53,16 +39,16 @@ def _frames_of(url: str, token: str) -> int:
 
 def test_catch_up_and_a_clip_of_it_decode_to_exactly_the_window_and_the_clip_outlives_it(
         services: Services, settings: Settings, api: str,
-        processes: list[subprocess.Popen[bytes]]) -> None:
+        runners: list[subprocess.Popen[bytes]]) -> None:
     require_tools("ffmpeg", "ffprobe")
     port = live.free_udp_port()
     channel_id = live.add_channel(services, [live.udp_source(port)], ladder=[108, 72])
     with live.encoder(port):
-        spawn(processes, settings, "runner", [*CLI, "channel-runner"])
+        spawn(runners, settings, "runner", [*CLI, "channel-runner"])
         live.wait_for("eight segments listed",
                       lambda: len(live.segments(services, channel_id)) >= 8,
                       timeout=40, explain=lambda: logs(settings))
-    kill_tree(processes.pop())  # the channel goes quiet: what is listed stays put
+    kill_tree(runners.pop())  # the channel goes quiet: what is listed stays put
 
     rows = live.segments(services, channel_id)
     # A window on whole seconds (as a guide's times are), inside what was listed.
@@ -92,7 +78,7 @@ def test_catch_up_and_a_clip_of_it_decode_to_exactly_the_window_and_the_clip_out
     assert [r.seq for r in live.segments(services, channel_id)][0] == first_seq
 
     enqueue_pipeline(services.queue, settings, asset_id)
-    spawn(processes, settings, "worker", [*CLI, "worker"])
+    spawn(runners, settings, "worker", [*CLI, "worker"])
     live.wait_for("the clip is ready", lambda: asset_row(services, asset_id).status == "ready",
                   timeout=60, explain=lambda: logs(settings))
     made = asset_row(services, asset_id)

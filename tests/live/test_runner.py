@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -34,21 +33,6 @@ TAKEOVER_BOUND_S = 10.0
 @pytest.fixture
 def tools() -> None:
     require_tools("ffmpeg", "ffprobe")
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    from dataclasses import replace
-
-    return replace(settings, runner_lease_s=4.0, live_window_s=6.0)
-
-
-@pytest.fixture
-def runners(settings: Settings) -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for runner in started:
-        kill_tree(runner)
 
 
 def start_runner(runners: list[subprocess.Popen[bytes]], settings: Settings,

@@ -9,7 +9,6 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from tests.e2e.player import decoded_frames
 from tests.live.test_runner import decrypted, listed, start_runner
 from tests.support import live
 from tests.support.http import run_server
-from tests.support.workers import kill_tree, logs
+from tests.support.workers import logs
 
 pytestmark = pytest.mark.usefixtures("tools")
 
@@ -31,19 +30,6 @@ pytestmark = pytest.mark.usefixtures("tools")
 @pytest.fixture
 def tools() -> None:
     require_tools("ffmpeg", "ffprobe")
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    return replace(settings, runner_lease_s=4.0, live_window_s=6.0)
-
-
-@pytest.fixture
-def runners() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for runner in started:
-        kill_tree(runner)
 
 
 def _free_tcp_port() -> int:
