@@ -388,7 +388,9 @@ def _on(services: Services, channel_id: str, source_index: int, after: int = 0) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parts = ["render", "listing", "takeover", "failover", "zap", "capacity"]
-    parser.add_argument("parts", nargs="*", default=parts, choices=parts)
+    # Checked below: with nargs="*", Python 3.11's argparse checks an empty list
+    # against the choices and refuses it.
+    parser.add_argument("parts", nargs="*", help=f"any of {', '.join(parts)}; default: all")
     parser.add_argument("--renders", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--listing-seconds", type=float, default=60)
@@ -399,6 +401,9 @@ def main() -> None:
     parser.add_argument("--capacity-seconds", type=float, default=30)
     parser.add_argument("--database-url", default=None, help="default: SQLite (embedded)")
     args = parser.parse_args()
+    args.parts = args.parts or parts
+    if unknown := set(args.parts) - set(parts):
+        parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
     print(machine_facts())
     warn_if_busy()
     with tempfile.TemporaryDirectory(prefix="stb-live-bench-") as tmp:

@@ -96,10 +96,11 @@ class OnAir:
         self.published = 0  # of its segments
         self.last_new = time.monotonic()  # when it last listed one (or started)
         self.base: datetime | None = None  # program date-time of its clock's zero
+        self._lists = [encoder.SegmentList(work / name) for name in renditions]
 
     def complete(self) -> list[dict[str, Done]]:
         """Segments every rendition has listed and not yet published, in order."""
-        lists = [encoder.read_list(self.work / name, self.published) for name in self.renditions]
+        lists = [segment_list.after(self.published) for segment_list in self._lists]
         ready = min(len(done) for done in lists)
         return [{name: lists[r][i] for r, name in enumerate(self.renditions)}
                 for i in range(ready)]

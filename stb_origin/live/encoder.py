@@ -126,18 +126,31 @@ class Done:
     end: float
 
 
-def read_list(folder: Path, skip: int) -> list[Done]:
-    """The complete segments of a rung after the first ``skip``."""
-    try:
-        text = (folder / LIST_NAME).read_text()
-    except FileNotFoundError:
-        return []
-    done = []
-    lines = text.splitlines()
-    # The last line may be half-written: it counts once it ends with a newline.
-    if lines and not text.endswith("\n"):
-        lines = lines[:-1]
-    for n, row in enumerate(csv.reader(lines[skip:]), start=skip):
-        name, start, end = row
-        done.append(Done(n, folder / name, float(start), float(end)))
-    return done
+class SegmentList:
+    """A rung's list as ffmpeg appends to it (one CSV line per complete segment): each
+    read goes on from where the last one ended, so a channel on air for days does not
+    reread all its lines five times a second."""
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._offset = 0  # bytes of whole lines read so far
+        self._entries: list[Done] = []  # read, not yet skipped
+        self._read = 0  # how many lines have been read
+
+    def after(self, skip: int) -> list[Done]:
+        """The complete segments after the first ``skip`` (ffmpeg's numbers)."""
+        try:
+            with open(self._folder / LIST_NAME, "rb") as file:
+                file.seek(self._offset)
+                data = file.read()
+        except FileNotFoundError:
+            data = b""
+        # The last line may be half-written: it counts once it ends with a newline.
+        whole = data[:data.rfind(b"\n") + 1]
+        self._offset += len(whole)
+        for name, start, end in csv.reader(whole.decode().splitlines()):
+            self._entries.append(Done(self._read, self._folder / name, float(start),
+                                      float(end)))
+            self._read += 1
+        self._entries = [done for done in self._entries if done.index >= skip]
+        return list(self._entries)
