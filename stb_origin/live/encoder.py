@@ -24,7 +24,10 @@ from stb_origin.transcode.ladder import DEFAULT_RUNGS
 SEGMENT_PATTERN = "%d.ts"
 LIST_NAME = "segments.csv"
 AUDIO_BITRATE = 128_000
-FRAME_RATE = 25  # of the slate; sources keep their own
+# Of the slate, a still picture: 5 frames a second look like 25 and cost a fifth, so a
+# runner whose channels all fall to their slates at once (a feed provider's outage)
+# still keeps every one of them in real time. Sources keep their own frame rate.
+SLATE_FRAME_RATE = 5
 PASSTHROUGH_RENDITION = "source"
 # The rung heights a channel's ladder may name: the VOD ladder's, whose bit rates
 # ``rungs_for`` takes (2160p is no live rung: no core encodes it in real time).
@@ -98,7 +101,7 @@ def passthrough_argv(ffmpeg: str, input_args: Sequence[str], segment_s: float,
 
 def slate_input(width: int = 1280, height: int = 720) -> list[str]:
     """A dark picture and silence, in real time, for ``encode_argv``."""
-    return ["-re", "-f", "lavfi", "-i", f"color=c=0x101828:s={width}x{height}:r={FRAME_RATE}",
+    return ["-re", "-f", "lavfi", "-i", f"color=c=0x101828:s={width}x{height}:r={SLATE_FRAME_RATE}",
             "-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo"]
 
 
