@@ -143,7 +143,9 @@ def make(services: Services, run: runs.Run, _work: Path, check: Callable[[], Non
     if len(rows) != wanted:
         raise MediaError("clip_window_gone", f"{wanted - len(rows)} of the clip's {wanted}"
                          " segments are no longer stored (the channel was deleted)")
-    names = [name for name in rows[0].renditions if all(name in r.renditions for r in rows)]
+    # Tallest first, as the channel's master lists them.
+    names = sorted((name for name in rows[0].renditions if all(name in r.renditions for r in rows)),
+                   key=lambda name: -int(described.get(name, {}).get("height") or 0))
     if not names:
         raise MediaError("clip_no_rendition", "no rendition runs through the whole window"
                          " (the channel's ladder changed inside it)")
@@ -190,7 +192,7 @@ def make(services: Services, run: runs.Run, _work: Path, check: Callable[[], Non
     master = playlists.master_playlist(renditions, lambda name: f"{name}/{MEDIA_PLAYLIST}")
     services.storage.put_bytes(prefix + MASTER, master.encode(), content_type(MASTER))
     # Renewed just now: no other run can claim the asset before the master points here.
-    runs.write(services.db, run, duration_s=sum(durations))
+    runs.write(services.db, run, duration_s=round(sum(durations), 3))
     point_master_at(services.storage, asset_id, version)
     runs.finish(services.db, run, version, renditions,
                 keep_old_s=services.settings.retired_version_keep_s)
