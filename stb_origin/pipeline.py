@@ -287,18 +287,25 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
     chunked.forget(services, asset_id)  # published: the spans are not needed again
     # Each audio rendition with the loudness it was measured at and the gain it got.
     loudness = {a.name: a.loudness.to_json() if a.loudness else None for a in ladder.audio}
-    runs.finish(services.db, run, version,
-                [r.to_json() for r in result.renditions]
-                + [{**a.to_json(), "loudness": loudness[a.name]} for a in result.audio]
-                + [s.to_json() for s in result.subtitles],
-                keep_old_s=settings.retired_version_keep_s)
+    return finish(services, run, version,
+                  [r.to_json() for r in result.renditions]
+                  + [{**a.to_json(), "loudness": loudness[a.name]} for a in result.audio]
+                  + [s.to_json() for s in result.subtitles])
+
+
+def finish(services: Services, run: runs.Run, version: str,
+           renditions: list[dict[str, object]]) -> str:
+    """The end of a run whose master now points at ``version``: ``ready``, and the
+    key servers told. Every run body ends here."""
+    runs.finish(services.db, run, version, renditions,
+                keep_old_s=services.settings.retired_version_keep_s)
     try:
         # Committed: key servers see the new version's keys at once.
-        stamps.renew(services.redis, stamps.asset(asset_id))
+        stamps.renew(services.redis, stamps.asset(run.asset_id))
     except RedisError:
         # They still find them: a key missing from a copy is read from the database.
         log.warning("asset stamp not renewed: Redis unavailable")
-    log.info("asset ready", extra={"asset_id": asset_id, "version": version})
+    log.info("asset ready", extra={"asset_id": run.asset_id, "version": version})
     return Status.READY.value
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from stb_origin.assets.channels import AUTO, PASSTHROUGH
 from stb_origin.live.encoder import HEIGHTS
 from stb_origin.live.sources import SourceError, parse_source
-from stb_origin.web.errors import ApiError
+from stb_origin.web.errors import ApiError, missing_field_message
 from stb_origin.web.jsonbody import Fields
 
 MAX_NAME = 200
@@ -51,8 +51,7 @@ def read_changes(body: Fields, creating: bool) -> Changes:
     if creating:
         for name in ("name", "sources"):
             if name not in body:
-                raise _bad(f'missing required field "{name}"; allowed:'
-                           f" {', '.join(sorted(FIELDS))}")
+                raise _bad(missing_field_message(name, FIELDS))
     columns: dict[str, Any] = {}
     for field, column in COLUMNS.items():
         if field not in body:

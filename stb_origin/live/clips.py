@@ -24,11 +24,12 @@ from pathlib import Path
 from sqlalchemy import ForeignKey, Integer, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from stb_origin import pipeline
 from stb_origin.accounts import packages
 from stb_origin.assets import runs
 from stb_origin.assets.channels import Channel
 from stb_origin.assets.records import Asset, Status
-from stb_origin.db import Base, stamps
+from stb_origin.db import Base
 from stb_origin.db.types import UtcDateTime, iso, new_id, utcnow
 from stb_origin.drm import keystore
 from stb_origin.drm.keys import ContentKey, key_uri
@@ -120,7 +121,7 @@ def held_from(session: Session, channel_id: str) -> int | None:
                Asset.status.in_((Status.QUEUED.value, Status.PROCESSING.value))))
 
 
-def body_for(services: Services, asset_id: str) -> Callable[..., str] | None:
+def body_for(services: Services, asset_id: str) -> pipeline.RunBody | None:
     """The run body for an asset: ``make`` for a clip, None (the pipeline's) otherwise."""
     with services.db.session() as session:
         return make if session.get(Clip, asset_id) is not None else None
@@ -194,10 +195,7 @@ def make(services: Services, run: runs.Run, _work: Path, check: Callable[[], Non
     # Renewed just now: no other run can claim the asset before the master points here.
     runs.write(services.db, run, duration_s=round(sum(durations), 3))
     point_master_at(services.storage, asset_id, version)
-    runs.finish(services.db, run, version, renditions,
-                keep_old_s=services.settings.retired_version_keep_s)
-    stamps.renew(services.redis, stamps.asset(asset_id))
-    return Status.READY.value
+    return pipeline.finish(services, run, version, renditions)
 
 
 def _copy_segments(services: Services, channel_id: str, rows: list[LiveSegment],
