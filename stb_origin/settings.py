@@ -129,6 +129,9 @@ class Settings:
     runner_lease_s: float = 5.0
     # How many channels one runner takes at most (0: a fair share of them all).
     runner_max_channels: int = 0
+    # --- offline sync ---
+    # A box's sync cursor stays good this long; the change log keeps a day more.
+    sync_cursor_days: int = 30
 
     def __post_init__(self) -> None:
         if self.segment_format not in SEGMENT_FORMATS:
@@ -150,6 +153,8 @@ class Settings:
             raise SettingsError("STB_LIVE_WINDOW_S must be at least 6")
         if self.runner_lease_s < 1:
             raise SettingsError("STB_RUNNER_LEASE_S must be at least 1")
+        if self.sync_cursor_days < 1:
+            raise SettingsError("STB_SYNC_CURSOR_DAYS must be at least 1")
 
     # Derived values: embedded defaults under the data dir.
     @property
@@ -248,6 +253,7 @@ _CASTS: dict[str, Any] = {
     "live_window_s": float,
     "runner_lease_s": float,
     "runner_max_channels": int,
+    "sync_cursor_days": int,
 }
 
 

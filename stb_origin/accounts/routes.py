@@ -305,6 +305,24 @@ async def create_entitlement(request: Request) -> Response:
     return json_response(entitlement, 201, f"/v1/entitlements/{entitlement['id']}")
 
 
+async def revoke_entitlement(request: Request) -> Response:
+    claims = await admin_claims(request)
+    entitlement_id = path_id(request, "entitlement_id", "entitlement")
+
+    def work(session: Session, caller: Caller) -> Json:
+        require_admin(caller)
+        return entitlements.revoke(session, entitlement_id).to_json()
+
+    revoked = await run_as_caller(request, claims, work)
+    # Key delivery stops at once on every process: its copies of the account reread.
+    await anyio.to_thread.run_sync(stamps.renew, services_of(request).redis,
+                                   stamps.account(revoked["account"]))
+    log.info("entitlement revoked", extra={"entitlement_id": entitlement_id,
+                                           "account_id": revoked["account"],
+                                           "subject": claims.subject})
+    return json_response(revoked)
+
+
 async def list_entitlements(request: Request) -> Response:
     claims = await claims_with(request, scopes.ADMIN, scopes.ACCOUNT)
     limit, after = page_params(request)
@@ -342,4 +360,6 @@ ROUTES = [
     Route("/v1/entitlements", create_entitlement, methods=["POST"]),
     Route("/v1/entitlements", list_entitlements, methods=["GET"]),
     Route("/v1/entitlements/{entitlement_id:str}", get_entitlement, methods=["GET"]),
+    Route("/v1/entitlements/{entitlement_id:str}/revoke", revoke_entitlement,
+          methods=["POST"]),
 ]

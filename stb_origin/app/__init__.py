@@ -31,6 +31,7 @@ from stb_origin.origin.takedowns import Takedowns
 from stb_origin.playback import routes as playback_routes
 from stb_origin.reconciler import Reconciler
 from stb_origin.services import Services
+from stb_origin.sync import routes as sync_routes
 from stb_origin.web import openapi
 from stb_origin.web.errors import EXCEPTION_HANDLERS
 
@@ -91,7 +92,7 @@ def create_app(services: Services) -> Starlette:
                 *health.ROUTES, *metrics_endpoint.routes(services),
                 *ingest_routes.ROUTES, *account_routes.ROUTES,
                 *oauth_routes.ROUTES, *playback_routes.ROUTES, *channel_routes.ROUTES,
-                *clip_routes.ROUTES, *guide_routes.ROUTES,
+                *clip_routes.ROUTES, *guide_routes.ROUTES, *sync_routes.ROUTES,
                 *openapi.routes()],
         middleware=[Middleware(AccessLog)],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

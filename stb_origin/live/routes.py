@@ -42,6 +42,7 @@ from stb_origin.assets.channels import (
     Channel,
     ChannelStatus,
 )
+from stb_origin.db import changes as change_log
 from stb_origin.db import stamps
 from stb_origin.db.paging import UnknownCursor
 from stb_origin.db.types import new_id, utcnow
@@ -135,6 +136,7 @@ async def create_channel(request: Request) -> Response:
         session.add(channel)
         _flush(session)
         packages.set_channel_packages(session, channel_id, changes.packages or ())
+        change_log.record(session, change_log.CHANNEL, [channel_id])
         return channel_json(channel, changes.packages or [])
 
     created = await run_as_caller(request, claims, work)
@@ -207,6 +209,7 @@ async def update_channel(request: Request) -> Response:
             held = changes.packages
         if changed or repackaged:
             channel.updated_at = utcnow()
+            change_log.record(session, change_log.CHANNEL, [channel_id])
         _flush(session)
         return channel_json(channel, held), restart, repackaged
 
@@ -238,6 +241,7 @@ async def delete_channel(request: Request) -> Response:
             if channel is None:
                 return False
             session.delete(channel)  # the database cascades to every row naming it
+            change_log.record(session, change_log.CHANNEL, [channel_id])
         # Deleted: from here on, failures are only logged (a retry would find nothing).
         try:
             stamps.renew(services.redis, stamps.asset(channel_id))

@@ -349,6 +349,7 @@ def _schemas() -> Json:
         }),
         **_guide_schemas(),
         **_channel_schemas(),
+        **_sync_schemas(),
         "Health": _object({"status": {"type": "string", "enum": ["ok"]}}),
         "Readiness": _object({
             "status": {"type": "string", "enum": ["ready", "unavailable"]},
@@ -507,6 +508,38 @@ def _guide_schemas() -> Json:
 
 # What POST and PATCH /v1/channels take (stb_origin.live.channel_body checks the same).
 LADDER_HEIGHTS = [1080, 720, 540, 432, 360, 234]
+
+
+def _sync_schemas() -> Json:
+    kind = {"enum": ["entitlements", "channel", "guide_day"]}
+    item_id = {"type": "string", "maxLength": 64,
+               "description": "an account, a channel, or `<channel>/<YYYY-MM-DD>`"}
+    return {"SyncPage": _object({
+        "reset": {"type": "boolean", "description": "a snapshot starts: once it is complete,"
+                  " drop every item it did not send"},
+        "phase": {"enum": ["snapshot", "changes"],
+                  "description": "`changes`: any snapshot under way is complete"},
+        "upserts": {"type": "array", "items": _object({
+            "kind": kind, "id": item_id, "data": {"type": "object"}})},
+        "deletes": {"type": "array", "items": _object({"kind": kind, "id": item_id}),
+                    "description": "a deleted channel takes its guide days with it"},
+        "cursor": {"type": "string", "description": "pass it back as it is"},
+        "more": {"type": "boolean", "description": "ask again at once"},
+    })}
+
+
+def _sync() -> Json:
+    return {"/v1/sync": {"get": _api(
+        "A box's offline copy: a snapshot without a cursor, then what changed", (
+            "playback", "account"), tags=["sync"], errors=(400,),
+        description="Entitlements, channels and the guide by channel and UTC day (from"
+                    " yesterday on), in pages. Answers gzip when asked (`Accept-Encoding`).",
+        parameters=[_query("cursor", "the `cursor` of the last page; none: a full snapshot",
+                           {"type": "string", "maxLength": 512}),
+                    _query("limit", "about how many items a page holds",
+                           {"type": "integer", "minimum": 1, "maximum": 2000,
+                            "default": 500})],
+        ok={"200": _answer("one page", _ref("SyncPage"), headers=NO_STORE)})}}
 
 
 def _channel_schemas() -> Json:
@@ -975,6 +1008,12 @@ def _accounts() -> Json:
             "get": _api("An entitlement", own, tags=["entitlements"], errors=(404,),
                         ok=found("Entitlement")),
         },
+        "/v1/entitlements/{entitlement_id}/revoke": {
+            "parameters": [_path_param("entitlement_id", "the entitlement's id")],
+            "post": _api("End an entitlement now: keys stop at once on every process, boxes"
+                         " hear it at their next sync", admin, tags=["entitlements"],
+                         errors=(404,), ok=found("Entitlement")),
+        },
     }
 
 
@@ -1238,9 +1277,9 @@ def build_document() -> Json:
         },
         "tags": [{"name": name} for name in (
             "assets", "origin", "playback", "users", "devices", "packages", "entitlements",
-            "oauth", "channels", "guide", "operations")],
+            "oauth", "channels", "guide", "sync", "operations")],
         "paths": {**_assets(), **_origin(), **_keys_and_playback(), **_accounts(), **_oauth(),
-                  **_channels(), **_guide(), **_operations()},
+                  **_channels(), **_guide(), **_sync(), **_operations()},
         "components": {"schemas": _schemas(), "responses": _responses(),
                        "securitySchemes": _security_schemes()},
     }
