@@ -113,10 +113,18 @@ def set_channel_packages(session: Session, channel_id: str, names: Collection[st
     session.flush()
 
 
-def packages_of_channel(session: Session, channel_id: str) -> list[str]:
-    return list(session.scalars(select(PackageChannel.package_name)
-                                .where(PackageChannel.channel_id == channel_id)
-                                .order_by(PackageChannel.package_name)))
+def packages_of_channels(session: Session,
+                         channel_ids: Collection[str]) -> dict[str, list[str]]:
+    """The packages holding each channel, by name; in one query however many."""
+    held: dict[str, list[str]] = {channel_id: [] for channel_id in channel_ids}
+    if held:
+        rows = session.execute(
+            select(PackageChannel.channel_id, PackageChannel.package_name)
+            .where(PackageChannel.channel_id.in_(list(held)))
+            .order_by(PackageChannel.package_name))
+        for channel_id, name in rows:
+            held[channel_id].append(name)
+    return held
 
 
 def _flush(session: Session, conflict: str) -> None:

@@ -22,7 +22,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from stb_origin.accounts.models import Entitlement, PackageChannel
+from stb_origin.accounts.models import Entitlement
+from stb_origin.accounts.packages import packages_of_channels
 from stb_origin.assets.channels import Channel
 from stb_origin.db import changes
 from stb_origin.db.types import iso
@@ -66,11 +67,7 @@ def channels_after(session: Session, after: str, limit: int) -> list[Channel]:
 def channel_items(session: Session, channels: Sequence[Channel], now: datetime) -> list[Item]:
     """Each channel, then its guide days, in two queries however many channels."""
     ids = [c.id for c in channels]
-    holding: dict[str, list[str]] = defaultdict(list)
-    for channel_id, package in session.execute(
-            select(PackageChannel.channel_id, PackageChannel.package_name)
-            .where(PackageChannel.channel_id.in_(ids)).order_by(PackageChannel.package_name)):
-        holding[channel_id].append(package)
+    holding = packages_of_channels(session, ids)
     days = _guide_days(session, ids, first_guide_day(now), None)
     items = []
     for channel in channels:
@@ -85,10 +82,7 @@ def channel_item(session: Session, channel_id: str) -> Item:
     if channel is None:
         # The box deletes the channel's guide days with it.
         return Item(changes.CHANNEL, channel_id, None)
-    packages = list(session.scalars(select(PackageChannel.package_name)
-                                    .where(PackageChannel.channel_id == channel_id)
-                                    .order_by(PackageChannel.package_name)))
-    return _channel_item(channel, packages)
+    return _channel_item(channel, packages_of_channels(session, [channel_id])[channel_id])
 
 
 def guide_day_item(session: Session, key: str, now: datetime) -> Item | None:
