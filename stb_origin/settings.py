@@ -132,6 +132,9 @@ class Settings:
     # --- offline sync ---
     # A box's sync cursor stays good this long; the change log keeps a day more.
     sync_cursor_days: int = 30
+    # --- GraphQL ---
+    # The schema is public in the source; off, a probe learns no more than it asks.
+    graphql_introspection: bool = False
 
     def __post_init__(self) -> None:
         if self.segment_format not in SEGMENT_FORMATS:
@@ -254,6 +257,7 @@ _CASTS: dict[str, Any] = {
     "runner_lease_s": float,
     "runner_max_channels": int,
     "sync_cursor_days": int,
+    "graphql_introspection": _bool,
 }
 
 

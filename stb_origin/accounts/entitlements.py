@@ -67,6 +67,14 @@ def page_entitlements(session: Session, limit: int, after: str | None,
     return newest_first(session, Entitlement, query, limit, after)
 
 
+def not_over(session: Session, account_id: str, at: datetime) -> list[Entitlement]:
+    """The account's entitlements holding at ``at`` or later, by start."""
+    return list(session.scalars(select(Entitlement).where(
+        Entitlement.account_id == account_id,
+        Entitlement.valid_until.is_(None) | (Entitlement.valid_until > at))
+        .order_by(Entitlement.valid_from, Entitlement.id)))
+
+
 def is_entitled(session: Session, account_id: str, content_id: str, at: datetime) -> bool:
     """Whether some package holding the asset or channel is granted to the account
     at ``at``."""

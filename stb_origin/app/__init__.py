@@ -16,6 +16,7 @@ from stb_origin.app import metrics as metrics_endpoint
 from stb_origin.app.sweeper import sweep_forever
 from stb_origin.drm import routes as key_routes
 from stb_origin.drm.delivery import KeyDelivery
+from stb_origin.graph import routes as graph_routes
 from stb_origin.guide import routes as guide_routes
 from stb_origin.guide.sources import GuidePoller
 from stb_origin.ingest import routes as ingest_routes
@@ -93,6 +94,7 @@ def create_app(services: Services) -> Starlette:
                 *ingest_routes.ROUTES, *account_routes.ROUTES,
                 *oauth_routes.ROUTES, *playback_routes.ROUTES, *channel_routes.ROUTES,
                 *clip_routes.ROUTES, *guide_routes.ROUTES, *sync_routes.ROUTES,
+                *graph_routes.routes(services.settings),
                 *openapi.routes()],
         middleware=[Middleware(AccessLog)],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

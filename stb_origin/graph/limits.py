@@ -25,16 +25,35 @@ from graphql import (
 )
 
 MAX_COST = 10_000
-# How many objects a list field may return at most, when the query does not say.
-LIST_SIZES = {"channels": 100, "guide": 100, "entitlements": 100, "packages": 1}
+# How many objects a list field returns when the query does not say (the schema's
+# default), and at most when it says so in a variable (the schema's maximum).
+LIST_SIZES = {"channels": (50, 100), "entitlements": (100, 100)}
+# A guide's programmes: four an hour (few are shorter than 15 minutes) for 3 hours
+# unless the query says how many hours (at most 48: graph.schema).
+PROGRAMMES_PER_HOUR, GUIDE_HOURS, MAX_GUIDE_HOURS = 4, 3, 48
+
+
+def _argument(field: FieldNode, name: str) -> tuple[bool, int | None]:
+    """Whether the query passes the argument, and its value when written in the query."""
+    for argument in field.arguments or ():
+        if argument.name.value == name:
+            value = argument.value
+            return True, max(1, int(value.value)) if isinstance(value, IntValueNode) else None
+    return False, None
 
 
 def _size(field: FieldNode) -> int:
     name = field.name.value
-    for argument in field.arguments or ():
-        if argument.name.value == "first" and isinstance(argument.value, IntValueNode):
-            return max(1, int(argument.value.value))
-    return LIST_SIZES.get(name, 1)
+    if name == "guide":
+        written, hours = _argument(field, "hours")
+        if hours is None:
+            hours = MAX_GUIDE_HOURS if written else GUIDE_HOURS
+        return PROGRAMMES_PER_HOUR * min(hours, MAX_GUIDE_HOURS)
+    written, first = _argument(field, "first")
+    default, most = LIST_SIZES.get(name, (1, 1))
+    if first is None:
+        return most if written else default
+    return first
 
 
 class CostLimit(ValidationRule):

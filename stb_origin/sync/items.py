@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from stb_origin.accounts.models import Entitlement
+from stb_origin.accounts.entitlements import not_over
 from stb_origin.accounts.packages import packages_of_channels
 from stb_origin.assets.channels import Channel
 from stb_origin.db import changes
@@ -50,13 +50,9 @@ def first_guide_day(now: datetime) -> date:
 
 
 def entitlements_item(session: Session, account_id: str, now: datetime) -> Item:
-    found = session.scalars(select(Entitlement).where(
-        Entitlement.account_id == account_id,
-        Entitlement.valid_until.is_(None) | (Entitlement.valid_until > now))
-        .order_by(Entitlement.id))
     return Item(changes.ENTITLEMENTS, account_id, {"items": [
         {"id": e.id, "package": e.package_name, "valid_from": iso(e.valid_from),
-         "valid_until": iso(e.valid_until)} for e in found]})
+         "valid_until": iso(e.valid_until)} for e in not_over(session, account_id, now)]})
 
 
 def channels_after(session: Session, after: str, limit: int) -> list[Channel]:

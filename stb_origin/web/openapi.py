@@ -350,6 +350,7 @@ def _schemas() -> Json:
         **_guide_schemas(),
         **_channel_schemas(),
         **_sync_schemas(),
+        **_graph_schemas(),
         "Health": _object({"status": {"type": "string", "enum": ["ok"]}}),
         "Readiness": _object({
             "status": {"type": "string", "enum": ["ready", "unavailable"]},
@@ -540,6 +541,43 @@ def _sync() -> Json:
                            {"type": "integer", "minimum": 1, "maximum": 2000,
                             "default": 500})],
         ok={"200": _answer("one page", _ref("SyncPage"), headers=NO_STORE)})}}
+
+
+def _graph_schemas() -> Json:
+    error = _object({
+        "message": {"type": "string"},
+        "locations": {"type": "array", "items": _object({"line": {"type": "integer"},
+                                                         "column": {"type": "integer"}})},
+        "path": {"type": "array", "items": {"type": ["string", "integer"]}},
+        "extensions": {"type": "object"},
+    }, required=["message"])
+    return {
+        "GraphQLRequest": _object({
+            "query": {"type": "string"},
+            "variables": _nullable({"type": "object"}),
+            "operationName": _nullable({"type": "string"}),
+            "extensions": _nullable({"type": "object"}),
+        }, required=["query"]),
+        "GraphQLResponse": _object({
+            "data": _nullable({"type": "object"}),
+            "errors": {"type": "array", "items": error},
+        }, required=["data"]),
+    }
+
+
+def _graph() -> Json:
+    return {"/graphql": {"post": _api(
+        "A GraphQL query: channels with their guide and now/next, the caller's entitlements",
+        ("playback", "account", "assets:read", "admin"), tags=["graphql"], errors=(413, 415),
+        description="Queries only. Refused before they run, with the limit named: depth over"
+                    " 10, over 2,000 tokens or 20 aliases, a cost over 10,000 objects (a"
+                    " list counts as many as its `first`). Introspection only where"
+                    " STB_GRAPHQL_INTROSPECTION is on.",
+        body=_json_body("GraphQLRequest"),
+        ok={"200": _answer("the query ran (errors of fields beside the data)",
+                           _ref("GraphQLResponse"), headers=NO_STORE),
+            "400": _answer("refused: not JSON, not a query, or past a limit",
+                           {"oneOf": [_ref("Error"), _ref("GraphQLResponse")]})})}}
 
 
 def _channel_schemas() -> Json:
@@ -1277,9 +1315,9 @@ def build_document() -> Json:
         },
         "tags": [{"name": name} for name in (
             "assets", "origin", "playback", "users", "devices", "packages", "entitlements",
-            "oauth", "channels", "guide", "sync", "operations")],
+            "oauth", "channels", "guide", "sync", "graphql", "operations")],
         "paths": {**_assets(), **_origin(), **_keys_and_playback(), **_accounts(), **_oauth(),
-                  **_channels(), **_guide(), **_sync(), **_operations()},
+                  **_channels(), **_guide(), **_sync(), **_graph(), **_operations()},
         "components": {"schemas": _schemas(), "responses": _responses(),
                        "securitySchemes": _security_schemes()},
     }
