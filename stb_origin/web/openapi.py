@@ -855,7 +855,11 @@ def _keys_and_playback() -> Json:
                                                "maxLength": 16},
                                    headers=private, media_type="application/octet-stream"),
                     "401": _response("Unauthorized"),
-                    "403": refused,
+                    "403": _error("insufficient scope, or a refusal: wrong_asset, not_a_user,"
+                                  " unknown_user, device_revoked, no_device, not_entitled,"
+                                  " too_many_streams (the account already plays on"
+                                  " STB_MAX_STREAMS_PER_ACCOUNT other boxes; the message"
+                                  " names the limit)"),
                     "404": _error("no such key"),
                     "429": _error("too many key requests for this device",
                                   {"Retry-After": _header("seconds")}),
