@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import httpx
 import pytest
 
 from stb_origin.app import create_app
 from stb_origin.db.types import utcnow
-from stb_origin.drm import keystore
+from stb_origin.drm import keystore, streams
 from stb_origin.services import Services, build_services
 from stb_origin.settings import Settings
 from tests.activity.conftest import entitled_household, ready_asset
@@ -50,3 +51,39 @@ def test_a_stop_report_lets_the_next_box_play(services, family):
         assert key(api, services, film, bedroom.token).status_code == 200
         # Now the living room is the one past the limit.
         assert key(api, services, film, living_room.token).status_code == 403
+
+
+def test_progress_reports_keep_a_playing_box_s_slot(services, family):
+    # A live channel's key may rotate less often than the idle window: the box's
+    # progress reports say it still plays.
+    film = ready_asset(services)
+    living_room = entitled_household(services)
+    bedroom = another_box(services, living_room)
+    idle = services.settings.stream_idle_s
+    app = create_app(services)
+    with run_server(app) as api:
+        assert key(api, services, film, living_room.token).status_code == 200
+        # Its last key fetch was most of a window ago ...
+        now = utcnow()
+        services.redis.zadd(streams.set_name(living_room.account_id),
+                            {living_room.device_id: int(now.timestamp()) - idle + 60})
+        assert progress(api, living_room.token, film).status_code == 200
+        # ... and a minute and a half later it still holds its slot.
+        app.state.key_delivery.now = lambda: now + timedelta(seconds=90)
+        assert key(api, services, film, bedroom.token).json()["error"]["code"] == (
+            "too_many_streams")
+
+
+def test_a_progress_report_takes_no_slot(services, family):
+    film = ready_asset(services)
+    living_room = entitled_household(services)
+    bedroom = another_box(services, living_room)
+    with run_server(create_app(services)) as api:
+        assert progress(api, living_room.token, film).status_code == 200
+        assert key(api, services, film, bedroom.token).status_code == 200
+
+
+def progress(api: str, token: str, asset_id: str) -> httpx.Response:
+    return httpx.post(f"{api}/v1/activity", headers={"Authorization": f"Bearer {token}"},
+                      timeout=10, json={"asset": asset_id, "position": 30, "kind": "progress",
+                                        "profile": "main", "at": utcnow().isoformat()})
