@@ -3,6 +3,7 @@
     POST /v1/activity              a report (``activity.report``), from a box
     GET  /v1/activity/continue     ?profile=: the continue-watching row
     GET  /v1/activity/channels     ?profile=: recently watched channels
+    GET  /v1/activity/assets/{id}  ?profile=: the resume point of one asset
 
 All take a box's playback token (bound to a device): the account is the
 device's, so a box only ever reads and writes its own household's activity.
@@ -30,6 +31,7 @@ from stb_origin.accounts.entitlements import is_entitled
 from stb_origin.accounts.errors import NotFound
 from stb_origin.accounts.http import claims_with, run_as_caller
 from stb_origin.activity import store
+from stb_origin.activity.models import ResumePoint
 from stb_origin.activity.report import FIELDS, Kind, Report, bad, parse, profile_of
 from stb_origin.assets import records
 from stb_origin.assets.channels import Channel
@@ -40,7 +42,7 @@ from stb_origin.drm.streams import StreamLimit
 from stb_origin.services import Services
 from stb_origin.web.errors import ApiError
 from stb_origin.web.headers import NO_STORE
-from stb_origin.web.http import Json, json_response, services_of
+from stb_origin.web.http import Json, json_response, path_id, services_of
 from stb_origin.web.jsonbody import read_object
 from stb_origin.web.paging import page_params, paged
 
@@ -93,6 +95,20 @@ async def get_channels(request: Request) -> JSONResponse:
     return paged(items, limit, "/v1/activity/channels", "channel", {"profile": profile})
 
 
+async def get_resume_point(request: Request) -> JSONResponse:
+    claims = await _box_claims(request)
+    asset_id = path_id(request, "asset_id", "resume point")
+    profile = _profile(request)
+
+    def work(session: Session, caller: Caller) -> Json:
+        point = session.get(ResumePoint, (_account(caller), profile, asset_id))
+        if point is None:
+            raise NotFound("no resume point: this profile has not watched this asset")
+        return _kept(point)
+
+    return json_response(await run_as_caller(request, claims, work))
+
+
 # --- the steps ----------------------------------------------------------------------
 
 
@@ -112,11 +128,16 @@ def _account(caller: Caller) -> str:
 
 
 def _listing(request: Request) -> tuple[str, int, str | None]:
+    profile = _profile(request)
+    limit, after = page_params(request)
+    return profile, limit, after
+
+
+def _profile(request: Request) -> str:
     profile = request.query_params.get("profile")
     if profile is None:
         raise bad('missing required query parameter "profile"')
-    limit, after = page_params(request)
-    return profile_of(profile), limit, after
+    return profile_of(profile)
 
 
 async def _within_rate(services: Services, claims: Claims, report: Report) -> None:
@@ -142,9 +163,12 @@ def _record_asset(session: Session, account_id: str, report: Report, caller: Cal
     if asset is None:
         raise NotFound("no such asset")
     _require_entitled(session, account_id, asset.id, now)
-    point = store.record_asset(session, account_id, report.profile, asset, report.position_s,
-                               report.at, _device(caller))
-    return {"asset": asset.id, "profile": point.profile, "position": point.position_s,
+    return _kept(store.record_asset(session, account_id, report.profile, asset,
+                                    report.position_s, report.at, _device(caller)))
+
+
+def _kept(point: ResumePoint) -> Json:
+    return {"asset": point.asset_id, "profile": point.profile, "position": point.position_s,
             "finished": point.finished, "at": iso(point.reported_at)}
 
 
@@ -191,4 +215,5 @@ ROUTES = [
     Route("/v1/activity", post_activity, methods=["POST"]),
     Route("/v1/activity/continue", get_continue, methods=["GET"]),
     Route("/v1/activity/channels", get_channels, methods=["GET"]),
+    Route("/v1/activity/assets/{asset_id:str}", get_resume_point, methods=["GET"]),
 ]

@@ -523,12 +523,14 @@ def _activity_schemas() -> Json:
                      "profile": PROFILE}),
             _object({"channel": ID, "kind": kind, "at": at, "profile": PROFILE}),
         ]},
+        "ResumePoint": _object({
+            "asset": ID, "profile": PROFILE, "position": {"type": "number"},
+            "finished": {"type": "boolean", "description": "past 95 % of the duration: off"
+                         " the continue-watching row"},
+            "at": {**TIME, "description": "the time of the report it comes from"}}),
         # What is kept after the report: a later report already kept wins.
         "ActivityKept": {"oneOf": [
-            _object({"asset": ID, "profile": PROFILE, "position": {"type": "number"},
-                     "finished": {"type": "boolean", "description": "past 95 % of the"
-                                  " duration: off the continue-watching row"},
-                     "at": TIME}),
+            _ref("ResumePoint"),
             _object({"channel": ID, "profile": PROFILE, "at": TIME}),
         ]},
         "ContinueItem": _object({
@@ -1220,8 +1222,8 @@ def _guide() -> Json:
 
 def _activity() -> Json:
     tags, box = ["activity"], ("playback",)
-    listing = [{**_query("profile", "whose row", PROFILE), "required": True},
-                *_page_params()]
+    profile = {**_query("profile", "whose activity", PROFILE), "required": True}
+    listing = [profile, *_page_params()]
     report = _api("Report playback progress (a box's token)", box, tags=tags,
                   errors=(*_JSON_BODY_ERRORS, 404), body=_json_body("ActivityReport"),
                   description="At most one report per box, item and kind every"
@@ -1243,6 +1245,12 @@ def _activity() -> Json:
             "Recently watched channels, still entitled, most recent first", box, tags=tags,
             errors=(400,), parameters=listing,
             ok={"200": _answer("a page", _ref("RecentChannelPage"), headers=NO_STORE)})},
+        "/v1/activity/assets/{asset_id}": {
+            "parameters": [_path_param("asset_id", "the asset's id", ID)],
+            "get": _api("Where this profile resumes the asset", box, tags=tags,
+                        errors=(400, 404), parameters=[profile],
+                        ok={"200": _answer("the resume point", _ref("ResumePoint"),
+                                           headers=NO_STORE)})},
     }
 
 

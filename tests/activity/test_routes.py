@@ -67,6 +67,24 @@ def test_progress_then_the_continue_row(api, box, film):
     assert item["duration"] == DURATION_S and item["title"] == "film"
 
 
+def test_the_resume_point_of_one_asset(api, services, box, film):
+    def resume(asset_id: str, profile: str = "main", token: str = box.token) -> httpx.Response:
+        return httpx.get(f"{api}/v1/activity/assets/{asset_id}", params={"profile": profile},
+                         headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+    assert report(api, box.token, asset=film, position=96).status_code == 200
+    point = resume(film)
+    assert point.status_code == 200 and point.headers["cache-control"] == "no-store"
+    # Finished, so off the row, but still where the box would resume.
+    assert point.json()["position"] == 96 and point.json()["finished"] is True
+    assert resume(film, "kids").status_code == 404
+    assert resume(new_id()).json()["error"]["code"] == "not_found"
+    assert resume("..%2F..%2Fetc").status_code == 404
+    assert resume(film, "../x").status_code == 400
+    neighbour = entitled_household(services)
+    assert resume(film, token=neighbour.token).status_code == 404
+
+
 def test_the_row_is_most_recent_first_and_finished_ones_leave_it(api, services, box, film):
     second, third = ready_asset(services, "second"), ready_asset(services, "third")
     now = utcnow()
