@@ -135,6 +135,16 @@ class Settings:
     # --- GraphQL ---
     # The schema is public in the source; off, a probe learns no more than it asks.
     graphql_introspection: bool = False
+    # --- activity and concurrent streams ---
+    # Boxes of one account playing at once, checked at key delivery (drm.streams);
+    # 0: no limit.
+    max_streams_per_account: int = 4
+    # A box whose last key fetch (or progress report) is this old no longer plays:
+    # players fetch a key at each rotation, and a live channel rotates every 600 s
+    # by default, so two of its periods.
+    stream_idle_s: int = 1200
+    # At most one progress (and one stop) report per box and item in this many seconds.
+    activity_report_interval_s: int = 10
 
     def __post_init__(self) -> None:
         if self.segment_format not in SEGMENT_FORMATS:
@@ -158,6 +168,12 @@ class Settings:
             raise SettingsError("STB_RUNNER_LEASE_S must be at least 1")
         if self.sync_cursor_days < 1:
             raise SettingsError("STB_SYNC_CURSOR_DAYS must be at least 1")
+        if self.max_streams_per_account < 0:
+            raise SettingsError("STB_MAX_STREAMS_PER_ACCOUNT must be 0 (no limit) or more")
+        if self.stream_idle_s < 1:
+            raise SettingsError("STB_STREAM_IDLE_S must be at least 1")
+        if self.activity_report_interval_s < 1:
+            raise SettingsError("STB_ACTIVITY_REPORT_INTERVAL_S must be at least 1")
 
     # Derived values: embedded defaults under the data dir.
     @property
@@ -258,6 +274,9 @@ _CASTS: dict[str, Any] = {
     "runner_max_channels": int,
     "sync_cursor_days": int,
     "graphql_introspection": _bool,
+    "max_streams_per_account": int,
+    "stream_idle_s": int,
+    "activity_report_interval_s": int,
 }
 
 

@@ -63,6 +63,11 @@ EVERY_FIELD_SET = Settings(
     live_window_s=30.5,
     runner_lease_s=7.5,
     runner_max_channels=12,
+    max_streams_per_account=2,
+    stream_idle_s=300,
+    activity_report_interval_s=30,
+    sync_cursor_days=7,
+    graphql_introspection=True,
 )
 
 

@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from stb_origin.accounts import routes as account_routes
+from stb_origin.activity import routes as activity_routes
 from stb_origin.app import health
 from stb_origin.app import metrics as metrics_endpoint
 from stb_origin.app.sweeper import sweep_forever
@@ -94,7 +95,7 @@ def create_app(services: Services) -> Starlette:
                 *ingest_routes.ROUTES, *account_routes.ROUTES,
                 *oauth_routes.ROUTES, *playback_routes.ROUTES, *channel_routes.ROUTES,
                 *clip_routes.ROUTES, *guide_routes.ROUTES, *sync_routes.ROUTES,
-                *graph_routes.routes(services.settings),
+                *graph_routes.routes(services.settings), *activity_routes.ROUTES,
                 *openapi.routes()],
         middleware=[Middleware(AccessLog)],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

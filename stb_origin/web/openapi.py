@@ -351,6 +351,7 @@ def _schemas() -> Json:
         **_channel_schemas(),
         **_sync_schemas(),
         **_graph_schemas(),
+        **_activity_schemas(),
         "Health": _object({"status": {"type": "string", "enum": ["ok"]}}),
         "Readiness": _object({
             "status": {"type": "string", "enum": ["ready", "unavailable"]},
@@ -504,6 +505,44 @@ def _guide_schemas() -> Json:
                                    "created_at": TIME}),
         "ChannelMappingPage": _page_of("ChannelMapping"),
         "NewChannelMapping": _object({"channel": ID}),
+    }
+
+
+PROFILE = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$",
+           "description": "the household member's profile, as the box names it"}
+
+
+def _activity_schemas() -> Json:
+    kind = {"enum": ["progress", "stop"],
+            "description": "stop: the box stopped playing (its stream slot is freed)"}
+    at = {**TIME, "description": "the box's clock, with an offset; at most 5 minutes ahead"
+                                 " and 1 day behind the server's"}
+    position = {"type": "number", "minimum": 0, "maximum": 604800,
+                "description": "seconds into the asset"}
+    return {
+        "ActivityReport": {"oneOf": [
+            _object({"asset": ID, "position": position, "kind": kind, "at": at,
+                     "profile": PROFILE}),
+            _object({"channel": ID, "kind": kind, "at": at, "profile": PROFILE}),
+        ]},
+        "ResumePoint": _object({
+            "asset": ID, "profile": PROFILE, "position": {"type": "number"},
+            "finished": {"type": "boolean", "description": "past 95 % of the duration: off"
+                         " the continue-watching row"},
+            "at": {**TIME, "description": "the time of the report it comes from"}}),
+        # What is kept after the report: a later report already kept wins.
+        "ActivityKept": {"oneOf": [
+            _ref("ResumePoint"),
+            _object({"channel": ID, "profile": PROFILE, "at": TIME}),
+        ]},
+        "ContinueItem": _object({
+            "asset": ID, "title": {"type": "string"},
+            "position": {"type": "number", "description": "where to resume, seconds"},
+            "duration": _nullable({"type": "number"}), "at": TIME}),
+        "ContinuePage": _page_of("ContinueItem"),
+        "RecentChannel": _object({"channel": ID, "name": {"type": "string"},
+                                  "number": _nullable({"type": "integer"}), "at": TIME}),
+        "RecentChannelPage": _page_of("RecentChannel"),
     }
 
 
@@ -926,7 +965,11 @@ def _keys_and_playback() -> Json:
                                                "maxLength": 16},
                                    headers=private, media_type="application/octet-stream"),
                     "401": _response("Unauthorized"),
-                    "403": refused,
+                    "403": _error("insufficient scope, or a refusal: wrong_asset, not_a_user,"
+                                  " unknown_user, device_revoked, no_device, not_entitled,"
+                                  " too_many_streams (the account already plays on"
+                                  " STB_MAX_STREAMS_PER_ACCOUNT other boxes; the message"
+                                  " names the limit)"),
                     "404": _error("no such key"),
                     "429": _error("too many key requests for this device",
                                   {"Retry-After": _header("seconds")}),
@@ -1254,6 +1297,40 @@ def _guide() -> Json:
     }
 
 
+def _activity() -> Json:
+    tags, box = ["activity"], ("playback",)
+    profile = {**_query("profile", "whose activity", PROFILE), "required": True}
+    listing = [profile, *_page_params()]
+    report = _api("Report playback progress (a box's token)", box, tags=tags,
+                  errors=(*_JSON_BODY_ERRORS, 404), body=_json_body("ActivityReport"),
+                  description="At most one report per box, item and kind every"
+                              " STB_ACTIVITY_REPORT_INTERVAL_S; refused (403 not_entitled)"
+                              " for content the account is not entitled to.",
+                  ok={"200": _answer("kept", _ref("ActivityKept"), headers=NO_STORE)})
+    report["responses"] = dict(sorted({
+        **report["responses"],
+        "429": _error("a report for this item came less than the interval ago",
+                      {"Retry-After": _header("seconds")}),
+    }.items()))
+    return {
+        "/v1/activity": {"post": report},
+        "/v1/activity/continue": {"get": _api(
+            "Continue watching: started, unfinished, ready and entitled, most recent first",
+            box, tags=tags, errors=(400,), parameters=listing,
+            ok={"200": _answer("a page", _ref("ContinuePage"), headers=NO_STORE)})},
+        "/v1/activity/channels": {"get": _api(
+            "Recently watched channels, still entitled, most recent first", box, tags=tags,
+            errors=(400,), parameters=listing,
+            ok={"200": _answer("a page", _ref("RecentChannelPage"), headers=NO_STORE)})},
+        "/v1/activity/assets/{asset_id}": {
+            "parameters": [_path_param("asset_id", "the asset's id", ID)],
+            "get": _api("Where this profile resumes the asset", box, tags=tags,
+                        errors=(400, 404), parameters=[profile],
+                        ok={"200": _answer("the resume point", _ref("ResumePoint"),
+                                           headers=NO_STORE)})},
+    }
+
+
 def _import() -> Json:
     operation = _api(
         "Import an XMLTV file", ("admin",), tags=["guide"], errors=(413, 415, 507),
@@ -1315,9 +1392,10 @@ def build_document() -> Json:
         },
         "tags": [{"name": name} for name in (
             "assets", "origin", "playback", "users", "devices", "packages", "entitlements",
-            "oauth", "channels", "guide", "sync", "graphql", "operations")],
+            "oauth", "channels", "guide", "sync", "graphql", "activity", "operations")],
         "paths": {**_assets(), **_origin(), **_keys_and_playback(), **_accounts(), **_oauth(),
-                  **_channels(), **_guide(), **_sync(), **_graph(), **_operations()},
+                  **_channels(), **_guide(), **_sync(), **_graph(), **_activity(),
+                  **_operations()},
         "components": {"schemas": _schemas(), "responses": _responses(),
                        "securitySchemes": _security_schemes()},
     }
