@@ -14,6 +14,7 @@ from stb_origin.accounts import routes as account_routes
 from stb_origin.app import health
 from stb_origin.app import metrics as metrics_endpoint
 from stb_origin.app.sweeper import sweep_forever
+from stb_origin.catalog import art_routes
 from stb_origin.catalog import box_routes as title_routes
 from stb_origin.catalog import routes as catalog_routes
 from stb_origin.drm import routes as key_routes
@@ -94,7 +95,7 @@ def create_app(services: Services) -> Starlette:
                 *ingest_routes.ROUTES, *account_routes.ROUTES,
                 *oauth_routes.ROUTES, *playback_routes.ROUTES, *channel_routes.ROUTES,
                 *clip_routes.ROUTES, *guide_routes.ROUTES,
-                *catalog_routes.ROUTES, *title_routes.ROUTES,
+                *catalog_routes.ROUTES, *title_routes.ROUTES, *art_routes.ROUTES,
                 *openapi.routes()],
         middleware=[Middleware(AccessLog)],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

@@ -1317,6 +1317,14 @@ def _catalog() -> Json:
                            errors=(404, 409),
                            ok={"204": _answer("deleted", headers=NO_STORE)}),
         },
+        "/v1/catalog/titles/{title_id}/artwork/{kind}": {
+            "parameters": [title_id, _path_param("kind", "what the image is", {
+                "enum": ["poster", "backdrop", "logo", "thumbnail"]})],
+            "put": _artwork_upload(),
+            "delete": _api("Take the title's artwork of this kind off it", write, tags=tags,
+                           errors=(404,), ok={"204": _answer("removed", headers=NO_STORE)}),
+        },
+        "/art/{title_id}/{name}": _art(),
         "/v1/titles": {"get": _api(
             "What this box may browse: available now, entitled, playable on it", ("playback",),
             tags=tags, errors=(400,),
@@ -1336,6 +1344,57 @@ def _catalog() -> Json:
                         ("playback",), tags=tags, errors=(404,), parameters=[conditional],
                         ok={"200": _answer("the title", _ref("Title"), headers=private),
                             **not_modified})},
+    }
+
+
+def _artwork_upload() -> Json:
+    image = {"type": "string", "contentMediaType": "application/octet-stream"}
+    operation = _api(
+        "Upload an image as the title's artwork of this kind", ("assets:write",),
+        tags=["catalog"], errors=(400, 404, 413, 415),
+        body={"required": True, "description": "the image itself: JPEG or PNG, at most 16 MiB,"
+              " 16 to 8192 pixels a side, at most 40 megapixels",
+              "content": {"image/jpeg": {"schema": image}, "image/png": {"schema": image}}},
+        description="Made into 1920, 960 and 480 pixels wide (never wider than the image),"
+                    " in the image's format and without its metadata; the title's `artwork`"
+                    " names the new URLs. 415: not a JPEG or PNG (by its first bytes), or not"
+                    " the type sent.",
+        ok={"200": _answer("the title", _ref("Title"), headers=NO_STORE)})
+    operation["responses"] = dict(sorted({
+        **operation["responses"],
+        "422": _error("`invalid_image`: damaged, truncated, or too large in pixels"),
+    }.items()))
+    return operation
+
+
+def _art() -> Json:
+    immutable = {"Cache-Control": _header("public, max-age=31536000, immutable"),
+                 "ETag": _header("the stored object's entity tag"),
+                 "Last-Modified": _header("when it was stored")}
+    params = [_path_param("title_id", "the title's id", ID),
+              _path_param("name", "`{kind}.{digest}.{width}.{jpg|png}`, as the title names it",
+                          {"type": "string", "pattern": "^[a-z]{1,16}\\.[0-9a-f]{32}\\."
+                                                        "[1-9][0-9]{0,4}\\.(jpg|png)$"})]
+    image = {media_type: {"schema": {"type": "string"}}
+             for media_type in ("image/jpeg", "image/png")}
+    missing = _error("no such image", {"Cache-Control": _header("public, max-age=10")})
+
+    def answers(partial: bool) -> Json:
+        found = {"200": {"description": "the image", "content": image, "headers": immutable},
+                 "304": _answer("the client has it", headers=immutable),
+                 "404": missing, "503": _response("Unavailable")}
+        if partial:
+            found["206"] = {"description": "one byte range", "content": image,
+                            "headers": immutable}
+            found["416"] = _error("the range starts past the end")
+        return dict(sorted(found.items()))
+
+    return {
+        "parameters": params,
+        "get": _operation("A size of a title's artwork: public, cached for ever",
+                          answers(True), tags=["catalog"]),
+        "head": _operation("The same headers without the image", answers(False),
+                           tags=["catalog"]),
     }
 
 
