@@ -55,31 +55,46 @@ def _available(title: Any, at: datetime) -> Any:
                 or_(title.available_until.is_(None), title.available_until > at))
 
 
-def _open_assets(viewer: Viewer, roles: Iterable[str] = (Role.MAIN,)) -> Select[Any]:
-    """(title id, asset id, role, renditions) of the ready assets the viewer may play."""
-    query = (select(TitleAsset.title_id, TitleAsset.asset_id, TitleAsset.role,
-                    Asset.renditions)
-             .join(Asset, Asset.id == TitleAsset.asset_id)
-             .where(TitleAsset.role.in_(list(roles)), Asset.status == Status.READY.value))
+def _granted(viewer: Viewer) -> Any:
+    """The asset of the title_assets row at hand is in a package granted to the account
+    now. Correlated, so that a page walks titles newest first and stops when it is full
+    instead of working out every entitled asset first."""
+    return exists(select(PackageAsset.asset_id)
+                  .join(Entitlement, Entitlement.package_name == PackageAsset.package_name)
+                  .where(PackageAsset.asset_id == TitleAsset.asset_id,
+                         Entitlement.account_id == viewer.account_id,
+                         Entitlement.valid_from <= viewer.at,
+                         or_(Entitlement.valid_until.is_(None),
+                             Entitlement.valid_until > viewer.at)))
+
+
+def _open_links(viewer: Viewer,
+                roles: Iterable[str] = (Role.MAIN,)) -> Select[str, str, str]:
+    """(title id, asset id, role) of the links to ready assets the viewer may play.
+    Readiness is a correlated check too: SQLite would otherwise walk every ready
+    asset (its status index) to find a page's few."""
+    ready = exists(select(Asset.id).where(Asset.id == TitleAsset.asset_id,
+                                          Asset.status == Status.READY.value))
+    query = select(TitleAsset.title_id, TitleAsset.asset_id, TitleAsset.role).where(
+        TitleAsset.role.in_(list(roles)), ready)
     if viewer.account_id is not None:
-        granted = (select(PackageAsset.asset_id)
-                   .join(Entitlement, Entitlement.package_name == PackageAsset.package_name)
-                   .where(Entitlement.account_id == viewer.account_id,
-                          Entitlement.valid_from <= viewer.at,
-                          or_(Entitlement.valid_until.is_(None),
-                              Entitlement.valid_until > viewer.at)))
-        query = query.where(TitleAsset.asset_id.in_(granted))
+        query = query.where(_granted(viewer))
     return query
+
+
+def _plays(viewer: Viewer, title: Any) -> Any:
+    """``title`` has a main asset open to the viewer."""
+    return exists(_open_links(viewer).with_only_columns(TitleAsset.asset_id)
+                  .where(TitleAsset.title_id == title.id))
 
 
 def _visible(viewer: Viewer, criteria: Criteria) -> Select[Any]:
     at = viewer.at
-    opened = _open_assets(viewer).with_only_columns(TitleAsset.title_id)
     series, episode = aliased(Title), aliased(Title)
-    plays_itself = and_(Title.kind != Kind.SERIES.value, Title.id.in_(opened))
+    plays_itself = and_(Title.kind != Kind.SERIES.value, _plays(viewer, Title))
     has_open_episode = and_(Title.kind == Kind.SERIES.value, exists(
         select(episode.id).where(episode.series_id == Title.id, _available(episode, at),
-                                 episode.id.in_(opened))))
+                                 _plays(viewer, episode))))
     # An episode shows only while its series does.
     series_open = or_(Title.series_id.is_(None), exists(
         select(series.id).where(series.id == Title.series_id, _available(series, at))))
@@ -130,11 +145,16 @@ def playable_assets(session: Session, viewer: Viewer, titles: list[Title],
                 select(episode.id, episode.series_id).where(
                     episode.series_id.in_(serieses), _available(episode, viewer.at))):
             owners.setdefault(episode_id, []).append(str(series_id))
+    links = session.execute(_open_links(viewer, roles).where(
+        TitleAsset.title_id.in_(list(owners))).order_by(TitleAsset.role, TitleAsset.asset_id)
+    ).all()
+    renditions: dict[str, list[Json] | None] = {
+        asset_id: found for asset_id, found in session.execute(
+            select(Asset.id, Asset.renditions).where(
+                Asset.id.in_({link.asset_id for link in links})))}
     found: dict[str, list[Json]] = {}
-    rows = session.execute(_open_assets(viewer, roles).where(
-        TitleAsset.title_id.in_(list(owners))).order_by(TitleAsset.role, TitleAsset.asset_id))
-    for title_id, asset_id, role, renditions in rows:
-        if viewer.device is None or plays(renditions, viewer.device):
+    for title_id, asset_id, role in links:
+        if viewer.device is None or plays(renditions.get(asset_id), viewer.device):
             for owner in owners[title_id]:
                 found.setdefault(owner, []).append({"id": asset_id, "role": role})
     return found
