@@ -145,8 +145,8 @@ def update_title(session: Session, title_id: str, fields: TitleFields) -> Title:
         _set_genres(session, title, fields.genres)
     touch(session, title)
     _flush(session)
-    for series_id in {series_before, title.series_id} - {None}:
-        assert series_id is not None
+    # What a series shows follows its episodes: the one it left and the one it joined.
+    for series_id in {s for s in (series_before, title.series_id) if s is not None}:
         touch(session, get_title(session, series_id))
     return title
 

@@ -17,7 +17,7 @@ from stb_origin.db.types import new_id, utcnow
 from stb_origin.services import Services
 from tests.catalog.conftest import HEVC_ONLY, add_asset, call
 from tests.catalog.test_routes import forged_tokens
-from tests.drm.support import Box, entitle, household
+from tests.drm.support import Box, entitle, household, revoke
 
 AVC_BOX = Capabilities(max_width=1920, max_height=1080, codecs=("avc1.640028", "mp4a.40.2"))
 UHD_BOX = Capabilities(codecs=("avc1", "hvc1", "mp4a"), video_ranges=("PQ",))
@@ -248,6 +248,10 @@ def test_who_may_browse(api: str, services: Services) -> None:
         deviceless = services.signer.issue(["playback"], subject=box.user_id)
         refused = call(api, "GET", path, deviceless)
         assert (refused.status_code, refused.json()["error"]["code"]) == (403, "no_device")
+        # A box revoked since its token was issued is nobody.
+        revoked = household(services, AVC_BOX)
+        revoke(services, revoked.device_id)
+        assert call(api, "GET", path, revoked.token).status_code == 401
         # The operator sees every available title with a ready asset.
         assert call(api, "GET", path, services.signer.issue(["playback"])).status_code == 200
     assert call(api, "GET", f"/v1/titles/{new_id()}",
