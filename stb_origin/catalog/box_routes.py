@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any
 
 from sqlalchemy.orm import Session
 from starlette.requests import Request
@@ -20,17 +19,14 @@ from starlette.routing import Route
 
 from stb_origin import scopes
 from stb_origin.accounts.caller import Caller
-from stb_origin.accounts.devices import read_device
 from stb_origin.accounts.http import claims_with, run_as_caller
 from stb_origin.catalog import browse
 from stb_origin.catalog.browse import Criteria, Viewer
-from stb_origin.catalog.models import Kind
 from stb_origin.catalog.routes import cursor_param, list_filters
 from stb_origin.catalog.titles import MAX_AGE_LIMIT, SLUG
 from stb_origin.catalog.view import box_json
 from stb_origin.db.types import utcnow
 from stb_origin.origin.conditional import parse_etags
-from stb_origin.origin.masters import Filter
 from stb_origin.web.errors import ApiError
 from stb_origin.web.http import Json, path_id, services_of
 from stb_origin.web.paging import page_body, page_params
@@ -43,15 +39,10 @@ PRIVATE = {"Cache-Control": f"private, max-age={MAX_AGE_S}", "Vary": "Authorizat
 
 
 def _viewer(session: Session, caller: Caller) -> Viewer:
-    if caller.is_admin or caller.is_operator:
-        return Viewer(account_id=None, device=None, at=utcnow())
-    if caller.device_id is None or caller.account_id is None:
-        raise ApiError(403, "no_device", "browsing needs a token bound to a device")
-    device = read_device(session.connection(), caller.device_id)
-    assert device is not None  # identify() checked it is active and the account's
-    caps = device.capabilities
-    return Viewer(account_id=caller.account_id, at=utcnow(), device=Filter.for_device(
-        caps.max_width, caps.max_height, caps.codecs, caps.video_ranges))
+    try:
+        return browse.viewer_of(session, caller, utcnow())
+    except browse.NoDevice:
+        raise ApiError(403, "no_device", "browsing needs a token bound to a device") from None
 
 
 def _criteria(request: Request) -> Criteria:
@@ -66,11 +57,6 @@ def _criteria(request: Request) -> Criteria:
             raise ApiError(400, "bad_request", f"max_age: an integer from 0 to {MAX_AGE_LIMIT}")
         max_age = int(raw_age)
     return Criteria(kind=kind, genre=genre, series=series, search=search, max_age=max_age)
-
-
-def _shown(titles: list[Any], playable: dict[str, list[Json]]) -> dict[str, list[Json]]:
-    # A series plays through its episodes: it lists none of their assets itself.
-    return {t.id: [] if t.kind == Kind.SERIES else playable.get(t.id, []) for t in titles}
 
 
 def private_json(request: Request, body: Json) -> Response:
@@ -92,7 +78,7 @@ async def list_titles(request: Request) -> Response:
 
     def work(session: Session, caller: Caller) -> list[Json]:
         found, playable = browse.page(session, _viewer(session, caller), criteria, limit, after)
-        return box_json(session, found, base_url, _shown(found, playable))
+        return box_json(session, found, base_url, playable)
 
     items = await run_as_caller(request, claims, work)
     max_age = None if criteria.max_age is None else str(criteria.max_age)
@@ -111,7 +97,7 @@ async def get_title(request: Request) -> Response:
         if found is None:
             return None
         title, assets = found
-        return box_json(session, [title], base_url, _shown([title], {title.id: assets}))[0]
+        return box_json(session, [title], base_url, {title.id: assets})[0]
 
     body = await run_as_caller(request, claims, work)
     if body is None:

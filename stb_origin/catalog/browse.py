@@ -21,6 +21,8 @@ from typing import Any
 from sqlalchemy import Select, and_, exists, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from stb_origin.accounts.caller import Caller
+from stb_origin.accounts.devices import read_device
 from stb_origin.accounts.models import Entitlement, PackageAsset
 from stb_origin.assets.records import Asset, Status
 from stb_origin.catalog.models import Kind, Role, Title, TitleAsset, TitleGenre
@@ -39,6 +41,24 @@ class Viewer:
     account_id: str | None
     device: Filter | None
     at: datetime
+
+
+class NoDevice(Exception):
+    """A box's view needs its device: what it plays."""
+
+
+def viewer_of(session: Session, caller: Caller, at: datetime) -> Viewer:
+    """The caller's view: everything for the operator and admins; a box's account
+    and device otherwise."""
+    if caller.is_admin or caller.is_operator:
+        return Viewer(account_id=None, device=None, at=at)
+    if caller.device_id is None or caller.account_id is None:
+        raise NoDevice()
+    device = read_device(session.connection(), caller.device_id)
+    assert device is not None  # identify() checked it is active and the account's
+    caps = device.capabilities
+    return Viewer(account_id=caller.account_id, at=at, device=Filter.for_device(
+        caps.max_width, caps.max_height, caps.codecs, caps.video_ranges))
 
 
 @dataclass(frozen=True)
@@ -177,6 +197,14 @@ def page(session: Session, viewer: Viewer, criteria: Criteria, limit: int,
             break
         cursor = batch[-1].id
     return shown[:limit + 1], playable
+
+
+def some(session: Session, viewer: Viewer,
+         title_ids: list[str]) -> tuple[list[Title], dict[str, list[Json]]]:
+    """Which of these titles the viewer may see, as on a page, with the assets it may play."""
+    found = list(session.scalars(_visible(viewer, Criteria()).where(Title.id.in_(title_ids))))
+    playable = playable_assets(session, viewer, found)
+    return [t for t in found if t.id in playable], playable
 
 
 def one(session: Session, viewer: Viewer, title_id: str) -> tuple[Title, list[Json]] | None:

@@ -30,6 +30,7 @@ from stb_origin.catalog.models import (
     TitleAsset,
     TitleGenre,
 )
+from stb_origin.db import changes
 from stb_origin.db.paging import newest_first
 from stb_origin.db.types import utcnow
 
@@ -126,6 +127,7 @@ def create_title(session: Session, fields: TitleFields) -> Title:
     session.add(title)
     _flush(session)
     _set_genres(session, title, fields.genres or [])
+    changes.record(session, changes.TITLE, [title.id])
     if title.series_id is not None:
         touch(session, get_title(session, title.series_id))
     return title
@@ -155,14 +157,19 @@ def delete_title(session: Session, title_id: str) -> None:
     title = get_title(session, title_id)
     if title.series_id is not None:
         touch(session, get_title(session, title.series_id))
+    episodes = session.scalars(select(Title.id).where(Title.series_id == title_id))
+    changes.record(session, changes.TITLE, [title_id, *episodes])
     # Episodes, genre and asset links and artwork rows go with it (ON DELETE CASCADE).
     session.delete(title)
     session.flush()
 
 
 def touch(session: Session, title: Title) -> None:
+    """The title changed in a way a box could see: a new revision, and boxes' copies
+    follow (``db.changes``)."""
     title.revision = (title.revision or 0) + 1
     title.updated_at = utcnow()
+    changes.record(session, changes.TITLE, [title.id])
 
 
 def _apply(session: Session, title: Title, fields: TitleFields) -> None:
@@ -332,6 +339,15 @@ def assets_of(session: Session, title_ids: Collection[str]) -> dict[str, list[Ti
                 .order_by(TitleAsset.role, TitleAsset.asset_id)):
             found[link.title_id].append(link)
     return found
+
+
+def titles_playing(session: Session, asset_id: str) -> list[str]:
+    """The titles linking the asset, and their series."""
+    linked = list(session.scalars(select(TitleAsset.title_id)
+                                  .where(TitleAsset.asset_id == asset_id)))
+    series = session.scalars(select(Title.series_id).where(Title.id.in_(linked),
+                                                           Title.series_id.is_not(None)))
+    return list(dict.fromkeys([*linked, *(s for s in series if s is not None)]))
 
 
 def genres_of(session: Session, title_ids: Collection[str]) -> dict[str, list[str]]:

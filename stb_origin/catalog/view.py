@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from stb_origin.catalog.artwork import artwork_urls
-from stb_origin.catalog.models import Artwork, Title
+from stb_origin.catalog.models import Artwork, Kind, Title
 from stb_origin.catalog.titles import assets_of, genres_of
 from stb_origin.db.types import iso
 
@@ -58,8 +58,10 @@ def editor_json(session: Session, titles: list[Title], base_url: str) -> list[Js
 
 def box_json(session: Session, titles: list[Title], base_url: str,
              playable: dict[str, list[Json]]) -> list[Json]:
-    """What a box sees: ``playable`` holds the assets it may play, by title."""
+    """What a box sees: ``playable`` holds the assets it may play, by title. A series
+    plays through its episodes: it lists none of their assets itself."""
     ids = [t.id for t in titles]
     genres, art = genres_of(session, ids), artwork_of(session, ids, base_url)
-    return [{**_common(t, genres[t.id], art[t.id]), "assets": playable.get(t.id, [])}
+    return [{**_common(t, genres[t.id], art[t.id]),
+             "assets": [] if t.kind == Kind.SERIES else playable.get(t.id, [])}
             for t in titles]

@@ -552,7 +552,7 @@ LADDER_HEIGHTS = [1080, 720, 540, 432, 360, 234]
 
 
 def _sync_schemas() -> Json:
-    kind = {"enum": ["entitlements", "channel", "guide_day"]}
+    kind = {"enum": ["entitlements", "channel", "guide_day", "title"]}
     item_id = {"type": "string", "maxLength": 64,
                "description": "an account, a channel, or `<channel>/<YYYY-MM-DD>`"}
     return {"SyncPage": _object({
