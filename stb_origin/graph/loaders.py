@@ -16,6 +16,10 @@ from sqlalchemy.orm import Session
 from strawberry.dataloader import DataLoader
 
 from stb_origin.assets.channels import Channel
+from stb_origin.assets.records import Asset
+from stb_origin.catalog import browse
+from stb_origin.catalog.browse import Viewer
+from stb_origin.catalog.view import box_json
 from stb_origin.guide import store
 from stb_origin.guide.models import Programme
 from stb_origin.guide.plan import MAX_LENGTH
@@ -33,12 +37,22 @@ GuideKey = tuple[str, datetime, datetime]
 class Loaders:
     services: Services
     now: datetime
+    # What the caller may see of the catalog; None: a token bound to no box.
+    viewer: Viewer | None
     now_next: DataLoader[str, NowNext] = field(init=False)
     guide: DataLoader[GuideKey, list[Json]] = field(init=False)
+    episodes: DataLoader[str, list[Json]] = field(init=False)
+    renditions: DataLoader[str, list[Json]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.now_next = DataLoader(self._now_next)
         self.guide = DataLoader(self._guide)
+        self.episodes = DataLoader(self._episodes)
+        self.renditions = DataLoader(self._renditions)
+
+    @property
+    def base_url(self) -> str:
+        return self.services.settings.public_base_url
 
     async def read(self, work: Callable[[Session], T]) -> T:
         def run() -> T:
@@ -84,6 +98,28 @@ class Loaders:
                     found[(p.channel_id, start, end)].append(
                         programme_json(p, channels[p.channel_id], now))
             return [found[key] for key in keys]
+
+        return await self.read(work)
+
+
+    async def _episodes(self, series_ids: list[str]) -> Sequence[list[Json]]:
+        viewer = self.viewer
+        assert viewer is not None, "titles are only listed for a viewer"
+
+        def work(session: Session) -> list[list[Json]]:
+            by_series, playable = browse.episodes_of(session, viewer, series_ids)
+            episodes = [e for found in by_series.values() for e in found]
+            shown = {t["id"]: t for t in box_json(session, episodes, self.base_url, playable)}
+            return [[shown[e.id] for e in by_series[i]] for i in series_ids]
+
+        return await self.read(work)
+
+    async def _renditions(self, asset_ids: list[str]) -> Sequence[list[Json]]:
+        def work(session: Session) -> list[list[Json]]:
+            found: dict[str, list[Json] | None] = {
+                asset_id: renditions for asset_id, renditions in session.execute(
+                    select(Asset.id, Asset.renditions).where(Asset.id.in_(asset_ids)))}
+            return [list(found.get(i) or []) for i in asset_ids]
 
         return await self.read(work)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -38,6 +39,8 @@ from stb_origin import scopes
 from stb_origin.accounts.caller import Caller, UnknownCaller, identify
 from stb_origin.accounts.entitlements import Window, read_windows
 from stb_origin.accounts.http import claims_with
+from stb_origin.catalog import browse
+from stb_origin.catalog.browse import Viewer
 from stb_origin.db.types import utcnow
 from stb_origin.graph.limits import CostLimit
 from stb_origin.graph.loaders import Loaders
@@ -80,12 +83,19 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     return strawberry.Schema(query=Query, extensions=extensions)
 
 
-def _who(services: Services, request_claims: Any) -> tuple[Caller, tuple[Window, ...]]:
+def _who(services: Services, request_claims: Any,
+         now: datetime) -> tuple[Caller, tuple[Window, ...], Viewer | None]:
+    """Who calls, their account's entitlements, and what they may see of the catalog
+    (None: a token bound to no box)."""
     with services.db.session() as session:
         caller = identify(session, request_claims)
+        try:
+            viewer: Viewer | None = browse.viewer_of(session, caller, now)
+        except browse.NoDevice:
+            viewer = None
         if caller.account_id is None:
-            return caller, ()
-        return caller, read_windows(session.connection(), caller.account_id)
+            return caller, (), viewer
+        return caller, read_windows(session.connection(), caller.account_id), viewer
 
 
 def routes(settings: Settings) -> list[Route]:
@@ -102,11 +112,12 @@ def routes(settings: Settings) -> list[Route]:
             raise ApiError(400, "bad_request", "variables: expected a JSON object")
         operation = body.optional_text("operationName")
         services = services_of(request)
+        now = utcnow()
         try:
-            caller, windows = await anyio.to_thread.run_sync(_who, services, claims)
+            caller, windows, viewer = await anyio.to_thread.run_sync(_who, services, claims, now)
         except UnknownCaller as exc:
             raise invalid_token(str(exc)) from None
-        context = Context(caller, windows, Loaders(services, utcnow()))
+        context = Context(caller, windows, Loaders(services, now, viewer))
         try:
             result = await schema.execute(query, variables, context, operation_name=operation,
                                           allowed_operation_types={OperationType.QUERY})

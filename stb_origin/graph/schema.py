@@ -16,11 +16,17 @@ from stb_origin.accounts.caller import Caller
 from stb_origin.accounts.entitlements import Window, not_over
 from stb_origin.accounts.packages import packages_of_channels
 from stb_origin.assets.channels import page_by_number
+from stb_origin.catalog import browse
+from stb_origin.catalog.browse import Criteria
+from stb_origin.catalog.models import Kind
+from stb_origin.catalog.titles import MAX_SEARCH, SLUG
+from stb_origin.catalog.view import box_json
 from stb_origin.db.paging import UnknownCursor
 from stb_origin.db.types import ID
 from stb_origin.graph.loaders import Json, Loaders
 
 MAX_PAGE = 100
+KINDS = tuple(Kind)
 MAX_GUIDE = timedelta(hours=48)
 
 
@@ -103,6 +109,107 @@ class ChannelPage:
 
 
 @strawberry.type
+class Rating:
+    scheme: str
+    age_limit: int
+
+
+@strawberry.type
+class Image:
+    width: int
+    height: int
+    url: str
+
+
+@strawberry.type
+class Artwork:
+    kind: str
+    sizes: list[Image]
+
+
+@strawberry.type
+class Rendition:
+    type: str
+    name: str | None
+    width: int | None
+    height: int | None
+    bandwidth: int | None
+    codecs: str | None
+    language: str | None
+
+
+@strawberry.type
+class PlayableAsset:
+    id: strawberry.ID
+    role: str = strawberry.field(description="`main` plays the title, `trailer` previews it")
+    playback: str = strawberry.field(
+        description="where the box asks for its manifest URL (GET, its own token): the"
+                    " master filtered for what it plays, signed where URLs are signed")
+
+    @strawberry.field
+    async def renditions(self, info: Info[Context, None]) -> list[Rendition]:
+        found = await _context(info).loaders.renditions.load(str(self.id))
+        return [Rendition(type=str(r.get("type", "video")), name=r.get("name"),
+                          width=r.get("width"), height=r.get("height"),
+                          bandwidth=r.get("bandwidth"), codecs=r.get("codecs"),
+                          language=r.get("language")) for r in found]
+
+
+@strawberry.type
+class Title:
+    id: strawberry.ID
+    kind: str = strawberry.field(description="movie, series or episode")
+    name: str
+    description: str
+    series: strawberry.ID | None
+    season: int | None
+    episode: int | None
+    genres: list[str]
+    rating: Rating | None
+    available_from: datetime | None
+    available_until: datetime | None
+    artwork: list[Artwork]
+    assets: list[PlayableAsset] = strawberry.field(
+        description="what this box may play (a series plays through its episodes)")
+
+    @strawberry.field(description="a series' episodes this box may play, in watching order")
+    async def episodes(self, info: Info[Context, None], first: int = 20) -> list[Title]:
+        if not 1 <= first <= MAX_PAGE:
+            raise QueryError(f"first: from 1 to {MAX_PAGE}")
+        if self.kind != "series":
+            return []
+        found = await _context(info).loaders.episodes.load(str(self.id))
+        return [Title.of(item, _context(info).loaders.base_url) for item in found[:first]]
+
+    @staticmethod
+    def of(item: Json, base_url: str) -> Title:
+        rating = item["rating"]
+        return Title(
+            id=strawberry.ID(item["id"]), kind=item["kind"], name=item["name"],
+            description=item["description"], series=item["series"], season=item["season"],
+            episode=item["episode"], genres=item["genres"],
+            rating=Rating(scheme=rating["scheme"], age_limit=rating["age_limit"])
+            if rating else None,
+            available_from=_time(item["available_from"]),
+            available_until=_time(item["available_until"]),
+            artwork=[Artwork(kind=kind, sizes=[Image(**size) for size in sizes])
+                     for kind, sizes in item["artwork"].items()],
+            assets=[PlayableAsset(id=strawberry.ID(a["id"]), role=a["role"],
+                                  playback=f"{base_url.rstrip('/')}/v1/playback/{a['id']}")
+                    for a in item["assets"]])
+
+
+@strawberry.type
+class TitlePage:
+    items: list[Title]
+    next: str | None = strawberry.field(description="pass as `after` for the next page")
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
+
+
+@strawberry.type
 class Entitlement:
     id: strawberry.ID
     package: str
@@ -141,6 +248,42 @@ class Query:
 
         items, next_after = await context.loaders.read(work)
         return ChannelPage(items=items, next=next_after)
+
+    @strawberry.field(description="the catalog as this box may see it: newest first, or a"
+                                  " series' episodes in watching order")
+    async def titles(self, info: Info[Context, None], first: int = 20,
+                     after: str | None = None, kind: str | None = None,
+                     genre: str | None = None, series: str | None = None,
+                     search: str | None = None) -> TitlePage:
+        context = _context(info)
+        viewer = context.loaders.viewer
+        if viewer is None:
+            raise QueryError("titles: a box's token (bound to a device) is needed")
+        if not 1 <= first <= MAX_PAGE:
+            raise QueryError(f"first: from 1 to {MAX_PAGE}")
+        for name, value in (("after", after), ("series", series)):
+            if value is not None and not ID.fullmatch(value):
+                raise QueryError(f"{name}: a title id")
+        if kind is not None and kind not in KINDS:
+            raise QueryError(f"kind: one of {', '.join(KINDS)}")
+        if genre is not None and not SLUG.fullmatch(genre):
+            raise QueryError("genre: a genre slug")
+        if search is not None and len(search) > MAX_SEARCH:
+            raise QueryError(f"search: at most {MAX_SEARCH} characters")
+        criteria = Criteria(kind=kind, genre=genre, series=series, search=search or None)
+        base_url = context.loaders.base_url
+
+        def work(session: Session) -> tuple[list[Json], str | None]:
+            try:
+                found, playable = browse.page(session, viewer, criteria, first, after)
+            except UnknownCursor:
+                raise QueryError("after: no such title (pass `next` as it was)") from None
+            more = len(found) > first
+            found = found[:first]
+            return box_json(session, found, base_url, playable), found[-1].id if more else None
+
+        items, next_after = await context.loaders.read(work)
+        return TitlePage(items=[Title.of(item, base_url) for item in items], next=next_after)
 
     @strawberry.field
     async def entitlements(self, info: Info[Context, None]) -> list[Entitlement]:

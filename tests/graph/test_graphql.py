@@ -17,9 +17,12 @@ from sqlalchemy import event, insert
 from stb_origin.accounts import entitlements, packages
 from stb_origin.app import create_app
 from stb_origin.assets.channels import Channel
+from stb_origin.catalog.models import Title
+from stb_origin.catalog.titles import TitleFields, create_title, link_asset
 from stb_origin.db.types import new_id, utcnow
 from stb_origin.guide.models import Programme
 from stb_origin.services import Services
+from tests.catalog.conftest import add_asset
 from tests.drm.support import Box, household, revoke
 from tests.support.http import run_server
 
@@ -96,8 +99,84 @@ def test_a_home_screen_of_50_channels_costs_what_one_of_5_costs(
     assert [c["number"] for c in page["items"]] == list(range(1, 51))
     # A constant number of statements: not one (or three) per channel.
     assert len(large) == len(small), (len(small), len(large))
-    # who calls (3), the page (2), now/next (3), the guide (2), the entitlements (1)
-    assert len(large) <= 11
+    # who calls (4), the page (2), now/next (3), the guide (2), the entitlements (1)
+    assert len(large) <= 12
+
+
+# The page size written in the query, so that its cost is counted for that size.
+CATALOG = """
+query Catalog {
+  titles(first: FIRST) {
+    items { id kind name genres rating { scheme ageLimit }
+            assets { id role playback renditions { height codecs } }
+            episodes { name season episode assets { id } } }
+    next
+  }
+}"""
+
+
+def catalog(services: Services, box: Box, movies: int, series: int) -> dict[str, str]:
+    """Movies and series of three episodes, each playing a ready asset of a package the
+    box's account is entitled to; returns title ids by name."""
+    package = f"pkg-{secrets.token_hex(3)}"
+    with services.db.session() as session:
+        packages.create_package(session, package)
+        entitlements.grant(session, box.account_id, package)
+    ids: dict[str, str] = {}
+
+    assets = iter([add_asset(services.db) for _ in range(movies + 3 * series)])
+
+    def playing(session: Any, title: Title) -> None:
+        asset_id = next(assets)
+        packages.add_asset(session, package, asset_id)
+        link_asset(session, title.id, asset_id, "main")
+
+    with services.db.session() as session:
+        for n in range(series):
+            show = create_title(session, TitleFields(kind="series", name=f"Series {n}",
+                                                     given={"kind", "name"}))
+            ids[show.name] = show.id
+            for e in range(1, 4):
+                episode = create_title(session, TitleFields(
+                    kind="episode", name=f"S{n} E{e}", series=show.id, season=1, episode=e,
+                    given={"kind", "name", "series", "season", "episode"}))
+                playing(session, episode)
+        # Newest first: a page starts with the movies, then series and their episodes.
+        for n in range(movies):
+            movie = create_title(session, TitleFields(kind="movie", name=f"Movie {n}",
+                                                      given={"kind", "name"}))
+            playing(session, movie)
+            ids[movie.name] = movie.id
+    return ids
+
+
+def test_a_page_of_50_titles_with_episodes_and_assets_costs_what_one_of_6_costs(
+        api: str, services: Services, box: Box) -> None:
+    catalog(services, box, movies=2, series=20)
+    ask(api, box.token, CATALOG.replace("FIRST", "6"))  # warm
+    # The newest 6: two movies, the newest series' three episodes and that series.
+    with statements(services) as small:
+        six = ask(api, box.token, CATALOG.replace("FIRST", "6"))
+    with statements(services) as large:
+        fifty = ask(api, box.token, CATALOG.replace("FIRST", "50"))
+    assert six.status_code == fifty.status_code == 200, fifty.text
+    items = fifty.json()["data"]["titles"]["items"]
+    assert len(items) == 50 and len(six.json()["data"]["titles"]["items"]) == 6
+    assert {t["kind"] for t in six.json()["data"]["titles"]["items"]} == {
+        "movie", "episode", "series"}
+    shows = [t for t in items if t["kind"] == "series"]
+    assert shows and all([e["episode"] for e in t["episodes"]] == [1, 2, 3] for t in shows)
+    assert all(t["assets"] == [] for t in shows)
+    movies = [t for t in items if t["kind"] == "movie"]
+    playing = [t for t in items if t["kind"] != "series"]
+    assert movies and all(len(t["assets"]) == 1 and t["assets"][0]["renditions"]
+                          for t in playing)
+    assert movies[0]["assets"][0]["playback"].endswith(
+        "/v1/playback/" + movies[0]["assets"][0]["id"])
+    # A constant number of statements, not one (or more) per title: who calls (4), the
+    # page with its assets, genres and artwork (6), the episodes with theirs (5), renditions
+    assert len(large) == len(small), (len(small), len(large))
+    assert len(large) <= 16, len(large)
 
 
 def test_channels_page_by_number_and_say_which_the_box_may_play(
