@@ -129,6 +129,14 @@ class Settings:
     runner_lease_s: float = 5.0
     # How many channels one runner takes at most (0: a fair share of them all).
     runner_max_channels: int = 0
+    # --- real-time events (GET /v1/events) ---
+    # A heartbeat (WebSocket message, SSE comment) when nothing else was sent for this long.
+    events_heartbeat_s: float = 15.0
+    # Open event connections at once, across every server: per device, per token subject.
+    events_per_device: int = 2
+    events_per_subject: int = 50
+    # Events waiting for one connection; a client that lets more pile up is dropped.
+    events_queue: int = 256
 
     def __post_init__(self) -> None:
         if self.segment_format not in SEGMENT_FORMATS:
@@ -150,6 +158,11 @@ class Settings:
             raise SettingsError("STB_LIVE_WINDOW_S must be at least 6")
         if self.runner_lease_s < 1:
             raise SettingsError("STB_RUNNER_LEASE_S must be at least 1")
+        if self.events_heartbeat_s <= 0:
+            raise SettingsError("STB_EVENTS_HEARTBEAT_S must be positive")
+        if min(self.events_per_device, self.events_per_subject, self.events_queue) < 1:
+            raise SettingsError("STB_EVENTS_PER_DEVICE, STB_EVENTS_PER_SUBJECT and"
+                                " STB_EVENTS_QUEUE must be at least 1")
 
     # Derived values: embedded defaults under the data dir.
     @property
@@ -248,6 +261,10 @@ _CASTS: dict[str, Any] = {
     "live_window_s": float,
     "runner_lease_s": float,
     "runner_max_channels": int,
+    "events_heartbeat_s": float,
+    "events_per_device": int,
+    "events_per_subject": int,
+    "events_queue": int,
 }
 
 

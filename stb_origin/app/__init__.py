@@ -16,6 +16,8 @@ from stb_origin.app import metrics as metrics_endpoint
 from stb_origin.app.sweeper import sweep_forever
 from stb_origin.drm import routes as key_routes
 from stb_origin.drm.delivery import KeyDelivery
+from stb_origin.events import routes as event_routes
+from stb_origin.events import service as event_service
 from stb_origin.guide import routes as guide_routes
 from stb_origin.guide.sources import GuidePoller
 from stb_origin.ingest import routes as ingest_routes
@@ -72,7 +74,10 @@ def create_app(services: Services) -> Starlette:
             # XMLTV sources due: each claimed in the database, so one replica fetches it.
             background.start_soon(GuidePoller(services).watch)
             try:
-                yield
+                # GET /v1/events: this process's reader of the event log.
+                async with event_service.running(services) as events:
+                    app.state.events = events
+                    yield
             finally:
                 background.cancel_scope.cancel()
         # First: the key audit still waiting is written before the engine goes.
@@ -91,7 +96,7 @@ def create_app(services: Services) -> Starlette:
                 *health.ROUTES, *metrics_endpoint.routes(services),
                 *ingest_routes.ROUTES, *account_routes.ROUTES,
                 *oauth_routes.ROUTES, *playback_routes.ROUTES, *channel_routes.ROUTES,
-                *clip_routes.ROUTES, *guide_routes.ROUTES,
+                *clip_routes.ROUTES, *guide_routes.ROUTES, *event_routes.ROUTES,
                 *openapi.routes()],
         middleware=[Middleware(AccessLog)],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
