@@ -38,7 +38,7 @@ MAX_PAYLOAD_BYTES = 64 * 1024
 ASSETS = "assets"  # status and progress of assets, for the content team
 CHANNELS = "channels"  # a live channel's status changed
 ENTITLEMENTS = "entitlements"  # an account's entitlements changed
-COMMANDS = "commands"  # to one device: "resync", "sign_out"
+COMMANDS = "commands"  # to one device: "resync", "sign_out" (which ends its connections)
 CATALOG = "catalog"  # titles changed (published by the catalog)
 GUIDE = "guide"  # programmes changed (published by the guide)
 TOPICS = frozenset({ASSETS, CHANNELS, ENTITLEMENTS, COMMANDS, CATALOG, GUIDE})
@@ -83,6 +83,12 @@ def publish(redis: Redis, topic: str, data: dict[str, Any], *, key: str | None =
         log.warning("event not published", extra={"topic": topic, "error": type(exc).__name__})
         return None
     return offset.decode() if isinstance(offset, bytes) else str(offset)
+
+
+def send_command(redis: Redis, device_id: str, account_id: str, command: str) -> str | None:
+    """Publish a command to one device's connections (``COMMANDS``)."""
+    return publish(redis, COMMANDS, {"command": command}, key=device_id, account=account_id,
+                   device=device_id)
 
 
 def encode(topic: str, data: dict[str, Any], *, key: str | None = None,

@@ -7,6 +7,8 @@ content team (``assets:read``) hears asset progress.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import anyio
 from redis.exceptions import RedisError
 
@@ -25,11 +27,18 @@ from stb_origin.web.errors import ApiError
 from stb_origin.web.headers import NO_STORE
 
 
-async def audience_of(services: Services, token: str, topics: str | None) -> tuple[Audience, str]:
-    """The audience of a connection with ``token`` asking for ``topics``, and the
-    token's subject; ApiError (401, 403, 400, 503) when it may not listen."""
+@dataclass(frozen=True)
+class Listener:
+    audience: Audience
+    subject: str
+    expires_at: int  # the token's: the connection ends then
 
-    def check() -> tuple[Audience, str]:
+
+async def listener(services: Services, token: str, topics: str | None) -> Listener:
+    """Who listens with ``token``, asking for ``topics``; ApiError (401, 403, 400,
+    503) when it may not."""
+
+    def check() -> Listener:
         claims = check_token(services.signer, token, SCOPES)
         try:
             with services.db.session() as session:
@@ -44,8 +53,8 @@ async def audience_of(services: Services, token: str, topics: str | None) -> tup
             raise ApiError(400, "too_many_subscriptions", str(exc), NO_STORE) from None
         except BadSubscription as exc:
             raise ApiError(400, "bad_request", str(exc), NO_STORE) from None
-        return Audience(subscribed, account_id=caller.account_id,
-                        device_id=claims.device_id), claims.subject
+        return Listener(Audience(subscribed, account_id=caller.account_id,
+                                 device_id=claims.device_id), claims.subject, claims.expires_at)
 
     try:
         return await anyio.to_thread.run_sync(check)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import anyio
-from redis import Redis
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,12 +21,6 @@ from stb_origin.web.jsonbody import read_object
 COMMANDS = ("resync", "sign_out")
 
 
-def send_command(redis: Redis, device_id: str, account_id: str, command: str) -> str | None:
-    """Publish ``command`` to the device's connections; its offset, None if Redis failed."""
-    return eventlog.publish(redis, eventlog.COMMANDS, {"command": command}, key=device_id,
-                            account=account_id, device=device_id)
-
-
 async def post_command(request: Request) -> Response:
     claims = await admin_claims(request)
     device_id = path_id(request, "device_id", "device")
@@ -43,7 +36,7 @@ async def post_command(request: Request) -> Response:
         return device.account_id
 
     account_id = await run_as_caller(request, claims, work)
-    offset = await anyio.to_thread.run_sync(send_command, services_of(request).redis,
+    offset = await anyio.to_thread.run_sync(eventlog.send_command, services_of(request).redis,
                                             device_id, account_id, command)
     if offset is None:
         raise ApiError(503, "unavailable", "the command could not be sent; retry shortly",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import signal
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from redis.exceptions import RedisError
 
 from stb_origin import eventlog
 from stb_origin.events import slots
-from stb_origin.events.audience import Audience
+from stb_origin.events.access import Listener
 from stb_origin.events.hub import READ_BLOCK_MS, Hub, Subscriber
 from stb_origin.queues import REDIS_TIMEOUT_S
 from stb_origin.services import Services
@@ -45,6 +46,7 @@ class Connection:
     subscriber: Subscriber
     start: str
     slot_keys: list[str]
+    expires_at: int  # its token's expiry
 
 
 class Events:
@@ -67,10 +69,11 @@ class Events:
             raise ApiError(400, "bad_offset", str(exc), NO_STORE) from None
 
     @asynccontextmanager
-    async def connection(self, audience: Audience, subject: str) -> AsyncIterator[Connection]:
+    async def connection(self, listener: Listener) -> AsyncIterator[Connection]:
         """A slot and a subscription for as long as the block runs; 429 when the
         device or the subject has its connections already."""
-        limits = {slots.subject(subject): self.per_subject}
+        audience = listener.audience
+        limits = {slots.subject(listener.subject): self.per_subject}
         if audience.device_id is not None:
             limits[slots.device(audience.device_id)] = self.per_device
         connection_id = secrets.token_hex(8)
@@ -86,7 +89,8 @@ class Events:
                            " (the most it may)", {"Retry-After": "30", **NO_STORE})
         subscriber, start = self.hub.subscribe(audience)
         try:
-            yield Connection(connection_id, subscriber, start, list(limits))
+            yield Connection(connection_id, subscriber, start, list(limits),
+                             listener.expires_at)
         finally:
             self.hub.unsubscribe(subscriber)
             with anyio.CancelScope(shield=True):
@@ -101,6 +105,11 @@ class Events:
             # Else next time: a slot lost meanwhile only lets one more connect.
             with suppress(RedisError):
                 await self.slots.renew(connection.id, connection.slot_keys)
+
+
+    async def token_expiry(self, connection: Connection) -> None:
+        """Returns when the connection's token has expired."""
+        await anyio.sleep(max(0.0, connection.expires_at - time.time()))
 
 
 @asynccontextmanager

@@ -3,7 +3,10 @@
 First ``subscribed``; then, for a client that came back with its last offset,
 the events it missed, or ``resync`` when some of them are gone from the log;
 then live events from the hub, with a ``heartbeat`` whenever nothing else was
-sent for a while. The transport ends it (slow consumer, shutdown, client gone).
+sent for a while. It ends after a ``sign_out`` command to the connection's
+device (a revoked device, or an admin's command): the transport then closes.
+Otherwise the transport ends it (slow consumer, shutdown, client gone, token
+expired).
 """
 
 from __future__ import annotations
@@ -63,6 +66,14 @@ async def outgoing(hub: Hub, subscriber: Subscriber, start: str, after: str | No
             continue
         if eventlog.parse_offset(event.offset) > seen_at:
             yield event
+            if _signs_out(event):
+                return
+
+
+def _signs_out(event: eventlog.Event) -> bool:
+    # Only events for this very device reach it (Audience.hears).
+    return (event.topic == eventlog.COMMANDS and event.device is not None
+            and event.data.get("command") == "sign_out")
 
 
 async def _missed(hub: Hub, subscriber: Subscriber, after: str,

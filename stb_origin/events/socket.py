@@ -19,7 +19,7 @@ import anyio
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from stb_origin import eventlog
-from stb_origin.events.access import audience_of
+from stb_origin.events.access import listener
 from stb_origin.events.service import Connection, Events, events_of
 from stb_origin.events.session import Control, outgoing
 from stb_origin.web.bearer import bearer_token
@@ -32,6 +32,7 @@ FIRST_MESSAGE_TIMEOUT_S = 10.0
 MAX_FIRST_MESSAGE = 8192
 GOING_AWAY = 1001
 SLOW_CONSUMER = 4008
+SIGNED_OUT = 4401
 # HTTP statuses of refusals, as close codes: 4000 + status.
 CLOSE_CODES = {400: 4400, 401: 4401, 403: 4403, 429: 4429, 503: 4503}
 MAX_REASON_BYTES = 123  # what a close frame holds
@@ -46,9 +47,9 @@ async def events_socket(websocket: WebSocket) -> None:
         token = _token(websocket, offered) or await _first_message_token(websocket)
         after = websocket.query_params.get("after")
         await events.check_offset(after)
-        audience, subject = await audience_of(services_of(websocket),  # type: ignore[arg-type]
-                                              token, websocket.query_params.get("topics"))
-        async with events.connection(audience, subject) as connection:
+        who = await listener(services_of(websocket),  # type: ignore[arg-type]
+                             token, websocket.query_params.get("topics"))
+        async with events.connection(who) as connection:
             await _serve(websocket, events, connection, after)
     except ApiError as exc:
         await _close(websocket, CLOSE_CODES.get(exc.status, 4500), f"{exc.code}: {exc.message}")
@@ -101,6 +102,7 @@ async def _serve(websocket: WebSocket, events: Events, connection: Connection,
                                               events.heartbeat_s):
                     await websocket.send_text(json.dumps(_as_json(message),
                                                          separators=(",", ":")))
+                end(SIGNED_OUT, "signed_out: this device was signed out")
             except (WebSocketDisconnect, RuntimeError, OSError):
                 end(0, "")
 
@@ -116,12 +118,17 @@ async def _serve(websocket: WebSocket, events: Events, connection: Connection,
             await flag.wait()
             end(code, reason)
 
+        async def expire() -> None:
+            await events.token_expiry(connection)
+            end(SIGNED_OUT, "token_expired: reconnect with a fresh token")
+
         tasks.start_soon(send)
         tasks.start_soon(receive)
         tasks.start_soon(events.keep_alive, connection)
         tasks.start_soon(watch, subscriber.dropped, SLOW_CONSUMER,
                          "slow_consumer: events piled up unread; reconnect with your offset")
         tasks.start_soon(watch, events.hub.closing, GOING_AWAY, "server shutting down")
+        tasks.start_soon(expire)
     if ended and ended[0][0]:
         await _close(websocket, *ended[0])
 

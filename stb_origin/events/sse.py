@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from stb_origin.events.access import audience_of
+from stb_origin.events.access import listener
 from stb_origin.events.service import Connection, Events, events_of
 from stb_origin.events.session import Control, Outgoing, outgoing
 from stb_origin.web.bearer import bearer_token, missing_token
@@ -44,11 +44,10 @@ async def events_stream(request: Request) -> Response:
         raise missing_token()
     after = request.query_params.get("after") or request.headers.get("last-event-id")
     await events.check_offset(after)
-    audience, subject = await audience_of(services_of(request), token,
-                                          request.query_params.get("topics"))
+    who = await listener(services_of(request), token, request.query_params.get("topics"))
     # Taken here, so that a refusal is still an HTTP answer; the stream gives it back.
     held = AsyncExitStack()
-    connection = await held.enter_async_context(events.connection(audience, subject))
+    connection = await held.enter_async_context(events.connection(who))
     return EventStream(events, connection, after, held)
 
 
@@ -84,17 +83,24 @@ class EventStream(Response):
                     tasks.cancel_scope.cancel()
 
                 async def stream() -> None:
-                    async for message in outgoing(self._events.hub, subscriber,
-                                                  self._connection.start, self._after,
-                                                  self._events.heartbeat_s):
-                        await send({"type": "http.response.body",
-                                    "body": _frame(message).encode(), "more_body": True})
+                    with suppress(OSError):  # the client went: until_disconnect ends it
+                        async for message in outgoing(self._events.hub, subscriber,
+                                                      self._connection.start, self._after,
+                                                      self._events.heartbeat_s):
+                            await send({"type": "http.response.body",
+                                        "body": _frame(message).encode(), "more_body": True})
+                        tasks.cancel_scope.cancel()  # signed out
+
+                async def expire() -> None:
+                    await self._events.token_expiry(self._connection)
+                    tasks.cancel_scope.cancel()
 
                 tasks.start_soon(stream)
                 tasks.start_soon(until_disconnect)
                 tasks.start_soon(self._events.keep_alive, self._connection)
                 tasks.start_soon(stop_on, subscriber.dropped)
                 tasks.start_soon(stop_on, self._events.hub.closing)
+                tasks.start_soon(expire)
             with anyio.move_on_after(2):  # a client that reads nothing takes nothing more
                 with suppress(OSError):
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
