@@ -122,14 +122,23 @@ async def last_offset(redis: AsyncRedis) -> str:
 
 
 async def lost_after(redis: AsyncRedis, after: str) -> bool:
-    """Whether events after ``after`` were trimmed away (the reader must resync).
-    Redis keeps the id of the newest entry it deleted: that tells exactly.
-    BadOffset for an offset past the newest event: not one this log gave out."""
+    """Whether events after ``after`` may be gone from the log (the reader must
+    resync): the log was trimmed and ``after`` is older than its first entry,
+    or an entry after it was deleted. BadOffset for an offset past the newest
+    event: not one this log gave out."""
     info = await _info(redis)
     wanted = parse_offset(after)
-    if wanted > parse_offset(_text(info.get("last-generated-id", b"0-0"))):
+    last = parse_offset(_text(info.get("last-generated-id")))
+    if wanted > last:
         raise BadOffset("no event has this offset yet")
-    return parse_offset(_text(info.get("max-deleted-entry-id", b"0-0"))) > wanted
+    if parse_offset(_text(info.get("max-deleted-entry-id"))) > wanted:
+        return True
+    trimmed = int(info.get("entries-added", 0)) > int(info.get("length", 0))
+    first = info.get("first-entry")
+    first_offset = parse_offset(_text(first[0])) if first else None
+    if first_offset is None:  # emptied: whatever came after it is gone
+        return trimmed and wanted < last
+    return trimmed and wanted < first_offset
 
 
 async def read(redis: AsyncRedis, after: str, count: int, block_ms: int) -> list[Event]:

@@ -26,5 +26,5 @@ def editor(services: Services) -> str:
 @pytest.fixture
 def live_api(app: Starlette) -> Iterator[str]:
     """The real app under uvicorn with WebSockets (run_server's default has none)."""
-    with run_server(app, ws="websockets") as base_url:
+    with run_server(app, ws="websockets-sansio") as base_url:
         yield base_url
