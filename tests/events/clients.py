@@ -3,7 +3,11 @@ an SSE reader over httpx."""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import socket as sockets
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -111,3 +115,54 @@ def sse_subscribed(reader: SseReader) -> dict[str, Any]:
     assert event == "subscribed", (event, data)
     return data
 
+
+
+class StalledSocket:
+    """A WebSocket client that does the handshake and then reads nothing (a box that
+    hung), with a small receive buffer; ``frames()`` reads what piled up afterwards."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        host, port = base_url.removeprefix("http://").split(":")
+        self.sock = sockets.socket()
+        self.sock.setsockopt(sockets.SOL_SOCKET, sockets.SO_RCVBUF, 4096)
+        self.sock.settimeout(WAIT_S)
+        self.sock.connect((host, int(port)))
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET /v1/events HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                           "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                           f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                           f"Authorization: Bearer {token}\r\n\r\n").encode())
+        self._buffer = b""
+        while b"\r\n\r\n" not in self._buffer:
+            self._buffer += self._recv()
+        head, _, self._buffer = self._buffer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head
+
+    def _recv(self) -> bytes:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("the server closed the connection")
+        return chunk
+
+    def _take(self, size: int) -> bytes:
+        while len(self._buffer) < size:
+            self._buffer += self._recv()
+        taken, self._buffer = self._buffer[:size], self._buffer[size:]
+        return taken
+
+    def frames(self) -> Iterator[tuple[int, bytes]]:
+        """(opcode, payload) of each frame, up to and including a close frame."""
+        while True:
+            first, second = self._take(2)
+            size = second & 0x7F
+            if size == 126:
+                size = struct.unpack("!H", self._take(2))[0]
+            elif size == 127:
+                size = struct.unpack("!Q", self._take(8))[0]
+            opcode, payload = first & 0x0F, self._take(size)
+            yield opcode, payload
+            if opcode == 0x8:
+                return
+
+    def close(self) -> None:
+        self.sock.close()
