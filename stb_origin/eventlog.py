@@ -44,7 +44,7 @@ GUIDE = "guide"  # programmes changed (published by the guide)
 TOPICS = frozenset({ASSETS, CHANNELS, ENTITLEMENTS, COMMANDS, CATALOG, GUIDE})
 
 # A stream id: milliseconds, a dash, a sequence number.
-_OFFSET = re.compile(r"(\d{1,19})-(\d{1,19})")
+_OFFSET = re.compile(r"([0-9]{1,19})-([0-9]{1,19})")
 
 
 class BadOffset(ValueError):
