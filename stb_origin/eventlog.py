@@ -20,6 +20,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from redis import Redis
@@ -62,6 +63,11 @@ class Event:
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.offset, "topic": self.topic, "key": self.key, "data": self.data}
+
+    @cached_property
+    def text(self) -> str:
+        """to_json as compact JSON, made once however many connections send it."""
+        return json.dumps(self.to_json(), separators=(",", ":"))
 
 
 def parse_offset(text: str) -> tuple[int, int]:

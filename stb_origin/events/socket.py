@@ -100,8 +100,7 @@ async def _serve(websocket: WebSocket, events: Events, connection: Connection,
             try:
                 async for message in outgoing(events.hub, subscriber, connection.start, after,
                                               events.heartbeat_s):
-                    await websocket.send_text(json.dumps(_as_json(message),
-                                                         separators=(",", ":")))
+                    await websocket.send_text(_as_text(message))
                 end(SIGNED_OUT, "signed_out: this device was signed out")
             except (WebSocketDisconnect, RuntimeError, OSError):
                 end(0, "")
@@ -133,10 +132,10 @@ async def _serve(websocket: WebSocket, events: Events, connection: Connection,
         await _close(websocket, *ended[0])
 
 
-def _as_json(message: eventlog.Event | Control) -> dict[str, Any]:
+def _as_text(message: eventlog.Event | Control) -> str:
     if isinstance(message, Control):
-        return {"type": message.name, **message.data}
-    return {"type": "event", **message.to_json()}
+        return json.dumps({"type": message.name, **message.data}, separators=(",", ":"))
+    return '{"type":"event",' + message.text[1:]
 
 
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:

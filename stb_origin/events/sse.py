@@ -112,7 +112,7 @@ def _frame(message: Outgoing) -> str:
             return ": heartbeat\n\n"
         offset = f"id: {message.offset}\n" if message.offset else ""
         return f"{offset}event: {message.name}\ndata: {_json(message.data)}\n\n"
-    return f"id: {message.offset}\nevent: {message.topic}\ndata: {_json(message.to_json())}\n\n"
+    return f"id: {message.offset}\nevent: {message.topic}\ndata: {message.text}\n\n"
 
 
 def _json(data: object) -> str:
