@@ -60,10 +60,15 @@ async def outgoing(hub: Hub, subscriber: Subscriber, start: str, after: str | No
     seen_at = eventlog.parse_offset(seen)
     while True:
         try:
-            event = await asyncio.wait_for(subscriber.queue.get(), heartbeat_s)
-        except TimeoutError:
-            yield Control("heartbeat")
-            continue
+            # Without a timer when events are waiting: the busy path, once per
+            # event and connection.
+            event = subscriber.queue.get_nowait()
+        except asyncio.QueueEmpty:
+            try:
+                event = await asyncio.wait_for(subscriber.queue.get(), heartbeat_s)
+            except TimeoutError:
+                yield Control("heartbeat")
+                continue
         if eventlog.parse_offset(event.offset) > seen_at:
             yield event
             if _signs_out(event):
