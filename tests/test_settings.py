@@ -63,6 +63,10 @@ EVERY_FIELD_SET = Settings(
     live_window_s=30.5,
     runner_lease_s=7.5,
     runner_max_channels=12,
+    events_heartbeat_s=2.5,
+    events_per_device=3,
+    events_per_subject=7,
+    events_queue=64,
 )
 
 
