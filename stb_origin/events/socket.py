@@ -69,7 +69,10 @@ def _token(websocket: WebSocket, offered: list[str]) -> str | None:
 
 async def _first_message_token(websocket: WebSocket) -> str:
     with anyio.move_on_after(FIRST_MESSAGE_TIMEOUT_S):
-        message = await websocket.receive_text()
+        received = await websocket.receive()
+        if received["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(received.get("code", 1000))
+        message = received.get("text") or ""
         if len(message) > MAX_FIRST_MESSAGE:
             raise ApiError(400, "bad_request", "the first message is too long")
         try:
@@ -107,11 +110,9 @@ async def _serve(websocket: WebSocket, events: Events, connection: Connection,
 
         async def receive() -> None:
             # What a client sends is not read (yet); its going away is.
-            try:
-                while True:
-                    await websocket.receive_text()
-            except (WebSocketDisconnect, RuntimeError, KeyError):
-                end(0, "")
+            while (await websocket.receive())["type"] != "websocket.disconnect":
+                pass
+            end(0, "")
 
         async def watch(flag: asyncio.Event, code: int, reason: str) -> None:
             await flag.wait()

@@ -73,7 +73,7 @@ def _bare(url: str, **options: object) -> Iterator[ClientConnection]:
 
 
 def test_a_socket_takes_its_token_as_a_subprotocol_or_first_message(
-        live_api: str, box: Box) -> None:
+        live_api: str, services: Services, box: Box) -> None:
     with _bare(ws_url(live_api), subprotocols=["stb-events", f"bearer.{box.token}"]) as ws:
         # The chosen protocol is ours, never the one that holds the token.
         assert ws.subprotocol == "stb-events"
@@ -81,11 +81,17 @@ def test_a_socket_takes_its_token_as_a_subprotocol_or_first_message(
     with _bare(ws_url(live_api)) as ws:
         ws.send(json.dumps({"token": box.token}))
         subscribed(ws)
+        # What a client sends later is not read: the connection goes on.
+        ws.send(b"\x00binary")
+        ws.send("text")
+        offset = eventlog.publish(services.redis, eventlog.CATALOG, {})
+        assert next_event(ws)["id"] == offset
 
 
 @pytest.mark.parametrize("first", ['{"token": 5}', "not json", '{"token": "x", "more": 1}',
-                                   '["token"]', json.dumps({"token": "x" * 9000})])
-def test_a_bad_first_message_is_refused(live_api: str, first: str) -> None:
+                                   '["token"]', json.dumps({"token": "x" * 9000}),
+                                   b'{"token": "binary"}'])
+def test_a_bad_first_message_is_refused(live_api: str, first: str | bytes) -> None:
     with _bare(ws_url(live_api)) as ws:
         ws.send(first)
         code, reason = closed_with(ws)
