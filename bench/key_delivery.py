@@ -1,13 +1,14 @@
 """Key delivery: GET /keys with every check on, the server BEFORE the key-path change
 against the server AFTER it, in one run.
 
-BEFORE is commit BEFORE_REV (the last one before the key path was rebuilt:
-five ORM statements and a commit per fetch), unpacked with `git archive` into
-a temporary folder and run from there with PYTHONPATH; AFTER is this working
-tree. Both run under granian (as deployed, one worker) pinned to CPU 0 with
-`taskset`, over the same data (SQLite, the embedded default; --database-url
-for PostgreSQL) and one private Redis, with one subscriber account entitled to
-one asset through a package. wrk runs on CPU 1 and asks, with the box's device
+BEFORE is commit BEFORE_REV (the last one before the streams limit joined the
+key path's Lua script), unpacked with `git archive` into a temporary folder
+and run from there with PYTHONPATH; AFTER is this working tree. Both run under
+granian (as deployed, one worker) pinned to CPU 0 with `taskset`, over the same
+data, each in its own database made by its own tree's migrations and set-up
+(SQLite, the embedded default: a release refuses a schema newer than it
+knows), and one private Redis, with one subscriber account entitled to one
+asset through a package. wrk runs on CPU 1 and asks, with the box's device
 token (the production path: signature, deny-list, user and device, entitlement
 window, per-device rate limit, audit row, key unwrap), for one of the asset's keys:
 
@@ -22,7 +23,13 @@ it is still counted on every request.
 
     .venv/bin/python bench/key_delivery.py
     .venv/bin/python bench/key_delivery.py --duration 10 --rounds 3
-    .venv/bin/python bench/key_delivery.py --database-url postgresql://postgres@127.0.0.1/bench
+    .venv/bin/python bench/key_delivery.py --database-url postgresql://postgres@127.0.0.1/bench \
+        --before <a commit with the same migrations>
+    .venv/bin/python bench/key_delivery.py --before 62638a4  # the key path's rebuild: its
+        # BEFORE reads devices of an older schema, so run it from that era's tree
+
+--database-url gives both servers one PostgreSQL database: BEFORE must then
+know every migration AFTER has.
 
 Needs: apt-get install -y wrk redis-server util-linux (taskset); granian (in
 the project's venv); git (for BEFORE).
@@ -31,6 +38,7 @@ the project's venv); git (for BEFORE).
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -59,13 +67,14 @@ from stb_origin.assets.records import Asset, Status
 from stb_origin.drm import keystore
 from stb_origin.drm.keys import generate_key
 from stb_origin.services import Services, build_services
-from stb_origin.settings import Settings
+from stb_origin.settings import from_env
 
 WORK = OUT / "key_delivery"
 RATE_LIMIT_FOR_RUN = 10**9
-# The last commit before the key path was rebuilt (one thread hop, one Redis round
-# trip, cached rows, batched audit).
-BEFORE_REV = "62638a4"
+# The last commit before the streams limit (drm.streams) joined the key path's one
+# Redis round trip. (62638a4, before the key path was rebuilt, no longer reads the
+# devices today's code writes.)
+BEFORE_REV = "a6aa964"
 SERVER_CPU, WRK_CPU = 0, 1
 
 
@@ -106,6 +115,8 @@ class Server:
     label: str
     process: Process
     port: int
+    path: str
+    token: str
     figures: dict[str, list[Figure]] = field(default_factory=dict)
     cpu_us: dict[str, list[float]] = field(default_factory=dict)
 
@@ -130,9 +141,30 @@ def imported_from(root: Path, env: dict[str, str]) -> Path:
     return Path(found).resolve().parent.parent
 
 
-def measure(server: Server, case: str, path: str, token: str, connections: int,
-            duration: float) -> None:
-    headers = {"Authorization": f"Bearer {token}"}
+def set_up_here() -> None:
+    """In a child whose PYTHONPATH is one server's tree: its database, migrated and set
+    up by that tree's code; prints the path, token and key as JSON."""
+    settings = from_env()
+    migrations.upgrade(settings.resolved_database_url)
+    services = build_services(settings)
+    try:
+        path, device_token, _operator, key_hex = set_up(services)
+    finally:
+        services.close()
+    print(json.dumps({"path": path, "token": device_token, "key": key_hex}))
+
+
+def set_up_for(root: Path, env: dict[str, str]) -> dict[str, str]:
+    found = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--set-up-here"],
+                           env={**env, "PYTHONPATH": f"{root}"}, cwd=root, check=True,
+                           capture_output=True, text=True).stdout
+    fixture: dict[str, str] = json.loads(found.strip().splitlines()[-1])
+    return fixture
+
+
+def measure(server: Server, case: str, connections: int, duration: float) -> None:
+    path = server.path
+    headers = {"Authorization": f"Bearer {server.token}"}
     wrk(server.port, path, connections, 1.0, headers=headers, cpu=WRK_CPU)  # warm-up
     cpu_before = process_tree_cpu_s(server.process.pid)
     figure = wrk(server.port, path, connections, duration, headers=headers, cpu=WRK_CPU)
@@ -152,34 +184,28 @@ def run(args: argparse.Namespace) -> int:
     redis, redis_url = start_redis(WORK / "redis", cpu=WRK_CPU)
     servers: list[Server] = []
     try:
-        env = {"STB_DATA_DIR": str(WORK / "data"), "STB_REDIS_URL": redis_url,
+        env = {"STB_REDIS_URL": redis_url,
                "STB_KEY_REQUESTS_PER_MINUTE": str(RATE_LIMIT_FOR_RUN)}
         if args.database_url:
             env["STB_DATABASE_URL"] = args.database_url
-        settings = Settings(data_dir=WORK / "data", redis_url=redis_url,
-                            database_url=args.database_url)
-        migrations.upgrade(settings.resolved_database_url)
-        services = build_services(settings)
-        try:
-            path, device_token, _operator, key_hex = set_up(services)
-        finally:
-            services.close()
         for label, root in (("before", before_root), ("after", REPO)):
-            if imported_from(root, stb_env(env)) != root.resolve():
+            server_env = stb_env({**env, "STB_DATA_DIR": str(WORK / f"data-{label}")})
+            if imported_from(root, server_env) != root.resolve():
                 raise SystemExit(f"the {label} server would not import its own tree {root}")
-            process, port = start_granian(stb_env(env), WORK, name=f"granian-{label}",
+            fixture = set_up_for(root, server_env)
+            process, port = start_granian(server_env, WORK, name=f"granian-{label}",
                                           root=root, cpu=SERVER_CPU)
-            servers.append(Server(label, process, port))
-            status, body = fetch(port, path, device_token)
-            if status != 200 or body.hex() != key_hex:
-                raise SystemExit(f"{label}: GET {path} answered {status} with {len(body)}"
-                                 " bytes, not the asset's key: the set-up is wrong")
+            servers.append(Server(label, process, port, fixture["path"], fixture["token"]))
+            status, body = fetch(port, fixture["path"], fixture["token"])
+            if status != 200 or body.hex() != fixture["key"]:
+                raise SystemExit(f"{label}: GET {fixture['path']} answered {status} with"
+                                 f" {len(body)} bytes, not the asset's key: the set-up is wrong")
         other = OtherCpu()
         for round_ in range(args.rounds):
             order = servers if round_ % 2 == 0 else servers[::-1]
             for case, connections in (("c32", args.connections), ("c1", 1)):
                 for server in order:
-                    measure(server, case, path, device_token, connections, args.duration)
+                    measure(server, case, connections, args.duration)
         cpu_note = other.report(sum(process_tree_cpu_s(s.process.pid) for s in servers))
     finally:
         for server in servers:
@@ -224,7 +250,12 @@ def main() -> int:
                         help="the commit to measure as BEFORE (default: %(default)s)")
     parser.add_argument("--database-url", default=None,
                         help="PostgreSQL instead of the embedded SQLite (an empty database)")
-    return run(parser.parse_args())
+    parser.add_argument("--set-up-here", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.set_up_here:
+        set_up_here()
+        return 0
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,9 @@ def run_dev(settings: Settings, host: str, port: int, sample: bool = True) -> in
             # The device flow sends people to public_base_url + /device: this server.
             # It is also the token issuer, hence devenv below.
             settings = settings.with_(public_base_url=base)
+        if not os.environ.get("STB_GRAPHQL_INTROSPECTION"):
+            # On a laptop the schema is there to be explored (GraphiQL, codegen).
+            settings = settings.with_(graphql_introspection=True)
         env = {**os.environ, **settings.to_env()}
         me = [sys.executable, "-m", "stb_origin.cli"]
         logs = settings.data_dir / "logs"

@@ -129,6 +129,22 @@ class Settings:
     runner_lease_s: float = 5.0
     # How many channels one runner takes at most (0: a fair share of them all).
     runner_max_channels: int = 0
+    # --- offline sync ---
+    # A box's sync cursor stays good this long; the change log keeps a day more.
+    sync_cursor_days: int = 30
+    # --- GraphQL ---
+    # The schema is public in the source; off, a probe learns no more than it asks.
+    graphql_introspection: bool = False
+    # --- activity and concurrent streams ---
+    # Boxes of one account playing at once, checked at key delivery (drm.streams);
+    # 0: no limit.
+    max_streams_per_account: int = 4
+    # A box whose last key fetch (or progress report) is this old no longer plays:
+    # players fetch a key at each rotation, and a live channel rotates every 600 s
+    # by default, so two of its periods.
+    stream_idle_s: int = 1200
+    # At most one progress (and one stop) report per box and item in this many seconds.
+    activity_report_interval_s: int = 10
     # --- real-time events (GET /v1/events) ---
     # A heartbeat (WebSocket message, SSE comment) when nothing else was sent for this long.
     events_heartbeat_s: float = 15.0
@@ -158,6 +174,14 @@ class Settings:
             raise SettingsError("STB_LIVE_WINDOW_S must be at least 6")
         if self.runner_lease_s < 1:
             raise SettingsError("STB_RUNNER_LEASE_S must be at least 1")
+        if self.sync_cursor_days < 1:
+            raise SettingsError("STB_SYNC_CURSOR_DAYS must be at least 1")
+        if self.max_streams_per_account < 0:
+            raise SettingsError("STB_MAX_STREAMS_PER_ACCOUNT must be 0 (no limit) or more")
+        if self.stream_idle_s < 1:
+            raise SettingsError("STB_STREAM_IDLE_S must be at least 1")
+        if self.activity_report_interval_s < 1:
+            raise SettingsError("STB_ACTIVITY_REPORT_INTERVAL_S must be at least 1")
         if self.events_heartbeat_s <= 0:
             raise SettingsError("STB_EVENTS_HEARTBEAT_S must be positive")
         if min(self.events_per_device, self.events_per_subject, self.events_queue) < 1:
@@ -261,6 +285,11 @@ _CASTS: dict[str, Any] = {
     "live_window_s": float,
     "runner_lease_s": float,
     "runner_max_channels": int,
+    "sync_cursor_days": int,
+    "graphql_introspection": _bool,
+    "max_streams_per_account": int,
+    "stream_idle_s": int,
+    "activity_report_interval_s": int,
     "events_heartbeat_s": float,
     "events_per_device": int,
     "events_per_subject": int,

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from stb_origin.accounts.errors import InvalidValue, NotFound
 from stb_origin.accounts.models import Account, Entitlement, Package
 from stb_origin.accounts.packages import read_packages_holding
+from stb_origin.db import changes
 from stb_origin.db.paging import newest_first
 from stb_origin.db.types import new_id, utcnow
 
@@ -35,6 +36,22 @@ def grant(session: Session, account_id: str, package: str, valid_from: datetime 
                               valid_from=start, valid_until=valid_until)
     session.add(entitlement)
     session.flush()
+    changes.record(session, changes.ENTITLEMENTS, [account_id], account_id)
+    return entitlement
+
+
+def revoke(session: Session, entitlement_id: str) -> Entitlement:
+    """End the entitlement now (it stays listed, as history); the one revoked."""
+    entitlement = session.get(Entitlement, entitlement_id, with_for_update=True)
+    if entitlement is None:
+        raise NotFound("no such entitlement")
+    now = utcnow()
+    if entitlement.valid_until is None or entitlement.valid_until > now:
+        # One that has not begun ends before it begins, as if never granted.
+        entitlement.valid_until = max(now, entitlement.valid_from)
+        session.flush()
+        changes.record(session, changes.ENTITLEMENTS, [entitlement.account_id],
+                       entitlement.account_id)
     return entitlement
 
 
@@ -48,6 +65,14 @@ def page_entitlements(session: Session, limit: int, after: str | None,
     if account_id is not None:
         query = query.where(Entitlement.account_id == account_id)
     return newest_first(session, Entitlement, query, limit, after)
+
+
+def not_over(session: Session, account_id: str, at: datetime) -> list[Entitlement]:
+    """The account's entitlements holding at ``at`` or later, by start."""
+    return list(session.scalars(select(Entitlement).where(
+        Entitlement.account_id == account_id,
+        Entitlement.valid_until.is_(None) | (Entitlement.valid_until > at))
+        .order_by(Entitlement.valid_from, Entitlement.id)))
 
 
 def is_entitled(session: Session, account_id: str, content_id: str, at: datetime) -> bool:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from stb_origin.accounts.errors import AlreadyExists, InvalidValue, NotFound
 from stb_origin.accounts.models import Package, PackageAsset, PackageChannel
 from stb_origin.assets import records
+from stb_origin.db import changes
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 MAX_TITLE = 200
@@ -59,6 +60,7 @@ def add_asset(session: Session, name: str, asset_id: str) -> tuple[PackageAsset,
     link = PackageAsset(package_name=name, asset_id=asset_id)
     session.add(link)
     _flush(session, "the asset was just added to this package")
+    changes.record(session, changes.ASSET, [asset_id])
     return link, True
 
 
@@ -74,12 +76,16 @@ def add_new_asset(session: Session, names: Collection[str], asset_id: str) -> No
     """Put an asset being created in this transaction into the named packages
     (they exist: see ``unknown_names``; a foreign key refuses one that does not)."""
     session.add_all(PackageAsset(package_name=name, asset_id=asset_id) for name in names)
+    changes.record(session, changes.ASSET, [asset_id])
 
 
 def remove_asset(session: Session, name: str, asset_id: str) -> bool:
     result = session.execute(delete(PackageAsset).where(
         PackageAsset.package_name == name, PackageAsset.asset_id == asset_id))
-    return getattr(result, "rowcount", 0) == 1
+    removed = getattr(result, "rowcount", 0) == 1
+    if removed:
+        changes.record(session, changes.ASSET, [asset_id])
+    return removed
 
 
 def page_assets(session: Session, name: str, limit: int, after: str | None) -> list[PackageAsset]:
@@ -107,10 +113,18 @@ def set_channel_packages(session: Session, channel_id: str, names: Collection[st
     session.flush()
 
 
-def packages_of_channel(session: Session, channel_id: str) -> list[str]:
-    return list(session.scalars(select(PackageChannel.package_name)
-                                .where(PackageChannel.channel_id == channel_id)
-                                .order_by(PackageChannel.package_name)))
+def packages_of_channels(session: Session,
+                         channel_ids: Collection[str]) -> dict[str, list[str]]:
+    """The packages holding each channel, by name; in one query however many."""
+    held: dict[str, list[str]] = {channel_id: [] for channel_id in channel_ids}
+    if held:
+        rows = session.execute(
+            select(PackageChannel.channel_id, PackageChannel.package_name)
+            .where(PackageChannel.channel_id.in_(list(held)))
+            .order_by(PackageChannel.package_name))
+        for channel_id, name in rows:
+            held[channel_id].append(name)
+    return held
 
 
 def _flush(session: Session, conflict: str) -> None:

@@ -299,20 +299,42 @@ async def create_entitlement(request: Request) -> Response:
         return granted.to_json()
 
     entitlement = await run_as_caller(request, claims, work)
-    redis = services_of(request).redis
-
-    def announce() -> None:
-        # Processes keeping the account's entitlements (drm.delivery) reread them;
-        # the account's boxes hear of it (eventlog: that account's only).
-        stamps.renew(redis, stamps.account(account))
-        eventlog.publish(redis, eventlog.ENTITLEMENTS,
-                         {"action": "granted", "entitlement": entitlement},
-                         key=entitlement["id"], account=account)
-
-    await anyio.to_thread.run_sync(announce)
+    await _entitlements_changed(request, "granted", entitlement)
     log.info("entitlement granted", extra={"entitlement_id": entitlement["id"],
                                            "account_id": account, "subject": claims.subject})
     return json_response(entitlement, 201, f"/v1/entitlements/{entitlement['id']}")
+
+
+async def revoke_entitlement(request: Request) -> Response:
+    claims = await admin_claims(request)
+    entitlement_id = path_id(request, "entitlement_id", "entitlement")
+
+    def work(session: Session, caller: Caller) -> Json:
+        require_admin(caller)
+        return entitlements.revoke(session, entitlement_id).to_json()
+
+    revoked = await run_as_caller(request, claims, work)
+    # Key delivery stops at once on every process: its copies of the account reread.
+    await _entitlements_changed(request, "revoked", revoked)
+    log.info("entitlement revoked", extra={"entitlement_id": entitlement_id,
+                                           "account_id": revoked["account"],
+                                           "subject": claims.subject})
+    return json_response(revoked)
+
+
+async def _entitlements_changed(request: Request, action: str, entitlement: Json) -> None:
+    """After the commit: processes keeping the account's entitlements (drm.delivery)
+    reread them, and the account's boxes hear of it (eventlog: that account's only)."""
+    redis = services_of(request).redis
+    account = entitlement["account"]
+
+    def announce() -> None:
+        stamps.renew(redis, stamps.account(account))
+        eventlog.publish(redis, eventlog.ENTITLEMENTS,
+                         {"action": action, "entitlement": entitlement},
+                         key=entitlement["id"], account=account)
+
+    await anyio.to_thread.run_sync(announce)
 
 
 async def list_entitlements(request: Request) -> Response:
@@ -352,4 +374,6 @@ ROUTES = [
     Route("/v1/entitlements", create_entitlement, methods=["POST"]),
     Route("/v1/entitlements", list_entitlements, methods=["GET"]),
     Route("/v1/entitlements/{entitlement_id:str}", get_entitlement, methods=["GET"]),
+    Route("/v1/entitlements/{entitlement_id:str}/revoke", revoke_entitlement,
+          methods=["POST"]),
 ]

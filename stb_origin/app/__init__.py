@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from stb_origin.accounts import routes as account_routes
+from stb_origin.activity import routes as activity_routes
 from stb_origin.app import health
 from stb_origin.app import metrics as metrics_endpoint
 from stb_origin.app.sweeper import sweep_forever
@@ -18,6 +19,7 @@ from stb_origin.drm import routes as key_routes
 from stb_origin.drm.delivery import KeyDelivery
 from stb_origin.events import routes as event_routes
 from stb_origin.events import service as event_service
+from stb_origin.graph import routes as graph_routes
 from stb_origin.guide import routes as guide_routes
 from stb_origin.guide.sources import GuidePoller
 from stb_origin.ingest import routes as ingest_routes
@@ -33,6 +35,7 @@ from stb_origin.origin.takedowns import Takedowns
 from stb_origin.playback import routes as playback_routes
 from stb_origin.reconciler import Reconciler
 from stb_origin.services import Services
+from stb_origin.sync import routes as sync_routes
 from stb_origin.web import openapi
 from stb_origin.web.errors import EXCEPTION_HANDLERS
 
@@ -96,7 +99,9 @@ def create_app(services: Services) -> Starlette:
                 *health.ROUTES, *metrics_endpoint.routes(services),
                 *ingest_routes.ROUTES, *account_routes.ROUTES,
                 *oauth_routes.ROUTES, *playback_routes.ROUTES, *channel_routes.ROUTES,
-                *clip_routes.ROUTES, *guide_routes.ROUTES, *event_routes.ROUTES,
+                *clip_routes.ROUTES, *guide_routes.ROUTES, *sync_routes.ROUTES,
+                *graph_routes.routes(services.settings), *activity_routes.ROUTES,
+                *event_routes.ROUTES,
                 *openapi.routes()],
         middleware=[Middleware(AccessLog)],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

@@ -1,6 +1,7 @@
 """Sweeps what dead processes left: partial uploads and the storage's temporary
 files, at start-up and every few minutes (every HTTP replica does; they share
-nothing but the files, and only files no live writer touches go)."""
+nothing but the files, and only files no live writer touches go); and forgets
+the sync change log's rows no cursor can still need."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 
+from stb_origin.db import changes
 from stb_origin.ingest.leftovers import sweep_partial_uploads, upload_dir
 from stb_origin.observability import metrics
 from stb_origin.services import Services
@@ -23,6 +25,7 @@ SWEEP_EVERY_S = 300.0
 
 
 def sweep_once(services: Services, now: datetime) -> None:
+    _forget_old_changes(services, now)
     older_than = now - timedelta(seconds=services.settings.temp_stale_after_s)
     sweeps: dict[str, Callable[[], Swept]] = {
         "upload": lambda: sweep_partial_uploads(upload_dir(services.settings), older_than),
@@ -47,3 +50,12 @@ async def sweep_forever(services: Services, every_s: float = SWEEP_EVERY_S,
     while True:
         await anyio.to_thread.run_sync(sweep_once, services, clock())
         await anyio.sleep(every_s)
+
+
+def _forget_old_changes(services: Services, now: datetime) -> None:
+    """The change log keeps a day more than a box's cursor stays good (sync.pages)."""
+    try:
+        with services.db.session() as session:
+            changes.prune(session, now - timedelta(days=services.settings.sync_cursor_days + 1))
+    except Exception:  # the next sweep tries again
+        log.exception("forgetting old sync changes failed")

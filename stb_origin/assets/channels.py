@@ -13,10 +13,11 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, Float, Integer, String, and_, or_, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from stb_origin.db import Base
+from stb_origin.db.paging import UnknownCursor
 from stb_origin.db.types import UtcDateTime, iso, utcnow
 
 DEFAULT_SEGMENT_S = 2.0
@@ -84,3 +85,20 @@ class Channel(Base):
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
         }
+
+
+def page_by_number(session: Session, limit: int, after: str | None) -> list[Channel]:
+    """Channels by number, unnumbered ones last (by id), after the channel ``after``."""
+    query = select(Channel).order_by(Channel.number.is_(None), Channel.number, Channel.id)
+    if after is not None:
+        cursor = session.get(Channel, after)
+        if cursor is None:
+            raise UnknownCursor()
+        if cursor.number is None:
+            query = query.where(Channel.number.is_(None), Channel.id > cursor.id)
+        else:
+            query = query.where(or_(
+                Channel.number > cursor.number,
+                and_(Channel.number == cursor.number, Channel.id > cursor.id),
+                Channel.number.is_(None)))
+    return list(session.scalars(query.limit(limit)))

@@ -39,7 +39,8 @@ class KeyAudit(Base):
     client_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     asset_id: Mapped[str] = mapped_column(String(32))
     key_id: Mapped[str] = mapped_column(String(64))
-    # "delivered", or why not: a drm.access.Refusal, "not_found", "rate_limited".
+    # "delivered", or why not: a drm.access.Refusal, "not_found", "rate_limited",
+    # "too_many_streams".
     outcome: Mapped[str] = mapped_column(String(32))
     client_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
     forwarded_for: Mapped[str | None] = mapped_column(String(MAX_FORWARDED_FOR), nullable=True)

@@ -1,13 +1,14 @@
 """The key path's one Redis round trip, shared by the requests in flight.
 
 Every key fetch asks Redis the same question: is the token or its device on
-the deny-list, what is the device's rate-limit count now, and what are the
-asset's and the account's change stamps. The fetches in flight at the same
-time ask it together, in ONE command (a Lua script over all of them): while one
-batch is on the wire the next gathers. At one connection a fetch waits for
-nobody; at 32, one send, one receive and one reply parsed in C serve them all,
-where a command or pipeline entry per fetch cost more in Python than the rest
-of the fetch (``bench/key_delivery.py``).
+the deny-list, what is the device's rate-limit count now, what are the
+asset's and the account's change stamps, and (once the account is known, with
+a streams limit) may the device take or keep a stream slot (``drm.streams``).
+The fetches in flight at the same time ask it together, in ONE command (a Lua
+script over all of them): while one batch is on the wire the next gathers. At
+one connection a fetch waits for nobody; at 32, one send, one receive and one
+reply parsed in C serve them all, where a command or pipeline entry per fetch
+cost more in Python than the rest of the fetch (``bench/key_delivery.py``).
 
 Nothing is delayed to make a batch: a batch is whatever arrived while the
 previous one was being answered.
@@ -23,17 +24,22 @@ from typing import Any, cast
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import NoScriptError, RedisError
 
+from stb_origin.drm.streams import NO_LIMIT, TAKE_SLOT, StreamLimit, set_name
 from stb_origin.queues import connect_async_redis
 
-# ARGV[1]: the rate-limit counter's lifetime; then two per fetch: how many
-# deny-list entries it names, and 1 if it names an account's stamp. KEYS, per
-# fetch in turn: those deny-list entries, the device's rate-limit counter, the
-# asset's stamp, the account's stamp (when named). Answers four values per
-# fetch: denied, count, asset stamp, account stamp (a missing stamp is false,
-# which Redis sends as nil).
-CHECKS = """
+# ARGV[1]: the rate-limit counter's lifetime, ARGV[2] and [3]: the streams limit
+# and idle window; then four per fetch: how many deny-list entries it names, 1 if
+# it names an account's stamp, the device taking a stream slot ('' for none) and
+# the time in wall-clock seconds. KEYS, per fetch in turn: those deny-list
+# entries, the device's rate-limit counter, the asset's stamp, the account's
+# stamp (when named), the account's stream set (when a device is named). Answers
+# five values per fetch: denied, count, asset stamp, account stamp (a missing
+# stamp is false, which Redis sends as nil), 1 if the device may play. A denied
+# fetch takes no slot.
+CHECKS = TAKE_SLOT + """
 local out, k = {}, 1
-for i = 2, #ARGV, 2 do
+local limit, idle = tonumber(ARGV[2]), tonumber(ARGV[3])
+for i = 4, #ARGV, 4 do
   local n = tonumber(ARGV[i])
   local denied = redis.call('EXISTS', unpack(KEYS, k, k + n - 1))
   k = k + n
@@ -43,8 +49,15 @@ for i = 2, #ARGV, 2 do
   local account = false
   if ARGV[i + 1] == '1' then account = redis.call('GET', KEYS[k + 2]); k = k + 1 end
   k = k + 2
+  local plays = 1
+  if ARGV[i + 2] ~= '' then
+    if denied == 0 then
+      plays = take_slot(KEYS[k], ARGV[i + 2], tonumber(ARGV[i + 3]), limit, idle)
+    end
+    k = k + 1
+  end
   out[#out + 1] = denied; out[#out + 1] = count; out[#out + 1] = asset
-  out[#out + 1] = account
+  out[#out + 1] = account; out[#out + 1] = plays
 end
 return out
 """
@@ -57,12 +70,23 @@ class Answer:
     count: int
     asset_stamp: bytes | None
     account_stamp: bytes | None
+    plays: bool = True  # False: the account's streams are all taken by other boxes
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A device asking for a stream slot of its account, at a wall-clock time."""
+
+    account_id: str
+    device_id: str
+    at: float
 
 
 @dataclass
 class _Call:
     keys: list[str]  # as the script takes them
     has_account: bool
+    stream: Stream | None
     answer: asyncio.Future[Answer]
 
 
@@ -73,22 +97,29 @@ class Checks:
     # else meanwhile) and the reply.
     MAX_BATCH = 256
 
-    def __init__(self, redis_url: str, counter_ttl_s: int) -> None:
+    def __init__(self, redis_url: str, counter_ttl_s: int,
+                 streams: StreamLimit = NO_LIMIT) -> None:
         self.redis_url = redis_url
         self._counter_ttl_s = counter_ttl_s
+        self.streams = streams
         self._redis: AsyncRedis | None = None  # made in the loop that uses it
         self._waiting: list[_Call] = []
         self._sender: asyncio.Task[None] | None = None
 
     async def ask(self, denied: list[str], counter: str, asset_stamp: str,
-                  account_stamp: str | None) -> Answer:
+                  account_stamp: str | None, stream: Stream | None = None) -> Answer:
         """Whether any of the ``denied`` entries exists, the ``counter`` after one
-        more hit, and the two stamps. RedisError when Redis cannot answer."""
+        more hit, the two stamps, and whether ``stream`` got its slot (asked only
+        with a streams limit). RedisError when Redis cannot answer."""
         keys = [*denied, counter, asset_stamp]
         if account_stamp is not None:
             keys.append(account_stamp)
+        if stream is not None and self.streams.on:
+            keys.append(set_name(stream.account_id))
+        else:
+            stream = None
         loop = asyncio.get_running_loop()
-        call = _Call(keys, account_stamp is not None, loop.create_future())
+        call = _Call(keys, account_stamp is not None, stream, loop.create_future())
         self._waiting.append(call)
         if self._sender is None:
             self._sender = loop.create_task(self._send())
@@ -117,9 +148,10 @@ class Checks:
                     raise
                 for i, call in enumerate(batch):
                     if not call.answer.done():  # else the request went away meanwhile
-                        denied, count, asset, account = found[4 * i:4 * i + 4]
+                        denied, count, asset, account, plays = found[5 * i:5 * i + 5]
                         call.answer.set_result(Answer(bool(denied), int(count),
-                                                      asset or None, account or None))
+                                                      asset or None, account or None,
+                                                      bool(plays)))
         finally:
             self._sender = None
 
@@ -127,10 +159,14 @@ class Checks:
         if self._redis is None:
             self._redis = connect_async_redis(self.redis_url)
         keys: list[str] = []
-        args: list[int] = [self._counter_ttl_s]
+        args: list[int | str] = [self._counter_ttl_s, self.streams.max_streams,
+                                 self.streams.idle_s]
         for call in batch:
             keys.extend(call.keys)
-            args.extend((len(call.keys) - 2 - call.has_account, int(call.has_account)))
+            stream = call.stream
+            args.extend((len(call.keys) - 2 - call.has_account - (stream is not None),
+                         int(call.has_account), stream.device_id if stream else "",
+                         int(stream.at) if stream else 0))
         try:
             found = await self._redis.evalsha(_SHA, len(keys), *keys, *args)
         except NoScriptError:

@@ -7,8 +7,9 @@ What a fetch does, in order:
    by the signer, so this is a dictionary lookup);
 2. ONE Redis command (``drm.checks``, batched with the other fetches in
    flight): the deny-list (the token and its device), the device's rate-limit
-   count, and the change stamps (``db.stamps``) of the asset and, once known,
-   of the caller's account;
+   count, the change stamps (``db.stamps``) of the asset and, once known,
+   of the caller's account, and then too the device's stream slot
+   (``drm.streams``: at most STB_MAX_STREAMS_PER_ACCOUNT boxes play at once);
 3. the rules of ``drm.access.decide`` over in-process copies of the user, the
    device, the account's entitlement windows and the packages holding the
    asset, each kept under the stamp it was loaded with — a copy whose stamp
@@ -20,7 +21,8 @@ The event loop runs every step, and awaits step 2, while nothing needs the
 database. What does hops to a worker thread: step 1 for a token not seen
 before (or when the signing keys are due to be read again, once a minute),
 steps 3 to 5 when a copy is missing or stale. A thread hop costs more than all
-the checks themselves.
+the checks themselves. The first fetch of a user in a process, whose account
+is learnt in step 3, takes its stream slot there, in a command of its own.
 
 Why revocation still takes effect on every process at once: nothing is
 invalidated by message. Every fetch reads the deny-list and the stamps afresh
@@ -61,11 +63,12 @@ from stb_origin.auth.tokens import Claims, TokenSigner
 from stb_origin.db import stamps
 from stb_origin.db.stamps import StampedCache
 from stb_origin.db.types import ID, utcnow
-from stb_origin.drm import audit, keys, keystore
+from stb_origin.drm import audit, keys, keystore, streams
 from stb_origin.drm.access import PlaybackRefused, check_claims, decide, needs_touch
 from stb_origin.drm.auditwriter import AuditWriter
-from stb_origin.drm.checks import Answer, Checks
+from stb_origin.drm.checks import Answer, Checks, Stream
 from stb_origin.drm.keys import KEY_ID
+from stb_origin.drm.streams import NO_LIMIT, StreamLimit
 from stb_origin.envelope import Envelope
 from stb_origin.services import Services
 from stb_origin.web.bearer import check_token, invalid_token, revocations_unavailable
@@ -73,6 +76,7 @@ from stb_origin.web.bearer import check_token, invalid_token, revocations_unavai
 RATE_WINDOW_S = 60
 NOT_FOUND = "not_found"
 RATE_LIMITED = "rate_limited"
+TOO_MANY_STREAMS = "too_many_streams"
 COPY_TTL_S = 60.0
 MAX_COPIES = 200_000
 
@@ -89,7 +93,7 @@ class Origin:
 
 @dataclass(frozen=True)
 class Outcome:
-    name: str  # audit.DELIVERED, a Refusal, NOT_FOUND or RATE_LIMITED
+    name: str  # audit.DELIVERED, a Refusal, NOT_FOUND, RATE_LIMITED or TOO_MANY_STREAMS
     claims: Claims
     key: bytes | None = None
     refusal: PlaybackRefused | None = None
@@ -115,10 +119,12 @@ class KeyDelivery:
     def __init__(self, signer: TokenSigner, redis_url: str, redis: Redis, engine: Engine,
                  envelope: Envelope, audit_writer: AuditWriter, *,
                  clock: Callable[[], float] = time.monotonic,
-                 now: Callable[[], datetime] = utcnow, copy_ttl_s: float = COPY_TTL_S) -> None:
+                 now: Callable[[], datetime] = utcnow, copy_ttl_s: float = COPY_TTL_S,
+                 streams: StreamLimit = NO_LIMIT) -> None:
         self._signer = signer
         self.redis = redis  # for the loads in a worker thread
-        self.checks = Checks(redis_url, RATE_WINDOW_S + 1)
+        self.checks = Checks(redis_url, RATE_WINDOW_S + 1, streams)
+        self.streams = streams
         self._engine = engine
         self._envelope = envelope
         self.audit = audit_writer
@@ -138,8 +144,10 @@ class KeyDelivery:
         engine = services.db.engine
         url = services.settings.redis_url
         assert url is not None, "build_services always sets a Redis URL"
+        settings = services.settings
         return cls(services.signer, url, services.redis, engine, services.envelope,
-                   AuditWriter(engine))
+                   AuditWriter(engine), streams=StreamLimit(settings.max_streams_per_account,
+                                                            settings.stream_idle_s))
 
     async def fetch(self, token: str, asset_id: str, key_id: str, origin: Origin,
                     limit: int) -> Outcome:
@@ -163,6 +171,9 @@ class KeyDelivery:
             if count == limit + 1:
                 self._audit(wanted, RATE_LIMITED, now)
             return Outcome(RATE_LIMITED, claims, retry_after_s=wait)
+        if not found.plays:
+            self._audit(wanted, TOO_MANY_STREAMS, now, account_id)
+            return Outcome(TOO_MANY_STREAMS, claims)
         if self._current(claims, asset_id, key_id, account_id, account_stamp, asset_stamp):
             return self._answer(claims, asset_id, key_id, account_id, account_stamp,
                                 asset_stamp, wanted, now)
@@ -184,6 +195,10 @@ class KeyDelivery:
             self._audit(wanted, exc.reason, now, exc.account_id)
             return Outcome(exc.reason, claims, refusal=exc)
         if copy.device is not None and claims.device_id is not None:
+            if account_id is None and not self._take_stream(viewer.account_id,
+                                                            claims.device_id, now):
+                self._audit(wanted, TOO_MANY_STREAMS, now, viewer.account_id)
+                return Outcome(TOO_MANY_STREAMS, claims)
             self._note_seen(claims.device_id, copy.device, now)
         key = self._key(asset_id, key_id, asset_stamp)
         outcome = audit.DELIVERED if key is not None else NOT_FOUND
@@ -198,12 +213,26 @@ class KeyDelivery:
 
     async def _ask_redis(self, claims: Claims, asset_id: str, account_id: str | None,
                          at: float) -> Answer:
+        # Boxes of a known account take a stream slot; the first fetch of a user
+        # here takes it in step 3, once the account is known (_take_stream).
+        stream = (Stream(account_id, claims.device_id, at)
+                  if account_id is not None and claims.device_id is not None else None)
         try:
             return await self.checks.ask(
                 denylist.names(claims.token_id, claims.device_id),
                 ratelimit.window_name(f"keys:{_rate_key(claims)}", RATE_WINDOW_S, at),
                 stamps.asset(asset_id),
-                stamps.account(account_id) if account_id is not None else None)
+                stamps.account(account_id) if account_id is not None else None, stream)
+        except RedisError:
+            raise revocations_unavailable() from None
+
+    def _take_stream(self, account_id: str | None, device_id: str, now: datetime) -> bool:
+        """The stream slot of a user's first fetch here: in a worker thread."""
+        if account_id is None or not self.streams.on:
+            return True
+        try:
+            return streams.take(self.redis, self.streams, account_id, device_id,
+                                now.timestamp())
         except RedisError:
             raise revocations_unavailable() from None
 

@@ -21,8 +21,8 @@ from stb_origin import scopes
 from stb_origin.accounts.caller import Caller
 from stb_origin.accounts.http import claims_with, require_admin, run_as_caller
 from stb_origin.db.types import ID
-from stb_origin.drm import audit
-from stb_origin.drm.delivery import NOT_FOUND, RATE_LIMITED, KeyDelivery, Origin
+from stb_origin.drm import audit, streams
+from stb_origin.drm.delivery import NOT_FOUND, RATE_LIMITED, TOO_MANY_STREAMS, KeyDelivery, Origin
 from stb_origin.drm.http import preflight, private_headers, refused
 from stb_origin.observability import metrics
 from stb_origin.web.bearer import bearer_token, missing_token
@@ -83,6 +83,10 @@ async def get_key(request: Request) -> Response:
     log.info("key refused", extra={**fields, "reason": outcome.name})
     if outcome.refusal is not None:
         return refused(outcome.refusal, headers)
+    if outcome.name == TOO_MANY_STREAMS:
+        # 403, not 429: waiting does not help until another box of the account stops.
+        return error_response(403, TOO_MANY_STREAMS,
+                              streams.too_many_message(delivery_of(request).streams), headers)
     if outcome.name == RATE_LIMITED:
         return error_response(429, RATE_LIMITED, "too many key requests; slow down", {
             **headers, "Retry-After": str(max(1, math.ceil(outcome.retry_after_s)))})

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from stb_origin.assets.channels import Channel
+from stb_origin.db import changes
 from stb_origin.db.types import new_id
 from stb_origin.guide.models import ChannelMapping, Programme
 from stb_origin.guide.plan import MAX_LENGTH, plan_import
@@ -37,11 +38,21 @@ def import_document(session: Session, document: Document, now: datetime) -> dict
             Programme.starts_at > first - MAX_LENGTH, Programme.ends_at > first,
         ).execution_options(synchronize_session=False))
         replaced += result.rowcount  # type: ignore[attr-defined]
+        # Boxes keep the guide by channel and day: every day the import touched.
+        changes.record(session, changes.GUIDE_DAY, _days(channel_id, first - MAX_LENGTH, last))
     if plan.accepted:
         session.execute(insert(Programme), [_row(item.channel_id, item.start, item.end,
                                                  item.listing, now)
                                             for item in plan.accepted])
     return plan.report(replaced)
+
+
+def _days(channel_id: str, first: datetime, end: datetime) -> Iterator[str]:
+    """``<channel>/<day>`` of every UTC day from ``first`` to before ``end``."""
+    day, last = first.date(), (end - timedelta(microseconds=1)).date()
+    while day <= last:
+        yield changes.guide_day(channel_id, day)
+        day += timedelta(days=1)
 
 
 def _row(channel_id: str, start: datetime, end: datetime, listing: Any,

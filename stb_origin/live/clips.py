@@ -106,7 +106,7 @@ def create(session: Session, channel_id: str, start: datetime, end: datetime, ti
     session.add(asset)
     session.flush()
     session.add(clip)
-    for name in packages.packages_of_channel(session, channel_id):
+    for name in packages.packages_of_channels(session, [channel_id])[channel_id]:
         packages.add_asset(session, name, asset.id)
     session.flush()
     return asset, clip

@@ -16,12 +16,11 @@ Lists are ordered by channel number (channels without one last), then id; the
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
 from typing import Any
 
 import anyio
 from redis.exceptions import RedisError
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.requests import Request
@@ -32,7 +31,6 @@ from stb_origin.accounts import packages
 from stb_origin.accounts.caller import Caller
 from stb_origin.accounts.errors import AlreadyExists, InvalidValue, NotFound
 from stb_origin.accounts.http import admin_claims, claims_with, require_admin, run_as_caller
-from stb_origin.accounts.models import PackageChannel
 from stb_origin.assets.channels import (
     AUTO,
     DEFAULT_DVR_WINDOW_S,
@@ -41,9 +39,10 @@ from stb_origin.assets.channels import (
     DEFAULT_SEGMENT_S,
     Channel,
     ChannelStatus,
+    page_by_number,
 )
+from stb_origin.db import changes as change_log
 from stb_origin.db import stamps
-from stb_origin.db.paging import UnknownCursor
 from stb_origin.db.types import new_id, utcnow
 from stb_origin.live import channel_body, retention, urls
 from stb_origin.live.channel_body import Changes
@@ -64,18 +63,6 @@ PATH = "/v1/channels"
 def channel_json(channel: Channel, package_names: list[str]) -> Json:
     return {**channel.to_json(), "packages": package_names,
             "playback": {"hls": urls.live_master(channel.id)}}
-
-
-def _packages_of(session: Session, channel_ids: Collection[str]) -> dict[str, list[str]]:
-    held: dict[str, list[str]] = {channel_id: [] for channel_id in channel_ids}
-    if held:
-        rows = session.execute(
-            select(PackageChannel.channel_id, PackageChannel.package_name)
-            .where(PackageChannel.channel_id.in_(list(held)))
-            .order_by(PackageChannel.package_name))
-        for channel_id, name in rows:
-            held[channel_id].append(name)
-    return held
 
 
 def _found(session: Session, channel_id: str, for_update: bool = False) -> Channel:
@@ -135,6 +122,7 @@ async def create_channel(request: Request) -> Response:
         session.add(channel)
         _flush(session)
         packages.set_channel_packages(session, channel_id, changes.packages or ())
+        change_log.record(session, change_log.CHANNEL, [channel_id])
         return channel_json(channel, changes.packages or [])
 
     created = await run_as_caller(request, claims, work)
@@ -150,20 +138,8 @@ async def list_channels(request: Request) -> Response:
 
     def work(session: Session, caller: Caller) -> list[Json]:
         require_admin(caller)
-        query = select(Channel).order_by(Channel.number.is_(None), Channel.number, Channel.id)
-        if after is not None:
-            cursor = session.get(Channel, after)
-            if cursor is None:
-                raise UnknownCursor()
-            if cursor.number is None:
-                query = query.where(Channel.number.is_(None), Channel.id > cursor.id)
-            else:
-                query = query.where(or_(
-                    Channel.number > cursor.number,
-                    and_(Channel.number == cursor.number, Channel.id > cursor.id),
-                    Channel.number.is_(None)))
-        found = list(session.scalars(query.limit(limit + 1)))
-        held = _packages_of(session, [c.id for c in found])
+        found = page_by_number(session, limit + 1, after)
+        held = packages.packages_of_channels(session, [c.id for c in found])
         return [channel_json(c, held[c.id]) for c in found]
 
     return paged(await run_as_caller(request, claims, work), limit, PATH, "id")
@@ -176,7 +152,8 @@ async def get_channel(request: Request) -> Response:
     def work(session: Session, caller: Caller) -> Json:
         require_admin(caller)
         channel = _found(session, channel_id)
-        return channel_json(channel, _packages_of(session, [channel_id])[channel_id])
+        held = packages.packages_of_channels(session, [channel_id])[channel_id]
+        return channel_json(channel, held)
 
     return json_response(await run_as_caller(request, claims, work))
 
@@ -199,7 +176,7 @@ async def update_channel(request: Request) -> Response:
         restart = bool(changed & channel_body.RUNNER_COLUMNS)
         if restart:
             channel.revision += 1
-        held = _packages_of(session, [channel_id])[channel_id]
+        held = packages.packages_of_channels(session, [channel_id])[channel_id]
         repackaged = changes.packages is not None and changes.packages != held
         if repackaged:
             assert changes.packages is not None
@@ -207,6 +184,7 @@ async def update_channel(request: Request) -> Response:
             held = changes.packages
         if changed or repackaged:
             channel.updated_at = utcnow()
+            change_log.record(session, change_log.CHANNEL, [channel_id])
         _flush(session)
         return channel_json(channel, held), restart, repackaged
 
@@ -238,6 +216,7 @@ async def delete_channel(request: Request) -> Response:
             if channel is None:
                 return False
             session.delete(channel)  # the database cascades to every row naming it
+            change_log.record(session, change_log.CHANNEL, [channel_id])
         # Deleted: from here on, failures are only logged (a retry would find nothing).
         try:
             stamps.renew(services.redis, stamps.asset(channel_id))

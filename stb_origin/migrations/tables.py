@@ -14,6 +14,7 @@ from sqlalchemy import MetaData
 from stb_origin.db import Base
 
 TABLE_MODULES = (
+    "stb_origin.db.changes",
     "stb_origin.assets.records",
     "stb_origin.assets.tracks",
     "stb_origin.assets.channels",
@@ -25,6 +26,7 @@ TABLE_MODULES = (
     "stb_origin.live.index",
     "stb_origin.live.clips",
     "stb_origin.guide.models",
+    "stb_origin.activity.models",
 )
 
 

@@ -349,6 +349,9 @@ def _schemas() -> Json:
         }),
         **_guide_schemas(),
         **_channel_schemas(),
+        **_sync_schemas(),
+        **_graph_schemas(),
+        **_activity_schemas(),
         **_event_schemas(),
         "Health": _object({"status": {"type": "string", "enum": ["ok"]}}),
         "Readiness": _object({
@@ -506,8 +509,115 @@ def _guide_schemas() -> Json:
     }
 
 
+PROFILE = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$",
+           "description": "the household member's profile, as the box names it"}
+
+
+def _activity_schemas() -> Json:
+    kind = {"enum": ["progress", "stop"],
+            "description": "stop: the box stopped playing (its stream slot is freed)"}
+    at = {**TIME, "description": "the box's clock, with an offset; at most 5 minutes ahead"
+                                 " and 1 day behind the server's"}
+    position = {"type": "number", "minimum": 0, "maximum": 604800,
+                "description": "seconds into the asset"}
+    return {
+        "ActivityReport": {"oneOf": [
+            _object({"asset": ID, "position": position, "kind": kind, "at": at,
+                     "profile": PROFILE}),
+            _object({"channel": ID, "kind": kind, "at": at, "profile": PROFILE}),
+        ]},
+        "ResumePoint": _object({
+            "asset": ID, "profile": PROFILE, "position": {"type": "number"},
+            "finished": {"type": "boolean", "description": "past 95 % of the duration: off"
+                         " the continue-watching row"},
+            "at": {**TIME, "description": "the time of the report it comes from"}}),
+        # What is kept after the report: a later report already kept wins.
+        "ActivityKept": {"oneOf": [
+            _ref("ResumePoint"),
+            _object({"channel": ID, "profile": PROFILE, "at": TIME}),
+        ]},
+        "ContinueItem": _object({
+            "asset": ID, "title": {"type": "string"},
+            "position": {"type": "number", "description": "where to resume, seconds"},
+            "duration": _nullable({"type": "number"}), "at": TIME}),
+        "ContinuePage": _page_of("ContinueItem"),
+        "RecentChannel": _object({"channel": ID, "name": {"type": "string"},
+                                  "number": _nullable({"type": "integer"}), "at": TIME}),
+        "RecentChannelPage": _page_of("RecentChannel"),
+    }
+
+
 # What POST and PATCH /v1/channels take (stb_origin.live.channel_body checks the same).
 LADDER_HEIGHTS = [1080, 720, 540, 432, 360, 234]
+
+
+def _sync_schemas() -> Json:
+    kind = {"enum": ["entitlements", "channel", "guide_day"]}
+    item_id = {"type": "string", "maxLength": 64,
+               "description": "an account, a channel, or `<channel>/<YYYY-MM-DD>`"}
+    return {"SyncPage": _object({
+        "reset": {"type": "boolean", "description": "a snapshot starts: once it is complete,"
+                  " drop every item it did not send"},
+        "phase": {"enum": ["snapshot", "changes"],
+                  "description": "`changes`: any snapshot under way is complete"},
+        "upserts": {"type": "array", "items": _object({
+            "kind": kind, "id": item_id, "data": {"type": "object"}})},
+        "deletes": {"type": "array", "items": _object({"kind": kind, "id": item_id}),
+                    "description": "a deleted channel takes its guide days with it"},
+        "cursor": {"type": "string", "description": "pass it back as it is"},
+        "more": {"type": "boolean", "description": "ask again at once"},
+    })}
+
+
+def _sync() -> Json:
+    return {"/v1/sync": {"get": _api(
+        "A box's offline copy: a snapshot without a cursor, then what changed", (
+            "playback", "account"), tags=["sync"], errors=(400,),
+        description="Entitlements, channels and the guide by channel and UTC day (from"
+                    " yesterday on), in pages. Answers gzip when asked (`Accept-Encoding`).",
+        parameters=[_query("cursor", "the `cursor` of the last page; none: a full snapshot",
+                           {"type": "string", "maxLength": 512}),
+                    _query("limit", "about how many items a page holds",
+                           {"type": "integer", "minimum": 1, "maximum": 2000,
+                            "default": 500})],
+        ok={"200": _answer("one page", _ref("SyncPage"), headers=NO_STORE)})}}
+
+
+def _graph_schemas() -> Json:
+    error = _object({
+        "message": {"type": "string"},
+        "locations": {"type": "array", "items": _object({"line": {"type": "integer"},
+                                                         "column": {"type": "integer"}})},
+        "path": {"type": "array", "items": {"type": ["string", "integer"]}},
+        "extensions": {"type": "object"},
+    }, required=["message"])
+    return {
+        "GraphQLRequest": _object({
+            "query": {"type": "string"},
+            "variables": _nullable({"type": "object"}),
+            "operationName": _nullable({"type": "string"}),
+            "extensions": _nullable({"type": "object"}),
+        }, required=["query"]),
+        "GraphQLResponse": _object({
+            "data": _nullable({"type": "object"}),
+            "errors": {"type": "array", "items": error},
+        }, required=["data"]),
+    }
+
+
+def _graph() -> Json:
+    return {"/graphql": {"post": _api(
+        "A GraphQL query: channels with their guide and now/next, the caller's entitlements",
+        ("playback", "account", "assets:read", "admin"), tags=["graphql"], errors=(413, 415),
+        description="Queries only. Refused before they run, with the limit named: depth over"
+                    " 10, over 2,000 tokens or 20 aliases, a cost over 10,000 objects (a"
+                    " list counts as many as its `first`). Introspection only where"
+                    " STB_GRAPHQL_INTROSPECTION is on.",
+        body=_json_body("GraphQLRequest"),
+        ok={"200": _answer("the query ran (errors of fields beside the data)",
+                           _ref("GraphQLResponse"), headers=NO_STORE),
+            "400": _answer("refused: not JSON, not a query, or past a limit",
+                           {"oneOf": [_ref("Error"), _ref("GraphQLResponse")]})})}}
 
 
 def _channel_schemas() -> Json:
@@ -856,7 +966,11 @@ def _keys_and_playback() -> Json:
                                                "maxLength": 16},
                                    headers=private, media_type="application/octet-stream"),
                     "401": _response("Unauthorized"),
-                    "403": refused,
+                    "403": _error("insufficient scope, or a refusal: wrong_asset, not_a_user,"
+                                  " unknown_user, device_revoked, no_device, not_entitled,"
+                                  " too_many_streams (the account already plays on"
+                                  " STB_MAX_STREAMS_PER_ACCOUNT other boxes; the message"
+                                  " names the limit)"),
                     "404": _error("no such key"),
                     "429": _error("too many key requests for this device",
                                   {"Retry-After": _header("seconds")}),
@@ -975,6 +1089,12 @@ def _accounts() -> Json:
             "parameters": [_path_param("entitlement_id", "the entitlement's id")],
             "get": _api("An entitlement", own, tags=["entitlements"], errors=(404,),
                         ok=found("Entitlement")),
+        },
+        "/v1/entitlements/{entitlement_id}/revoke": {
+            "parameters": [_path_param("entitlement_id", "the entitlement's id")],
+            "post": _api("End an entitlement now: keys stop at once on every process, boxes"
+                         " hear it at their next sync", admin, tags=["entitlements"],
+                         errors=(404,), ok=found("Entitlement")),
         },
     }
 
@@ -1178,6 +1298,40 @@ def _guide() -> Json:
     }
 
 
+def _activity() -> Json:
+    tags, box = ["activity"], ("playback",)
+    profile = {**_query("profile", "whose activity", PROFILE), "required": True}
+    listing = [profile, *_page_params()]
+    report = _api("Report playback progress (a box's token)", box, tags=tags,
+                  errors=(*_JSON_BODY_ERRORS, 404), body=_json_body("ActivityReport"),
+                  description="At most one report per box, item and kind every"
+                              " STB_ACTIVITY_REPORT_INTERVAL_S; refused (403 not_entitled)"
+                              " for content the account is not entitled to.",
+                  ok={"200": _answer("kept", _ref("ActivityKept"), headers=NO_STORE)})
+    report["responses"] = dict(sorted({
+        **report["responses"],
+        "429": _error("a report for this item came less than the interval ago",
+                      {"Retry-After": _header("seconds")}),
+    }.items()))
+    return {
+        "/v1/activity": {"post": report},
+        "/v1/activity/continue": {"get": _api(
+            "Continue watching: started, unfinished, ready and entitled, most recent first",
+            box, tags=tags, errors=(400,), parameters=listing,
+            ok={"200": _answer("a page", _ref("ContinuePage"), headers=NO_STORE)})},
+        "/v1/activity/channels": {"get": _api(
+            "Recently watched channels, still entitled, most recent first", box, tags=tags,
+            errors=(400,), parameters=listing,
+            ok={"200": _answer("a page", _ref("RecentChannelPage"), headers=NO_STORE)})},
+        "/v1/activity/assets/{asset_id}": {
+            "parameters": [_path_param("asset_id", "the asset's id", ID)],
+            "get": _api("Where this profile resumes the asset", box, tags=tags,
+                        errors=(400, 404), parameters=[profile],
+                        ok={"200": _answer("the resume point", _ref("ResumePoint"),
+                                           headers=NO_STORE)})},
+    }
+
+
 def _event_schemas() -> Json:
     return {
         "DeviceCommand": _object({"command": {"type": "string", "enum": ["resync", "sign_out"],
@@ -1298,9 +1452,11 @@ def build_document() -> Json:
         },
         "tags": [{"name": name} for name in (
             "assets", "origin", "playback", "users", "devices", "packages", "entitlements",
-            "oauth", "channels", "guide", "events", "operations")],
+            "oauth", "channels", "guide", "sync", "graphql", "activity", "events",
+            "operations")],
         "paths": {**_assets(), **_origin(), **_keys_and_playback(), **_accounts(), **_oauth(),
-                  **_channels(), **_guide(), **_events(), **_operations()},
+                  **_channels(), **_guide(), **_sync(), **_graph(), **_activity(),
+                  **_events(), **_operations()},
         "components": {"schemas": _schemas(), "responses": _responses(),
                        "securitySchemes": _security_schemes()},
     }

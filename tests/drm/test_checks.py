@@ -4,14 +4,16 @@ each still gets its own answer."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
 
-from stb_origin.drm.checks import Answer, Checks
+from stb_origin.drm.checks import Answer, Checks, Stream
+from stb_origin.drm.streams import StreamLimit, set_name
 
 
-def _ask_many(checks: Checks, calls: list[tuple[list[str], str, str, str | None]]) -> list[Answer]:
+def _ask_many(checks: Checks, calls: list[tuple[Any, ...]]) -> list[Answer]:
     async def run() -> list[Answer]:
         try:
             return await asyncio.gather(*(checks.ask(*call) for call in calls))
@@ -67,3 +69,44 @@ def test_every_waiting_fetch_hears_that_redis_cannot_answer():
 
     found = asyncio.run(run())
     assert all(isinstance(answer, RedisError) for answer in found), found
+
+
+def test_stream_slots_are_taken_in_the_same_command(redis_url):
+    redis = Redis.from_url(redis_url)
+    redis.set("deny:revoked", "1")
+    checks = Checks(redis_url, counter_ttl_s=61, streams=StreamLimit(2, idle_s=300))
+    calls = [
+        # A denied fetch takes no slot; the first two others of the account do.
+        (["deny:revoked"], "counter:0", "asset:a", "account:x", Stream("x", "box-0", 1000)),
+        (["deny:1"], "counter:1", "asset:a", "account:x", Stream("x", "box-1", 1000)),
+        (["deny:2"], "counter:2", "asset:a", "account:x", Stream("x", "box-2", 1000)),
+        (["deny:3"], "counter:3", "asset:a", "account:x", Stream("x", "box-3", 1000)),
+        (["deny:4"], "counter:4", "asset:a", "account:y", Stream("y", "box-4", 1000)),
+        # No stream named (the first fetch of a user): no slot asked.
+        (["deny:5"], "counter:5", "asset:a", None, None),
+    ]
+
+    async def run() -> list[Answer]:
+        try:
+            return await asyncio.gather(*(checks.ask(*call) for call in calls))
+        finally:
+            await checks.aclose()
+
+    answers = asyncio.run(run())
+    assert [answer.plays for answer in answers] == [True, True, True, False, True, True]
+    assert answers[0].denied
+    assert {m.decode() for m in redis.zrange(set_name("x"), 0, -1)} == {"box-1", "box-2"}
+    assert 0 < redis.ttl(set_name("x")) <= 300
+    # Past the idle window, the old entries no longer count.
+    [later] = _ask_many(Checks(redis_url, 61, StreamLimit(2, idle_s=300)), [
+        (["deny:3"], "counter:3", "asset:a", "account:x", Stream("x", "box-3", 1301))])
+    assert later.plays
+    assert [m.decode() for m in redis.zrange(set_name("x"), 0, -1)] == ["box-3"]
+
+
+def test_a_zero_limit_asks_for_no_slot(redis_url):
+    checks = Checks(redis_url, counter_ttl_s=61)
+    [answer] = _ask_many(checks, [(["deny:a"], "counter:a", "asset:a", "account:x",
+                                   Stream("x", "box", 1000))])
+    assert answer.plays
+    assert not Redis.from_url(redis_url).exists(set_name("x"))

@@ -66,7 +66,7 @@ def admin(services: Services) -> dict[str, str]:
     return {"Authorization": "Bearer " + services.signer.issue(["admin"])}
 
 
-def test_an_entitlement_granted_over_the_api_reaches_the_account_s_box(
+def test_an_entitlement_granted_and_revoked_over_the_api_reaches_the_account_s_box(
         live_api: str, services: Services, box: Box, admin: dict[str, str]) -> None:
     created = httpx.post(live_api + "/v1/packages", headers=admin,
                          json={"name": "sports"}, timeout=10)
@@ -76,8 +76,11 @@ def test_an_entitlement_granted_over_the_api_reaches_the_account_s_box(
         granted = httpx.post(live_api + "/v1/entitlements", headers=admin,
                              json={"account": box.account_id, "package": "sports"}, timeout=10)
         assert granted.status_code == 201, granted.text
-        event = next_event(ws)
-    assert event["data"] == {"action": "granted", "entitlement": granted.json()}
+        assert next_event(ws)["data"] == {"action": "granted", "entitlement": granted.json()}
+        revoked = httpx.post(live_api + f"/v1/entitlements/{granted.json()['id']}/revoke",
+                             headers=admin, timeout=10)
+        assert revoked.status_code == 200, revoked.text
+        assert next_event(ws)["data"] == {"action": "revoked", "entitlement": revoked.json()}
 
 
 def test_a_device_revoked_over_the_api_is_signed_out(live_api: str, box: Box,

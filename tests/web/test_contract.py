@@ -113,7 +113,7 @@ def _world(services: Any, base_url: str) -> World:
         ids = {"asset_id": asset, "key_id": key.key_id, "user_id": subscriber.id,
                "device_id": box.id, "name": "premium", "entitlement_id": entitlement.id,
                "asset": asset, "account": subscriber.account_id, "package": "premium",
-               "channel_id": channel}
+               "channel_id": channel, "channel": channel}
         world = World(
             base_url=base_url, operator=services.signer.issue(SCOPES),
             admin=services.signer.issue(SCOPES, subject=admin.id),
@@ -152,7 +152,7 @@ def _draw(case: Case) -> int:
 def _token(world: World, path: str) -> str | None:
     if path.startswith("/v1/assets"):
         return world.operator
-    if path.startswith(("/keys/", "/v1/playback/")):
+    if path.startswith(("/keys/", "/v1/playback/", "/v1/activity")):
         return world.box
     if path.startswith("/v1/devices"):
         return world.account
@@ -176,7 +176,7 @@ def _real_objects(case: Case, world: World) -> None:
     if path.startswith("/hls/") and "path" in params:
         params["path"] = SEGMENT if "Range" in (case.headers or {}) else "master.m3u8"
     if isinstance(case.body, dict):
-        for name in case.body.keys() & {"asset", "account", "package"}:
+        for name in case.body.keys() & {"asset", "account", "package", "channel"}:
             case.body[name] = world.ids[name]
         if path == "/v1/assets":
             file = case.body.get("file")
