@@ -15,8 +15,10 @@ from websockets.sync.client import ClientConnection, connect
 
 from stb_origin import eventlog
 from stb_origin.accounts import devices
+from stb_origin.app import create_app
 from stb_origin.events.audience import MAX_SUBSCRIPTIONS
-from stb_origin.services import Services
+from stb_origin.services import Services, build_services
+from stb_origin.settings import Settings
 from tests.drm.support import Box, household, revoke
 from tests.events.clients import (
     WAIT_S,
@@ -28,6 +30,7 @@ from tests.events.clients import (
     subscribed,
     ws_url,
 )
+from tests.support.http import run_server
 
 
 def _forged(token: str) -> str:
@@ -189,3 +192,27 @@ def test_a_revoked_device_is_signed_out_and_refused(live_api: str, services: Ser
     with socket(live_api, box.token) as ws:
         code, reason = closed_with(ws)
     assert code == 4401 and reason is not None and "revoked" in reason
+
+
+def test_a_socket_without_a_token_is_closed_once_its_time_is_up(
+        live_api: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stb_origin.events import socket as event_socket
+
+    monkeypatch.setattr(event_socket, "FIRST_MESSAGE_TIMEOUT_S", 0.2)  # the server is in-process
+    with _bare(ws_url(live_api)) as ws:
+        assert closed_with(ws) == (4401, "unauthorized: no token came in time")
+
+
+def test_connections_per_token_subject_are_limited(settings: Settings, editor: str) -> None:
+    services = build_services(settings.with_(events_per_subject=1))
+    try:
+        with run_server(create_app(services), ws="websockets-sansio") as base_url, \
+                socket(base_url, editor) as first:
+            subscribed(first)
+            with socket(base_url, editor) as refused:
+                code, reason = closed_with(refused)
+    finally:
+        services.close()
+    assert code == 4429
+    assert reason == ("too_many_connections: this token subject has 1 event connections"
+                      " open already (the most it may)")
