@@ -15,6 +15,9 @@ from stb_origin.activity import routes as activity_routes
 from stb_origin.app import health
 from stb_origin.app import metrics as metrics_endpoint
 from stb_origin.app.sweeper import sweep_forever
+from stb_origin.catalog import art_routes
+from stb_origin.catalog import box_routes as title_routes
+from stb_origin.catalog import routes as catalog_routes
 from stb_origin.drm import routes as key_routes
 from stb_origin.drm.delivery import KeyDelivery
 from stb_origin.events import routes as event_routes
@@ -101,6 +104,7 @@ def create_app(services: Services) -> Starlette:
                 *oauth_routes.ROUTES, *playback_routes.ROUTES, *channel_routes.ROUTES,
                 *clip_routes.ROUTES, *guide_routes.ROUTES, *sync_routes.ROUTES,
                 *graph_routes.routes(services.settings), *activity_routes.ROUTES,
+                *catalog_routes.ROUTES, *title_routes.ROUTES, *art_routes.ROUTES,
                 *event_routes.ROUTES,
                 *openapi.routes()],
         middleware=[Middleware(AccessLog)],

@@ -31,7 +31,7 @@ from sqlalchemy import Table, and_, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from stb_origin.assets.records import Asset, Status
-from stb_origin.db import Database
+from stb_origin.db import Database, changes
 from stb_origin.db.types import utcnow
 
 log = logging.getLogger("stb_origin.runs")
@@ -85,6 +85,8 @@ def write(db: Database, run: Run, now: datetime | None = None, **values: object)
             .values(heartbeat_at=now, updated_at=now, **values))
         if done.rowcount != 1:  # type: ignore[attr-defined]
             raise Superseded(f"run {run.token} of {run.asset_id} was superseded")
+        # Titles it plays in may show on boxes now (sync).
+        changes.record(session, changes.ASSET, [run.asset_id])
 
 
 def holds(db: Database, asset_id: str, token: int) -> bool:

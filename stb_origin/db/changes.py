@@ -29,7 +29,8 @@ CHANNEL = "channel"  # a channel id
 GUIDE_DAY = "guide_day"  # "<channel id>/<YYYY-MM-DD>": a UTC day of that channel's guide
 ASSET = "asset"  # an asset id: its state or the packages holding it changed
 ENTITLEMENTS = "entitlements"  # an account id: what the account may see changed
-KINDS = frozenset({CHANNEL, GUIDE_DAY, ASSET, ENTITLEMENTS})
+TITLE = "title"  # a catalog title id
+KINDS = frozenset({CHANNEL, GUIDE_DAY, ASSET, ENTITLEMENTS, TITLE})
 
 
 class Change(Base):

@@ -14,7 +14,8 @@ from starlette.routing import Route
 
 from stb_origin import scopes
 from stb_origin.assets import records
-from stb_origin.db import stamps
+from stb_origin.catalog.titles import titles_playing
+from stb_origin.db import changes, stamps
 from stb_origin.drm import keystore
 from stb_origin.ingest import idempotency, sidecar_routes
 from stb_origin.ingest.leftovers import kept_fresh, upload_dir
@@ -130,6 +131,8 @@ async def delete_asset(request: Request) -> Response:
             services.storage.delete_prefix(layout.source_prefix(asset_id))
             services.storage.delete_prefix(layout.spans_prefix(asset_id))
             keystore.delete_for_asset(session, asset_id)
+            # The titles it played in change on boxes (sync); their links go with it.
+            changes.record(session, changes.TITLE, titles_playing(session, asset_id))
             session.delete(asset)
         # Committed: key servers' copies of its keys and packages are stale now.
         stamps.renew(services.redis, stamps.asset(asset_id))

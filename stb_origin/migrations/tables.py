@@ -27,6 +27,7 @@ TABLE_MODULES = (
     "stb_origin.live.clips",
     "stb_origin.guide.models",
     "stb_origin.activity.models",
+    "stb_origin.catalog.models",
 )
 
 

@@ -8,6 +8,7 @@
     hls/{asset}/{version}/iframes_{rendition}/...     trick play at that rendition's size,
                                                       one I-frame per segment
     spans/{asset}/{plan}/{span}/...                   a long master's spans, until stitched
+    art/{title}/{kind}.{digest}.{width}.{jpg|png}     catalog artwork, one object per size
 """
 
 from __future__ import annotations
@@ -64,3 +65,17 @@ def track_key(asset_id: str, track_id: str, suffix: str) -> str:
     if not ID.fullmatch(track_id):
         raise InvalidKey(f"invalid track id {track_id!r}")
     return source_prefix(asset_id) + "tracks/" + track_id + suffix
+
+
+# Catalog artwork, every size of every upload (catalog.artwork): served at /{key}.
+ART_ROOT = "art/"
+
+
+def art_prefix(title_id: str) -> str:
+    if not ID.fullmatch(title_id):
+        raise InvalidKey(f"invalid title id {title_id!r}")
+    return f"{ART_ROOT}{title_id}/"
+
+
+def art_key(title_id: str, name: str) -> str:
+    return art_prefix(title_id) + name

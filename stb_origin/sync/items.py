@@ -6,7 +6,9 @@
 - ``channel``, id = the channel: name, number and the packages holding it (a
   box plays it while one of them is entitled: the same rule as key delivery);
 - ``guide_day``, id = ``<channel>/<YYYY-MM-DD>``: the programmes of that channel
-  starting on that UTC day, from yesterday on (a box forgets older days itself).
+  starting on that UTC day, from yesterday on (a box forgets older days itself);
+- ``title``, id = the title: as ``GET /v1/titles`` shows it to this box now (what
+  its account may play and the box can decode, available now).
 
 Guide data is the same for every box, as at ``GET /v1/guide``.
 """
@@ -23,8 +25,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from stb_origin.accounts.entitlements import not_over
+from stb_origin.accounts.models import Entitlement
 from stb_origin.accounts.packages import packages_of_channels
 from stb_origin.assets.channels import Channel
+from stb_origin.catalog import browse
+from stb_origin.catalog import titles as catalog_titles
+from stb_origin.catalog.browse import Criteria, Viewer
+from stb_origin.catalog.models import Title
+from stb_origin.catalog.view import box_json
 from stb_origin.db import changes
 from stb_origin.db.types import iso
 from stb_origin.guide.models import Programme
@@ -43,6 +51,54 @@ class Item:
         if self.data is None:
             return {"kind": self.kind, "id": self.id}
         return {"kind": self.kind, "id": self.id, "data": self.data}
+
+
+def title_items(session: Session, viewer: Viewer, title_ids: list[str],
+                base_url: str) -> list[Item]:
+    """Each title as the box may see it now, or a delete where it may not (any more)."""
+    shown, playable = browse.some(session, viewer, title_ids)
+    upserts = {t["id"]: t for t in box_json(session, shown, base_url, playable)}
+    return [Item(changes.TITLE, i, upserts.get(i)) for i in title_ids]
+
+
+def titles_after(session: Session, viewer: Viewer, after: str | None, limit: int,
+                 base_url: str) -> tuple[list[Item], str | None]:
+    """A page of the titles the box may see, newest first; and the last one's id when
+    there are more."""
+    shown, playable = browse.page(session, viewer, Criteria(), limit, after)
+    more = len(shown) > limit
+    shown = shown[:limit]
+    items = [Item(changes.TITLE, t["id"], t) for t in box_json(session, shown, base_url,
+                                                                 playable)]
+    return items, shown[-1].id if more else None
+
+
+def titles_playing(session: Session, asset_ids: list[str]) -> list[str]:
+    return list(dict.fromkeys(t for a in asset_ids for t in catalog_titles.titles_playing(
+        session, a)))
+
+
+def titles_timed(session: Session, since: datetime, now: datetime) -> list[str]:
+    """Titles whose window opened or closed in (since, now], and the episodes of such
+    series: the clock changed what boxes may see, not a write."""
+    def moved(column: Any) -> Any:
+        return (column > since) & (column <= now)
+
+    found = list(session.scalars(select(Title.id).where(
+        moved(Title.available_from) | moved(Title.available_until))))
+    episodes = session.scalars(select(Title.id).where(Title.series_id.in_(found)))
+    return list(dict.fromkeys([*found, *episodes]))
+
+
+def entitlements_timed(session: Session, account_id: str, since: datetime,
+                       now: datetime) -> bool:
+    """Whether one of the account's entitlements began or ended in (since, now]."""
+    def moved(column: Any) -> Any:
+        return (column > since) & (column <= now)
+
+    return session.scalar(select(Entitlement.id).where(
+        Entitlement.account_id == account_id,
+        moved(Entitlement.valid_from) | moved(Entitlement.valid_until)).limit(1)) is not None
 
 
 def first_guide_day(now: datetime) -> date:

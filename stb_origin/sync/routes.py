@@ -14,6 +14,7 @@ from starlette.routing import Route
 from stb_origin import scopes
 from stb_origin.accounts.caller import Caller
 from stb_origin.accounts.http import claims_with, forbidden, run_as_caller
+from stb_origin.catalog import browse
 from stb_origin.db.types import utcnow
 from stb_origin.sync import pages
 from stb_origin.sync.cursor import BadCursor, Cursor, open_cursor, seal
@@ -44,13 +45,18 @@ async def get_sync(request: Request) -> Response:
     def work(session: Session, caller: Caller) -> Json:
         if caller.account_id is None:
             raise forbidden("sync is for an account's boxes; this token has no account")
+        try:
+            viewer = browse.viewer_of(session, caller, utcnow())
+        except browse.NoDevice:
+            raise forbidden("sync is for boxes: this token is bound to no device") from None
         cursor: Cursor | None = None
         if text is not None:
             try:
                 cursor = open_cursor(services.envelope, caller.account_id, text)
             except BadCursor as exc:
                 raise ApiError(400, "bad_cursor", str(exc)) from None
-        page = pages.next_page(session, caller.account_id, cursor, limit, utcnow(), keep)
+        box = pages.Box(caller.account_id, viewer, services.settings.public_base_url)
+        page = pages.next_page(session, box, cursor, limit, keep)
         return {
             "reset": page.reset,
             "phase": page.cursor.phase,

@@ -352,6 +352,7 @@ def _schemas() -> Json:
         **_sync_schemas(),
         **_graph_schemas(),
         **_activity_schemas(),
+        **_catalog_schemas(),
         **_event_schemas(),
         "Health": _object({"status": {"type": "string", "enum": ["ok"]}}),
         "Readiness": _object({
@@ -552,7 +553,7 @@ LADDER_HEIGHTS = [1080, 720, 540, 432, 360, 234]
 
 
 def _sync_schemas() -> Json:
-    kind = {"enum": ["entitlements", "channel", "guide_day"]}
+    kind = {"enum": ["entitlements", "channel", "guide_day", "title"]}
     item_id = {"type": "string", "maxLength": 64,
                "description": "an account, a channel, or `<channel>/<YYYY-MM-DD>`"}
     return {"SyncPage": _object({
@@ -1413,6 +1414,204 @@ def _import() -> Json:
     return operation
 
 
+# --- the catalog (stb_origin.catalog) ---------------------------------------------------
+
+_KINDS = ["movie", "series", "episode"]
+_SLUG = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"}
+
+
+def _catalog_schemas() -> Json:
+    rating = _object({"scheme": {"type": "string", "pattern": "^[A-Z0-9][A-Z0-9-]{0,15}$",
+                                 "description": "MPAA, FSK, BBFC, ..."},
+                      "age_limit": {"type": "integer", "minimum": 0, "maximum": 21,
+                                    "description": "years"}})
+    size = _object({"width": {"type": "integer"}, "height": {"type": "integer"},
+                    "url": {"type": "string", "description": "immutable: a new upload is a"
+                            " new URL"}})
+    fields = {
+        "kind": {"enum": _KINDS, "description": "cannot change once made"},
+        "name": {"type": "string", "minLength": 1, "maxLength": 500},
+        "description": {"type": "string", "maxLength": 5000},
+        "series": _nullable({**ID, "description": "an episode's series"}),
+        "season": _nullable({"type": "integer", "minimum": 0, "maximum": 9999}),
+        "episode": _nullable({"type": "integer", "minimum": 1, "maximum": 99999}),
+        "rating": _nullable(rating),
+        "available_from": _nullable({**TIME, "description": "with an offset; null: always"}),
+        "available_until": _nullable({**TIME, "description": "with an offset; null: open"}),
+        "genres": {"type": "array", "maxItems": 20, "items": _SLUG,
+                   "description": "genre slugs; replaces the title's genres"},
+    }
+    return {
+        "Title": _object({
+            "id": ID, **{k: v for k, v in fields.items() if k != "genres"},
+            "kind": {"enum": _KINDS},
+            "genres": {"type": "array", "items": {"type": "string"}},
+            "artwork": {"type": "object", "additionalProperties": {
+                "type": "array", "items": size}, "description": "by kind, widest first"},
+            "assets": {"type": "array", "items": _object({"id": ID,
+                                                          "role": {"enum": ["main",
+                                                                            "trailer"]}}),
+                       "description": "for a box: the assets it may play (none for a series)"},
+            "revision": {"type": "integer", "minimum": 1,
+                         "description": "counts every change a box could see"},
+            "created_at": TIME, "updated_at": TIME,
+        }),
+        "TitlePage": _page_of("Title"),
+        "NewTitle": _object(fields, required=["kind", "name"]),
+        "TitleChange": _object(fields, required=[]),
+        "AssetLink": _object({"role": {"enum": ["main", "trailer"], "description": (
+            "main: what plays (a series takes trailers only)")}}),
+        "Genre": _object({"slug": {"type": "string"}, "name": {"type": "string"},
+                          "created_at": TIME, "updated_at": TIME}),
+        "GenrePage": _page_of("Genre"),
+        "NewGenre": _object({"name": {"type": "string", "minLength": 1, "maxLength": 100}}),
+    }
+
+
+def _catalog() -> Json:
+    tags, read, write = ["catalog"], ("assets:read",), ("assets:write",)
+    title_id = _path_param("title_id", "the title's id", ID)
+    slug = _path_param("slug", "the genre's slug", _SLUG)
+    filters = [_query("kind", "only titles of this kind", {"enum": _KINDS}),
+               _query("series", "only the episodes of this series", ID),
+               _query("q", "a case-insensitive part of the name",
+                      {"type": "string", "maxLength": 200})]
+    private = {"Cache-Control": _header("private, max-age=30"),
+               "ETag": _header("a strong entity tag of the body"),
+               "Vary": _header("Authorization")}
+    not_modified = {"304": _answer("the box has it (If-None-Match)", headers=private)}
+    conditional = {"name": "If-None-Match", "in": "header", "required": False,
+                   "schema": {"type": "string"}}
+
+    def title(status: str = "200", description: str = "the title") -> Json:
+        headers = {**NO_STORE, **(LOCATION if status == "201" and description == "made"
+                                  else {})}
+        return {status: _answer(description, _ref("Title"), headers=headers)}
+
+    return {
+        "/v1/catalog/titles": {
+            "post": _api("Make a title: a movie, a series or an episode of one", write,
+                         tags=tags, errors=(*_JSON_BODY_ERRORS, 404, 409),
+                         body=_json_body("NewTitle"), ok=title("201", "made"),
+                         description="404: the series does not exist; 409: the series has"
+                                     " an episode with this season and number."),
+            "get": _api("Titles, newest first (the series filter: its episodes)", read,
+                        tags=tags, errors=(400,), parameters=[*_page_params(), *filters],
+                        ok={"200": _answer("a page", _ref("TitlePage"), headers=NO_STORE)}),
+        },
+        "/v1/catalog/titles/{title_id}": {
+            "parameters": [title_id],
+            "get": _api("A title with every asset link", read, tags=tags, errors=(404,),
+                        ok=title()),
+            "patch": _api("Change a title: the fields sent; null clears rating and window",
+                          write, tags=tags, errors=(*_JSON_BODY_ERRORS, 404, 409),
+                          body=_json_body("TitleChange"), ok=title()),
+            "delete": _api("Delete a title (a series: its episodes too)", write, tags=tags,
+                           errors=(404,), ok={"204": _answer("deleted", headers=NO_STORE)}),
+        },
+        "/v1/catalog/titles/{title_id}/assets/{asset_id}": {
+            "parameters": [title_id, _path_param("asset_id", "the asset's id", ID)],
+            "put": _api("Link an asset to the title, or change its role", write, tags=tags,
+                        errors=(*_JSON_BODY_ERRORS, 404), body=_json_body("AssetLink"),
+                        ok={**title(), **title("201", "linked")}),
+            "delete": _api("Unlink an asset (the asset stays)", write, tags=tags,
+                           errors=(404,), ok={"204": _answer("unlinked", headers=NO_STORE)}),
+        },
+        "/v1/catalog/genres": {"get": _api(
+            "Genres by slug", (*read, "playback"), tags=tags, errors=(400,),
+            parameters=_page_params(),
+            ok={"200": _answer("a page", _ref("GenrePage"), headers=NO_STORE)})},
+        "/v1/catalog/genres/{slug}": {
+            "parameters": [slug],
+            "put": _api("Make or rename a genre", write, tags=tags,
+                        errors=(*_JSON_BODY_ERRORS, 404), body=_json_body("NewGenre"),
+                        ok={s: _answer("the genre", _ref("Genre"), headers=NO_STORE)
+                            for s in ("200", "201")}),
+            "delete": _api("Delete a genre no title has", write, tags=tags,
+                           errors=(404, 409),
+                           ok={"204": _answer("deleted", headers=NO_STORE)}),
+        },
+        "/v1/catalog/titles/{title_id}/artwork/{kind}": {
+            "parameters": [title_id, _path_param("kind", "what the image is", {
+                "enum": ["poster", "backdrop", "logo", "thumbnail"]})],
+            "put": _artwork_upload(),
+            "delete": _api("Take the title's artwork of this kind off it", write, tags=tags,
+                           errors=(404,), ok={"204": _answer("removed", headers=NO_STORE)}),
+        },
+        "/art/{title_id}/{name}": _art(),
+        "/v1/titles": {"get": _api(
+            "What this box may browse: available now, entitled, playable on it", ("playback",),
+            tags=tags, errors=(400,),
+            description="A series shows when one of its episodes does; with `series`, its"
+                        " episodes in season and episode order. 403 `no_device`: a user's"
+                        " token not bound to a device.",
+            parameters=[*_page_params(), *filters,
+                        _query("genre", "only titles of this genre", _SLUG),
+                        _query("max_age", "only titles rated for this age or unrated",
+                               {"type": "integer", "minimum": 0, "maximum": 21}),
+                        conditional],
+            ok={"200": _answer("a page", _ref("TitlePage"), headers=private),
+                **not_modified})},
+        "/v1/titles/{title_id}": {
+            "parameters": [title_id],
+            "get": _api("A title this box may see, with the assets it may play",
+                        ("playback",), tags=tags, errors=(404,), parameters=[conditional],
+                        ok={"200": _answer("the title", _ref("Title"), headers=private),
+                            **not_modified})},
+    }
+
+
+def _artwork_upload() -> Json:
+    image = {"type": "string", "contentMediaType": "application/octet-stream"}
+    operation = _api(
+        "Upload an image as the title's artwork of this kind", ("assets:write",),
+        tags=["catalog"], errors=(400, 404, 413, 415),
+        body={"required": True, "description": "the image itself: JPEG or PNG, at most 16 MiB,"
+              " 16 to 8192 pixels a side, at most 40 megapixels",
+              "content": {"image/jpeg": {"schema": image}, "image/png": {"schema": image}}},
+        description="Made into 1920, 960 and 480 pixels wide (never wider than the image),"
+                    " in the image's format and without its metadata; the title's `artwork`"
+                    " names the new URLs. 415: not a JPEG or PNG (by its first bytes), or not"
+                    " the type sent.",
+        ok={"200": _answer("the title", _ref("Title"), headers=NO_STORE)})
+    operation["responses"] = dict(sorted({
+        **operation["responses"],
+        "422": _error("`invalid_image`: damaged, truncated, or too large in pixels"),
+    }.items()))
+    return operation
+
+
+def _art() -> Json:
+    immutable = {"Cache-Control": _header("public, max-age=31536000, immutable"),
+                 "ETag": _header("the stored object's entity tag"),
+                 "Last-Modified": _header("when it was stored")}
+    params = [_path_param("title_id", "the title's id", ID),
+              _path_param("name", "`{kind}.{digest}.{width}.{jpg|png}`, as the title names it",
+                          {"type": "string", "pattern": "^[a-z]{1,16}\\.[0-9a-f]{32}\\."
+                                                        "[1-9][0-9]{0,4}\\.(jpg|png)$"})]
+    image = {media_type: {"schema": {"type": "string"}}
+             for media_type in ("image/jpeg", "image/png")}
+    missing = _error("no such image", {"Cache-Control": _header("public, max-age=10")})
+
+    def answers(partial: bool) -> Json:
+        found = {"200": {"description": "the image", "content": image, "headers": immutable},
+                 "304": _answer("the client has it", headers=immutable),
+                 "404": missing, "503": _response("Unavailable")}
+        if partial:
+            found["206"] = {"description": "one byte range", "content": image,
+                            "headers": immutable}
+            found["416"] = _error("the range starts past the end")
+        return dict(sorted(found.items()))
+
+    return {
+        "parameters": params,
+        "get": _operation("A size of a title's artwork: public, cached for ever",
+                          answers(True), tags=["catalog"]),
+        "head": _operation("The same headers without the image", answers(False),
+                           tags=["catalog"]),
+    }
+
+
 def _operations() -> Json:
     text = {"text/plain": {"schema": {"type": "string"}}}
     return {
@@ -1452,11 +1651,11 @@ def build_document() -> Json:
         },
         "tags": [{"name": name} for name in (
             "assets", "origin", "playback", "users", "devices", "packages", "entitlements",
-            "oauth", "channels", "guide", "sync", "graphql", "activity", "events",
-            "operations")],
+            "oauth", "channels", "guide", "sync", "graphql", "activity", "catalog",
+            "events", "operations")],
         "paths": {**_assets(), **_origin(), **_keys_and_playback(), **_accounts(), **_oauth(),
                   **_channels(), **_guide(), **_sync(), **_graph(), **_activity(),
-                  **_events(), **_operations()},
+                  **_catalog(), **_events(), **_operations()},
         "components": {"schemas": _schemas(), "responses": _responses(),
                        "securitySchemes": _security_schemes()},
     }

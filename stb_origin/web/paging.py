@@ -29,6 +29,12 @@ def page_params(request: Request) -> tuple[int, str | None]:
 def paged(items: list[dict[str, Any]], limit: int, path: str, cursor: str,
           filters: dict[str, str | None] | None = None) -> JSONResponse:
     """``items`` holds up to limit + 1 entries: the extra one says there is more."""
+    return JSONResponse(page_body(items, limit, path, cursor, filters), headers=NO_STORE)
+
+
+def page_body(items: list[dict[str, Any]], limit: int, path: str, cursor: str,
+              filters: dict[str, str | None] | None = None) -> dict[str, Any]:
+    """{"items", "next"} of ``paged``, for an answer that sets its own headers."""
     more = len(items) > limit
     items = items[:limit]
     next_url = None
@@ -36,4 +42,4 @@ def paged(items: list[dict[str, Any]], limit: int, path: str, cursor: str,
         query = {k: v for k, v in (filters or {}).items() if v is not None}
         query.update(limit=str(limit), after=str(items[-1][cursor]))
         next_url = f"{path}?{urlencode(query)}"
-    return JSONResponse({"items": items, "next": next_url}, headers=NO_STORE)
+    return {"items": items, "next": next_url}

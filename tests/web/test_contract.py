@@ -40,6 +40,9 @@ from stb_origin.accounts.devices import Capabilities
 from stb_origin.accounts.models import Role
 from stb_origin.app import create_app
 from stb_origin.assets.channels import Channel
+from stb_origin.assets.records import Asset
+from stb_origin.catalog import titles
+from stb_origin.catalog.titles import TitleFields
 from stb_origin.db.types import new_id
 from stb_origin.oauth import clients, web_sessions
 from stb_origin.oauth.verify_page import COOKIE
@@ -53,8 +56,8 @@ from tests.origin.test_masters import MASTER
 from tests.support.http import run_server
 
 # Sidecar track bodies are the file itself, bytes as for any binary body.
-schemathesis.serializer.alias(["audio/wav", "audio/aac", "audio/mp4", "application/x-subrip"],
-                              "application/octet-stream")
+schemathesis.serializer.alias(["audio/wav", "audio/aac", "audio/mp4", "application/x-subrip",
+                               "image/jpeg", "image/png"], "application/octet-stream")
 SCHEMA = schemathesis.openapi.from_dict(build_document())
 # Bounded and repeatable: the same cases on every run, none kept between runs.
 SCHEMA.config.generation.update(max_examples=25, deterministic=True, database="none")
@@ -78,6 +81,7 @@ class World:
     spare_device: str  # revoked by the revoke operation, never the box
     doomed_asset: str  # deleted by the delete operation, never the played one
     doomed_channel: str  # likewise for channels
+    doomed_title: str  # likewise for catalog titles
     public_client: str
     confidential_client: tuple[str, str]
     signed_in_page: Callable[[], web_sessions.WebSession]  # the admin on /device
@@ -105,6 +109,20 @@ def _world(services: Any, base_url: str) -> World:
         session.flush()
         packages.set_channel_packages(session, channel, ["premium"])
         entitlement = entitlements.grant(session, subscriber.account_id, "premium")
+        # A title the box sees: a ready asset of its own in the package.
+        shown = new_id()
+        session.add(Asset(id=shown, title="film", status="ready",
+                          source_key=f"sources/{shown}/source.mp4", renditions=[{
+                              "type": "video", "name": "720p", "width": 1280, "height": 720,
+                              "codecs": "avc1.64001f,mp4a.40.2", "bandwidth": 3_000_000,
+                              "average_bandwidth": 2_500_000, "segment_count": 3}]))
+        session.flush()
+        packages.add_asset(session, "premium", shown)
+        titles.put_genre(session, "drama", "Drama")
+        title = titles.create_title(session, TitleFields(
+            given={"genres"}, kind="movie", name="Film", genres=["drama"]))
+        titles.link_asset(session, title.id, shown, "main")
+        doomed_title = titles.create_title(session, TitleFields(kind="movie", name="Gone"))
         public, _ = clients.create_client(session, "Box", "public", ["playback", "account"],
                                           client_id="stb-box")
         partner, secret = clients.create_client(session, "Partner", "confidential", SCOPES)
@@ -113,13 +131,14 @@ def _world(services: Any, base_url: str) -> World:
         ids = {"asset_id": asset, "key_id": key.key_id, "user_id": subscriber.id,
                "device_id": box.id, "name": "premium", "entitlement_id": entitlement.id,
                "asset": asset, "account": subscriber.account_id, "package": "premium",
-               "channel_id": channel, "channel": channel}
+               "channel_id": channel, "channel": channel, "title_id": title.id, "slug": "drama"}
         world = World(
             base_url=base_url, operator=services.signer.issue(SCOPES),
             admin=services.signer.issue(SCOPES, subject=admin.id),
             account=services.signer.issue(["account"], subject=subscriber.id),
             box=services.signer.issue(["playback"], subject=subscriber.id, device_id=box.id),
             ids=ids, spare_device=spare.id, doomed_asset=doomed, doomed_channel=doomed_channel,
+            doomed_title=doomed_title.id,
             public_client=public.id,
             confidential_client=(partner.id, secret),
             signed_in_page=lambda: web_sessions.new_session(services.redis, admin_id))
@@ -152,7 +171,7 @@ def _draw(case: Case) -> int:
 def _token(world: World, path: str) -> str | None:
     if path.startswith("/v1/assets"):
         return world.operator
-    if path.startswith(("/keys/", "/v1/playback/", "/v1/activity")):
+    if path.startswith(("/keys/", "/v1/playback/", "/v1/activity", "/v1/titles")):
         return world.box
     if path.startswith("/v1/devices"):
         return world.account
@@ -171,6 +190,8 @@ def _real_objects(case: Case, world: World) -> None:
         params["asset_id"] = world.doomed_asset
     if path == "/v1/channels/{channel_id}" and method == "DELETE":
         params["channel_id"] = world.doomed_channel
+    if path == "/v1/catalog/titles/{title_id}" and method == "DELETE":
+        params["title_id"] = world.doomed_title
     if path == "/v1/devices/{device_id}/revoke":
         params["device_id"] = world.spare_device
     if path.startswith("/hls/") and "path" in params:

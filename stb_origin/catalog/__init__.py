@@ -1,0 +1,1 @@
+"""The catalog: titles, series and episodes, genres, ratings, availability and artwork."""
