@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 
 from stb_origin import chunked
 from stb_origin.assets import runs, tracks
+from stb_origin.assets.announce import asset_changed
 from stb_origin.assets.causes import failure_cause
 from stb_origin.assets.records import Asset, Status
 from stb_origin.db import Database, stamps
@@ -101,6 +102,7 @@ def _process(services: Services, asset_id: str, body: RunBody) -> str:
                 return "deleted"
         log.info("not run: another live run holds the asset, or it is not waiting")
         return "skipped"
+    asset_changed(services.redis, asset_id, Status.PROCESSING.value, 0)
     # Named by the asset: remove_work_dirs and sweep_work_dirs find it by that.
     work = settings.work_dir / f"{asset_id}-{secrets.token_hex(4)}"
     work.mkdir(parents=True)
@@ -112,6 +114,7 @@ def _process(services: Services, asset_id: str, body: RunBody) -> str:
         # Bad media is final: retrying cannot fix it.
         runs.write(services.db, run, status=Status.FAILED.value, error_code=exc.code,
                    error_message=exc.message[:2000])
+        asset_changed(services.redis, asset_id, Status.FAILED.value, 0, exc.code)
         log.warning("asset failed", extra={"code": exc.code})
         return Status.FAILED.value
     except runs.Superseded:
@@ -122,6 +125,8 @@ def _process(services: Services, asset_id: str, body: RunBody) -> str:
                                     settings.job_retries + 1, token=run.token)
         if status == Status.FAILED.value:
             metrics.JOB_FINAL_FAILURES.inc(services.redis)
+        if status is not None:
+            asset_changed(services.redis, asset_id, status, 0, code)
         return status or "superseded"
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -254,7 +259,7 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
             top_rendition=ladder.renditions[0].name if ladder.renditions else "audio")
     with _stage(services, "subtitles"):
         cues = read_cues(source_path, source, subtitles, work / "subtitles", settings)
-    runs.write(services.db, run, progress=TRANSCODE_SHARE)  # the throttle may have eaten it
+    _write_progress(services, run, TRANSCODE_SHARE)  # the throttle may have eaten it
 
     version = "v" + secrets.token_hex(6)
     keys = [generate_key() for _ in range(keys_needed(count_segments(encoded),
@@ -277,7 +282,7 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
                          subtitles=[SubtitleInput(s.name, s.label, s.language, s.forced,
                                                   tuple(cues[s.name])) for s in subtitles],
                          closed_captions=ladder.closed_captions)
-    runs.write(services.db, run, progress=TRANSCODE_SHARE + 5)
+    _write_progress(services, run, TRANSCODE_SHARE + 5)
     with _stage(services, "publish"):
         publish(services.storage, asset_id, version, packaged)
         # Renewed just now, the lease has run_lease_s to go: no other run can have
@@ -305,8 +310,14 @@ def finish(services: Services, run: runs.Run, version: str,
     except RedisError:
         # They still find them: a key missing from a copy is read from the database.
         log.warning("asset stamp not renewed: Redis unavailable")
+    asset_changed(services.redis, run.asset_id, Status.READY.value, 100)
     log.info("asset ready", extra={"asset_id": run.asset_id, "version": version})
     return Status.READY.value
+
+
+def _write_progress(services: Services, run: runs.Run, progress: int) -> None:
+    runs.write(services.db, run, progress=progress)
+    asset_changed(services.redis, run.asset_id, Status.PROCESSING.value, progress)
 
 
 class _Took:
@@ -332,6 +343,6 @@ def _progress_writer(services: Services, run: runs.Run,
         now = time.monotonic()
         if now - last[0] >= PROGRESS_INTERVAL_S:
             last[0] = now
-            runs.write(services.db, run, progress=max(0, min(99, int(fraction * TRANSCODE_SHARE))))
+            _write_progress(services, run, max(0, min(99, int(fraction * TRANSCODE_SHARE))))
 
     return on_progress

@@ -145,6 +145,14 @@ class Settings:
     stream_idle_s: int = 1200
     # At most one progress (and one stop) report per box and item in this many seconds.
     activity_report_interval_s: int = 10
+    # --- real-time events (GET /v1/events) ---
+    # A heartbeat (WebSocket message, SSE comment) when nothing else was sent for this long.
+    events_heartbeat_s: float = 15.0
+    # Open event connections at once, across every server: per device, per token subject.
+    events_per_device: int = 2
+    events_per_subject: int = 50
+    # Events waiting for one connection; a client that lets more pile up is dropped.
+    events_queue: int = 256
 
     def __post_init__(self) -> None:
         if self.segment_format not in SEGMENT_FORMATS:
@@ -174,6 +182,11 @@ class Settings:
             raise SettingsError("STB_STREAM_IDLE_S must be at least 1")
         if self.activity_report_interval_s < 1:
             raise SettingsError("STB_ACTIVITY_REPORT_INTERVAL_S must be at least 1")
+        if self.events_heartbeat_s <= 0:
+            raise SettingsError("STB_EVENTS_HEARTBEAT_S must be positive")
+        if min(self.events_per_device, self.events_per_subject, self.events_queue) < 1:
+            raise SettingsError("STB_EVENTS_PER_DEVICE, STB_EVENTS_PER_SUBJECT and"
+                                " STB_EVENTS_QUEUE must be at least 1")
 
     # Derived values: embedded defaults under the data dir.
     @property
@@ -277,6 +290,10 @@ _CASTS: dict[str, Any] = {
     "max_streams_per_account": int,
     "stream_idle_s": int,
     "activity_report_interval_s": int,
+    "events_heartbeat_s": float,
+    "events_per_device": int,
+    "events_per_subject": int,
+    "events_queue": int,
 }
 
 

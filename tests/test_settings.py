@@ -68,6 +68,10 @@ EVERY_FIELD_SET = Settings(
     activity_report_interval_s=30,
     sync_cursor_days=7,
     graphql_introspection=True,
+    events_heartbeat_s=2.5,
+    events_per_device=3,
+    events_per_subject=7,
+    events_queue=64,
 )
 
 

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from stb_origin import scopes
+from stb_origin import eventlog, scopes
 from stb_origin.accounts import devices, entitlements, packages, users
 from stb_origin.accounts.caller import Caller
 from stb_origin.accounts.devices import Capabilities
@@ -182,6 +182,8 @@ async def revoke_device(request: Request) -> Response:
     def announce() -> None:
         denylist.deny_device(services.redis, device_id, services.signer.access_ttl_s + LEEWAY_S)
         stamps.renew(services.redis, stamps.account(device["account"]))
+        # Its open event connections end (events.socket), told why.
+        eventlog.send_command(services.redis, device_id, device["account"], "sign_out")
 
     await anyio.to_thread.run_sync(announce)
     log.info("device revoked", extra={"device_id": device_id, "subject": claims.subject})
@@ -297,9 +299,7 @@ async def create_entitlement(request: Request) -> Response:
         return granted.to_json()
 
     entitlement = await run_as_caller(request, claims, work)
-    # Processes keeping the account's entitlements (drm.delivery) reread them.
-    await anyio.to_thread.run_sync(stamps.renew, services_of(request).redis,
-                                   stamps.account(account))
+    await _entitlements_changed(request, "granted", entitlement)
     log.info("entitlement granted", extra={"entitlement_id": entitlement["id"],
                                            "account_id": account, "subject": claims.subject})
     return json_response(entitlement, 201, f"/v1/entitlements/{entitlement['id']}")
@@ -315,12 +315,26 @@ async def revoke_entitlement(request: Request) -> Response:
 
     revoked = await run_as_caller(request, claims, work)
     # Key delivery stops at once on every process: its copies of the account reread.
-    await anyio.to_thread.run_sync(stamps.renew, services_of(request).redis,
-                                   stamps.account(revoked["account"]))
+    await _entitlements_changed(request, "revoked", revoked)
     log.info("entitlement revoked", extra={"entitlement_id": entitlement_id,
                                            "account_id": revoked["account"],
                                            "subject": claims.subject})
     return json_response(revoked)
+
+
+async def _entitlements_changed(request: Request, action: str, entitlement: Json) -> None:
+    """After the commit: processes keeping the account's entitlements (drm.delivery)
+    reread them, and the account's boxes hear of it (eventlog: that account's only)."""
+    redis = services_of(request).redis
+    account = entitlement["account"]
+
+    def announce() -> None:
+        stamps.renew(redis, stamps.account(account))
+        eventlog.publish(redis, eventlog.ENTITLEMENTS,
+                         {"action": action, "entitlement": entitlement},
+                         key=entitlement["id"], account=account)
+
+    await anyio.to_thread.run_sync(announce)
 
 
 async def list_entitlements(request: Request) -> Response:

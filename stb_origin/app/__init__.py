@@ -20,6 +20,8 @@ from stb_origin.catalog import box_routes as title_routes
 from stb_origin.catalog import routes as catalog_routes
 from stb_origin.drm import routes as key_routes
 from stb_origin.drm.delivery import KeyDelivery
+from stb_origin.events import routes as event_routes
+from stb_origin.events import service as event_service
 from stb_origin.graph import routes as graph_routes
 from stb_origin.guide import routes as guide_routes
 from stb_origin.guide.sources import GuidePoller
@@ -78,7 +80,10 @@ def create_app(services: Services) -> Starlette:
             # XMLTV sources due: each claimed in the database, so one replica fetches it.
             background.start_soon(GuidePoller(services).watch)
             try:
-                yield
+                # GET /v1/events: this process's reader of the event log.
+                async with event_service.running(services) as events:
+                    app.state.events = events
+                    yield
             finally:
                 background.cancel_scope.cancel()
         # First: the key audit still waiting is written before the engine goes.
@@ -100,6 +105,7 @@ def create_app(services: Services) -> Starlette:
                 *clip_routes.ROUTES, *guide_routes.ROUTES, *sync_routes.ROUTES,
                 *graph_routes.routes(services.settings), *activity_routes.ROUTES,
                 *catalog_routes.ROUTES, *title_routes.ROUTES, *art_routes.ROUTES,
+                *event_routes.ROUTES,
                 *openapi.routes()],
         middleware=[Middleware(AccessLog)],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from stb_origin import eventlog
 from stb_origin.assets.channels import Channel, ChannelStatus
 from stb_origin.drm import keystore
 from stb_origin.drm.keys import ContentKey, generate_key
@@ -72,6 +73,8 @@ class Publisher:
         self._rotation_s = key_rotation_s
         self._key: ContentKey | None = None
         self._key_period: int | None = None
+        # The status this run last told the event log: boxes hear changes only.
+        self._announced: str | None = None
 
     def publish(self, seq: int, discontinuity: int, starts_at: datetime, duration: float,
                 files: Mapping[str, Path], status: Mapping[str, Any]) -> None:
@@ -94,11 +97,22 @@ class Publisher:
                                      **status,
                                      "last_segment_at": starts_at + timedelta(seconds=duration)})
             session.add(row)
+        self._announce(ChannelStatus.LIVE.value, None)
 
     def report(self, **status: Any) -> None:
         """Set the channel's status columns, if it is still this run's."""
         with self._services.db.session() as session:
             self._fenced(session, **status)
+        if "status" in status:
+            self._announce(status["status"], status.get("error_message"))
+
+    def _announce(self, status: str, message: str | None) -> None:
+        """After the commit, and only when the status changed."""
+        if status != self._announced:
+            self._announced = status
+            eventlog.publish(self._services.redis, eventlog.CHANNELS,
+                             {"channel": self.channel_id, "status": status,
+                              "message": message}, key=self.channel_id)
 
     def _fenced(self, session: Any, **values: Any) -> None:
         result = session.execute(

@@ -353,6 +353,7 @@ def _schemas() -> Json:
         **_graph_schemas(),
         **_activity_schemas(),
         **_catalog_schemas(),
+        **_event_schemas(),
         "Health": _object({"status": {"type": "string", "enum": ["ok"]}}),
         "Readiness": _object({
             "status": {"type": "string", "enum": ["ready", "unavailable"]},
@@ -1332,6 +1333,65 @@ def _activity() -> Json:
     }
 
 
+def _event_schemas() -> Json:
+    return {
+        "DeviceCommand": _object({"command": {"type": "string", "enum": ["resync", "sign_out"],
+                                              "description": "resync: reload the catalog,"
+                                              " guide and entitlements; sign_out: forget the"
+                                              " tokens (its event connections end)"}}),
+        "CommandSent": _object({"device": ID, "command": {"type": "string"},
+                                "offset": {"type": "string", "pattern": "^[0-9]+-[0-9]+$",
+                                           "description": "the event's offset in the log"}}),
+    }
+
+
+def _events() -> Json:
+    retry = {"Retry-After": _header("seconds"), **NO_STORE}
+    return {
+        "/v1/events": {"get": _api(
+            "Real-time events: a WebSocket, or Server-Sent Events", ("playback", "assets:read"),
+            tags=["events"], errors=(400,),
+            description=(
+                "One path, two transports. **WebSocket** (`Upgrade: websocket`): the token"
+                " in the `Authorization` header, or offered as the subprotocol"
+                " `bearer.<token>` beside `stb-events` (which the server picks), or as a"
+                " first message `{\"token\": \"...\"}`; never in the URL. Messages are JSON"
+                " objects with a `type`: `subscribed` (topics, offset), `event` (id, topic,"
+                " key, data), `resync` (the offset asked for is gone: reload state, continue"
+                " from `offset`), `heartbeat`. Refusals close with 4000 + the HTTP status"
+                " below and the error as the reason (`code: message`); a client that lets"
+                " events pile up unread closes with 4008 (`slow_consumer`), a device signed"
+                " out or a token expired with 4401, a server going down with 1001."
+                " **SSE** (`Accept: text/event-stream`): the same messages as `event:`"
+                " lines named by topic, each with its offset as `id:` (an EventSource comes"
+                " back with `Last-Event-ID`), heartbeats as comment lines. Topics by scope:"
+                " `assets` (assets:read), `channels` (either), `entitlements` (the box's own"
+                " account), `commands` (the box's own device), `catalog`, `guide`"
+                " (playback)."),
+            parameters=[
+                _query("topics", "comma-separated topics, or `topic:key` to follow one"
+                       " thing (e.g. `assets:<id>`); at most 16; default every topic the"
+                       " token may read", {"type": "string", "maxLength": 2048}),
+                _query("after", "the last offset the client saw: what came after it is"
+                       " sent first (or `resync`)", {"type": "string"}),
+                {"name": "Last-Event-ID", "in": "header", "required": False,
+                 "description": "as `after`, sent by EventSource on its own",
+                 "schema": {"type": "string"}}],
+            ok={"200": _answer("the event stream (until the client goes)",
+                               {"type": "string"}, media_type="text/event-stream",
+                               headers=NO_STORE),
+                "406": _error("neither a WebSocket nor `Accept: text/event-stream`"),
+                "429": _error("`too_many_connections`: the device or token subject has its"
+                              " most event connections open", retry)})},
+        "/v1/devices/{device_id}/commands": {
+            "parameters": [_path_param("device_id", "the device's id", ID)],
+            "post": _api("Send a command to one device's event connections", ("admin",),
+                         tags=["events"], errors=(*_JSON_BODY_ERRORS, 404),
+                         body=_json_body("DeviceCommand"),
+                         ok={"202": _answer("sent", _ref("CommandSent"), headers=NO_STORE)})},
+    }
+
+
 def _import() -> Json:
     operation = _api(
         "Import an XMLTV file", ("admin",), tags=["guide"], errors=(413, 415, 507),
@@ -1592,10 +1652,10 @@ def build_document() -> Json:
         "tags": [{"name": name} for name in (
             "assets", "origin", "playback", "users", "devices", "packages", "entitlements",
             "oauth", "channels", "guide", "sync", "graphql", "activity", "catalog",
-            "operations")],
+            "events", "operations")],
         "paths": {**_assets(), **_origin(), **_keys_and_playback(), **_accounts(), **_oauth(),
                   **_channels(), **_guide(), **_sync(), **_graph(), **_activity(),
-                  **_catalog(), **_operations()},
+                  **_catalog(), **_events(), **_operations()},
         "components": {"schemas": _schemas(), "responses": _responses(),
                        "securitySchemes": _security_schemes()},
     }

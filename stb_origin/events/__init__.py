@@ -1,0 +1,1 @@
+"""GET /v1/events: the event log (``stb_origin.eventlog``) to WebSocket and SSE clients."""
