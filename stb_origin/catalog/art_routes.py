@@ -22,7 +22,7 @@ from starlette.routing import Route
 from stb_origin import scopes
 from stb_origin.accounts.caller import Caller
 from stb_origin.accounts.http import claims_with, run_as_caller
-from stb_origin.catalog import artwork, images
+from stb_origin.catalog import announce, artwork, images
 from stb_origin.catalog.images import BadImage, Format
 from stb_origin.catalog.models import ArtworkKind
 from stb_origin.catalog.routes import TITLES
@@ -123,6 +123,7 @@ async def put_artwork(request: Request) -> Response:
         return editor_json(session, [get_title(session, title_id)], base_url)[0]
 
     title = await run_as_caller(request, claims, work)
+    await announce.title_changed(request, title_id, "updated")
     log.info("artwork stored", extra={"title_id": title_id, "kind": kind, "digest": digest,
                                       "subject": claims.subject})
     return json_response(title)
@@ -139,6 +140,7 @@ async def delete_artwork(request: Request) -> Response:
 
     if not await run_as_caller(request, claims, work):
         raise ApiError(404, "not_found", "the title has no artwork of this kind")
+    await announce.title_changed(request, title_id, "updated")
     return Response(status_code=204, headers=NO_STORE)
 
 

@@ -16,7 +16,7 @@ from starlette.routing import Route
 from stb_origin import scopes
 from stb_origin.accounts.caller import Caller
 from stb_origin.accounts.http import claims_with, run_as_caller
-from stb_origin.catalog import titles
+from stb_origin.catalog import announce, titles
 from stb_origin.catalog.body import read_title
 from stb_origin.catalog.models import Kind
 from stb_origin.catalog.titles import MAX_SEARCH, SLUG
@@ -77,6 +77,7 @@ async def create_title(request: Request) -> Response:
         return editor_json(session, [title], base_url)[0]
 
     title = await run_as_caller(request, claims, work)
+    await announce.title_changed(request, title["id"], "created")
     log.info("title created", extra={"title_id": title["id"], "subject": claims.subject})
     return json_response(title, 201, f"{TITLES}/{title['id']}")
 
@@ -117,7 +118,9 @@ async def update_title(request: Request) -> Response:
         title = titles.update_title(session, title_id, fields)
         return editor_json(session, [title], base_url)[0]
 
-    return json_response(await run_as_caller(request, claims, work))
+    updated = await run_as_caller(request, claims, work)
+    await announce.title_changed(request, title_id, "updated")
+    return json_response(updated)
 
 
 async def delete_title(request: Request) -> Response:
@@ -125,6 +128,7 @@ async def delete_title(request: Request) -> Response:
     title_id = path_id(request, "title_id", "title")
     await run_as_caller(request, claims,
                         lambda session, _caller: titles.delete_title(session, title_id))
+    await announce.title_changed(request, title_id, "deleted")
     log.info("title deleted", extra={"title_id": title_id, "subject": claims.subject})
     return Response(status_code=204, headers=NO_STORE)
 
@@ -144,6 +148,7 @@ async def link_asset(request: Request) -> Response:
         return editor_json(session, [titles.get_title(session, title_id)], base_url)[0], created
 
     title, created = await run_as_caller(request, claims, work)
+    await announce.title_changed(request, title_id, "updated")
     return json_response(title, 201 if created else 200)
 
 
@@ -153,6 +158,7 @@ async def unlink_asset(request: Request) -> Response:
     asset_id = path_id(request, "asset_id", "asset")
     await run_as_caller(request, claims, lambda session, _caller: titles.unlink_asset(
         session, title_id, asset_id))
+    await announce.title_changed(request, title_id, "updated")
     return Response(status_code=204, headers=NO_STORE)
 
 

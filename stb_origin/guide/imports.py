@@ -7,8 +7,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from stb_origin.db import Database
+from stb_origin import eventlog
 from stb_origin.guide import store, xmltv
+from stb_origin.services import Services
 
 log = logging.getLogger("stb_origin.guide")
 
@@ -17,12 +18,17 @@ log = logging.getLogger("stb_origin.guide")
 MAX_XMLTV_BYTES = 64 * 1024 * 1024
 
 
-def import_file(db: Database, path: Path, now: datetime, origin: str) -> dict[str, Any]:
+def import_file(services: Services, path: Path, now: datetime,
+                origin: str) -> dict[str, Any]:
     """Blocking (parsing a big file takes CPU): callers run it in a worker thread.
-    Raises xmltv.XmltvError, and then nothing was written."""
+    Raises xmltv.XmltvError, and then nothing was written. Once written, listening
+    boxes hear that the guide changed (``eventlog.GUIDE``)."""
     document = xmltv.parse(path)
-    with db.session() as session:
+    with services.db.session() as session:
         report = store.import_document(session, document, now)
+    eventlog.publish(services.redis, eventlog.GUIDE, {
+        "imported": report["imported"], "replaced": report["replaced"],
+        "channels": report["channels"]})
     # XMLTV text never goes into a message: the counts and the origin are fields.
     log.info("guide imported", extra={"origin": origin, "imported": report["imported"],
                                       "replaced": report["replaced"],

@@ -55,7 +55,7 @@ async def create_import(request: Request) -> Response:
     upload = await receive_body(request, upload_dir(services.settings), MAX_XMLTV_BYTES)
     try:
         report = await anyio.to_thread.run_sync(
-            import_file, services.db, upload.path, utcnow(), f"upload by {claims.subject}")
+            import_file, services, upload.path, utcnow(), f"upload by {claims.subject}")
     except XmltvError as exc:
         raise ApiError(422, exc.code, exc.message) from None
     finally:

@@ -107,7 +107,7 @@ class GuidePoller:
         error: dict[str, str] | None = None
         try:
             fetch_to(url, dest, self.max_bytes)
-            report = import_file(self.services.db, dest, now, origin=f"source {source_id}")
+            report = import_file(self.services, dest, now, origin=f"source {source_id}")
         except FetchError as exc:
             error = {"code": exc.code, "message": exc.message}
         except XmltvError as exc:

@@ -143,3 +143,31 @@ def test_commands_need_an_admin_and_a_real_device(live_api: str, services: Servi
         assert missing.status_code == 404, device
     assert httpx.post(url, headers={**admin, "Content-Type": "text/plain"},
                       content=json.dumps(body), timeout=10).status_code == 415
+
+
+def test_catalog_and_guide_changes_reach_a_listening_box(
+        live_api: str, services: Services, box: Box, admin: dict[str, str]) -> None:
+    editor = {"Authorization": "Bearer " + services.signer.issue(["assets:write"])}
+    guide = (b'<tv><programme start="20261207180000 +0000" stop="20261207183000 +0000"'
+             b' channel="news.tv"><title>News</title></programme></tv>')
+    with socket(live_api, box.token, query="topics=catalog,guide") as ws:
+        subscribed(ws)
+        made = httpx.post(live_api + "/v1/catalog/titles", headers=editor,
+                          json={"kind": "movie", "name": "<b>New</b>"})
+        assert made.status_code == 201, made.text
+        title_id = made.json()["id"]
+        created = next_event(ws)
+        assert httpx.delete(f"{live_api}/v1/catalog/titles/{title_id}",
+                            headers=editor).status_code == 204
+        deleted = next_event(ws)
+        imported = httpx.post(live_api + "/v1/guide/imports", content=guide, headers={
+            **admin, "Content-Type": "application/xml"})
+        assert imported.status_code == 200, imported.text
+        guide_event = next_event(ws)
+    assert (created["topic"], created["key"], created["data"]) == (
+        "catalog", title_id, {"title": title_id, "change": "created"})
+    assert deleted["data"] == {"title": title_id, "change": "deleted"}
+    # The title's name is not in the event: a box rereads what changed.
+    assert "<b>" not in json.dumps(created)
+    assert guide_event["topic"] == "guide"
+    assert guide_event["data"] == {"imported": 0, "replaced": 0, "channels": 0}
