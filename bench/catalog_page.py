@@ -12,6 +12,9 @@ titles. The server runs under granian (one worker) pinned to CPU 0 with
     page 304      the same with If-None-Match: the ETag of that body
     detail 200    GET /v1/titles/{id} of one movie
     detail 304    the same, revalidated
+    graphql home  POST /graphql: a home screen in one query (HOME: 20 titles with their
+                  artwork, playable assets and 5 episodes of a series; 20 channels with
+                  now and next of --channels channels with a day's guide; the entitlements)
 
 The rounds alternate the order of the cases; the figures are medians. CPU
 time per request (the server's process tree, from /proc) is printed too: it
@@ -32,6 +35,7 @@ import json
 import shutil
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from common import (
     OUT,
@@ -50,9 +54,11 @@ from stb_origin import migrations
 from stb_origin.accounts import devices, entitlements, packages, users
 from stb_origin.accounts.devices import Capabilities
 from stb_origin.accounts.models import PackageAsset
+from stb_origin.assets.channels import Channel
 from stb_origin.assets.records import Asset, Status
 from stb_origin.catalog.models import Title, TitleAsset
 from stb_origin.db.types import new_id
+from stb_origin.guide.models import Programme
 from stb_origin.services import Services, build_services
 from stb_origin.settings import Settings
 
@@ -110,11 +116,43 @@ def set_up(services: Services, movies: int, series: int, episodes: int) -> tuple
     return movie_ids[0], token
 
 
+HOME = """{
+  titles(first: 20) { items { id name kind rating { ageLimit } artwork { kind }
+                              assets { id playback } episodes(first: 5) { name episode } } }
+  channels(first: 20) { items { name number entitled now { title end } next { title } } }
+  entitlements { package validUntil }
+}"""
+
+
+def add_channels(services: Services, count: int) -> None:
+    """Channels with a programme every 30 minutes from an hour ago to a day ahead."""
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    with services.db.session() as session:
+        ids = [new_id() for _ in range(count)]
+        session.add_all(Channel(id=cid, name=f"Channel {n}", number=n + 1, sources=["udp://x:1"],
+                                ladder="auto", revision=1, epoch=0, status="live")
+                        for n, cid in enumerate(ids))
+        session.flush()
+        session.add_all(Programme(id=new_id(), channel_id=cid,
+                                  starts_at=start + timedelta(minutes=30 * k),
+                                  ends_at=start + timedelta(minutes=30 * (k + 1)),
+                                  title=f"Show {k}", categories=[], xmltv_channel="x")
+                        for cid in ids for k in range(50))
+
+
 def fetch(port: int, path: str, token: str) -> tuple[int, str, dict[str, object]]:
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
                                      headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=30) as response:
         return response.status, response.headers["ETag"], json.loads(response.read())
+
+
+def _post(port: int, path: str, body: bytes, token: str) -> dict[str, Any]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer: dict[str, Any] = json.loads(response.read())
+        return answer
 
 
 def run(args: argparse.Namespace) -> int:
@@ -135,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
         services = build_services(settings)
         try:
             movie_id, token = set_up(services, args.titles, args.series, args.episodes)
+            add_channels(services, args.channels)
         finally:
             services.close()
         server, port = start_granian(stb_env(env), WORK, name="granian", cpu=SERVER_CPU)
@@ -147,19 +186,27 @@ def run(args: argparse.Namespace) -> int:
                              " the set-up is wrong")
         _, detail_etag, _ = fetch(port, detail, token)
         auth = {"Authorization": f"Bearer {token}"}
+        home = WORK / "home.json"
+        home.write_text(json.dumps({"query": HOME}))
+        answer = _post(port, "/graphql", home.read_bytes(), token)
+        if "errors" in answer or len(answer["data"]["titles"]["items"]) != 20:
+            raise SystemExit(f"the GraphQL home query failed: {answer}")
         cases = {"page 200": (page, auth), "page 304": (page, {**auth,
                                                                "If-None-Match": page_etag}),
                  "detail 200": (detail, auth),
-                 "detail 304": (detail, {**auth, "If-None-Match": detail_etag})}
+                 "detail 304": (detail, {**auth, "If-None-Match": detail_etag}),
+                 "graphql home": ("/graphql", {**auth, "Content-Type": "application/json"})}
         other = OtherCpu()
         for round_ in range(args.rounds):
             order = list(cases) if round_ % 2 == 0 else list(reversed(cases))
             for case in order:
                 path, headers = cases[case]
-                wrk(port, path, args.connections, 1.0, headers=headers, cpu=WRK_CPU)  # warm-up
+                body = home if case == "graphql home" else None
+                wrk(port, path, args.connections, 1.0, headers=headers, cpu=WRK_CPU,
+                    body_file=body)  # warm-up
                 before = process_tree_cpu_s(server.pid)
                 figure = wrk(port, path, args.connections, args.duration, headers=headers,
-                             cpu=WRK_CPU)
+                             cpu=WRK_CPU, body_file=body)
                 spent = process_tree_cpu_s(server.pid) - before
                 figures.setdefault(case, []).append(figure)
                 cpu_us.setdefault(case, []).append(
@@ -199,6 +246,8 @@ def main() -> int:
     parser.add_argument("--series", type=int, default=50)
     parser.add_argument("--episodes", type=int, default=10, help="per series")
     parser.add_argument("--limit", type=int, default=50, help="titles per page")
+    parser.add_argument("--channels", type=int, default=50,
+                        help="live channels (the GraphQL home asks for 20)")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per figure")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=16)

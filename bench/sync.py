@@ -1,13 +1,14 @@
 """Offline sync: what a box pays to get the whole copy, and to catch up after changes.
 
 One `stb-origin serve` (uvicorn, as deployed) over SQLite (or --database-url) and a
-private Redis holds CHANNELS channels with a DAYS-day guide of 30-minute
-programmes. The reference box (`stb_origin.sync.client`) then:
+private Redis holds --titles movies (each with a ready asset in a package the box's
+account is entitled to) and --channels channels with a --days-day guide of
+30-minute programmes. The reference box (`stb_origin.sync.client`) then:
 
     full, gzip       a snapshot into an empty cache, pages of --limit items, gzip asked
     full, identity   the same without gzip (what gzip saves)
-    incremental      after CHANGES changes made through the API (half channel
-                     renames, half guide re-imports of one programme each)
+    incremental      after --changes changes made through the API (a third each:
+                     title renames, channel renames, guide re-imports of one programme)
 
 For each: wall time, pages, items, bytes on the wire; and the ratios.
 
@@ -35,15 +36,22 @@ from servers import start_redis, start_uvicorn, stb_env
 from sqlalchemy import insert
 
 from stb_origin import migrations
-from stb_origin.accounts import devices, users
+from stb_origin.accounts import devices, entitlements, users
 from stb_origin.accounts.devices import Capabilities
+from stb_origin.accounts.models import Package, PackageAsset
 from stb_origin.assets.channels import Channel
+from stb_origin.assets.records import Asset, Status
+from stb_origin.catalog.models import Title, TitleAsset
 from stb_origin.db import Database
 from stb_origin.db.types import new_id
 from stb_origin.guide.models import ChannelMapping, Programme
 from stb_origin.services import build_services
 from stb_origin.settings import from_env
 from stb_origin.sync.client import BoxCache
+
+RENDITIONS = [{"type": "video", "name": "720p", "width": 1280, "height": 720,
+               "codecs": "avc1.64001f,mp4a.40.2", "bandwidth": 3_000_000,
+               "average_bandwidth": 2_500_000, "segment_count": 300}]
 
 
 @dataclass
@@ -55,9 +63,25 @@ class Run:
     wire_bytes: int
 
 
-def populate(url: str, channels: int, days: int) -> list[str]:
-    """Channels, their XMLTV mapping and the guide, written straight to the tables."""
+def populate(url: str, channels: int, days: int, titles: int) -> tuple[list[str], list[str]]:
+    """Channels, their XMLTV mapping, the guide and the catalog, written straight to the
+    tables; (channel ids, title ids)."""
     database = Database(url)
+    title_ids, asset_ids = [new_id() for _ in range(titles)], [new_id() for _ in range(titles)]
+    with database.session() as session:
+        session.execute(insert(Package), [{"name": "bench", "title": "Bench"}])
+        session.execute(insert(Asset), [
+            {"id": a, "title": "bench", "status": Status.READY.value,
+             "source_key": f"sources/{a}/source.mp4", "renditions": RENDITIONS}
+            for a in asset_ids])
+        session.execute(insert(Title), [
+            {"id": t, "kind": "movie", "name": f"Movie {n}", "description": "A film. " * 20,
+             "rating_scheme": "MPAA", "age_limit": n % 18} for n, t in enumerate(title_ids)])
+        session.execute(insert(TitleAsset), [
+            {"title_id": t, "asset_id": a, "role": "main"}
+            for t, a in zip(title_ids, asset_ids, strict=True)])
+        session.execute(insert(PackageAsset), [
+            {"package_name": "bench", "asset_id": a} for a in asset_ids])
     start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     ids = [new_id() for _ in range(channels)]
     with database.session() as session:
@@ -78,7 +102,7 @@ def populate(url: str, channels: int, days: int) -> list[str]:
                 "categories": ["News"], "episode": None, "rating": None, "icon_url": None,
                 "xmltv_channel": "x"} for k in range(days * 48)])
     database.dispose()
-    return ids
+    return ids, title_ids
 
 
 def run_sync(base: str, token: str, cache: BoxCache, limit: int, gzip_ok: bool,
@@ -114,10 +138,13 @@ def call(base: str, token: str, method: str, path: str, body: bytes,
         answer.read()
 
 
-def make_changes(base: str, admin: str, ids: list[str], count: int) -> None:
+def make_changes(base: str, admin: str, ids: list[str], titles: list[str], count: int) -> None:
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
     for n in range(count):
-        if n % 2 == 0:
+        if n % 3 == 2 and titles:
+            call(base, admin, "PATCH", f"/v1/catalog/titles/{titles[n]}",
+                 json.dumps({"name": f"Renamed {n}"}).encode(), "application/json")
+        elif n % 3 == 0:
             call(base, admin, "PATCH", f"/v1/channels/{ids[n]}",
                  json.dumps({"name": f"Renamed {n}"}).encode(), "application/json")
         else:
@@ -131,14 +158,15 @@ def make_changes(base: str, admin: str, ids: list[str], count: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--titles", type=int, default=10_000)
     parser.add_argument("--channels", type=int, default=200)
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--changes", type=int, default=100)
     parser.add_argument("--limit", type=int, default=2000)
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
-    if args.changes > args.channels:
-        raise SystemExit("--changes: at most --channels (each touches another channel)")
+    if args.changes > min(args.channels, args.titles or args.channels):
+        raise SystemExit("--changes: at most --channels and --titles (each touches another)")
     warn_if_busy()
     print(machine_facts())
     work = Path(tempfile.mkdtemp(prefix="bench-sync-"))
@@ -151,15 +179,16 @@ def main() -> None:
         settings = from_env(env)
         url = settings.resolved_database_url
         migrations.upgrade(url)
-        ids = populate(url, args.channels, args.days)
+        ids, titles = populate(url, args.channels, args.days, args.titles)
         services = build_services(settings)
         with services.db.session() as session:
             user = users.create_user(session, "box@example.com")
             device = devices.register_device(session, user.account_id, "SN-1", "Box",
                                              Capabilities(), max_devices=5)
+            entitlements.grant(session, user.account_id, "bench")
         token = services.signer.issue(["playback", "account"], subject=user.id,
                                       device_id=device.id)
-        admin = services.signer.issue(["admin"])
+        admin = services.signer.issue(["admin", "assets:write"])
         services.close()
         server, port = start_uvicorn(stb_env(env), work)
         base = f"http://127.0.0.1:{port}"
@@ -168,13 +197,14 @@ def main() -> None:
         caches = [BoxCache(work / f"box-{n}.db") for n in range(2)]
         runs.append(run_sync(base, token, caches[0], args.limit, True, "full, gzip"))
         runs.append(run_sync(base, token, caches[1], args.limit, False, "full, identity"))
-        make_changes(base, admin, ids, args.changes)
+        make_changes(base, admin, ids, titles, args.changes)
         runs.append(run_sync(base, token, caches[0], args.limit, True,
                              f"incremental after {args.changes} changes, gzip"))
         for cache in caches:
             cache.close()
-        print(f"\n{args.channels} channels, a {args.days}-day guide of 30-minute programmes"
-              f" ({args.channels * args.days * 48:,} programmes); pages of {args.limit} items")
+        print(f"\n{args.titles:,} titles; {args.channels} channels, a {args.days}-day guide of"
+              f" 30-minute programmes ({args.channels * args.days * 48:,} programmes);"
+              f" pages of {args.limit} items")
         print_table(["sync", "seconds", "pages", "items", "bytes on the wire"],
                     [[r.name, f"{r.seconds:.2f}", r.pages, f"{r.items:,}", f"{r.wire_bytes:,}"]
                      for r in runs])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,14 +30,22 @@ function init(args)
     if args[1] then
         for line in io.lines(args[1]) do paths[#paths + 1] = line end
     end
+    -- A body to POST (bench/catalog_page.py's GraphQL query), else GET.
+    local body_file = os.getenv("WRK_BODY_FILE")
+    if body_file then
+        local f = io.open(body_file, "rb")
+        wrk.body = f:read("*a")
+        f:close()
+        wrk.method = "POST"
+    end
 end
 
 function request()
     issued = issued + 1
     if #paths == 0 then
-        return wrk.format("GET")
+        return wrk.format(wrk.method)
     end
-    return wrk.format("GET", paths[((issued - 1) % #paths) + 1])
+    return wrk.format(wrk.method, paths[((issued - 1) % #paths) + 1])
 end
 
 function done(summary, latency, requests)
@@ -63,9 +72,10 @@ class Figure:
 
 def wrk(port: int, path: str, connections: int, duration: float,
         paths_file: Path | None = None, headers: Mapping[str, str] | None = None,
-        cpu: int | None = None) -> Figure:
-    """wrk -t1 on loopback: GET path (or each line of paths_file in turn); cpu: pin
-    wrk to that CPU (away from a pinned server)."""
+        cpu: int | None = None, body_file: Path | None = None) -> Figure:
+    """wrk -t1 on loopback: GET path (or each line of paths_file in turn; POST the
+    contents of body_file when given); cpu: pin wrk to that CPU (away from a pinned
+    server)."""
     SCRIPT.parent.mkdir(parents=True, exist_ok=True)
     if not SCRIPT.exists() or SCRIPT.read_text() != WRK_SCRIPT:
         SCRIPT.write_text(WRK_SCRIPT)
@@ -78,8 +88,9 @@ def wrk(port: int, path: str, connections: int, duration: float,
     argv.append(f"http://127.0.0.1:{port}{path}")
     if paths_file is not None:
         argv += ["--", str(paths_file)]
+    env = {**os.environ, "WRK_BODY_FILE": str(body_file)} if body_file is not None else None
     done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60,
-                          check=False)
+                          check=False, env=env)
     line = next((x for x in done.stdout.splitlines() if x.startswith("WRK ")), None)
     if line is None:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout}\n{done.stderr}")

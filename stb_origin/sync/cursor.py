@@ -34,15 +34,19 @@ class Cursor:
     phase: str  # SNAPSHOT or CHANGES
     # The change log's last number when the snapshot began; in CHANGES, the last row sent.
     seq: int
+    # No change log row after ``seq`` is older than this (how old the cursor is).
     issued_at: datetime
+    # When what the box holds was read: what the clock changed after it is sent again.
+    read_at: datetime
     # SNAPSHOT only: which part of the walk (``pages.PARTS``) and the last id sent in it.
     part: str = ""
     after: str = ""
 
 
 def seal(envelope: Envelope, account_id: str, cursor: Cursor) -> str:
-    note = json.dumps([cursor.phase, cursor.seq, int(cursor.issued_at.timestamp()),
-                       cursor.part, cursor.after], separators=(",", ":")).encode()
+    note = json.dumps([cursor.phase, cursor.seq, cursor.issued_at.timestamp(),
+                       cursor.read_at.timestamp(), cursor.part, cursor.after],
+                      separators=(",", ":")).encode()
     blob = envelope.seal(note, CONTEXT, account_id)
     return base64.urlsafe_b64encode(blob).rstrip(b"=").decode()
 
@@ -52,8 +56,10 @@ def open_cursor(envelope: Envelope, account_id: str, text: str) -> Cursor:
         raise BadCursor("cursor: not a cursor this server gave")
     try:
         blob = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        phase, seq, issued, part, after = json.loads(envelope.open(blob, CONTEXT, account_id))
+        phase, seq, issued, read, part, after = json.loads(
+            envelope.open(blob, CONTEXT, account_id))
     except (binascii.Error, ValueError, UnwrapError):
         raise BadCursor("cursor: not a cursor this server gave to this account (pass the"
                         " cursor of the last page as it was, or none for a full copy)") from None
-    return Cursor(phase, seq, datetime.fromtimestamp(issued, UTC), part, after)
+    return Cursor(phase, seq, datetime.fromtimestamp(issued, UTC),
+                  datetime.fromtimestamp(read, UTC), part, after)

@@ -83,7 +83,8 @@ def next_page(session: Session, box: Box, cursor: Cursor | None, limit: int,
 
 
 def _new_snapshot(session: Session, box: Box, limit: int) -> Page:
-    start = Cursor(SNAPSHOT, changes.last_seq(session), box.now - COMMIT_MARGIN, PARTS[0])
+    start = Cursor(SNAPSHOT, changes.last_seq(session), box.now - COMMIT_MARGIN, box.now,
+                   PARTS[0])
     return _snapshot(session, box, start, limit, reset=True)
 
 
@@ -108,19 +109,19 @@ def _snapshot(session: Session, box: Box, cursor: Cursor, limit: int, reset: boo
             found.extend(titles)
             if last is None:
                 # Walked: the changes since the snapshot began come next.
-                following = Cursor(CHANGES, cursor.seq, cursor.issued_at)
+                following = Cursor(CHANGES, cursor.seq, cursor.issued_at, cursor.read_at)
                 more = bool(changes.after(session, cursor.seq, box.account_id, 1))
                 return Page(reset, found, following, more)
             after = last
-    return Page(reset, found, Cursor(SNAPSHOT, cursor.seq, cursor.issued_at, part, after),
-                more=True)
+    return Page(reset, found, Cursor(SNAPSHOT, cursor.seq, cursor.issued_at, cursor.read_at,
+                                     part, after), more=True)
 
 
 def _changes(session: Session, box: Box, cursor: Cursor, limit: int) -> Page:
     now = box.now
     rows = changes.after(session, cursor.seq, box.account_id, limit)
     if (any(row.kind == changes.ENTITLEMENTS for row in rows)
-            or items.entitlements_timed(session, box.account_id, cursor.issued_at, now)):
+            or items.entitlements_timed(session, box.account_id, cursor.read_at, now)):
         return _new_snapshot(session, box, limit)
     more = len(rows) == limit
     # Rows after the last one sent were written after it (the log's lock).
@@ -142,8 +143,8 @@ def _changes(session: Session, box: Box, cursor: Cursor, limit: int) -> Page:
     titles = [key for kind, key in keys if kind == changes.TITLE]
     titles += items.titles_playing(session, [key for kind, key in keys
                                              if kind == changes.ASSET])
-    titles += items.titles_timed(session, cursor.issued_at, now)
+    titles += items.titles_timed(session, cursor.read_at, now)
     if titles:
         found.extend(items.title_items(session, box.viewer, list(dict.fromkeys(titles)),
                                        box.base_url))
-    return Page(False, found, Cursor(CHANGES, last_seq, since), more)
+    return Page(False, found, Cursor(CHANGES, last_seq, since, now), more)
