@@ -29,7 +29,7 @@ MAX_COST = 10_000
 # default), and at most when it says so in a variable (the schema's maximum).
 LIST_SIZES = {"channels": (50, 100), "titles": (20, 100), "entitlements": (100, 100),
               "episodes": (20, 100), "assets": (5, 5), "artwork": (4, 4),
-              "renditions": (12, 12), "sizes": (3, 3)}
+              "renditions": (12, 12), "sizes": (3, 3), "continueWatching": (20, 100)}
 # A guide's programmes: four an hour (few are shorter than 15 minutes) for 3 hours
 # unless the query says how many hours (at most 48: graph.schema).
 PROGRAMMES_PER_HOUR, GUIDE_HOURS, MAX_GUIDE_HOURS = 4, 3, 48

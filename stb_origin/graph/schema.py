@@ -15,6 +15,9 @@ from strawberry.types import Info
 from stb_origin.accounts.caller import Caller
 from stb_origin.accounts.entitlements import Window, not_over
 from stb_origin.accounts.packages import packages_of_channels
+from stb_origin.activity.models import PROFILE_LENGTH
+from stb_origin.activity.report import PROFILE
+from stb_origin.activity.store import continue_row
 from stb_origin.assets.channels import page_by_number
 from stb_origin.catalog import browse
 from stb_origin.catalog.browse import Criteria
@@ -210,6 +213,15 @@ def _time(value: str | None) -> datetime | None:
 
 
 @strawberry.type
+class ResumePoint:
+    asset: strawberry.ID
+    title: str = strawberry.field(description="the asset's title")
+    position: float = strawberry.field(description="seconds into the asset")
+    duration: float | None
+    at: datetime = strawberry.field(description="when the box reported it (its clock)")
+
+
+@strawberry.type
 class Entitlement:
     id: strawberry.ID
     package: str
@@ -284,6 +296,28 @@ class Query:
 
         items, next_after = await context.loaders.read(work)
         return TitlePage(items=[Title.of(item, base_url) for item in items], next=next_after)
+
+    @strawberry.field(description="the profile's continue-watching row: started, not finished,"
+                                  " still ready and entitled; most recent first")
+    async def continue_watching(self, info: Info[Context, None], profile: str,
+                                first: int = 20) -> list[ResumePoint]:
+        context = _context(info)
+        account_id, now = context.caller.account_id, context.loaders.now
+        if account_id is None:
+            raise QueryError("continueWatching: a token of an account's box or user is needed")
+        if not PROFILE.fullmatch(profile):
+            raise QueryError(f"profile: 1 to {PROFILE_LENGTH} letters, digits, _ or -")
+        if not 1 <= first <= MAX_PAGE:
+            raise QueryError(f"first: from 1 to {MAX_PAGE}")
+
+        def work(session: Session) -> list[ResumePoint]:
+            return [ResumePoint(asset=strawberry.ID(asset.id), title=asset.title,
+                                position=point.position_s, duration=asset.duration_s,
+                                at=point.reported_at)
+                    for point, asset in continue_row(session, account_id, profile, now,
+                                                     first, None)]
+
+        return await context.loaders.read(work)
 
     @strawberry.field
     async def entitlements(self, info: Info[Context, None]) -> list[Entitlement]:

@@ -297,3 +297,23 @@ def test_tokens_are_checked_as_everywhere(api: str, box: Box, services: Services
     revoke(services, box.device_id)
     refused = ask(api, box.token, query)
     assert refused.status_code == 401 and "revoked" in refused.json()["error"]["message"]
+
+
+def test_the_continue_watching_row_is_the_profile_s(
+        api: str, services: Services, box: Box) -> None:
+    name = f"pkg-{secrets.token_hex(3)}"
+    asset_id = add_asset(services.db)
+    with services.db.session() as session:
+        packages.create_package(session, name)
+        packages.add_asset(session, name, asset_id)
+        entitlements.grant(session, box.account_id, name)
+    reported = httpx.post(api + "/v1/activity", headers=box.auth(), json={
+        "asset": asset_id, "position": 42.5, "kind": "progress",
+        "at": utcnow().isoformat(), "profile": "kid"})
+    assert reported.status_code < 300, reported.text
+    query = "query($p: String!) { continueWatching(profile: $p) { asset title position } }"
+    row = ask(api, box.token, query, p="kid").json()["data"]["continueWatching"]
+    assert row == [{"asset": asset_id, "title": "master", "position": 42.5}]
+    assert ask(api, box.token, query, p="grown-up").json()["data"]["continueWatching"] == []
+    refused = ask(api, box.token, query, p="../x").json()
+    assert "profile:" in refused["errors"][0]["message"]
