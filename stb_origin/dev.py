@@ -21,6 +21,7 @@ import urllib.request
 from pathlib import Path
 from secrets import token_urlsafe
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -28,6 +29,9 @@ from redis.exceptions import RedisError
 from stb_origin import devenv, proc
 from stb_origin.live import urls as live_urls
 from stb_origin.settings import Settings
+
+if TYPE_CHECKING:
+    from stb_origin.services import Services
 
 SAMPLE_SECONDS = 12
 DEV_BOX_CLIENT = "stb-box"
@@ -130,6 +134,8 @@ def _introduce(settings: Settings, base: str, sample: bool, demo_port: int) -> N
         # a registered box of theirs, for an account entitled to the sample.
         channel_id = _demo_channel(services, demo_port)
         user_id, device_id = _dev_box(services, sample_id, channel_id)
+        if sample_id is not None:
+            _sample_title(services, sample_id)
         play = services.signer.issue(["playback"], subject=user_id, device_id=device_id,
                                      ttl_s=7 * 86400)
         video = shlex.quote(str(clip)) if clip.exists() else "/path/to/video.mp4"
@@ -156,10 +162,31 @@ def _introduce(settings: Settings, base: str, sample: bool, demo_port: int) -> N
         else:
             print(f"  live:     not on air yet; see {settings.data_dir / 'logs'}"
                   "/channel-runner.log")
+        box = f"-H 'Authorization: Bearer {play}'"
+        home = ('{"query": "{ titles { items { name kind } }'
+                ' channels { items { name now { title } } } }"}')
+        print(f"  browse:   curl {box} {base}/v1/titles")
+        print(f"  graphql:  curl {box} -H 'Content-Type: application/json' -d '{home}'"
+              f" {base}/graphql")
+        print(f"  sync:     curl --compressed {box} {base}/v1/sync")
+        print(f"  events:   curl -N {box} -H 'Accept: text/event-stream' {base}/v1/events")
         print(f"  playback token (7 days, {DEV_USER}'s box {DEV_SAMPLE_BOX}): {play}")
         introduce_device_flow(services, base, password)
     finally:
         services.close()
+
+
+def _sample_title(services: Services, sample_id: str) -> None:
+    """The sample in the catalog, once: what a box browses on a new install."""
+    from stb_origin.catalog import titles
+
+    with services.db.session() as session:
+        if titles.titles_playing(session, sample_id):
+            return
+        title = titles.create_title(session, titles.TitleFields(
+            kind="movie", name="Sample clip", description="The clip scripts/dev made.",
+            given={"kind", "name", "description"}))
+        titles.link_asset(session, title.id, sample_id, "main")
 
 
 def _dev_user(services) -> str:  # type: ignore[no-untyped-def]

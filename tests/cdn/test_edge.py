@@ -21,6 +21,7 @@ from stb_origin.drm import keystore
 from stb_origin.drm.keys import generate_key
 from stb_origin.services import Services
 from stb_origin.storage import LocalStorage
+from tests.catalog.images import make_image
 from tests.cdn.conftest import PLAYLIST_MAX_AGE_S
 from tests.cdn.nginx import Nginx
 from tests.cdn.support import FakeAsset, OriginServer, OutageStorage
@@ -357,3 +358,28 @@ def test_other_paths_are_a_json_404_at_the_edge(edge: httpx.Client,
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
     assert origin.log.requests() == []
+
+
+def test_artwork_is_kept_at_the_edge_and_graphql_passes_through(
+        edge: httpx.Client, services: Services, origin: OriginServer, tmp_path: Path) -> None:
+    editor = {"Authorization": "Bearer " + services.signer.issue(["assets:write"])}
+    title = edge.post("/v1/catalog/titles", headers=editor,
+                      json={"kind": "movie", "name": "Poster test"}).json()
+    image = make_image(tmp_path / "poster.jpg", 640, 360)
+    stored = edge.put(f"/v1/catalog/titles/{title['id']}/artwork/poster", content=image,
+                      headers={**editor, "Content-Type": "image/jpeg"})
+    assert stored.status_code == 200, stored.text
+    url = stored.json()["artwork"]["poster"][0]["url"]
+    path = "/" + url.split("/", 3)[3]
+    first, second = edge.get(path + "?utm=x"), edge.get(path)
+    assert first.status_code == second.status_code == 200
+    assert first.content == second.content and first.content[:2] == b"\xff\xd8"
+    assert second.headers["x-cache-status"] == "HIT"
+    assert "immutable" in second.headers["cache-control"]
+    assert origin.log.count(path) == 1
+    box = {"Authorization": "Bearer " + services.signer.issue(["playback"])}
+    for _ in range(2):
+        answer = edge.post("/graphql", headers=box, json={"query": "{ __typename }"})
+        assert answer.json() == {"data": {"__typename": "Query"}}
+        assert "x-cache-status" not in answer.headers
+    assert origin.log.count("/graphql") == 2

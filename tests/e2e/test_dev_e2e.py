@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -102,6 +103,23 @@ def _printed(lines: list[str], label: str) -> str:
     return found[0]
 
 
+def _what_a_box_reads_works_as_printed(lines: list[str]) -> None:
+    """The catalog, GraphQL and sync commands, run as printed, show the sample title."""
+    def run(label: str) -> dict[str, Any]:
+        done = subprocess.run(shlex.split(_printed(lines, label)), capture_output=True,
+                              text=True, timeout=30, check=True)
+        answer: dict[str, Any] = json.loads(done.stdout)
+        return answer
+
+    assert [t["name"] for t in run("browse")["items"]] == ["Sample clip"]
+    graph = run("graphql")["data"]
+    assert [t["name"] for t in graph["titles"]["items"]] == ["Sample clip"]
+    assert [c["name"] for c in graph["channels"]["items"]] == ["Demo channel"]
+    synced = run("sync")
+    assert synced["reset"] and {u["kind"] for u in synced["upserts"]} == {
+        "entitlements", "channel", "title"}
+
+
 def test_dev_plays_the_encrypted_sample_as_printed(tmp_path: Path) -> None:
     require_tools("ffmpeg", "ffprobe", "redis-server", "curl")
     port = free_port()  # not the default 8000: the issuer follows the port
@@ -127,6 +145,7 @@ def test_dev_plays_the_encrypted_sample_as_printed(tmp_path: Path) -> None:
         started = subprocess.run(shlex.split(step_one.split(". ", 1)[1]), capture_output=True,
                                  text=True, timeout=30, check=True)
         assert '"user_code"' in started.stdout
+        _what_a_box_reads_works_as_printed(lines)
         _the_cli_in_the_checkout_talks_to_this_server(lines, checkout, port)
         _the_readme_examples_work_against_this_server(url, checkout, port)
     finally:
