@@ -131,6 +131,19 @@ def migrated_postgres() -> Iterator[str]:
         yield url.rsplit("/", 1)[1]
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def either_db(request: pytest.FixtureRequest, tmp_path: Path,
+              migrated_sqlite: Path) -> Iterator[Database]:
+    """A database with the whole schema, on each engine in turn."""
+    if request.param == "sqlite":
+        url = copy_migrated(migrated_sqlite, tmp_path / "stb.db")
+    else:
+        url = request.getfixturevalue("migrated_postgres_url")
+    database = Database(url)
+    yield database
+    database.dispose()
+
+
 @pytest.fixture
 def migrated_postgres_url(migrated_postgres: str) -> Iterator[str]:
     """A PostgreSQL database with the whole schema: a server-side copy of the migrated one."""

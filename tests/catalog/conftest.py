@@ -3,8 +3,6 @@ both real engines."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,7 +12,6 @@ from stb_origin.assets.records import Asset, Status
 from stb_origin.db import Database
 from stb_origin.db.types import new_id
 from stb_origin.services import Services
-from tests.conftest import copy_migrated
 
 # A ladder as the packager lists it: H.264 up to 1080p, and one HEVC PQ rung.
 HD = [{"type": "video", "name": "720p", "width": 1280, "height": 720,
@@ -28,16 +25,9 @@ HEVC_ONLY = [{"type": "video", "name": "2160p", "width": 3840, "height": 2160,
               "bandwidth": 16_000_000, "average_bandwidth": 12_000_000, "segment_count": 3}]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engines(request: pytest.FixtureRequest, tmp_path: Path,
-            migrated_sqlite: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        url = copy_migrated(migrated_sqlite, tmp_path / "stb.db")
-    else:
-        url = request.getfixturevalue("migrated_postgres_url")
-    database = Database(url)
-    yield database
-    database.dispose()
+@pytest.fixture
+def engines(either_db: Database) -> Database:
+    return either_db
 
 
 def add_asset(db: Database, status: Status = Status.READY,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,22 +13,14 @@ from stb_origin.db.types import new_id
 from stb_origin.guide import store
 from stb_origin.guide.models import ChannelMapping
 from stb_origin.guide.xmltv import parse
-from tests.conftest import copy_migrated
 from tests.guide.conftest import Show, document, xmltv_time
 
 NOW = datetime(2026, 6, 15, 12, 10, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path,
-       migrated_sqlite: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        url = copy_migrated(migrated_sqlite, tmp_path / "stb.db")
-    else:
-        url = request.getfixturevalue("migrated_postgres_url")
-    database = Database(url)
-    yield database
-    database.dispose()
+@pytest.fixture
+def db(either_db: Database) -> Database:
+    return either_db
 
 
 def test_import_replace_window_now_next_and_prune(db: Database, tmp_path: Path) -> None:
