@@ -32,6 +32,9 @@ FIRST_MESSAGE_TIMEOUT_S = 10.0
 MAX_FIRST_MESSAGE = 8192
 GOING_AWAY = 1001
 SLOW_CONSUMER = 4008
+# How long a close frame may wait for room in the client's socket.
+CLOSE_WAIT_S = 2.0
+SLOW_CLOSE_WAIT_S = 10.0
 SIGNED_OUT = 4401
 # HTTP statuses of refusals, as close codes: 4000 + status.
 CLOSE_CODES = {400: 4400, 401: 4401, 403: 4403, 429: 4429, 503: 4503}
@@ -130,7 +133,9 @@ async def _serve(websocket: WebSocket, events: Events, connection: Connection,
         tasks.start_soon(watch, events.hub.closing, GOING_AWAY, "server shutting down")
         tasks.start_soon(expire)
     if ended and ended[0][0]:
-        await _close(websocket, *ended[0])
+        # A slow consumer may read its pile, close frame last, a while later.
+        patience = SLOW_CLOSE_WAIT_S if ended[0][0] == SLOW_CONSUMER else CLOSE_WAIT_S
+        await _close(websocket, *ended[0], patience)
 
 
 def _as_text(message: eventlog.Event | Control) -> str:
@@ -139,9 +144,10 @@ def _as_text(message: eventlog.Event | Control) -> str:
     return '{"type":"event",' + message.text[1:]
 
 
-async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+async def _close(websocket: WebSocket, code: int, reason: str,
+                 patience_s: float = CLOSE_WAIT_S) -> None:
     """Close, giving up after a moment: a client that reads nothing never acknowledges."""
     shown = reason.encode()[:MAX_REASON_BYTES].decode(errors="ignore")
-    with anyio.move_on_after(2):
+    with anyio.move_on_after(patience_s):
         with suppress(RuntimeError, OSError):  # already closed by the other side
             await websocket.close(code, shown)
