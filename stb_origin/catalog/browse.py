@@ -13,12 +13,13 @@ that is available and has a ready asset, whatever its packages or device.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, or_, select
+from sqlalchemy import Select, String, and_, bindparam, exists, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from stb_origin.accounts.caller import Caller
@@ -28,6 +29,7 @@ from stb_origin.assets.records import Asset, Status
 from stb_origin.catalog.models import Kind, Role, Title, TitleAsset, TitleGenre
 from stb_origin.catalog.titles import name_contains
 from stb_origin.db.paging import UnknownCursor, newest_first
+from stb_origin.db.types import UtcDateTime
 from stb_origin.origin.masters import Filter, family
 
 Json = dict[str, Any]
@@ -70,56 +72,72 @@ class Criteria:
     max_age: int | None = None
 
 
-def _available(title: Any, at: datetime) -> Any:
-    return and_(or_(title.available_from.is_(None), title.available_from <= at),
-                or_(title.available_until.is_(None), title.available_until > at))
+# The viewer's time and account are bound when a statement runs (``_params``), so the
+# statements themselves are built once per process: building them (aliases, nested
+# EXISTS) cost more than running them.
+AT = bindparam("at", type_=UtcDateTime())
+ACCOUNT = bindparam("account", type_=String())
 
 
-def _granted(viewer: Viewer) -> Any:
+def _params(viewer: Viewer) -> dict[str, Any]:
+    return {"at": viewer.at, "account": viewer.account_id}
+
+
+def _available(title: Any) -> Any:
+    return and_(or_(title.available_from.is_(None), title.available_from <= AT),
+                or_(title.available_until.is_(None), title.available_until > AT))
+
+
+def _granted() -> Any:
     """The asset of the title_assets row at hand is in a package granted to the account
     now. Correlated, so that a page walks titles newest first and stops when it is full
     instead of working out every entitled asset first."""
     return exists(select(PackageAsset.asset_id)
                   .join(Entitlement, Entitlement.package_name == PackageAsset.package_name)
                   .where(PackageAsset.asset_id == TitleAsset.asset_id,
-                         Entitlement.account_id == viewer.account_id,
-                         Entitlement.valid_from <= viewer.at,
-                         or_(Entitlement.valid_until.is_(None),
-                             Entitlement.valid_until > viewer.at)))
+                         Entitlement.account_id == ACCOUNT,
+                         Entitlement.valid_from <= AT,
+                         or_(Entitlement.valid_until.is_(None), Entitlement.valid_until > AT)))
 
 
-def _open_links(viewer: Viewer,
-                roles: Iterable[str] = (Role.MAIN,)) -> Select[str, str, str]:
-    """(title id, asset id, role) of the links to ready assets the viewer may play.
-    Readiness is a correlated check too: SQLite would otherwise walk every ready
-    asset (its status index) to find a page's few."""
+@functools.cache
+def _open_links(entitled_only: bool,
+                roles: tuple[str, ...] = (Role.MAIN,)) -> Select[str, str, str]:
+    """(title id, asset id, role) of the links to ready assets the viewer may play
+    (``entitled_only``: for a viewer with an account). Readiness is a correlated check
+    too: SQLite would otherwise walk every ready asset (its status index) to find a
+    page's few."""
     ready = exists(select(Asset.id).where(Asset.id == TitleAsset.asset_id,
                                           Asset.status == Status.READY.value))
     query = select(TitleAsset.title_id, TitleAsset.asset_id, TitleAsset.role).where(
         TitleAsset.role.in_(list(roles)), ready)
-    if viewer.account_id is not None:
-        query = query.where(_granted(viewer))
+    if entitled_only:
+        query = query.where(_granted())
     return query
 
 
-def _plays(viewer: Viewer, title: Any) -> Any:
+def _plays(entitled_only: bool, title: Any) -> Any:
     """``title`` has a main asset open to the viewer."""
-    return exists(_open_links(viewer).with_only_columns(TitleAsset.asset_id)
+    return exists(_open_links(entitled_only).with_only_columns(TitleAsset.asset_id)
                   .where(TitleAsset.title_id == title.id))
 
 
-def _visible(viewer: Viewer, criteria: Criteria) -> Select[Any]:
-    at = viewer.at
+@functools.cache
+def _visible_to(entitled_only: bool) -> Select[Any]:
     series, episode = aliased(Title), aliased(Title)
-    plays_itself = and_(Title.kind != Kind.SERIES.value, _plays(viewer, Title))
+    plays_itself = and_(Title.kind != Kind.SERIES.value, _plays(entitled_only, Title))
     has_open_episode = and_(Title.kind == Kind.SERIES.value, exists(
-        select(episode.id).where(episode.series_id == Title.id, _available(episode, at),
-                                 _plays(viewer, episode))))
+        select(episode.id).where(episode.series_id == Title.id, _available(episode),
+                                 _plays(entitled_only, episode))))
     # An episode shows only while its series does.
     series_open = or_(Title.series_id.is_(None), exists(
-        select(series.id).where(series.id == Title.series_id, _available(series, at))))
-    query = select(Title).where(_available(Title, at), series_open,
-                                or_(plays_itself, has_open_episode))
+        select(series.id).where(series.id == Title.series_id, _available(series))))
+    return select(Title).where(_available(Title), series_open,
+                               or_(plays_itself, has_open_episode))
+
+
+def _visible(viewer: Viewer, criteria: Criteria) -> Select[Any]:
+    query = _visible_to(viewer.account_id is not None)
     if criteria.kind is not None:
         query = query.where(Title.kind == criteria.kind)
     if criteria.series is not None:
@@ -133,6 +151,12 @@ def _visible(viewer: Viewer, criteria: Criteria) -> Select[Any]:
         query = query.where(or_(Title.age_limit.is_(None),
                                 Title.age_limit <= criteria.max_age))
     return query
+
+
+@functools.cache
+def _episodes_available() -> Select[str, str | None]:
+    episode = aliased(Title)
+    return select(episode.id, episode.series_id).where(_available(episode))
 
 
 def plays(renditions: list[Json] | None, device: Filter) -> bool:
@@ -158,16 +182,17 @@ def playable_assets(session: Session, viewer: Viewer, titles: list[Title],
         return {}
     # Whose asset each row is: its own title's, and its series' when that was asked too.
     owners: dict[str, list[str]] = {t.id: [t.id] for t in titles}
-    episode = aliased(Title)
     serieses = [t.id for t in titles if t.kind == Kind.SERIES]
+    params = _params(viewer)
     if serieses:
+        available = _episodes_available()
+        series_column = available.selected_columns[1]
         for episode_id, series_id in session.execute(
-                select(episode.id, episode.series_id).where(
-                    episode.series_id.in_(serieses), _available(episode, viewer.at))):
+                available.where(series_column.in_(serieses)), params):
             owners.setdefault(episode_id, []).append(str(series_id))
-    links = session.execute(_open_links(viewer, roles).where(
-        TitleAsset.title_id.in_(list(owners))).order_by(TitleAsset.role, TitleAsset.asset_id)
-    ).all()
+    links = session.execute(_open_links(viewer.account_id is not None, tuple(roles)).where(
+        TitleAsset.title_id.in_(list(owners))).order_by(TitleAsset.role, TitleAsset.asset_id),
+        params).all()
     renditions: dict[str, list[Json] | None] = {
         asset_id: found for asset_id, found in session.execute(
             select(Asset.id, Asset.renditions).where(
@@ -189,7 +214,7 @@ def page(session: Session, viewer: Viewer, criteria: Criteria, limit: int,
     playable: dict[str, list[Json]] = {}
     cursor = after
     while len(shown) <= limit:
-        batch = _ordered(session, query, criteria, limit + 1, cursor)
+        batch = _ordered(session, query, _params(viewer), criteria, limit + 1, cursor)
         found = playable_assets(session, viewer, batch)
         shown += [t for t in batch if t.id in found]
         playable.update(found)
@@ -202,7 +227,8 @@ def page(session: Session, viewer: Viewer, criteria: Criteria, limit: int,
 def some(session: Session, viewer: Viewer,
          title_ids: list[str]) -> tuple[list[Title], dict[str, list[Json]]]:
     """Which of these titles the viewer may see, as on a page, with the assets it may play."""
-    found = list(session.scalars(_visible(viewer, Criteria()).where(Title.id.in_(title_ids))))
+    found = list(session.scalars(_visible(viewer, Criteria()).where(Title.id.in_(title_ids)),
+                                 _params(viewer)))
     playable = playable_assets(session, viewer, found)
     return [t for t in found if t.id in playable], playable
 
@@ -213,7 +239,8 @@ def episodes_of(session: Session, viewer: Viewer,
     with the assets it may play. Three queries however many series."""
     found = list(session.scalars(_visible(viewer, Criteria()).where(
         Title.series_id.in_(series_ids)).order_by(Title.series_id, Title.season_number,
-                                                   Title.episode_number, Title.id)))
+                                                   Title.episode_number, Title.id),
+        _params(viewer)))
     playable = playable_assets(session, viewer, found)
     by_series: dict[str, list[Title]] = {i: [] for i in series_ids}
     for episode in found:
@@ -224,17 +251,18 @@ def episodes_of(session: Session, viewer: Viewer,
 
 def one(session: Session, viewer: Viewer, title_id: str) -> tuple[Title, list[Json]] | None:
     """The title if the viewer may see it, with every asset it may play (trailers too)."""
-    title = session.scalar(_visible(viewer, Criteria()).where(Title.id == title_id))
+    title = session.scalar(_visible(viewer, Criteria()).where(Title.id == title_id),
+                           _params(viewer))
     if title is None or title.id not in playable_assets(session, viewer, [title]):
         return None
     assets = playable_assets(session, viewer, [title], roles=tuple(Role))
     return title, assets.get(title.id, [])
 
 
-def _ordered(session: Session, query: Select[Any], criteria: Criteria, limit: int,
-             after: str | None) -> list[Title]:
+def _ordered(session: Session, query: Select[Any], params: dict[str, Any],
+             criteria: Criteria, limit: int, after: str | None) -> list[Title]:
     if criteria.series is None:
-        return newest_first(session, Title, query, limit, after)
+        return newest_first(session, Title, query, limit, after, params)
     # One series: its episodes in the order they are watched.
     order = (Title.season_number, Title.episode_number)
     query = query.order_by(*order)
@@ -246,4 +274,4 @@ def _ordered(session: Session, query: Select[Any], criteria: Criteria, limit: in
             Title.season_number > cursor.season_number,
             and_(Title.season_number == cursor.season_number,
                  Title.episode_number > cursor.episode_number)))
-    return list(session.scalars(query.limit(limit)))
+    return list(session.scalars(query.limit(limit), params))

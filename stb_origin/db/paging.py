@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from sqlalchemy import Select
@@ -19,7 +20,8 @@ T = TypeVar("T")
 
 
 def newest_first(session: Session, entity: type[T], query: Select[Any], limit: int,
-                 after: str | None) -> list[T]:
+                 after: str | None, params: Mapping[str, Any] | None = None) -> list[T]:
+    """``params``: values of the query's bound parameters."""
     created_at: Any = getattr(entity, "created_at")  # noqa: B009 - any table with the pair
     id_: Any = getattr(entity, "id")  # noqa: B009
     query = query.order_by(created_at.desc(), id_.desc())
@@ -31,4 +33,4 @@ def newest_first(session: Session, entity: type[T], query: Select[Any], limit: i
             (created_at < cursor.created_at)  # type: ignore[attr-defined]
             | ((created_at == cursor.created_at) & (id_ < cursor.id))  # type: ignore[attr-defined]
         )
-    return list(session.scalars(query.limit(limit)))
+    return list(session.scalars(query.limit(limit), params))
