@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import shutil
@@ -131,7 +132,18 @@ def migrated_postgres() -> Iterator[str]:
         yield url.rsplit("/", 1)[1]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+ENGINES = ["sqlite", "postgresql"]
+
+
+def on_engine(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """``settings`` over the engine the test is parametrised with (``ENGINES``)."""
+    if request.param == "sqlite":
+        return settings
+    url: str = request.getfixturevalue("migrated_postgres_url")
+    return dataclasses.replace(settings, database_url=url)
+
+
+@pytest.fixture(params=ENGINES)
 def either_db(request: pytest.FixtureRequest, tmp_path: Path,
               migrated_sqlite: Path) -> Iterator[Database]:
     """A database with the whole schema, on each engine in turn."""

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from stb_origin.settings import Settings
+from tests.conftest import ENGINES, on_engine
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=ENGINES)
 def settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
-    if request.param == "sqlite":
-        return settings
-    url: str = request.getfixturevalue("migrated_postgres_url")
-    return dataclasses.replace(settings, database_url=url)
+    return on_engine(request, settings)
