@@ -78,14 +78,16 @@ def titles_playing(session: Session, asset_ids: list[str]) -> list[str]:
         session, a)))
 
 
+def _passed(column: Any, since: datetime, now: datetime) -> Any:
+    """The time in ``column`` fell in (since, now]."""
+    return (column > since) & (column <= now)
+
+
 def titles_timed(session: Session, since: datetime, now: datetime) -> list[str]:
     """Titles whose window opened or closed in (since, now], and the episodes of such
     series: the clock changed what boxes may see, not a write."""
-    def moved(column: Any) -> Any:
-        return (column > since) & (column <= now)
-
     found = list(session.scalars(select(Title.id).where(
-        moved(Title.available_from) | moved(Title.available_until))))
+        _passed(Title.available_from, since, now) | _passed(Title.available_until, since, now))))
     episodes = session.scalars(select(Title.id).where(Title.series_id.in_(found)))
     return list(dict.fromkeys([*found, *episodes]))
 
@@ -93,12 +95,10 @@ def titles_timed(session: Session, since: datetime, now: datetime) -> list[str]:
 def entitlements_timed(session: Session, account_id: str, since: datetime,
                        now: datetime) -> bool:
     """Whether one of the account's entitlements began or ended in (since, now]."""
-    def moved(column: Any) -> Any:
-        return (column > since) & (column <= now)
-
     return session.scalar(select(Entitlement.id).where(
         Entitlement.account_id == account_id,
-        moved(Entitlement.valid_from) | moved(Entitlement.valid_until)).limit(1)) is not None
+        _passed(Entitlement.valid_from, since, now)
+        | _passed(Entitlement.valid_until, since, now)).limit(1)) is not None
 
 
 def first_guide_day(now: datetime) -> date:
