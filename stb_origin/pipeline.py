@@ -42,6 +42,8 @@ from stb_origin.packager.package import (
     package,
 )
 from stb_origin.packager.publish import point_master_at, publish
+from stb_origin.packager.thumbnails import make_strip
+from stb_origin.proc import ProcessFailed
 from stb_origin.queues import enqueue_pipeline
 from stb_origin.services import Services
 from stb_origin.settings import Settings
@@ -282,6 +284,7 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
                          subtitles=[SubtitleInput(s.name, s.label, s.language, s.forced,
                                                   tuple(cues[s.name])) for s in subtitles],
                          closed_captions=ladder.closed_captions)
+        thumbnails = _thumbnails(asset_id, version, encoded, ladder, packaged)
     _write_progress(services, run, TRANSCODE_SHARE + 5)
     with _stage(services, "publish"):
         publish(services.storage, asset_id, version, packaged)
@@ -295,14 +298,31 @@ def _run(services: Services, run: runs.Run, work: Path, check: Callable[[], None
     return finish(services, run, version,
                   [r.to_json() for r in result.renditions]
                   + [{**a.to_json(), "loudness": loudness[a.name]} for a in result.audio]
-                  + [s.to_json() for s in result.subtitles])
+                  + [s.to_json() for s in result.subtitles], thumbnails)
+
+
+def _thumbnails(asset_id: str, version: str, encoded: Path, ladder: Ladder,
+                packaged: Path) -> dict[str, object] | None:
+    """The strip of thumbnails, from the smallest trick-play track; None for an
+    audio-only asset, or when it could not be made: the asset plays without it."""
+    if not ladder.iframes:
+        return None
+    smallest = ladder.iframes[-1]
+    try:
+        strip = make_strip(encoded / smallest.name, smallest.width, smallest.height,
+                           packaged / layout.THUMBNAILS)
+    except ProcessFailed as exc:
+        log.warning("no thumbnails", extra={"asset_id": asset_id, "reason": str(exc)})
+        return None
+    return strip.to_json(f"/{layout.asset_prefix(asset_id)}{version}/{layout.THUMBNAILS}")
 
 
 def finish(services: Services, run: runs.Run, version: str,
-           renditions: list[dict[str, object]]) -> str:
+           renditions: list[dict[str, object]],
+           thumbnails: dict[str, object] | None = None) -> str:
     """The end of a run whose master now points at ``version``: ``ready``, and the
     key servers told. Every run body ends here."""
-    runs.finish(services.db, run, version, renditions,
+    runs.finish(services.db, run, version, renditions, thumbnails=thumbnails,
                 keep_old_s=services.settings.retired_version_keep_s)
     try:
         # Committed: key servers see the new version's keys at once.

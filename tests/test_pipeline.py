@@ -84,6 +84,14 @@ def test_ready_asset_has_renditions_and_its_keys(services, good):
     used = {key.uri.rsplit("/", 1)[1] for key in media.keys if key}
     assert used == _key_ids(services, asset_id)
     assert not list(services.settings.work_dir.glob(f"{asset_id}-*")), "work files cleaned up"
+    # A strip of thumbnails from the smallest trick-play track: 3 s, one a segment.
+    strip = asset.to_json()["thumbnails"]
+    assert strip == {"url": f"/hls/{asset_id}/{asset.version}/thumbs.jpg", "count": 2,
+                     "interval_s": pytest.approx(1.5, abs=0.5), "width": 160, "height": 90}
+    info = services.storage.stat(strip["url"].removeprefix("/"))
+    assert info.content_type == "image/jpeg"
+    local = services.storage.local_path(info.key)
+    assert local is not None and support.probe_size(local) == (320, 90)
 
 
 def test_every_audio_track_is_a_rendition_of_the_ready_asset(services, media):
@@ -209,6 +217,7 @@ def test_audio_only_master_becomes_an_audio_only_stream(services, media, name, r
     assert variant.uri == f"{asset.version}/audio0_aac/index.m3u8"
     assert (variant.stream_info.codecs, variant.stream_info.resolution) == ("mp4a.40.2", None)
     assert master_playlist.iframe_playlists == []
+    assert asset.thumbnails is None
 
     # Played from what was published, with the keys the key server would hand out.
     keys: dict[str, bytes] = {}

@@ -37,6 +37,8 @@ class Asset(Base):
     renditions: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     # versioned output prefix currently behind master.m3u8, e.g. "v3f9a..."
     version: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # The version's strip of thumbnails (packager.thumbnails), None when it has none.
+    thumbnails: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # The runs of the pipeline (assets.runs): the fencing token of the latest run,
     # when it last said it was alive, which attempt it is and when the next is due.
     run: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -64,6 +66,7 @@ class Asset(Base):
             "duration_s": self.duration_s,
             "source": self.source,
             "renditions": self.renditions or [],
+            "thumbnails": self.thumbnails,
             "playback": {"hls": f"/hls/{self.id}/master.m3u8"},
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),

@@ -128,7 +128,8 @@ def kept_alive(db: Database, run: Run, every_s: float) -> Iterator[Callable[[], 
 
 
 def finish(db: Database, run: Run, version: str, renditions: list[dict[str, object]],
-           keep_old_s: float, now: datetime | None = None) -> None:
+           keep_old_s: float, now: datetime | None = None,
+           thumbnails: dict[str, object] | None = None) -> None:
     """The run's end: ``ready`` on ``version``; every other version (the one it
     replaces, what superseded runs left) may be pruned after ``keep_old_s``.
     Superseded if the run lost its asset."""
@@ -138,7 +139,8 @@ def finish(db: Database, run: Run, version: str, renditions: list[dict[str, obje
             update(_ASSETS).where(_C.id == run.asset_id, _C.run == run.token,
                                   _C.status == Status.PROCESSING.value)
             .values(status=Status.READY.value, progress=100, version=version,
-                    renditions=renditions, heartbeat_at=None, updated_at=now,
+                    renditions=renditions, thumbnails=thumbnails,
+                    heartbeat_at=None, updated_at=now,
                     # Also when it replaces nothing: a superseded run may have left files.
                     prune_after=now + timedelta(seconds=keep_old_s)))
         if done.rowcount != 1:  # type: ignore[attr-defined]

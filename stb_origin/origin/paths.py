@@ -14,7 +14,8 @@ from stb_origin.storage.layout import asset_prefix
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 MAX_DEPTH = 4  # {version}/{rendition}/{file} with room to spare
 PLAYLIST_EXTENSION = ".m3u8"
-SERVED_EXTENSIONS = frozenset({".m3u8", ".m4s", ".mp4", ".ts", ".aac", ".vtt"})
+SERVED_EXTENSIONS = frozenset({".m3u8", ".m4s", ".mp4", ".ts", ".aac", ".vtt",
+                               ".jpg"})
 
 
 @dataclass(frozen=True)

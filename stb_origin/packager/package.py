@@ -174,7 +174,7 @@ def count_segments(work_dir: Path) -> int:
     playlists_found = sorted(work_dir.glob(f"*/{MEDIA_PLAYLIST}"))
     if not playlists_found:
         raise PackagingError(f"no */{MEDIA_PLAYLIST} under {work_dir}")
-    counts = {p.parent.name: len(_read_source(p.parent).segments) for p in playlists_found}
+    counts = {p.parent.name: len(read_track(p.parent).segments) for p in playlists_found}
     if len(set(counts.values())) != 1:
         raise PackagingError(f"tracks disagree on segment count: {counts}")
     return next(iter(counts.values()))
@@ -212,9 +212,9 @@ def package(
     if len(set(names)) != len(names):
         raise PackagingError(f"track names must be unique: {names}")
 
-    sources = [_read_source(work_dir / v.name) for v in variants]
-    audio_sources = [_read_source(work_dir / a.name) for a in audio]
-    iframe_sources = [_read_source(work_dir / i.name) for i in iframes]
+    sources = [read_track(work_dir / v.name) for v in variants]
+    audio_sources = [read_track(work_dir / a.name) for a in audio]
+    iframe_sources = [read_track(work_dir / i.name) for i in iframes]
     tracks = [*sources, *audio_sources, *iframe_sources]
     count = len(tracks[0].segments)
     for source in tracks:
@@ -267,7 +267,7 @@ def package(
     )
 
 
-def _read_source(track_dir: Path) -> _Source:
+def read_track(track_dir: Path) -> _Source:
     path = track_dir / MEDIA_PLAYLIST
     try:
         parsed = m3u8.loads(path.read_text())

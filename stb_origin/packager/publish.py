@@ -22,7 +22,7 @@ from stb_origin.storage.layout import MASTER, asset_prefix
 
 # What a package holds; anything else in out_dir is a mistake, not something to serve.
 CONTENT_TYPES = {suffix: MEDIA_TYPES[suffix]
-                 for suffix in (".m3u8", ".mp4", ".m4s", ".ts", ".vtt")}
+                 for suffix in (".m3u8", ".mp4", ".m4s", ".ts", ".vtt", ".jpg")}
 UPLOAD_WORKERS = 8  # object stores reward parallel PUTs; 8 keeps a laptop disk calm
 VERSION = re.compile(r"^v[0-9A-Za-z_-]{1,39}$")
 

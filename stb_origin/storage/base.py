@@ -101,6 +101,7 @@ MEDIA_TYPES = {
     ".ts": "video/mp2t",
     ".aac": "audio/aac",
     ".vtt": "text/vtt",
+    ".jpg": "image/jpeg",
 }
 
 

@@ -7,6 +7,7 @@
     hls/{asset}/{version}/{rendition}/index.m3u8, init.mp4 (fMP4), seg_00000.m4s | .ts
     hls/{asset}/{version}/iframes_{rendition}/...     trick play at that rendition's size,
                                                       one I-frame per segment
+    hls/{asset}/{version}/thumbs.jpg                  a strip of thumbnails (packager.thumbnails)
     spans/{asset}/{plan}/{span}/...                   a long master's spans, until stitched
     art/{title}/{kind}.{digest}.{width}.{jpg|png}     catalog artwork, one object per size
 """
@@ -21,6 +22,7 @@ MASTER = "master.m3u8"
 MEDIA_PLAYLIST = "index.m3u8"
 INIT = "init.mp4"
 IFRAMES = "iframes"
+THUMBNAILS = "thumbs.jpg"
 
 
 def segment_name(index: int, suffix: str) -> str:

@@ -264,6 +264,15 @@ def _schemas() -> Json:
                 "what was published: each video rendition (listed in the master once per"
                 " audio group), each audio rendition (an EXT-X-MEDIA of its group) and each"
                 " subtitle rendition (an EXT-X-MEDIA of the subs group)")},
+            "thumbnails": {"anyOf": [_object({
+                "url": {"type": "string", "description": "one JPEG: the tiles in a row"},
+                "count": {"type": "integer", "minimum": 1},
+                "interval_s": {"type": "number", "description": (
+                    "media time between two tiles; tile i shows time i * interval_s")},
+                "width": {"type": "integer"}, "height": {"type": "integer"},
+            }), {"type": "null"}], "description": (
+                "a strip of thumbnails of the published version; null for an audio-only"
+                " asset, or one not (yet) ready")},
             "playback": _object({"hls": {"type": "string"}}),
             "created_at": TIME,
             "updated_at": TIME,

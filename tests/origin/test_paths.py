@@ -20,6 +20,7 @@ ASSET = "0123456789abcdef0123456789abcdef"
     ("v1/seg-1.ts", f"hls/{ASSET}/v1/seg-1.ts", "video/mp2t"),
     ("v1/a.aac", f"hls/{ASSET}/v1/a.aac", "audio/aac"),
     ("v1/en.vtt", f"hls/{ASSET}/v1/en.vtt", "text/vtt"),
+    ("v1/thumbs.jpg", f"hls/{ASSET}/v1/thumbs.jpg", "image/jpeg"),
 ])
 def test_served_paths(path: str, key: str, content_type: str) -> None:
     target = parse_hls_path(ASSET, path, f"/hls/{ASSET}/{path}".encode())

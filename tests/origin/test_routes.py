@@ -44,6 +44,7 @@ FILES = {
     "v1/ts/seg_00001.ts": (b"G" * 188, "video/mp2t"),
     "v1/audio/seg_00001.aac": (b"aac", "audio/aac"),
     "v1/subs/en.vtt": (b"WEBVTT\n", "text/vtt; charset=utf-8"),
+    "v1/thumbs.jpg": (b"\xff\xd8\xff\xe0thumbs", "image/jpeg"),
     "loose.m4s": (b"unversioned", "video/iso.segment"),
 }
 SEG_URL = f"/hls/{ASSET}/v1/720p/seg_00001.m4s"
@@ -267,6 +268,7 @@ def test_cors_on_responses(client: httpx.Client) -> None:
     ("v1/720p/seg_00001.m4s", IMMUTABLE_CACHE_CONTROL),
     ("v1/720p/init.mp4", IMMUTABLE_CACHE_CONTROL),
     ("v1/subs/en.vtt", IMMUTABLE_CACHE_CONTROL),
+    ("v1/thumbs.jpg", IMMUTABLE_CACHE_CONTROL),
     ("loose.m4s", PLAYLIST_CACHE_CONTROL),
 ])
 def test_cache_control(client: httpx.Client, path: str, policy: str) -> None:

@@ -1,0 +1,26 @@
+"""A strip of thumbnails per published asset version (packager.thumbnails).
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-07
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("assets") as batch:
+        batch.add_column(sa.Column("thumbnails", sa.JSON(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("assets") as batch:
+        batch.drop_column("thumbnails")
