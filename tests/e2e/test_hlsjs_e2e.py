@@ -98,7 +98,7 @@ def test_hlsjs_shows_a_subtitle_track_with_its_cues(stack: Stack, tmp_path: Path
     with _playing(stack, master, "Subtitled") as (page, offered):
         assert [(t["name"], t["lang"], t["forced"]) for t in offered["subtitles"]] == [
             ("English", "en", False), ("Français", "fr", True)]
-        shown = page.evaluate("showSubtitles(0)")
+        shown = page.evaluate(f"showSubtitles(0, {len(cues)})")
     # The cues hls.js put on the video element, with their text, at the source's
     # times give or take 0.1 s: measured +0.06 s here (a Matroska master whose
     # video starts 21 ms after its AAC; hls.js 1.7.4 over fMP4), left for a closer
