@@ -1,7 +1,8 @@
 """Sweeps what dead processes left: partial uploads and the storage's temporary
-files, and resumable uploads past their expiry, at start-up and every few minutes (every HTTP replica does; they share
-nothing but the files, and only files no live writer touches go); and forgets
-the sync change log's rows no cursor can still need."""
+files, at start-up and every few minutes (every HTTP replica does; they share
+nothing but the files, and only files no live writer touches go); deletes
+resumable uploads past their expiry and finishes those whose request died; and
+forgets the sync change log's rows no cursor can still need."""
 
 from __future__ import annotations
 
