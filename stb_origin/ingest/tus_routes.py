@@ -100,7 +100,13 @@ async def create(request: Request) -> Response:
         raise _refusal(exc) from exc
     headers = {"Location": f"{BASE}/{upload.id}"}
     if with_upload:
-        headers.update(await _write(request, services, upload))
+        try:
+            headers.update(await _write(request, services, upload))
+        except ApiError as exc:
+            # The upload exists: a client whose first bytes were refused (460, 503...)
+            # resumes it from Location.
+            exc.headers = {**(exc.headers or {}), **headers}
+            raise
     headers.setdefault("Upload-Expires", tus.http_date(upload.expires_at))
     log.info("upload created", extra={"upload_id": upload.id, "bytes": length,
                                       "subject": claims.subject})

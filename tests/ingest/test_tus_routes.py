@@ -126,6 +126,18 @@ def test_creation_with_part_of_the_file_then_patches(tus: Tus, services: Service
     assert services.storage.get_bytes(asset.source_key) == data
 
 
+def test_creation_with_a_corrupt_first_chunk_still_says_where_the_upload_is(
+        tus: Tus, services: Services) -> None:
+    data = master_bytes(20_000)
+    sha1 = base64.b64encode(hashlib.sha1(b"other").digest()).decode()
+    created = tus.create(len(data), body=data[:5000], **{"Upload-Checksum": f"sha1 {sha1}"})
+    assert created.status_code == 460
+    url = tus.base_url + created.headers["location"]
+    assert tus.head(url).headers["upload-offset"] == "0"
+    tus.send(url, data, 8000)
+    assert len(_assets(services)) == 1
+
+
 def test_a_retried_final_patch_makes_no_second_asset(tus: Tus, services: Services) -> None:
     data = master_bytes(50_000)
     url = tus.new(len(data))

@@ -1,5 +1,7 @@
 """Resumable (tus) uploads: offset, owner, metadata, expiry, the S3 multipart
-upload and the lease of the one request that may write each.
+upload and the lease of the one request that may write each; and
+assets.source_size as a 64-bit integer (a master over 2 GiB overflowed it on
+PostgreSQL; SQLite's integers are 64-bit already, and its column is left as is).
 
 Revision ID: 0010
 Revises: 0009
@@ -18,6 +20,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.alter_column("assets", "source_size", type_=sa.BigInteger(),
+                        existing_type=sa.Integer(), existing_nullable=False)
     op.create_table("tus_uploads",
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("owner", sa.String(length=255), nullable=False),
@@ -47,6 +52,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.alter_column("assets", "source_size", type_=sa.Integer(),
+                        existing_type=sa.BigInteger(), existing_nullable=False)
     op.drop_index("ix_tus_uploads_expires_at", table_name="tus_uploads")
     op.drop_index("ix_tus_uploads_owner", table_name="tus_uploads")
     op.drop_table("tus_uploads")
