@@ -1,6 +1,7 @@
 """tus interop with an independent client, tuspy (PyPI): an upload cut by killing
 the client mid-way and resumed from another process, through tuspy's own URL
-store, gives a byte-identical master and one asset."""
+store, gives a byte-identical master and one asset; a real master sent with it
+turns ready."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from rq import SimpleWorker
 from tusclient import client as tus_client
 from tusclient.storage.filestorage import FileStorage
 
 from stb_origin.assets.records import Asset
 from stb_origin.services import Services
+from tests.support.media import make_clip
 from tests.support.tus import Tus, master_bytes
 
 MB = 1024 * 1024
@@ -162,3 +165,24 @@ def test_tuspy_uploads_a_whole_file_in_one_request(api: str, services: Services,
         assert asset is not None
     assert _sha256(services.storage.get_bytes(asset.source_key)) == _sha256(
         master.read_bytes())
+
+
+def test_a_real_master_sent_with_tuspy_turns_ready(api: str, services: Services,
+                                                  tmp_path: Path, worker_env: None) -> None:
+    clip = make_clip(tmp_path / "clip.mp4", seconds=1, size="320x180")
+    token = services.signer.issue(["assets:write"])
+    stream = _Stream(clip)
+    try:
+        uploader = tus_client.TusClient(api + "/v1/uploads", headers={
+            "Authorization": f"Bearer {token}"}).uploader(
+            file_stream=stream, chunk_size=16 * 1024, upload_checksum=True,
+            metadata={"filename": "clip.mp4", "title": "Clip"})
+        uploader.upload()
+    finally:
+        stream.really_close()
+    SimpleWorker([services.queue], connection=services.redis).work(burst=True)
+    with services.db.session() as session:
+        [asset] = session.query(Asset).all()
+    assert (asset.title, asset.status) == ("Clip", "ready")
+    assert list(services.storage.list_keys(f"hls/{asset.id}/master.m3u8")) == [
+        f"hls/{asset.id}/master.m3u8"]
