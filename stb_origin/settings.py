@@ -153,6 +153,12 @@ class Settings:
     events_per_subject: int = 50
     # Events waiting for one connection; a client that lets more pile up is dropped.
     events_queue: int = 256
+    # --- resumable (tus) uploads ---
+    # An unfinished upload nobody has written to for this long expires and its bytes
+    # are deleted; a finished one's record (HEAD names its asset) goes after as long.
+    upload_expires_s: int = 86400
+    # Unfinished, unexpired uploads one user may have at once.
+    uploads_per_user: int = 10
 
     def __post_init__(self) -> None:
         if self.segment_format not in SEGMENT_FORMATS:
@@ -187,6 +193,9 @@ class Settings:
         if min(self.events_per_device, self.events_per_subject, self.events_queue) < 1:
             raise SettingsError("STB_EVENTS_PER_DEVICE, STB_EVENTS_PER_SUBJECT and"
                                 " STB_EVENTS_QUEUE must be at least 1")
+        if self.upload_expires_s < 60 or self.uploads_per_user < 1:
+            raise SettingsError("STB_UPLOAD_EXPIRES_S must be at least 60 and"
+                                " STB_UPLOADS_PER_USER at least 1")
 
     # Derived values: embedded defaults under the data dir.
     @property
@@ -294,6 +303,8 @@ _CASTS: dict[str, Any] = {
     "events_per_device": int,
     "events_per_subject": int,
     "events_queue": int,
+    "upload_expires_s": int,
+    "uploads_per_user": int,
 }
 
 

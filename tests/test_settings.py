@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from stb_origin.settings import Settings, from_env
+import pytest
+
+from stb_origin.settings import Settings, SettingsError, from_env
 
 EVERY_FIELD_SET = Settings(
     data_dir=Path("/srv/stb data"),
@@ -72,6 +74,8 @@ EVERY_FIELD_SET = Settings(
     events_per_device=3,
     events_per_subject=7,
     events_queue=64,
+    upload_expires_s=3600,
+    uploads_per_user=3,
 )
 
 
@@ -91,3 +95,9 @@ def test_every_setting_round_trips_through_the_environment() -> None:
 def test_unset_values_override_what_the_parent_environment_had() -> None:
     inherited = {"STB_REDIS_URL": "redis://stale:6379/0", "STB_JWT_ISSUER": "https://old"}
     assert from_env({**inherited, **Settings().to_env()}) == Settings()
+
+
+@pytest.mark.parametrize("changes", [{"upload_expires_s": 59}, {"uploads_per_user": 0}])
+def test_resumable_upload_limits_are_checked(changes: dict[str, int]) -> None:
+    with pytest.raises(SettingsError, match="STB_UPLOAD"):
+        Settings(**changes)  # type: ignore[arg-type]

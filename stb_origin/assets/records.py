@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, Integer, String, select
+from sqlalchemy import JSON, BigInteger, Float, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from stb_origin.db import Base
@@ -32,7 +32,10 @@ class Asset(Base):
     error_message: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     source_key: Mapped[str] = mapped_column(String(300))
-    source_size: Mapped[int] = mapped_column(Integer, default=0)
+    # Masters of over 2 GiB are common: 64 bits (INTEGER is 32 bits on PostgreSQL;
+    # SQLite's INTEGER is 64 bits already, and its column stays as it was made).
+    source_size: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                             default=0)
     source: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     renditions: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     # versioned output prefix currently behind master.m3u8, e.g. "v3f9a..."

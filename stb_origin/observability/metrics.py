@@ -73,12 +73,13 @@ STORAGE_ERRORS = Counter(
 TEMP_SWEPT_FILES = Counter(
     "stb_temp_swept_files_total",
     "Temporary files a dead writer left that the sweep removed, by kind (upload: partial"
-    " uploads; storage: the storage's temporary files or unfinished S3 multipart uploads).",
+    " uploads; storage: the storage's temporary files or unfinished S3 multipart uploads;"
+    " resumable: tus uploads past their expiry).",
     ["kind"],
 )
 TEMP_SWEPT_BYTES = Counter(
     "stb_temp_swept_bytes_total",
-    "Bytes those swept temporary files held, by kind (upload, storage).",
+    "Bytes those swept temporary files held, by kind (upload, storage, resumable).",
     ["kind"],
 )
 
