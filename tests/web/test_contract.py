@@ -44,12 +44,13 @@ from stb_origin.assets.records import Asset
 from stb_origin.catalog import titles
 from stb_origin.catalog.titles import TitleFields
 from stb_origin.db.types import new_id
-from stb_origin.oauth import clients, web_sessions
+from stb_origin.oauth import clients, verify_page
 from stb_origin.oauth.verify_page import COOKIE
 from stb_origin.scopes import ALL as SCOPES
 from stb_origin.services import build_services
 from stb_origin.settings import Settings
 from stb_origin.web.openapi import build_document
+from stb_origin.web.sessions import WebSession
 from tests.conftest import REDIS_URL
 from tests.drm.support import new_asset
 from tests.origin.test_masters import MASTER
@@ -84,7 +85,7 @@ class World:
     doomed_title: str  # likewise for catalog titles
     public_client: str
     confidential_client: tuple[str, str]
-    signed_in_page: Callable[[], web_sessions.WebSession]  # the admin on /device
+    signed_in_page: Callable[[], WebSession]  # the admin on /device
 
 
 def _world(services: Any, base_url: str) -> World:
@@ -141,7 +142,7 @@ def _world(services: Any, base_url: str) -> World:
             doomed_title=doomed_title.id,
             public_client=public.id,
             confidential_client=(partner.id, secret),
-            signed_in_page=lambda: web_sessions.new_session(services.redis, admin_id))
+            signed_in_page=lambda: verify_page.sessions(services.redis).new_session(admin_id))
     return world
 
 
