@@ -153,6 +153,11 @@ class Settings:
     events_per_subject: int = 50
     # Events waiting for one connection; a client that lets more pile up is dropped.
     events_queue: int = 256
+    # --- the console (/console) ---
+    # A signed-in console session with no request for this long is ended.
+    console_idle_timeout_s: int = 1800
+    # Lifetime of the access tokens the console's pages get (renewed before expiry).
+    console_token_ttl_s: int = 300
 
     def __post_init__(self) -> None:
         if self.segment_format not in SEGMENT_FORMATS:
@@ -187,6 +192,9 @@ class Settings:
         if min(self.events_per_device, self.events_per_subject, self.events_queue) < 1:
             raise SettingsError("STB_EVENTS_PER_DEVICE, STB_EVENTS_PER_SUBJECT and"
                                 " STB_EVENTS_QUEUE must be at least 1")
+        if min(self.console_idle_timeout_s, self.console_token_ttl_s) < 60:
+            raise SettingsError("STB_CONSOLE_IDLE_TIMEOUT_S and STB_CONSOLE_TOKEN_TTL_S must"
+                                " be at least 60")
 
     # Derived values: embedded defaults under the data dir.
     @property
@@ -294,6 +302,8 @@ _CASTS: dict[str, Any] = {
     "events_per_device": int,
     "events_per_subject": int,
     "events_queue": int,
+    "console_idle_timeout_s": int,
+    "console_token_ttl_s": int,
 }
 
 
