@@ -42,7 +42,6 @@ from stb_origin.accounts.models import Role
 from stb_origin.accounts.users import UserRow, read_user
 from stb_origin.auth.tokens import Claims
 
-
 # The client id of the console's preview tokens (oauth client ids start "cl-").
 PREVIEW_CLIENT = "console-preview"
 

@@ -25,12 +25,12 @@ from stb_origin.accounts import users
 from stb_origin.accounts.errors import DeviceLimitReached, InvalidValue
 from stb_origin.accounts.models import User
 from stb_origin.oauth import device_flow, pages
-from stb_origin.oauth.forms import FormError, read_form
 from stb_origin.oauth.http import clock_of
 from stb_origin.oauth.models import OAuthClient
 from stb_origin.oauth.scopes import grantable
 from stb_origin.oauth.usercode import normalize
 from stb_origin.services import Services
+from stb_origin.web.forms import FormError, read_form
 from stb_origin.web.http import services_of
 from stb_origin.web.sessions import SessionStore, WebSession
 
