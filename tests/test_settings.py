@@ -72,6 +72,8 @@ EVERY_FIELD_SET = Settings(
     events_per_device=3,
     events_per_subject=7,
     events_queue=64,
+    console_idle_timeout_s=900,
+    console_token_ttl_s=120,
 )
 
 

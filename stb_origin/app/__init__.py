@@ -18,6 +18,7 @@ from stb_origin.app.sweeper import sweep_forever
 from stb_origin.catalog import art_routes
 from stb_origin.catalog import box_routes as title_routes
 from stb_origin.catalog import routes as catalog_routes
+from stb_origin.console import routes as console_routes
 from stb_origin.drm import routes as key_routes
 from stb_origin.drm.delivery import KeyDelivery
 from stb_origin.events import routes as event_routes
@@ -105,7 +106,7 @@ def create_app(services: Services) -> Starlette:
                 *clip_routes.ROUTES, *guide_routes.ROUTES, *sync_routes.ROUTES,
                 *graph_routes.routes(services.settings), *activity_routes.ROUTES,
                 *catalog_routes.ROUTES, *title_routes.ROUTES, *art_routes.ROUTES,
-                *event_routes.ROUTES,
+                *event_routes.ROUTES, *console_routes.ROUTES,
                 *openapi.routes()],
         middleware=[Middleware(AccessLog)],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

@@ -737,6 +737,11 @@ def _security_schemes() -> Json:
             "type": "apiKey", "in": "query", "name": "token",
             "description": "the access token as `?token=`, for players that cannot set headers",
         },
+        "consoleSession": {
+            "type": "apiKey", "in": "cookie", "name": "stb_console",
+            "description": "the console's session cookie (`__Host-stb_console` on HTTPS),"
+                           " set by GET /console and renewed at sign-in",
+        },
         "metricsToken": {
             "type": "http", "scheme": "bearer",
             "description": "STB_METRICS_TOKEN; unset, only loopback clients are answered",
@@ -1612,6 +1617,72 @@ def _art() -> Json:
     }
 
 
+def _console() -> Json:
+    tags = ["console"]
+    html = {"text/html": {"schema": {"type": "string"}}}
+    session: list[Json] = [{"consoleSession": []}]
+    form = {"required": True, "content": {"application/x-www-form-urlencoded": {
+        "schema": _object({"csrf_token": {"type": "string"}, "email": {"type": "string"},
+                           "password": {"type": "string"}},
+                          required=["csrf_token"], closed=False)}}}
+    back = {"description": "done: back to /console",
+            "headers": {"Location": _header("/console"), **NO_STORE}}
+
+    def page(description: str) -> Json:
+        return {"description": description, "content": html, "headers": NO_STORE}
+
+    forbidden = page("the form is out of date, not from this page's session (CSRF token),"
+                     " or from another origin")
+    token = _object({"access_token": {"type": "string"},
+                     "token_type": {"type": "string", "enum": ["Bearer"]},
+                     "expires_in": {"type": "integer", "minimum": 1},
+                     "scope": SCOPE_LIST,
+                     "user": _object({"id": ID, "email": {"type": "string"},
+                                      "role": {"type": "string", "enum": ["editor", "admin"]}})})
+    return {
+        "/console": {"get": _operation(
+            "The content team's web app: the sign-in form, or the app once signed in",
+            tags=tags, responses={"200": page("the page (sets the session cookie when new)")})},
+        "/console/sign-in": {"post": _operation(
+            "Sign in to the console (editors and admins): a new session", tags=tags,
+            body=form, security=session,
+            description="Needs the session cookie and CSRF token of GET /console and an Origin"
+                        " of this server; rate-limited per address and per email.",
+            responses={"303": back, "400": page("a wrong email or password"),
+                       "403": page("not an editor or admin; or an out-of-date form"),
+                       "429": {**page("too many attempts"),
+                               "headers": {"Retry-After": _header("seconds"), **NO_STORE}}})},
+        "/console/sign-out": {"post": _operation(
+            "Sign out: the session and the tokens minted for it end now", tags=tags,
+            body=form, security=session, responses={"303": back, "403": forbidden})},
+        "/console/token": {"post": _operation(
+            "A short-lived access token for the console's pages", tags=tags, security=session,
+            description="Needs the session cookie, its CSRF token in `X-CSRF-Token` and an"
+                        " Origin of this server. Editors get the editor scopes, admins every"
+                        " scope; with `{\"asset\": id}` a preview token that fetches that"
+                        " asset's keys only.",
+            parameters=[{"name": "X-CSRF-Token", "in": "header", "required": True,
+                         "description": "the session's CSRF token (the page's meta tag)",
+                         "schema": {"type": "string"}}],
+            body={"required": False, "content": _json(_object({"asset": ID}, required=[]))},
+            responses={"200": _answer("the token", token, headers=NO_STORE),
+                       "400": _response("BadRequest"),
+                       "401": _error("no session, or signed out"),
+                       "403": _error("another origin (`cross_origin`) or a missing or wrong"
+                                     " CSRF token (`csrf_failed`)"),
+                       "413": _response("TooLarge"),
+                       "415": _response("UnsupportedMediaType")})},
+        "/console/static/{build}/{path}": {"get": _operation(
+            "The console's scripts, stylesheet and vendored libraries, cached for ever",
+            tags=tags, parameters=[_path_param("build", "the build id the page names"),
+                                   _path_param("path", "the file")],
+            responses={"200": {"description": "the file", "content": {"*/*": {"schema": {
+                "type": "string"}}}, "headers": {"Cache-Control": _header(
+                    "public, max-age=31536000, immutable")}},
+                "404": _response("NotFound")})},
+    }
+
+
 def _operations() -> Json:
     text = {"text/plain": {"schema": {"type": "string"}}}
     return {
@@ -1652,10 +1723,10 @@ def build_document() -> Json:
         "tags": [{"name": name} for name in (
             "assets", "origin", "playback", "users", "devices", "packages", "entitlements",
             "oauth", "channels", "guide", "sync", "graphql", "activity", "catalog",
-            "events", "operations")],
+            "events", "console", "operations")],
         "paths": {**_assets(), **_origin(), **_keys_and_playback(), **_accounts(), **_oauth(),
                   **_channels(), **_guide(), **_sync(), **_graph(), **_activity(),
-                  **_catalog(), **_events(), **_operations()},
+                  **_catalog(), **_events(), **_console(), **_operations()},
         "components": {"schemas": _schemas(), "responses": _responses(),
                        "securitySchemes": _security_schemes()},
     }
