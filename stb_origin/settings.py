@@ -158,6 +158,12 @@ class Settings:
     console_idle_timeout_s: int = 1800
     # Lifetime of the access tokens the console's pages get (renewed before expiry).
     console_token_ttl_s: int = 300
+    # --- resumable (tus) uploads ---
+    # An unfinished upload nobody has written to for this long expires and its bytes
+    # are deleted; a finished one's record (HEAD names its asset) goes after as long.
+    upload_expires_s: int = 86400
+    # Unfinished, unexpired uploads one user may have at once.
+    uploads_per_user: int = 10
 
     def __post_init__(self) -> None:
         if self.segment_format not in SEGMENT_FORMATS:
@@ -195,6 +201,9 @@ class Settings:
         if min(self.console_idle_timeout_s, self.console_token_ttl_s) < 60:
             raise SettingsError("STB_CONSOLE_IDLE_TIMEOUT_S and STB_CONSOLE_TOKEN_TTL_S must"
                                 " be at least 60")
+        if self.upload_expires_s < 60 or self.uploads_per_user < 1:
+            raise SettingsError("STB_UPLOAD_EXPIRES_S must be at least 60 and"
+                                " STB_UPLOADS_PER_USER at least 1")
 
     # Derived values: embedded defaults under the data dir.
     @property
@@ -304,6 +313,8 @@ _CASTS: dict[str, Any] = {
     "events_queue": int,
     "console_idle_timeout_s": int,
     "console_token_ttl_s": int,
+    "upload_expires_s": int,
+    "uploads_per_user": int,
 }
 
 

@@ -1,7 +1,8 @@
 """Sweeps what dead processes left: partial uploads and the storage's temporary
 files, at start-up and every few minutes (every HTTP replica does; they share
-nothing but the files, and only files no live writer touches go); and forgets
-the sync change log's rows no cursor can still need."""
+nothing but the files, and only files no live writer touches go); deletes
+resumable uploads past their expiry and finishes those whose request died; and
+forgets the sync change log's rows no cursor can still need."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import anyio
 
 from stb_origin.db import changes
+from stb_origin.ingest import resumable
 from stb_origin.ingest.leftovers import sweep_partial_uploads, upload_dir
 from stb_origin.observability import metrics
 from stb_origin.services import Services
@@ -29,7 +31,12 @@ def sweep_once(services: Services, now: datetime) -> None:
     older_than = now - timedelta(seconds=services.settings.temp_stale_after_s)
     sweeps: dict[str, Callable[[], Swept]] = {
         "upload": lambda: sweep_partial_uploads(upload_dir(services.settings), older_than),
-        "storage": lambda: services.storage.sweep_temporary(older_than),
+        # Resumable uploads past their expiry, with their bytes (ingest.resumable).
+        "resumable": lambda: resumable.expire(services, now),
+        # Not the multipart uploads of resumable uploads still under way: those
+        # wait for their clients until they expire.
+        "storage": lambda: services.storage.sweep_temporary(
+            older_than, keep=resumable.live_storage_uploads(services)),
     }
     for kind, sweep in sweeps.items():
         try:

@@ -17,7 +17,7 @@ from stb_origin.assets import records
 from stb_origin.catalog.titles import titles_playing
 from stb_origin.db import changes, stamps
 from stb_origin.drm import keystore
-from stb_origin.ingest import idempotency, sidecar_routes
+from stb_origin.ingest import idempotency, sidecar_routes, tus_routes
 from stb_origin.ingest.leftovers import kept_fresh, upload_dir
 from stb_origin.ingest.service import UnknownPackages, accept_source
 from stb_origin.ingest.sniff import container_of
@@ -159,4 +159,5 @@ ROUTES = [
     Route("/v1/assets/{asset_id:str}", get_asset, methods=["GET"]),
     Route("/v1/assets/{asset_id:str}", delete_asset, methods=["DELETE"]),
     *sidecar_routes.ROUTES,
+    *tus_routes.ROUTES,
 ]

@@ -49,8 +49,13 @@ class Upload:
 
     @property
     def suffix(self) -> str:
-        suffix = Path(self.filename).suffix.lower()
-        return suffix if _SAFE_SUFFIX.match(suffix) else ""
+        return safe_suffix(self.filename)
+
+
+def safe_suffix(filename: str) -> str:
+    """The file name's extension, if it is a short plain one (it names the stored source)."""
+    suffix = Path(filename).suffix.lower()
+    return suffix if _SAFE_SUFFIX.match(suffix) else ""
 
 
 @dataclass

@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 
 from stb_origin.settings import Settings, SettingsError
 from stb_origin.storage.base import (
+    Appender,
+    Appending,
     InvalidKey,
     ObjectInfo,
     ObjectNotFound,
@@ -23,7 +25,8 @@ from stb_origin.storage.s3 import S3Storage
 from stb_origin.storage.stale import Swept
 
 __all__ = [
-    "BACKENDS", "InvalidKey", "LocalStorage", "ObjectInfo", "ObjectNotFound", "S3Storage",
+    "Appender", "Appending", "BACKENDS", "InvalidKey", "LocalStorage", "ObjectInfo",
+    "ObjectNotFound", "S3Storage",
     "Storage", "StorageError", "StorageFull", "StorageUnavailable", "check_key", "check_prefix",
     "Swept", "guess_content_type", "open_storage",
 ]

@@ -12,7 +12,7 @@ import mimetypes
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -84,9 +84,57 @@ class Storage(Protocol):
         pathsend); None when the backend is not a local folder."""
         ...
 
-    def sweep_temporary(self, older_than: datetime) -> Swept:
+    def sweep_temporary(self, older_than: datetime, keep: Collection[str] = ()) -> Swept:
         """Remove what writers that died left behind (temporary files, unfinished
-        multipart uploads), if nobody has written to it since ``older_than``."""
+        multipart uploads), if nobody has written to it since ``older_than``;
+        never the appends whose ``Appending.upload_id`` is in ``keep``."""
+        ...
+
+    # -- resumable writes: an object appended to over many requests ------------------
+
+    def begin_append(self, key: str, size: int) -> Appending:
+        """Start an object of ``size`` bytes that arrives in pieces (stored as
+        APPENDED_TYPE); nothing is visible at ``key`` until finish_append."""
+        ...
+
+    def open_append(self, appending: Appending) -> Appender:
+        """A writer of the bytes that follow ``appending.size``; one at a time."""
+        ...
+
+    def finish_append(self, appending: Appending) -> None:
+        """Put the object together at its key (all its bytes are in); done twice,
+        the second call finds it done."""
+        ...
+
+    def abort_append(self, appending: Appending) -> None:
+        """Forget the bytes of an append that will not be finished (idempotent)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Appending:
+    """Where an append stands: the caller records it (in the database) between
+    requests and hands it back. The first ``size`` bytes are durable."""
+
+    key: str
+    size: int = 0
+    upload_id: str = ""  # S3: the multipart upload; "" in a folder
+    part_size: int = 0  # S3: every part but the last is this long
+    parts: int = 0  # S3: the parts stored; the bytes after them wait in a staging object
+
+
+class Appender(Protocol):
+    """Appends one request's bytes (storage.open_append); used from one thread."""
+
+    def write(self, data: bytes) -> Appending | None:
+        """Append ``data``; a newer Appending when more bytes became durable
+        (a checkpoint the caller may record), else None."""
+        ...
+
+    def close(self, keep: bool = True) -> Appending:
+        """Make what was written durable and say where the append stands;
+        keep=False forgets the bytes since the last checkpoint write returned
+        (or since it opened), and returns that."""
         ...
 
 
@@ -151,6 +199,10 @@ def check_prefix(prefix: str) -> str:
 # Temporary files live beside their target so that os.replace stays a rename on
 # one filesystem; listings skip names with this prefix.
 TMP_PREFIX = ".stb-tmp-"
+# An append in progress (begin_append): beside its target too, also never listed,
+# and not a temporary file: it may wait days for its client, until its owner aborts it.
+PARTIAL_PREFIX = ".stb-partial-"
+APPENDED_TYPE = "application/octet-stream"
 
 
 @contextmanager

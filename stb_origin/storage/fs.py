@@ -6,16 +6,21 @@ import errno
 import os
 import shutil
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
 from stb_origin.settings import Settings, SettingsError
 from stb_origin.storage.base import (
+    APPENDED_TYPE,
+    PARTIAL_PREFIX,
     TMP_PREFIX,
+    Appending,
     InvalidKey,
     ObjectInfo,
     ObjectNotFound,
@@ -33,6 +38,10 @@ from stb_origin.storage.stale import Swept, remove_stale
 # has none, stat falls back to guessing from the extension.
 CONTENT_TYPE_XATTR = "user.stb.content_type"
 FILE_MODE = 0o644
+# An append makes its bytes durable (fsync) this often, so that a crash loses at
+# most this much of a long request; more often costs throughput.
+APPEND_CHECKPOINT_BYTES = 64 * 1024 * 1024
+_HIDDEN = (TMP_PREFIX, PARTIAL_PREFIX)
 
 
 class LocalStorage:
@@ -54,7 +63,7 @@ class LocalStorage:
 
     def _path(self, key: str) -> Path:
         check_key(key)
-        if key.rpartition("/")[2].startswith(TMP_PREFIX):
+        if key.rpartition("/")[2].startswith(_HIDDEN):
             raise InvalidKey(f"invalid storage key: {key!r}")
         path = self.root.joinpath(*key.split("/"))
         self._inside(path, key)
@@ -171,7 +180,7 @@ class LocalStorage:
                            or prefix.startswith(here + d + "/")]
             for name in filenames:
                 key = here + name
-                if (name.startswith(TMP_PREFIX) or not key.startswith(prefix)
+                if (name.startswith(_HIDDEN) or not key.startswith(prefix)
                         or os.path.islink(os.path.join(dirpath, name)) or not _valid(key)):
                     continue  # links are never listed: they could point anywhere
                 keys.append(key)
@@ -204,12 +213,59 @@ class LocalStorage:
                 with suppress(OSError):  # not empty (a write in flight) or already gone
                     os.rmdir(dirpath)
 
-    def sweep_temporary(self, older_than: datetime) -> Swept:
+    def sweep_temporary(self, older_than: datetime, keep: Collection[str] = ()) -> Swept:
         # A write in flight keeps writing its temporary file (copyfile, then one
-        # fsync), so only a dead writer's gets old.
+        # fsync), so only a dead writer's gets old. Appends' partial files are not
+        # temporary files: their owner aborts them.
         temporary = (Path(dirpath, name) for dirpath, _dirnames, names in os.walk(self.root)
                      for name in names if name.startswith(TMP_PREFIX))
         return remove_stale(temporary, older_than.timestamp())
+
+    # -- resumable writes: a partial file beside the target, renamed at the end --
+
+    def _partial(self, key: str) -> Path:
+        target = self._path(key)
+        return target.with_name(PARTIAL_PREFIX + target.name)
+
+    def begin_append(self, key: str, size: int) -> Appending:
+        # Nothing on disk until the first byte (open_append): a caller that dies
+        # before recording the Appending leaves nothing behind.
+        self._partial(key)
+        return Appending(key)
+
+    def open_append(self, appending: Appending) -> FolderAppender:
+        key = appending.key
+        partial = self._partial(key)
+        with _os_errors(key, writing=True):
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            self._inside(partial, key)  # mkdir may have walked through a fresh symlink
+            fd = os.open(partial, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        return FolderAppender(os.fdopen(fd, "r+b"), appending)
+
+    def finish_append(self, appending: Appending) -> None:
+        key = appending.key
+        partial, target = self._partial(key), self._path(key)
+        if not partial.exists():
+            # Finished before (the rename is the last step): the object is there, whole.
+            if self.stat(key).size != appending.size:
+                raise ObjectNotFound(key)
+            return
+        with _os_errors(key, writing=True):
+            with open(partial, "r+b") as file:
+                # A writer killed after its last fsync may have left more than was kept.
+                file.truncate(appending.size)
+                os.fchmod(file.fileno(), FILE_MODE)
+                _set_content_type(file.fileno(), APPENDED_TYPE)
+                os.fsync(file.fileno())
+            os.replace(partial, target)
+            _fsync_dir(target.parent)
+
+    def abort_append(self, appending: Appending) -> None:
+        partial = self._partial(appending.key)
+        with _os_errors(appending.key, writing=True), suppress(FileNotFoundError):
+            os.unlink(partial)
+        with suppress(OSError):  # not empty, or gone
+            partial.parent.rmdir()
 
     def check(self) -> None:
         if not self.root.is_dir() or not os.access(self.root, os.W_OK | os.X_OK):
@@ -252,6 +308,44 @@ def _set_content_type(fd: int, content_type: str) -> None:
     except OSError as exc:
         if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
             raise
+
+
+class FolderAppender:
+    """Appends to a partial file, cut back first to what its Appending kept."""
+
+    def __init__(self, file: BinaryIO, appending: Appending) -> None:
+        self.file = file
+        self.opened = appending
+        self.size = self.synced = appending.size
+        with _os_errors(appending.key, writing=True):
+            file.truncate(appending.size)
+            file.seek(appending.size)
+
+    def write(self, data: bytes) -> Appending | None:
+        with _os_errors(self.opened.key, writing=True):
+            self.file.write(data)
+            self.size += len(data)
+            if self.size - self.synced < APPEND_CHECKPOINT_BYTES:
+                return None
+            return self._sync()
+
+    def _sync(self) -> Appending:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.synced = self.size
+        return replace(self.opened, size=self.size)
+
+    def close(self, keep: bool = True) -> Appending:
+        try:
+            with _os_errors(self.opened.key, writing=True):
+                if keep:
+                    return self._sync()
+                self.file.truncate(self.synced)
+                return replace(self.opened, size=self.synced)
+        finally:
+            # On a full disk, closing fails to flush; what was synced is kept anyway.
+            with suppress(OSError):
+                self.file.close()
 
 
 def _get_content_type(path: Path) -> str | None:

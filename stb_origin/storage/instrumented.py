@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -11,6 +11,8 @@ from typing import TypeVar
 
 from stb_origin.observability import metrics
 from stb_origin.storage.base import (
+    Appender,
+    Appending,
     InvalidKey,
     ObjectInfo,
     ObjectNotFound,
@@ -94,8 +96,22 @@ class InstrumentedStorage:
     def local_path(self, key: str) -> Path | None:
         return self.inner.local_path(key)
 
-    def sweep_temporary(self, older_than: datetime) -> Swept:
-        return self._call("sweep_temporary", lambda: self.inner.sweep_temporary(older_than))
+    def sweep_temporary(self, older_than: datetime, keep: Collection[str] = ()) -> Swept:
+        return self._call("sweep_temporary",
+                          lambda: self.inner.sweep_temporary(older_than, keep))
+
+    def begin_append(self, key: str, size: int) -> Appending:
+        return self._call("begin_append",
+                          lambda: self.inner.begin_append(key, size))
+
+    def open_append(self, appending: Appending) -> Appender:
+        return self._call("open_append", lambda: self.inner.open_append(appending))
+
+    def finish_append(self, appending: Appending) -> None:
+        self._call("finish_append", lambda: self.inner.finish_append(appending))
+
+    def abort_append(self, appending: Appending) -> None:
+        self._call("abort_append", lambda: self.inner.abort_append(appending))
 
 
 def _first_item_timed(operation: str, open_items: Callable[[], Iterator[T]]) -> Iterator[T]:

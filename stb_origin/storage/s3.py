@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -13,11 +14,14 @@ from urllib.parse import urlsplit
 import certifi
 import urllib3
 from minio import Minio
+from minio.datatypes import Part
 from minio.deleteobjects import DeleteObject
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 
 from stb_origin.settings import Settings, SettingsError
 from stb_origin.storage.base import (
+    APPENDED_TYPE,
+    Appending,
     InvalidKey,
     ObjectInfo,
     ObjectNotFound,
@@ -31,6 +35,12 @@ from stb_origin.storage.base import (
 from stb_origin.storage.stale import Swept
 
 PART_SIZE = 16 * 1024 * 1024
+# Appends (begin_append) go up as parts of at least this much (S3's least is
+# 5 MiB but for the last), more for objects that would need over MAX_PARTS.
+APPEND_PART_SIZE = 8 * 1024 * 1024
+MAX_PARTS = 10_000
+# Where an append's bytes after its last part wait between requests.
+STAGING = ".stb-staging/"
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 60.0
 # Connections kept per host: the origin streams many objects at once, each
@@ -215,7 +225,8 @@ class S3Storage:
         cut = len(self.prefix)
         with self._errors(prefix):
             for obj in self.client.list_objects(self.bucket, prefix=full, recursive=True):
-                if obj.object_name is not None and not obj.is_dir:
+                if (obj.object_name is not None and not obj.is_dir
+                        and not obj.object_name[cut:].startswith(STAGING)):
                     yield obj.object_name[cut:]
 
     def delete_prefix(self, prefix: str) -> int:
@@ -239,7 +250,7 @@ class S3Storage:
                                f"under {prefix!r}: {failed[0].code}")
         return len(names)
 
-    def sweep_temporary(self, older_than: datetime) -> Swept:
+    def sweep_temporary(self, older_than: datetime, keep: Collection[str] = ()) -> Swept:
         # put_file sends big files as multipart uploads; a writer that dies leaves
         # its parts stored (and billed) but invisible until the upload is aborted.
         # minio has no public call for these. One page (1000 uploads) a sweep is
@@ -249,7 +260,7 @@ class S3Storage:
             listing = self.client._list_multipart_uploads(self.bucket,
                                                           prefix=self.prefix or None)
             for upload in listing.uploads:
-                if upload.upload_id is not None:
+                if upload.upload_id is not None and upload.upload_id not in keep:
                     swept += self._abort_if_stale(upload.object_name, upload.upload_id,
                                                   upload.initiated_time, older_than)
         return swept
@@ -269,6 +280,94 @@ class S3Storage:
             raise
         return Swept(1, sum(p.size or 0 for p in parts))
 
+    # -- resumable writes: a multipart upload, the bytes short of a part staged --
+
+    def _staging(self, key: str) -> str:
+        return self.prefix + STAGING + check_key(key)
+
+    def begin_append(self, key: str, size: int) -> Appending:
+        part_size = max(APPEND_PART_SIZE, -(-size // MAX_PARTS))
+        with self._errors(key):
+            upload_id = self.client._create_multipart_upload(
+                self.bucket, self._name(key), {"Content-Type": APPENDED_TYPE})
+        return Appending(key, upload_id=upload_id, part_size=part_size)
+
+    def open_append(self, appending: Appending) -> S3Appender:
+        return S3Appender(self, appending, self._staged(appending))
+
+    def _staged(self, appending: Appending) -> bytes:
+        # Only its first bytes: a request that staged more and died before its
+        # Appending was recorded wrote the same bytes first.
+        length = appending.size - appending.parts * appending.part_size
+        if length == 0:
+            return b""
+        with self._errors(appending.key):
+            response = self.client.get_object(self.bucket, self._staging(appending.key),
+                                              offset=0, length=length)
+            try:
+                data = response.read()
+            finally:
+                response.close()
+                response.release_conn()
+        if len(data) != length:
+            raise StorageUnavailable(f"the staged bytes of {appending.key!r} are short")
+        return data
+
+    def upload_part(self, appending: Appending, number: int, data: bytes) -> None:
+        with self._errors(appending.key):
+            self.client._upload_part(self.bucket, self._name(appending.key), data, None,
+                                     appending.upload_id, number)
+
+    def stage(self, appending: Appending, data: bytes) -> None:
+        with self._errors(appending.key):
+            self.client.put_object(self.bucket, self._staging(appending.key),
+                                   io.BytesIO(data), len(data))
+
+    def finish_append(self, appending: Appending) -> None:
+        key, name = appending.key, self._name(appending.key)
+        try:
+            with self._errors(key):
+                last = appending.parts
+                if appending.size > appending.parts * appending.part_size:
+                    last += 1
+                    self.upload_part(appending, last, self._staged(appending))
+                # Parts past the last are a discarded request's (a checksum mismatch).
+                parts = [p for p in self._parts(appending) if p.part_number <= last]
+                self.client._complete_multipart_upload(self.bucket, name,
+                                                       appending.upload_id, parts)
+        except StorageError as exc:
+            if not _no_such_upload(exc):
+                raise
+            # Completed before: the object is there, whole.
+            if self.stat(key).size != appending.size:
+                raise ObjectNotFound(key) from None
+        self._drop_staging(appending)
+
+    def _parts(self, appending: Appending) -> list[Part]:
+        parts: list[Part] = []
+        marker: str | None = None
+        while True:
+            listing = self.client._list_parts(self.bucket, self._name(appending.key),
+                                              appending.upload_id, part_number_marker=marker)
+            parts += listing.parts
+            if not listing.is_truncated:
+                return parts
+            marker = listing.next_part_number_marker
+
+    def abort_append(self, appending: Appending) -> None:
+        try:
+            with self._errors(appending.key):
+                self.client._abort_multipart_upload(self.bucket, self._name(appending.key),
+                                                    appending.upload_id)
+        except StorageError as exc:
+            if not _no_such_upload(exc):
+                raise
+        self._drop_staging(appending)
+
+    def _drop_staging(self, appending: Appending) -> None:
+        with self._errors(appending.key):
+            self.client.remove_object(self.bucket, self._staging(appending.key))
+
     def local_path(self, key: str) -> None:
         return None  # objects are only reachable over HTTP
 
@@ -278,3 +377,36 @@ class S3Storage:
         if not exists:
             raise StorageUnavailable(f"S3 bucket {self.bucket!r} does not exist")
 
+
+
+def _no_such_upload(exc: StorageError) -> bool:
+    cause = exc.__cause__
+    return isinstance(cause, S3Error) and cause.code == "NoSuchUpload"
+
+
+class S3Appender:
+    """Sends whole parts as they fill; what is short of a part is staged at close.
+    Holds at most a part and a chunk in memory."""
+
+    def __init__(self, storage: S3Storage, appending: Appending, staged: bytes) -> None:
+        self.storage = storage
+        self.current = appending
+        self.buffer = bytearray(staged)
+
+    def write(self, data: bytes) -> Appending | None:
+        self.buffer += data
+        checkpoint = None
+        size = self.current.part_size
+        while len(self.buffer) >= size:
+            parts = self.current.parts + 1
+            self.storage.upload_part(self.current, parts, bytes(self.buffer[:size]))
+            del self.buffer[:size]
+            self.current = checkpoint = replace(self.current, parts=parts, size=parts * size)
+        return checkpoint
+
+    def close(self, keep: bool = True) -> Appending:
+        if not keep:
+            return self.current
+        if self.buffer:
+            self.storage.stage(self.current, bytes(self.buffer))
+        return replace(self.current, size=self.current.size + len(self.buffer))

@@ -59,3 +59,29 @@ def credentialed_preflight(origin: str | None, allowed: tuple[str, ...]) -> dict
             "Access-Control-Max-Age": str(PREFLIGHT_MAX_AGE_S),
         })
     return headers
+
+
+# -- resumable uploads (/v1/uploads, tus) -----------------------------------------------
+#
+# Any origin, like /hls: the bearer token travels in a header that a page must
+# already hold (never a cookie the browser adds on its own), so a page without
+# the token gets nothing. tus clients read these headers of every answer.
+UPLOAD_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": (
+        "Location, Upload-Offset, Upload-Length, Upload-Metadata, Upload-Expires,"
+        " Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm,"
+        " Stb-Asset, Retry-After"
+    ),
+}
+
+UPLOAD_PREFLIGHT_HEADERS = {
+    **UPLOAD_HEADERS,
+    "Access-Control-Allow-Methods": "POST, HEAD, PATCH, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": (
+        "Authorization, Content-Type, Tus-Resumable, Upload-Length, Upload-Offset,"
+        " Upload-Metadata, Upload-Checksum, Upload-Defer-Length, Upload-Concat,"
+        " X-HTTP-Method-Override, X-Requested-With"
+    ),
+    "Access-Control-Max-Age": str(PREFLIGHT_MAX_AGE_S),
+}

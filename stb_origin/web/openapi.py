@@ -1616,6 +1616,118 @@ def _art() -> Json:
                            tags=["catalog"]),
     }
 
+# --- resumable uploads (tus 1.0) ---------------------------------------------------
+
+
+def _tus_header(name: str, description: str, schema: Json, required: bool = True) -> Json:
+    return {"name": name, "in": "header", "required": required, "description": description,
+            "schema": schema}
+
+
+TUS_RESUMABLE = _tus_header("Tus-Resumable", "the protocol version; any other answers 412",
+                            {"type": "string", "enum": ["1.0.0"]})
+SIZE = {"type": "string", "pattern": "^[0-9]{1,19}$"}
+TUS_ANSWER = {"Tus-Resumable": _header("1.0.0"), **NO_STORE}
+UPLOAD_EXPIRES = {"Upload-Expires": _header("an unfinished upload: when it expires if"
+                                            " nothing more is sent (RFC 9110 date)", False)}
+STB_ASSET = {"Stb-Asset": _header("a finished upload: the id of its asset (/v1/assets/{id})",
+                                  False, ID)}
+OFFSET = {"Upload-Offset": _header("the bytes the upload holds", schema=SIZE)}
+
+
+def _tus_errors(*statuses: int) -> Json:
+    described = {
+        400: "malformed headers: a size, `bad_metadata`, `unsupported_checksum`,"
+             " `unknown_package`, `empty_file`",
+        404: "no such upload, or another user's",
+        409: "`offset_mismatch`: Upload-Offset is not the upload's offset (given in"
+             " Upload-Offset); `upload_taken_over`",
+        410: "`upload_expired`: its bytes were deleted",
+        412: "`unsupported_tus_version`: Tus-Resumable is not 1.0.0",
+        413: "`payload_too_large`: Upload-Length over Tus-Max-Size, or a body past"
+             " Upload-Length (discarded)",
+        415: "the body is not application/offset+octet-stream, or the file's first bytes"
+             " are no video container (the upload is deleted)",
+        423: "`upload_locked`: another request is writing it; retry",
+        429: "`too_many_uploads`: STB_UPLOADS_PER_USER unfinished uploads already",
+        460: "`checksum_mismatch`: the body does not match Upload-Checksum; discarded",
+        507: "`insufficient_storage`",
+    }
+    return {str(status): _error(described[status], TUS_ANSWER) for status in statuses}
+
+
+def _tus_api(summary: str, ok: Json, errors: tuple[int, ...], *,
+             parameters: list[Json], body: Json | None = None,
+             description: str | None = None) -> Json:
+    responses = {**ok, "401": _response("Unauthorized"), "403": _response("Forbidden"),
+                 "503": _response("Unavailable"), **_tus_errors(412, *errors)}
+    return _operation(summary, dict(sorted(responses.items())), security=_bearer(
+        "assets:write"), tags=["uploads"], parameters=[TUS_RESUMABLE, *parameters],
+                      body=body, description=description)
+
+
+def _uploads() -> Json:
+    upload_id = _path_param("upload_id", "the upload's id", ID)
+    chunk = {"required": False, "content": {"application/offset+octet-stream": {
+        "schema": {"type": "string", "format": "binary"}}}}
+    checksum = _tus_header("Upload-Checksum", "`sha1|sha256|sha512 <base64 digest>` of"
+                           " the body", {"type": "string"}, required=False)
+    discovery = _operation("tus capabilities (and the CORS preflight's answer)", tags=[
+        "uploads"], responses={"204": _answer("Tus-Version, Tus-Extension, Tus-Max-Size,"
+                                              " Tus-Checksum-Algorithm", headers={
+            "Tus-Version": _header("1.0.0"), "Tus-Extension": _header("the extensions"),
+            "Tus-Max-Size": _header("STB_MAX_UPLOAD_BYTES", schema=SIZE),
+            "Tus-Checksum-Algorithm": _header("sha1,sha256,sha512")})})
+    return {
+        "/v1/uploads": {
+            "options": discovery,
+            "post": _tus_api(
+                "Start a resumable upload (tus creation, creation-with-upload)",
+                {"201": _answer("created; PATCH bytes to Location", headers={
+                    **TUS_ANSWER, **LOCATION, **UPLOAD_EXPIRES, **STB_ASSET,
+                    "Upload-Offset": _header("creation-with-upload: the bytes kept",
+                                             False, SIZE)})},
+                (400, 413, 415, 429, 460, 507),
+                parameters=[
+                    _tus_header("Upload-Length", "the file's size in bytes", SIZE),
+                    _tus_header("Upload-Metadata", "comma-separated `key base64(value)`:"
+                                " `filename`, `title`, `packages` (comma-separated"
+                                " names); other keys are kept and ignored",
+                                {"type": "string"}, required=False),
+                    checksum],
+                body=chunk,
+                description="tus 1.0 (https://tus.io/protocols/resumable-upload). When"
+                            " the last byte is in, the upload becomes one asset, as with"
+                            " POST /v1/assets; HEAD names it in Stb-Asset. Unfinished"
+                            " uploads expire after STB_UPLOAD_EXPIRES_S without a byte."),
+        },
+        "/v1/uploads/{upload_id}": {
+            "parameters": [upload_id],
+            "options": discovery,
+            "head": _tus_api(
+                "Where an upload stands (tus core)",
+                {"200": _answer("its offset; once finished, its asset", headers={
+                    **TUS_ANSWER, **OFFSET, **UPLOAD_EXPIRES, **STB_ASSET,
+                    "Upload-Length": _header("the file's size", schema=SIZE),
+                    "Upload-Metadata": _header("as sent at creation", False)})},
+                (404, 410), parameters=[]),
+            "patch": _tus_api(
+                "Append bytes at Upload-Offset (tus core, checksum)",
+                {"204": _answer("kept; with the last byte, the asset is made", headers={
+                    **TUS_ANSWER, **OFFSET, **UPLOAD_EXPIRES, **STB_ASSET})},
+                (400, 404, 409, 410, 413, 415, 423, 460, 507),
+                parameters=[_tus_header("Upload-Offset", "where these bytes go: the"
+                                        " upload's offset", SIZE), checksum],
+                body={**chunk, "required": True},
+                description="A body cut short keeps what arrived (without a checksum);"
+                            " one request writes an upload at a time."),
+            "delete": _tus_api(
+                "Terminate an upload: its bytes are deleted (tus termination)",
+                {"204": _answer("terminated", headers=TUS_ANSWER)}, (404, 410, 423),
+                parameters=[]),
+        },
+    }
+
 
 def _console() -> Json:
     tags = ["console"]
@@ -1723,10 +1835,10 @@ def build_document() -> Json:
         "tags": [{"name": name} for name in (
             "assets", "origin", "playback", "users", "devices", "packages", "entitlements",
             "oauth", "channels", "guide", "sync", "graphql", "activity", "catalog",
-            "events", "console", "operations")],
+            "events", "uploads", "console", "operations")],
         "paths": {**_assets(), **_origin(), **_keys_and_playback(), **_accounts(), **_oauth(),
                   **_channels(), **_guide(), **_sync(), **_graph(), **_activity(),
-                  **_catalog(), **_events(), **_console(), **_operations()},
+                  **_catalog(), **_events(), **_uploads(), **_console(), **_operations()},
         "components": {"schemas": _schemas(), "responses": _responses(),
                        "securitySchemes": _security_schemes()},
     }

@@ -63,7 +63,7 @@ def test_a_sweep_removes_stale_leftovers_counts_and_logs_them(services: Services
 
 
 class _UnreachableStorage:
-    def sweep_temporary(self, older_than: datetime) -> None:
+    def sweep_temporary(self, older_than: datetime, keep: object = ()) -> None:
         raise StorageUnavailable("S3 endpoint unreachable")
 
 
