@@ -34,7 +34,9 @@ def headers(public_base_url: str, key_uri_base: str = "") -> dict[str, str]:
             "base-uri 'none'").replace("  ", " ").replace(" ;", ";"),
         "X-Frame-Options": "DENY",
         "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
+        # Not no-referrer: with it browsers send "Origin: null" on our own POSTs,
+        # which the Origin check must refuse. Nothing leaves for other sites.
+        "Referrer-Policy": "same-origin",
         "Cross-Origin-Opener-Policy": "same-origin",
     }
 
@@ -44,6 +46,7 @@ def _document(bundle: Bundle, title: str, body: str, head: str = "") -> str:
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title>"
+        f'<link rel="icon" href="data:,">'  # no favicon request
         f'<link rel="stylesheet" href="{bundle.url("console.css")}">{head}</head>\n'
         f"<body>{body}</body></html>\n")
 

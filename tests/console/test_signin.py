@@ -40,7 +40,7 @@ def test_the_first_visit_is_a_hardened_sign_in_page(browser: Browser) -> None:
         assert rule in policy
     assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
     assert response.headers["x-content-type-options"] == "nosniff"
-    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["referrer-policy"] == "same-origin"
     assert response.headers["cache-control"] == "no-store"
     cookie = _console_cookie(response).lower()
     assert "httponly" in cookie and "samesite=strict" in cookie and "path=/" in cookie

@@ -24,6 +24,12 @@ export async function play(video, url, assetId) {
       }
     },
   });
+  // Muted, so the browser lets the preview start by itself.
+  video.muted = true;
+  hls.on(Hls.Events.MANIFEST_PARSED, () => { video.play().catch(() => {}); });
+  hls.on(Hls.Events.ERROR, (_event, data) => {
+    if (data.fatal) video.dispatchEvent(new CustomEvent("previewerror", { detail: data }));
+  });
   hls.loadSource(url);
   hls.attachMedia(video);
   return { stop() { clearInterval(renewing); hls.destroy(); }, hls };
