@@ -33,6 +33,13 @@ SHOTS = Path(os.environ.get("STB_CONSOLE_SHOTS") or Path(__file__).parent / "sho
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"]
 XSS_TITLE = '<img src=x onerror="window.__xss=1">Night & "Day"'
 CHUNK_BYTES = 256 * 1024
+UPLOAD_BYTES_PER_S = 1_500_000  # a slow link: the upload lasts long enough to pause
+RECORD_PROGRESS = """() => {
+    window.__progress = [];
+    const bar = document.getElementById('upload-progress');
+    new MutationObserver(() => window.__progress.push(Number(bar.getAttribute('aria-valuenow'))))
+      .observe(bar, {attributes: true, attributeFilter: ['aria-valuenow']});
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -135,27 +142,44 @@ def test_an_editor_uploads_previews_edits_and_deletes(stack: Stack, master: Path
             assert page.text_content("#signed-in-as") == editor.email
             _accessible(page, "assets (empty)")
 
-            # -- upload over tus, in small chunks, recording the progress bar ----------
+            # -- upload over tus in small chunks on a slow link; pause, reload, resume --
             page.evaluate("n => sessionStorage.setItem('stb-console:chunk-bytes', n)",
                           str(CHUNK_BYTES))
+            link = page.context.new_cdp_session(page)
+            link.send("Network.enable")
+            link.send("Network.emulateNetworkConditions", {
+                "offline": False, "latency": 0, "downloadThroughput": -1,
+                "uploadThroughput": UPLOAD_BYTES_PER_S})
             _ready_page(page, "#/upload")
             _accessible(page, "upload")
             page.set_input_files("#file", str(master))
             page.fill("#title", XSS_TITLE)
-            page.evaluate("""() => {
-                window.__progress = [];
-                const bar = document.getElementById('upload-progress');
-                new MutationObserver(() => window.__progress.push(
-                    Number(bar.getAttribute('aria-valuenow'))))
-                  .observe(bar, {attributes: true, attributeFilter: ['aria-valuenow']});
-            }""")
             _shot(page, "upload")
             page.click("#start-upload")
+            _until(page, "() => document.getElementById('upload-progress').value >= 20")
+            page.click("#pause-upload")
+            paused_at = page.evaluate("document.getElementById('upload-progress').value")
+            assert paused_at < 100
+
+            page.reload()
+            page.wait_for_selector("main[data-ready]")
+            _ready_page(page, "#/upload")
+            page.set_input_files("#file", str(master))
+            page.fill("#title", XSS_TITLE)
+            page.evaluate(RECORD_PROGRESS)
+            page.click("#start-upload")
+            page.wait_for_selector("#resume-note:has-text('Resuming')")
             page.wait_for_url(re.compile(r".*#/assets/[0-9a-f]{32}$"), timeout=60_000)
             progress = page.evaluate("window.__progress")
+            # It carried on from where it stopped (tus-js-client found the upload's
+            # URL by the file's fingerprint), and the bar moved, not jumped.
+            assert progress[0] >= CHUNK_BYTES * 100 // master.stat().st_size, progress
             moving = [p for p in progress if 0 < p < 100]
-            assert len(set(moving)) >= 3, progress  # it moved, not jumped to 100
+            assert len(set(moving)) >= 3, progress
             assert progress == sorted(progress) and progress[-1] == 100, progress
+            link.send("Network.emulateNetworkConditions", {
+                "offline": False, "latency": 0, "downloadThroughput": -1,
+                "uploadThroughput": -1})
             asset_id = page.url.rsplit("/", 1)[1]
 
             # -- the asset turns ready on the page itself (events), then plays ---------
