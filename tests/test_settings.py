@@ -72,6 +72,12 @@ EVERY_FIELD_SET = Settings(
     events_per_device=3,
     events_per_subject=7,
     events_queue=64,
+    webhooks_allow_private=True,
+    webhooks_allow_http=True,
+    webhooks_timeout_s=3.5,
+    webhooks_max_attempts=4,
+    webhooks_max_age_s=600.0,
+    webhooks_backoff_s=2.5,
 )
 
 

@@ -28,6 +28,7 @@ TABLE_MODULES = (
     "stb_origin.guide.models",
     "stb_origin.activity.models",
     "stb_origin.catalog.models",
+    "stb_origin.webhooks.models",
 )
 
 
