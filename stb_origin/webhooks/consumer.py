@@ -45,10 +45,10 @@ class Consumer:
         self.queue = webhook_queue(services.redis)
         self._group_ready = False
 
-    def turn(self, block_ms: int) -> int:
+    def turn(self, block_ms: int | None = None) -> int:
         """Take a batch (what dead consumers left first, else new entries, waiting
-        up to ``block_ms``), make its deliveries, acknowledge it, then dispatch what
-        is due. How many entries it took."""
+        up to ``block_ms`` if given), make its deliveries, acknowledge it, then
+        dispatch what is due. How many entries it took."""
         entries = self._take(block_ms)
         if entries:
             self._make_deliveries(entries)
@@ -56,7 +56,7 @@ class Consumer:
         dispatch(self.services, self.queue)
         return len(entries)
 
-    def _take(self, block_ms: int) -> list[tuple[Any, dict[bytes, bytes]]]:
+    def _take(self, block_ms: int | None) -> list[tuple[Any, dict[bytes, bytes]]]:
         redis = self.services.redis
         try:
             self._ensure_group()

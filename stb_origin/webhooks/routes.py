@@ -30,11 +30,11 @@ _FIELDS = ("url", "events", "active")
 async def create_webhook(request: Request) -> Response:
     claims = await admin_claims(request)
     body = await read_object(request, _FIELDS)
-    events = _events(body)
+    events, active = _events(body), _active(body)
     if "url" not in body or events is None:
         raise ApiError(400, "bad_request", "url and events are required")
+    # Last: it may wait for DNS.
     url = await _checked_url(request, body.raw("url"))
-    active = _active(body)
     envelope = services_of(request).envelope
 
     def work(session: Session, _caller: Caller) -> Json:
@@ -72,8 +72,8 @@ async def update_webhook(request: Request) -> Response:
     claims = await admin_claims(request)
     webhook_id = path_id(request, "webhook_id", "webhook")
     body = await read_object(request, _FIELDS)
-    url = await _checked_url(request, body.raw("url")) if "url" in body else None
     events, active = _events(body), _active(body)
+    url = await _checked_url(request, body.raw("url")) if "url" in body else None
 
     def work(session: Session, _caller: Caller) -> Json:
         return subscriptions.update(session, webhook_id, url=url, events=events,
