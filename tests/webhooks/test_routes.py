@@ -31,7 +31,7 @@ def _error(response: Any, status: int, code: str, words: str = "") -> None:
 
 
 def test_the_documented_event_types_are_the_ones_there_are() -> None:
-    assert WEBHOOK_EVENT_TYPES == list(EVENT_TYPES)
+    assert list(EVENT_TYPES) == WEBHOOK_EVENT_TYPES
 
 
 def test_an_admin_makes_reads_changes_and_deletes_a_webhook(
