@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from datetime import timedelta
 from typing import Any
 
 from prometheus_client import generate_latest
@@ -217,3 +218,22 @@ def test_the_attempt_connects_to_the_address_it_checked_not_a_new_lookup(
     assert outcome.status_code == 200
     [got] = receiver.wait(1)
     assert got.headers["Host"] == f"rebound.invalid:{port}"
+
+
+def test_an_attempt_whose_job_was_lost_is_handed_out_again_once_its_claim_lapses(
+        hook_services: Services) -> None:
+    with hook_services.db.session() as session:
+        webhook, _ = subscriptions.create(session, hook_services.envelope,
+                                          "https://hooks.example.com/", ["asset.ready"], True)
+        now = utcnow()
+        deliveries.add(session, [deliveries.NewDelivery(webhook.id, "1-0", "asset.ready", "{}")],
+                       now)
+    with hook_services.db.session() as session:
+        [(delivery_id, number)] = deliveries.claim_due(session, now, claim_s=60)
+    with hook_services.db.session() as session:
+        # Claimed: nobody hands it out again meanwhile (its job may be waiting).
+        assert deliveries.claim_due(session, now + timedelta(seconds=59), claim_s=60) == []
+    with hook_services.db.session() as session:
+        # The job never reported (Redis lost it, or its worker died): the same attempt again.
+        assert deliveries.claim_due(session, now + timedelta(seconds=61), claim_s=60) == [
+            (delivery_id, number)]
