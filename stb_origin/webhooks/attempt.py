@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 
+from stb_origin.envelope import UnwrapError
 from stb_origin.observability import metrics
 from stb_origin.services import Services
 from stb_origin.webhooks import deliveries, signing, targets
@@ -29,11 +30,14 @@ def run(services: Services, delivery_id: str, number: int) -> str:
         if found is None:
             return "skipped"
         delivery, webhook = found
-        secret = signing.unseal(services.envelope, webhook.id, webhook.wrapped_secret)
         url, body = webhook.url, delivery.body.encode()
     try:
+        secret = signing.unseal(services.envelope, webhook.id, webhook.wrapped_secret)
         target = targets.parse(url, settings.webhooks_allow_http)
         address = targets.resolve(target, settings.webhooks_allow_private)[0]
+    except UnwrapError:  # not under this KEK: counted and given up like any failure
+        outcome = Outcome(None, "the signing secret does not open under this key-encryption"
+                                " key", 0)
     except targets.BadTarget as exc:
         outcome = Outcome(None, f"refused: {exc}"[:200], 0)
     else:

@@ -92,11 +92,17 @@ class Consumer:
             for offset, fields in entries:
                 if not fields:  # trimmed from the stream while pending: nothing to read
                     continue
-                event = eventlog.decode(offset, fields)
+                try:
+                    event = eventlog.decode(offset, fields)
+                except ValueError:  # not JSON: skipped, or it would stop every batch after it
+                    log.warning("unreadable event skipped", extra={"offset": str(offset)})
+                    continue
                 name = event_type(event)
-                for webhook_id in wanted.get(name or "", ()):
-                    rows.append(deliveries.NewDelivery(webhook_id, event.offset, name or "",
-                                                       body(event, name or "")))
+                if name is None:
+                    continue
+                for webhook_id in wanted.get(name, ()):
+                    rows.append(deliveries.NewDelivery(webhook_id, event.offset, name,
+                                                       body(event, name)))
             made = deliveries.add(session, rows, now)
         if made:
             log.info("webhook deliveries made", extra={"deliveries": made,

@@ -10,6 +10,7 @@ also bounded, so a target dribbling its headers byte by byte cannot hold a worke
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import socket
 import ssl
@@ -46,11 +47,15 @@ class _Pinned(http.client.HTTPConnection):
 
 
 class _PinnedTls(_Pinned):
-    _context = ssl.create_default_context()
-
     def connect(self) -> None:
         super().connect()
-        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.host)
+        self.sock = _tls().wrap_socket(self.sock, server_hostname=self.host)
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """The system's CAs, loaded once a process and only where attempts are made."""
+    return ssl.create_default_context()
 
 
 def post(target: Target, address: IPAddress, headers: dict[str, str], body: bytes,
