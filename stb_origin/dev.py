@@ -71,6 +71,9 @@ def run_dev(settings: Settings, host: str, port: int, sample: bool = True) -> in
         if not os.environ.get("STB_GRAPHQL_INTROSPECTION"):
             # On a laptop the schema is there to be explored (GraphiQL, codegen).
             settings = settings.with_(graphql_introspection=True)
+        if not os.environ.get("STB_WEBHOOKS_ALLOW_PRIVATE"):
+            # Receivers under test run on this laptop, over plain HTTP.
+            settings = settings.with_(webhooks_allow_private=True, webhooks_allow_http=True)
         env = {**os.environ, **settings.to_env()}
         me = [sys.executable, "-m", "stb_origin.cli"]
         logs = settings.data_dir / "logs"

@@ -164,6 +164,20 @@ class Settings:
     upload_expires_s: int = 86400
     # Unfinished, unexpired uploads one user may have at once.
     uploads_per_user: int = 10
+    # --- webhooks ---
+    # Targets on private, loopback, link-local, ... addresses (SSRF); on under
+    # `stb-origin dev`, where receivers run on the laptop.
+    webhooks_allow_private: bool = False
+    # http:// targets (the body and its signature in the clear); on under `stb-origin dev`.
+    webhooks_allow_http: bool = False
+    # One delivery attempt's HTTP call, connect to last header byte.
+    webhooks_timeout_s: float = 10.0
+    # A delivery gives up after this many attempts, or once its next one would come
+    # this long after its first.
+    webhooks_max_attempts: int = 10
+    webhooks_max_age_s: float = 24 * 3600.0
+    # The wait before the first retry; each one after doubles it (with jitter, at most 1 h).
+    webhooks_backoff_s: float = 10.0
 
     def __post_init__(self) -> None:
         if self.segment_format not in SEGMENT_FORMATS:
@@ -204,6 +218,13 @@ class Settings:
         if self.upload_expires_s < 60 or self.uploads_per_user < 1:
             raise SettingsError("STB_UPLOAD_EXPIRES_S must be at least 60 and"
                                 " STB_UPLOADS_PER_USER at least 1")
+        if not 0 < self.webhooks_timeout_s <= 60:
+            raise SettingsError("STB_WEBHOOKS_TIMEOUT_S must be above 0 and at most 60")
+        if self.webhooks_max_attempts < 1:
+            raise SettingsError("STB_WEBHOOKS_MAX_ATTEMPTS must be at least 1")
+        if self.webhooks_max_age_s <= 0 or self.webhooks_backoff_s <= 0:
+            raise SettingsError("STB_WEBHOOKS_MAX_AGE_S and STB_WEBHOOKS_BACKOFF_S must be"
+                                " positive")
 
     # Derived values: embedded defaults under the data dir.
     @property
@@ -315,6 +336,12 @@ _CASTS: dict[str, Any] = {
     "console_token_ttl_s": int,
     "upload_expires_s": int,
     "uploads_per_user": int,
+    "webhooks_allow_private": _bool,
+    "webhooks_allow_http": _bool,
+    "webhooks_timeout_s": float,
+    "webhooks_max_attempts": int,
+    "webhooks_max_age_s": float,
+    "webhooks_backoff_s": float,
 }
 
 

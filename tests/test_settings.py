@@ -74,6 +74,12 @@ EVERY_FIELD_SET = Settings(
     events_queue=64,
     console_idle_timeout_s=900,
     console_token_ttl_s=120,
+    webhooks_allow_private=True,
+    webhooks_allow_http=True,
+    webhooks_timeout_s=3.5,
+    webhooks_max_attempts=4,
+    webhooks_max_age_s=600.0,
+    webhooks_backoff_s=2.5,
 )
 
 

@@ -42,6 +42,8 @@ from stb_origin.services import Services
 from stb_origin.sync import routes as sync_routes
 from stb_origin.web import openapi
 from stb_origin.web.errors import EXCEPTION_HANDLERS
+from stb_origin.webhooks import routes as webhook_routes
+from stb_origin.webhooks import service as webhook_service
 
 
 async def _flush_access_lines() -> None:
@@ -80,6 +82,8 @@ def create_app(services: Services) -> Starlette:
             background.start_soon(sweep_forever, services)  # first at start-up
             # XMLTV sources due: each claimed in the database, so one replica fetches it.
             background.start_soon(GuidePoller(services).watch)
+            # Events to webhook deliveries, shared with the other replicas (a consumer group).
+            background.start_soon(webhook_service.watch, services)
             try:
                 # GET /v1/events: this process's reader of the event log.
                 async with event_service.running(services) as events:
@@ -107,6 +111,8 @@ def create_app(services: Services) -> Starlette:
                 *graph_routes.routes(services.settings), *activity_routes.ROUTES,
                 *catalog_routes.ROUTES, *title_routes.ROUTES, *art_routes.ROUTES,
                 *event_routes.ROUTES, *console_routes.ROUTES,
+                *event_routes.ROUTES,
+                *webhook_routes.ROUTES,
                 *openapi.routes()],
         middleware=[Middleware(AccessLog)],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

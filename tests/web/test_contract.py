@@ -33,6 +33,7 @@ from schemathesis.checks import (
     status_code_conformance,
     unsupported_method,
 )
+from sqlalchemy import select
 
 from stb_origin import migrations
 from stb_origin.accounts import devices, entitlements, packages, users
@@ -51,6 +52,8 @@ from stb_origin.services import build_services
 from stb_origin.settings import Settings
 from stb_origin.web.openapi import build_document
 from stb_origin.web.sessions import WebSession
+from stb_origin.webhooks import deliveries, subscriptions
+from stb_origin.webhooks.models import Delivery
 from tests.conftest import REDIS_URL
 from tests.drm.support import new_asset
 from tests.origin.test_masters import MASTER
@@ -129,10 +132,17 @@ def _world(services: Any, base_url: str) -> World:
         partner, secret = clients.create_client(session, "Partner", "confidential", SCOPES)
         assert secret is not None
         admin_id = admin.id
+        webhook, _secret = subscriptions.create(session, services.envelope,
+                                                "https://hooks.example.com/in",
+                                                ["asset.ready"], True)
+        deliveries.add(session, [deliveries.NewDelivery(webhook.id, "1-0", "asset.ready",
+                                                        "{}")], webhook.created_at)
+        delivery_id = session.scalars(select(Delivery.id)).one()
         ids = {"asset_id": asset, "key_id": key.key_id, "user_id": subscriber.id,
                "device_id": box.id, "name": "premium", "entitlement_id": entitlement.id,
                "asset": asset, "account": subscriber.account_id, "package": "premium",
-               "channel_id": channel, "channel": channel, "title_id": title.id, "slug": "drama"}
+               "channel_id": channel, "channel": channel, "title_id": title.id, "slug": "drama",
+               "webhook_id": webhook.id, "delivery_id": delivery_id}
         world = World(
             base_url=base_url, operator=services.signer.issue(SCOPES),
             admin=services.signer.issue(SCOPES, subject=admin.id),
