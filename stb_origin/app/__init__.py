@@ -110,9 +110,8 @@ def create_app(services: Services) -> Starlette:
                 *clip_routes.ROUTES, *guide_routes.ROUTES, *sync_routes.ROUTES,
                 *graph_routes.routes(services.settings), *activity_routes.ROUTES,
                 *catalog_routes.ROUTES, *title_routes.ROUTES, *art_routes.ROUTES,
-                *event_routes.ROUTES, *console_routes.ROUTES,
                 *event_routes.ROUTES,
-                *webhook_routes.ROUTES,
+                *webhook_routes.ROUTES, *console_routes.ROUTES,
                 *openapi.routes()],
         middleware=[Middleware(AccessLog)],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
