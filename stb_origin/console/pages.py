@@ -85,6 +85,7 @@ def shell(bundle: Bundle, page_headers: dict[str, str], csrf_token: str, email: 
             f'<link rel="modulepreload" href="{bundle.url("dom.js")}">')
     admin_links = ('<li><a href="#/audit">Key audit</a></li>'
                    '<li><a href="#/admin">Users &amp; packages</a></li>'
+                   '<li><a href="#/webhooks">Webhooks</a></li>'
                    if role == "admin" else "")
     body = f"""
 <a class="skip" href="#main">Skip to content</a>

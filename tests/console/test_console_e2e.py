@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,35 @@ def master(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+class _Receiver(BaseHTTPRequestHandler):
+    """A webhook receiver on loopback: takes every POST, remembers its event type."""
+
+    received: list[str] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.received.append(self.headers.get("X-Stb-Event", ""))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list[str]]]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    _Receiver.received = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", _Receiver.received
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 @pytest.fixture
 def stack(tmp_path: Path, redis_url: str, settings: Settings) -> Iterator[Stack]:
     stack = Stack(tmp_path / "data", {
@@ -60,6 +91,9 @@ def stack(tmp_path: Path, redis_url: str, settings: Settings) -> Iterator[Stack]
         "STB_QUEUE_NAME": settings.queue_name,
         "STB_SEGMENT_SECONDS": "2",
         "STB_X264_PRESET": "ultrafast",
+        # the receiver is on loopback, over plain HTTP
+        "STB_WEBHOOKS_ALLOW_PRIVATE": "true",
+        "STB_WEBHOOKS_ALLOW_HTTP": "true",
     })
     stack.env["STB_PUBLIC_BASE_URL"] = stack.base_url
     stack.start()
@@ -117,7 +151,9 @@ def _ready_page(page: Any, hash_: str) -> None:
                  "'main[data-ready]') !== null", hash_)
 
 
-def test_an_editor_uploads_previews_edits_and_deletes(stack: Stack, master: Path) -> None:
+def test_an_editor_uploads_previews_edits_and_deletes(
+        stack: Stack, master: Path, receiver: tuple[str, list[str]]) -> None:
+    hook_url, received = receiver
     editor, admin = _people(stack)
     keys: list[int] = []
     csp: list[str] = []
@@ -138,6 +174,16 @@ def test_an_editor_uploads_previews_edits_and_deletes(stack: Stack, master: Path
             page.goto(stack.base_url + "/console")
             _accessible(page, "sign-in")
             _shot(page, "sign-in")
+
+            # -- an admin subscribes a receiver to the asset events ---------------------
+            _sign_in(page, stack, admin)
+            _ready_page(page, "#/webhooks")
+            page.fill("#webhooks-url", hook_url)
+            page.click("#create-webhook")
+            page.wait_for_selector("#new-secret code")
+            page.click("#sign-out-submit")
+            page.wait_for_selector("#page-sign-in")
+
             _sign_in(page, stack, editor)
             assert page.text_content("#signed-in-as") == editor.email
             _accessible(page, "assets (empty)")
@@ -226,13 +272,28 @@ def test_an_editor_uploads_previews_edits_and_deletes(stack: Stack, master: Path
             page.wait_for_selector("#page-sign-in")
             _sign_in(page, stack, admin)
             for hash_, name in [("#/channels", "channels"), ("#/audit", "audit"),
-                                ("#/admin", "admin")]:
+                                ("#/admin", "admin"), ("#/webhooks", "webhooks")]:
                 _ready_page(page, hash_)
                 _accessible(page, name)
                 _shot(page, name)
                 if name == "audit":  # the editor's preview, audited
                     assert page.locator("#audit tbody tr").count() >= 1
                     assert "console-preview" in page.text_content("#audit tbody")
+            # The receiver heard the asset's events; the log shows them; one is sent again.
+            deadline = time.monotonic() + 60
+            while "asset.ready" not in received:
+                assert time.monotonic() < deadline, received
+                time.sleep(0.2)
+            heard = len(received)
+            page.click("#webhooks button.secondary")
+            page.wait_for_selector("#deliveries tbody tr >> text=asset.ready")
+            _shot(page, "webhooks")
+            page.locator("#deliveries tr", has_text="asset.ready").locator("button").click()
+            deadline = time.monotonic() + 60
+            while len(received) == heard:
+                assert time.monotonic() < deadline, received
+                time.sleep(0.2)
+            assert received[-1] == "asset.ready"
             assert csp == [], csp
         finally:
             browser.close()

@@ -13,6 +13,7 @@ const ROUTES = [
   [/^#\/channels$/, () => import("./pages/channels.js")],
   [/^#\/audit$/, () => import("./pages/audit.js")],
   [/^#\/admin$/, () => import("./pages/admin.js")],
+  [/^#\/webhooks$/, () => import("./pages/webhooks.js")],
 ];
 
 const main = document.getElementById("main");
