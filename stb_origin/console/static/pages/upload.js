@@ -30,7 +30,7 @@ export async function render(main, { go, cleanup }) {
   const note = h("p", { class: "muted", id: "resume-note" });
   const drop = h("label", { class: "drop", for: "file" },
                  h("strong", {}, "Drop a master here"), h("br"),
-                 h("span", { class: "muted" }, "or press Enter to choose a file"));
+                 h("span", { class: "muted" }, "or choose one with the button below"));
   const start = h("button", { id: "start-upload", type: "submit", disabled: true }, "Upload");
   const stop = h("button", { id: "pause-upload", type: "button", class: "secondary",
                              disabled: true }, "Pause");
