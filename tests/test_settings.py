@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from stb_origin.settings import Settings, from_env
+import pytest
+
+from stb_origin.settings import Settings, SettingsError, from_env
 
 EVERY_FIELD_SET = Settings(
     data_dir=Path("/srv/stb data"),
@@ -80,6 +82,8 @@ EVERY_FIELD_SET = Settings(
     webhooks_max_attempts=4,
     webhooks_max_age_s=600.0,
     webhooks_backoff_s=2.5,
+    upload_expires_s=3600,
+    uploads_per_user=3,
 )
 
 
@@ -99,3 +103,9 @@ def test_every_setting_round_trips_through_the_environment() -> None:
 def test_unset_values_override_what_the_parent_environment_had() -> None:
     inherited = {"STB_REDIS_URL": "redis://stale:6379/0", "STB_JWT_ISSUER": "https://old"}
     assert from_env({**inherited, **Settings().to_env()}) == Settings()
+
+
+@pytest.mark.parametrize("changes", [{"upload_expires_s": 59}, {"uploads_per_user": 0}])
+def test_resumable_upload_limits_are_checked(changes: dict[str, int]) -> None:
+    with pytest.raises(SettingsError, match="STB_UPLOAD"):
+        Settings(**changes)  # type: ignore[arg-type]

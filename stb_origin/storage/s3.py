@@ -282,8 +282,10 @@ class S3Storage:
 
     # -- resumable writes: a multipart upload, the bytes short of a part staged --
 
-    def _staging(self, key: str) -> str:
-        return self.prefix + STAGING + check_key(key)
+    def _staging(self, appending: Appending) -> str:
+        # One object for the bytes after each count of parts, so that staging
+        # after a new part never overwrites what the recorded Appending points at.
+        return f"{self.prefix}{STAGING}{check_key(appending.key)}.{appending.parts}"
 
     def begin_append(self, key: str, size: int) -> Appending:
         part_size = max(APPEND_PART_SIZE, -(-size // MAX_PARTS))
@@ -296,13 +298,13 @@ class S3Storage:
         return S3Appender(self, appending, self._staged(appending))
 
     def _staged(self, appending: Appending) -> bytes:
-        # Only its first bytes: a request that staged more and died before its
-        # Appending was recorded wrote the same bytes first.
+        # Only its first bytes: a request that staged more (after as many parts)
+        # and died before its Appending was recorded wrote the same bytes first.
         length = appending.size - appending.parts * appending.part_size
         if length == 0:
             return b""
         with self._errors(appending.key):
-            response = self.client.get_object(self.bucket, self._staging(appending.key),
+            response = self.client.get_object(self.bucket, self._staging(appending),
                                               offset=0, length=length)
             try:
                 data = response.read()
@@ -320,7 +322,7 @@ class S3Storage:
 
     def stage(self, appending: Appending, data: bytes) -> None:
         with self._errors(appending.key):
-            self.client.put_object(self.bucket, self._staging(appending.key),
+            self.client.put_object(self.bucket, self._staging(appending),
                                    io.BytesIO(data), len(data))
 
     def finish_append(self, appending: Appending) -> None:
@@ -336,9 +338,9 @@ class S3Storage:
                 self.client._complete_multipart_upload(self.bucket, name,
                                                        appending.upload_id, parts)
         except StorageError as exc:
-            if not _no_such_upload(exc):
+            # No staged bytes or no upload: completed before, if the object is there, whole.
+            if not (_no_such_upload(exc) or isinstance(exc, ObjectNotFound)):
                 raise
-            # Completed before: the object is there, whole.
             if self.stat(key).size != appending.size:
                 raise ObjectNotFound(key) from None
         self._drop_staging(appending)
@@ -365,8 +367,11 @@ class S3Storage:
         self._drop_staging(appending)
 
     def _drop_staging(self, appending: Appending) -> None:
+        staged = f"{self.prefix}{STAGING}{check_key(appending.key)}."
         with self._errors(appending.key):
-            self.client.remove_object(self.bucket, self._staging(appending.key))
+            names = [o.object_name for o in self.client.list_objects(self.bucket, staged)
+                     if o.object_name is not None]
+        self._delete(names, staged)
 
     def local_path(self, key: str) -> None:
         return None  # objects are only reachable over HTTP
@@ -406,7 +411,10 @@ class S3Appender:
 
     def close(self, keep: bool = True) -> Appending:
         if not keep:
+            # The staged bytes stay as they were: the first of them are still the
+            # ones after current's parts if no part was sent since.
             return self.current
         if self.buffer:
             self.storage.stage(self.current, bytes(self.buffer))
-        return replace(self.current, size=self.current.size + len(self.buffer))
+        return replace(self.current, size=self.current.parts * self.current.part_size
+                       + len(self.buffer))

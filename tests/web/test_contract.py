@@ -62,6 +62,8 @@ from tests.support.http import run_server
 # Sidecar track bodies are the file itself, bytes as for any binary body.
 schemathesis.serializer.alias(["audio/wav", "audio/aac", "audio/mp4", "application/x-subrip",
                                "image/jpeg", "image/png"], "application/octet-stream")
+# tus PATCH bodies (and creation-with-upload) are bytes too.
+schemathesis.serializer.alias(["application/offset+octet-stream"], "application/octet-stream")
 SCHEMA = schemathesis.openapi.from_dict(build_document())
 # Bounded and repeatable: the same cases on every run, none kept between runs.
 SCHEMA.config.generation.update(max_examples=25, deterministic=True, database="none")
