@@ -22,16 +22,21 @@ def headers(public_base_url: str, key_uri_base: str = "") -> dict[str, str]:
     """Answer headers of every console page. The pages call the API of this
     origin, and of the public base URL and key host when those are elsewhere."""
     elsewhere = sorted({o for o in (_origin(public_base_url), _origin(key_uri_base)) if o})
-    connect = " ".join(["'self'", *elsewhere])
-    media = " ".join(["'self'", "blob:", *elsewhere])
+    policy = {
+        "default-src": ["'none'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", *elsewhere],
+        "media-src": ["'self'", "blob:", *elsewhere],  # hls.js feeds the video from blob: URLs
+        "connect-src": ["'self'", *elsewhere],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'none'"],
+    }  # hls.js runs without its worker (enableWorker: false): no worker-src
     return {
         **NO_STORE,
-        # hls.js runs without its worker (enableWorker: false): no worker-src.
-        "Content-Security-Policy": (
-            "default-src 'none'; script-src 'self'; style-src 'self'; "
-            f"img-src 'self' data: {' '.join(elsewhere)}; media-src {media}; "
-            f"connect-src {connect}; form-action 'self'; frame-ancestors 'none'; "
-            "base-uri 'none'").replace("  ", " ").replace(" ;", ";"),
+        "Content-Security-Policy": "; ".join(f"{name} {' '.join(sources)}"
+                                             for name, sources in policy.items()),
         "X-Frame-Options": "DENY",
         "X-Content-Type-Options": "nosniff",
         # Not no-referrer: with it browsers send "Origin: null" on our own POSTs,
@@ -76,10 +81,7 @@ def sign_in(bundle: Bundle, page_headers: dict[str, str], csrf_token: str,
 
 def shell(bundle: Bundle, page_headers: dict[str, str], csrf_token: str, email: str,
           role: str) -> HTMLResponse:
-    # tus-js-client is a classic script (a UMD build): loaded before the app's
-    # module, which runs after the document is parsed.
     head = (f'<meta name="csrf-token" content="{escape(csrf_token)}">'
-            f'<script src="{bundle.url("vendor/tus-js-client/tus.min.js")}" defer></script>'
             f'<script type="module" src="{bundle.url("app.js")}"></script>'
             f'<link rel="modulepreload" href="{bundle.url("api.js")}">'
             f'<link rel="modulepreload" href="{bundle.url("dom.js")}">')

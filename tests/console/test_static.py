@@ -66,7 +66,7 @@ def test_the_shell_names_this_builds_files(browser: Browser, editor: Person) -> 
     browser.sign_in(editor)
     shell = browser.open().text
     build = static.load().build
-    for path in ("app.js", "console.css", "vendor/tus-js-client/tus.min.js"):
+    for path in ("app.js", "console.css", "api.js"):
         assert f"/console/static/{build}/{path}" in shell
 
 

@@ -86,8 +86,10 @@ def test_another_sessions_csrf_token_does_not_do(browser: Browser, services: Ser
     assert response.status_code == 403
 
 
-def test_without_a_session_there_is_no_token(browser: Browser) -> None:
-    browser.open()
+@pytest.mark.parametrize("cookie", [None, "", "a" * 10_000, "../../etc", "%ff%00"])
+def test_without_a_session_there_is_no_token(browser: Browser, cookie: str | None) -> None:
+    if cookie is not None:
+        browser.http.cookies.set("stb_console", cookie)
     response = browser.mint(csrf="anything")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "signed_out"

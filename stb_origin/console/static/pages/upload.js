@@ -11,6 +11,19 @@ export const title = "Upload";
 const CHUNK_BYTES = Number(sessionStorage.getItem("stb-console:chunk-bytes")) || 8 * 2 ** 20;
 const ASSET_HEADER = "Stb-Asset"; // the asset a finished tus upload became
 
+// tus-js-client's UMD build is a classic script (it defines window.tus): added
+// when this page is first shown, so other pages do not load it.
+function loadTus() {
+  if (window.tus) return Promise.resolve(window.tus);
+  return new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = new URL("../vendor/tus-js-client/tus.min.js", import.meta.url).href;
+    script.onload = () => resolve(window.tus);
+    script.onerror = () => reject(new Error("tus-js-client did not load"));
+    document.head.append(script);
+  });
+}
+
 async function assetOf(upload, lastResponse) {
   const said = lastResponse?.getHeader(ASSET_HEADER);
   if (said) return said;
@@ -67,7 +80,8 @@ export async function render(main, { go, cleanup }) {
     if (!file) return;
     start.disabled = true;
     stop.disabled = false;
-    upload = new window.tus.Upload(file, {
+    const tus = await loadTus();
+    upload = new tus.Upload(file, {
       endpoint: "/v1/uploads",
       chunkSize: CHUNK_BYTES,
       retryDelays: [0, 1000, 3000, 5000, 10000],
@@ -109,6 +123,7 @@ export async function render(main, { go, cleanup }) {
   });
   cleanup(() => upload?.abort());
 
+  await loadTus();
   replace(main, h("h1", {}, "Upload a master"),
           h("p", { class: "muted" }, "Uploads resume after a dropped connection or a reload:"
             + " pick the same file again to carry on."), form);
