@@ -75,11 +75,6 @@ export async function token({ background = false } = {}) {
   return (await renew()).token;
 }
 
-export async function me() {
-  if (!current) await renew();
-  return current.user;
-}
-
 // A token that fetches the keys of this one asset only (drm: an editor's preview).
 export async function previewToken(assetId) {
   return (await mint({ asset: assetId })).access_token;

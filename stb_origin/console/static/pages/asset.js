@@ -193,7 +193,10 @@ export async function render(main, { params, go, cleanup }) {
           status, h("div", { class: "grid" }, player, details), trackSection, catalogSection);
   showStatus(asset);
   showDetails(asset);
-  await showPlayer(asset);
+  // The player loads hls.js (the page's largest file) beside the rest, not before it.
+  showPlayer(asset).catch((error) => {
+    player.append(h("p", { class: "error", role: "alert" }, `The preview failed: ${error.message}`));
+  });
   const [trackList] = await Promise.all([
     api(`/v1/assets/${assetId}/tracks`),
     catalog(catalogSection, assetId, asset.title),
@@ -208,7 +211,7 @@ export async function render(main, { params, go, cleanup }) {
     const fresh = await api(`/v1/assets/${assetId}`);
     showStatus(fresh);
     showDetails(fresh);
-    await showPlayer(fresh);
+    await showPlayer(fresh).catch(() => {});
     if (fresh.status === "ready") say(`${fresh.title || fresh.id} is ready to preview.`);
   });
   cleanup(() => events.stop());
