@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from stb_origin import proc
 from stb_origin.accounts.models import Role
 from stb_origin.services import build_services
 from stb_origin.settings import Settings, from_env
@@ -151,8 +152,19 @@ def _ready_page(page: Any, hash_: str) -> None:
                  "'main[data-ready]') !== null", hash_)
 
 
+@pytest.fixture(scope="module")
+def sprite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sprite sheet as the asset JSON's thumbnails describe: 4 tiles of 160x90 in a row."""
+    require_tools("ffmpeg")
+    path = tmp_path_factory.mktemp("sprite") / "sprite.jpg"
+    proc.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
+              "testsrc2=size=160x90:rate=1:duration=4", "-vf", "tile=4x1", "-frames:v", "1",
+              str(path)], timeout=60)
+    return path
+
+
 def test_an_editor_uploads_previews_edits_and_deletes(
-        stack: Stack, master: Path, receiver: tuple[str, list[str]]) -> None:
+        stack: Stack, master: Path, sprite: Path, receiver: tuple[str, list[str]]) -> None:
     hook_url, received = receiver
     editor, admin = _people(stack)
     keys: list[int] = []
@@ -238,8 +250,27 @@ def test_an_editor_uploads_previews_edits_and_deletes(
                    timeout_s=60)
             assert keys and set(keys) == {200}, keys
             assert page.locator("#renditions tbody tr").count() >= 1
+
+            # -- the thumbnail strip, drawn from the sprite the asset JSON names ---------
+            # (the pipeline does not make one yet: the answer is given one here)
+            def with_thumbnails(route: Any) -> None:
+                answer = route.fetch()
+                body = answer.json() | {"thumbnails": {
+                    "url": "/sprite-under-test.jpg", "interval_s": 1, "count": 4,
+                    "width": 160, "height": 90}}
+                route.fulfill(response=answer, json=body)
+
+            page.route(f"**/v1/assets/{asset_id}", with_thumbnails)
+            page.route("**/sprite-under-test.jpg", lambda route: route.fulfill(
+                body=sprite.read_bytes(), content_type="image/jpeg"))
+            page.reload()
+            page.wait_for_selector("main[data-ready]")
+            assert page.locator("#thumbnails [role=listitem]").count() == 4
+            _until(page, "() => document.querySelector('#preview')?.currentTime > 0.5",
+                   timeout_s=60)
             _accessible(page, "asset")
             _shot(page, "asset")
+            page.unroute(f"**/v1/assets/{asset_id}")
 
             # -- catalog metadata: create a title for it, then edit it -----------------
             page.fill("#catalog form.card input", "Night and Day")
@@ -267,7 +298,11 @@ def test_an_editor_uploads_previews_edits_and_deletes(
                              headers={"Authorization": f"Bearer {token}"})
             assert gone.status_code == 404
 
-            # -- an admin's pages --------------------------------------------------------
+            # -- an admin's pages (with a channel on them) -------------------------------
+            made = httpx.post(stack.base_url + "/v1/channels", timeout=10, json={
+                "name": "News <24>", "number": 1, "sources": ["udp://127.0.0.1:1234"]},
+                headers={"Authorization": f"Bearer {stack.token('admin')}"})
+            assert made.status_code == 201, made.text
             page.click("#sign-out-submit")
             page.wait_for_selector("#page-sign-in")
             _sign_in(page, stack, admin)
@@ -276,6 +311,8 @@ def test_an_editor_uploads_previews_edits_and_deletes(
                 _ready_page(page, hash_)
                 _accessible(page, name)
                 _shot(page, name)
+                if name == "channels":
+                    assert page.locator("article h2").text_content() == "1 News <24>"
                 if name == "audit":  # the editor's preview, audited
                     assert page.locator("#audit tbody tr").count() >= 1
                     assert "console-preview" in page.text_content("#audit tbody")
