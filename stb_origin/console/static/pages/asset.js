@@ -30,15 +30,18 @@ function source(probed) {
 }
 
 function renditions(asset) {
+  // A language column only when some rendition has one (audio and subtitles do).
+  const languages = asset.renditions.some((r) => r.language);
+  const headings = ["Name", "Type", "Size", "Bandwidth", "Codecs",
+                    ...(languages ? ["Language"] : [])];
   const rows = asset.renditions.map((r) => h("tr", {},
     h("td", {}, r.name || ""), h("td", {}, r.type || "video"),
     h("td", {}, r.width ? `${r.width}×${r.height}` : ""),
     h("td", {}, kbps(r.bandwidth)), h("td", {}, r.codecs || ""),
-    h("td", {}, r.language || "")));
+    languages ? h("td", {}, r.language || "") : null));
   return h("table", { id: "renditions" },
-           h("thead", {}, h("tr", {}, ["Name", "Type", "Size", "Bandwidth", "Codecs",
-                                       "Language"].map((t) => h("th", { scope: "col" }, t)))),
-           h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 6 },
+           h("thead", {}, h("tr", {}, headings.map((t) => h("th", { scope: "col" }, t)))),
+           h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: headings.length },
                                                                 "None yet."))));
 }
 
@@ -55,8 +58,10 @@ function tracks(items) {
 // One JPEG sprite of `count` tiles in a row; each tile is drawn from it at its offset.
 function thumbnails(sprite) {
   const scale = 160 / sprite.width;
-  const strip = h("div", { class: "strip", id: "thumbnails", role: "list",
-                           "aria-label": "Thumbnails" });
+  // Focusable: a strip wider than the page scrolls with the arrow keys too.
+  const strip = h("div", { class: "strip", id: "thumbnails", role: "list", tabindex: 0,
+                           "aria-label": `${sprite.count} thumbnails, one every`
+                             + ` ${sprite.interval_s} s` });
   for (let i = 0; i < sprite.count; i += 1) {
     const tile = h("div", { role: "listitem", title: `${Math.round(i * sprite.interval_s)} s` });
     Object.assign(tile.style, {
