@@ -11,7 +11,7 @@ import pytest
 
 from stb_origin.accounts.models import Role, User
 from stb_origin.app import create_app
-from stb_origin.console import visit
+from stb_origin.console import pages, visit
 from stb_origin.console.signin import SIGN_IN_PER_EMAIL
 from stb_origin.services import Services, build_services
 from stb_origin.settings import Settings
@@ -205,3 +205,13 @@ def test_huge_or_broken_forms_are_refused_without_a_session_change(
     as_json = browser.http.post("/console/sign-in", json={"csrf_token": csrf})
     assert as_json.status_code == 403
     assert browser.sign_in(editor).status_code == 303  # the session is still good
+
+
+def test_the_policy_lets_the_pages_reach_the_api_and_keys_where_they_are() -> None:
+    policy = dict(rule.split(" ", 1) for rule in pages.headers(
+        "https://tv.example.com/", "https://keys.example.net/k")[
+            "Content-Security-Policy"].split("; "))
+    assert policy["connect-src"] == "'self' https://keys.example.net https://tv.example.com"
+    assert policy["media-src"].startswith("'self' blob:")
+    assert policy["script-src"] == "'self'" and policy["style-src"] == "'self'"
+    assert "worker-src" not in policy  # hls.js runs without its worker
