@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 SAMPLE_SECONDS = 12
 DEV_BOX_CLIENT = "stb-box"
 DEV_USER = "dev@example.com"
+# The content team's dev sign-in for /console: an admin, so every page is open.
+DEV_CONSOLE_USER = "console@example.com"
 DEV_SAMPLE_BOX = "DEV-SAMPLE-BOX"  # the serial of the box the printed playback token is for
 DEV_PACKAGE = "dev"
 DEMO_CHANNEL = "Demo channel"
@@ -69,6 +71,9 @@ def run_dev(settings: Settings, host: str, port: int, sample: bool = True) -> in
         if not os.environ.get("STB_GRAPHQL_INTROSPECTION"):
             # On a laptop the schema is there to be explored (GraphiQL, codegen).
             settings = settings.with_(graphql_introspection=True)
+        if not os.environ.get("STB_WEBHOOKS_ALLOW_PRIVATE"):
+            # Receivers under test run on this laptop, over plain HTTP.
+            settings = settings.with_(webhooks_allow_private=True, webhooks_allow_http=True)
         env = {**os.environ, **settings.to_env()}
         me = [sys.executable, "-m", "stb_origin.cli"]
         logs = settings.data_dir / "logs"
@@ -172,6 +177,8 @@ def _introduce(settings: Settings, base: str, sample: bool, demo_port: int) -> N
         print(f"  events:   curl -N {box} -H 'Accept: text/event-stream' {base}/v1/events")
         print(f"  playback token (7 days, {DEV_USER}'s box {DEV_SAMPLE_BOX}): {play}")
         introduce_device_flow(services, base, password)
+        print(f"  console:  {base}/console  (sign in as {DEV_CONSOLE_USER}"
+              f" / {_dev_console_user(services)}, an admin)")
     finally:
         services.close()
 
@@ -200,6 +207,22 @@ def _dev_user(services) -> str:  # type: ignore[no-untyped-def]
     with services.db.session() as session:
         if users.find_user(session, DEV_USER) is None:
             users.create_user(session, DEV_USER, name="Dev", password=password)
+    return password
+
+
+def _dev_console_user(services) -> str:  # type: ignore[no-untyped-def]
+    """The console's dev admin (made once); returns their password."""
+    from stb_origin import secretfiles as secret_files
+    from stb_origin.accounts import users
+    from stb_origin.accounts.models import Role
+
+    password = secret_files.load_or_create(
+        services.settings.secrets_dir / "dev-console-password",
+        lambda: token_urlsafe(12).encode()).decode()
+    with services.db.session() as session:
+        if users.find_user(session, DEV_CONSOLE_USER) is None:
+            users.create_user(session, DEV_CONSOLE_USER, name="Console (dev)",
+                              role=Role.ADMIN, password=password)
     return password
 
 

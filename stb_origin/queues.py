@@ -45,3 +45,23 @@ def enqueue_pipeline(queue: Queue, settings: Settings, asset_id: str, attempt: i
         result_ttl=24 * 3600,
         failure_ttl=7 * 24 * 3600,
     )
+
+
+WEBHOOK_QUEUE = "webhooks"
+
+
+def webhook_queue(redis: Redis) -> Queue:
+    """Webhook attempts: short jobs, which workers take before pipeline jobs."""
+    return Queue(WEBHOOK_QUEUE, connection=redis)
+
+
+def enqueue_webhook(queue: Queue, delivery_id: str, attempt: int, timeout_s: float) -> Job:
+    """Queue one attempt of a delivery; the job id names the attempt."""
+    return queue.enqueue(
+        "stb_origin.workers.jobs.send_webhook",
+        delivery_id, attempt,
+        job_id=f"webhook-{delivery_id}-{attempt}",
+        job_timeout=int(timeout_s) + 30,
+        result_ttl=3600,
+        failure_ttl=7 * 24 * 3600,
+    )

@@ -153,12 +153,31 @@ class Settings:
     events_per_subject: int = 50
     # Events waiting for one connection; a client that lets more pile up is dropped.
     events_queue: int = 256
+    # --- the console (/console) ---
+    # A signed-in console session with no request for this long is ended.
+    console_idle_timeout_s: int = 1800
+    # Lifetime of the access tokens the console's pages get (renewed before expiry).
+    console_token_ttl_s: int = 300
     # --- resumable (tus) uploads ---
     # An unfinished upload nobody has written to for this long expires and its bytes
     # are deleted; a finished one's record (HEAD names its asset) goes after as long.
     upload_expires_s: int = 86400
     # Unfinished, unexpired uploads one user may have at once.
     uploads_per_user: int = 10
+    # --- webhooks ---
+    # Targets on private, loopback, link-local, ... addresses (SSRF); on under
+    # `stb-origin dev`, where receivers run on the laptop.
+    webhooks_allow_private: bool = False
+    # http:// targets (the body and its signature in the clear); on under `stb-origin dev`.
+    webhooks_allow_http: bool = False
+    # One delivery attempt's HTTP call, connect to last header byte.
+    webhooks_timeout_s: float = 10.0
+    # A delivery gives up after this many attempts, or once its next one would come
+    # this long after its first.
+    webhooks_max_attempts: int = 10
+    webhooks_max_age_s: float = 24 * 3600.0
+    # The wait before the first retry; each one after doubles it (with jitter, at most 1 h).
+    webhooks_backoff_s: float = 10.0
 
     def __post_init__(self) -> None:
         if self.segment_format not in SEGMENT_FORMATS:
@@ -193,9 +212,19 @@ class Settings:
         if min(self.events_per_device, self.events_per_subject, self.events_queue) < 1:
             raise SettingsError("STB_EVENTS_PER_DEVICE, STB_EVENTS_PER_SUBJECT and"
                                 " STB_EVENTS_QUEUE must be at least 1")
+        if min(self.console_idle_timeout_s, self.console_token_ttl_s) < 60:
+            raise SettingsError("STB_CONSOLE_IDLE_TIMEOUT_S and STB_CONSOLE_TOKEN_TTL_S must"
+                                " be at least 60")
         if self.upload_expires_s < 60 or self.uploads_per_user < 1:
             raise SettingsError("STB_UPLOAD_EXPIRES_S must be at least 60 and"
                                 " STB_UPLOADS_PER_USER at least 1")
+        if not 0 < self.webhooks_timeout_s <= 60:
+            raise SettingsError("STB_WEBHOOKS_TIMEOUT_S must be above 0 and at most 60")
+        if self.webhooks_max_attempts < 1:
+            raise SettingsError("STB_WEBHOOKS_MAX_ATTEMPTS must be at least 1")
+        if self.webhooks_max_age_s <= 0 or self.webhooks_backoff_s <= 0:
+            raise SettingsError("STB_WEBHOOKS_MAX_AGE_S and STB_WEBHOOKS_BACKOFF_S must be"
+                                " positive")
 
     # Derived values: embedded defaults under the data dir.
     @property
@@ -303,8 +332,16 @@ _CASTS: dict[str, Any] = {
     "events_per_device": int,
     "events_per_subject": int,
     "events_queue": int,
+    "console_idle_timeout_s": int,
+    "console_token_ttl_s": int,
     "upload_expires_s": int,
     "uploads_per_user": int,
+    "webhooks_allow_private": _bool,
+    "webhooks_allow_http": _bool,
+    "webhooks_timeout_s": float,
+    "webhooks_max_attempts": int,
+    "webhooks_max_age_s": float,
+    "webhooks_backoff_s": float,
 }
 
 

@@ -18,6 +18,7 @@ from stb_origin.app.sweeper import sweep_forever
 from stb_origin.catalog import art_routes
 from stb_origin.catalog import box_routes as title_routes
 from stb_origin.catalog import routes as catalog_routes
+from stb_origin.console import routes as console_routes
 from stb_origin.drm import routes as key_routes
 from stb_origin.drm.delivery import KeyDelivery
 from stb_origin.events import routes as event_routes
@@ -41,6 +42,8 @@ from stb_origin.services import Services
 from stb_origin.sync import routes as sync_routes
 from stb_origin.web import openapi
 from stb_origin.web.errors import EXCEPTION_HANDLERS
+from stb_origin.webhooks import routes as webhook_routes
+from stb_origin.webhooks import service as webhook_service
 
 
 async def _flush_access_lines() -> None:
@@ -79,6 +82,8 @@ def create_app(services: Services) -> Starlette:
             background.start_soon(sweep_forever, services)  # first at start-up
             # XMLTV sources due: each claimed in the database, so one replica fetches it.
             background.start_soon(GuidePoller(services).watch)
+            # Events to webhook deliveries, shared with the other replicas (a consumer group).
+            background.start_soon(webhook_service.watch, services)
             try:
                 # GET /v1/events: this process's reader of the event log.
                 async with event_service.running(services) as events:
@@ -106,6 +111,7 @@ def create_app(services: Services) -> Starlette:
                 *graph_routes.routes(services.settings), *activity_routes.ROUTES,
                 *catalog_routes.ROUTES, *title_routes.ROUTES, *art_routes.ROUTES,
                 *event_routes.ROUTES,
+                *webhook_routes.ROUTES, *console_routes.ROUTES,
                 *openapi.routes()],
         middleware=[Middleware(AccessLog)],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

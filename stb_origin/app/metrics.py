@@ -22,9 +22,11 @@ from starlette.routing import Route
 
 from stb_origin.observability import metrics
 from stb_origin.observability.redis_metrics import RedisCollector
+from stb_origin.queues import webhook_queue
 from stb_origin.services import Services
 from stb_origin.web.errors import ApiError
 from stb_origin.web.headers import NO_STORE
+from stb_origin.webhooks.backlog import Backlog
 
 # A request that carries any of these came through a proxy (the CDN, a local
 # nginx): its peer address says nothing about the real client.
@@ -42,7 +44,8 @@ def build_registry(services: Services) -> CollectorRegistry:
     registry = CollectorRegistry()
     registry.register(_ProcessMetrics())
     registry.register(RedisCollector(services.redis, metrics.SHARED, metrics.QUEUE,
-                                     [services.queue]))
+                                     [services.queue, webhook_queue(services.redis)]))
+    registry.register(Backlog(services))
     return registry
 
 

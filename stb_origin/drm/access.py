@@ -5,7 +5,11 @@ A playback token opens an asset for:
 - the operator (the CLI's tokens), for operators and tests;
 - an admin user whose token also carries the ``admin`` scope;
 - a user whose token is bound to an active device of their account, while the
-  account is entitled to the asset.
+  account is entitled to the asset;
+- an editor previewing in the console: a token the console minted for the
+  assets named in it (``client_id`` PREVIEW_CLIENT, no device), so that the
+  content team can check what they uploaded before any package holds it. Its
+  key fetches are audited like any other, under that client id.
 
 Whoever it is, a token restricted to some assets (``Claims.assets``) opens only
 those. A client-credentials token names a client, not a user: it opens nothing.
@@ -37,6 +41,9 @@ from stb_origin.accounts.entitlements import is_entitled
 from stb_origin.accounts.models import Role
 from stb_origin.accounts.users import UserRow, read_user
 from stb_origin.auth.tokens import Claims
+
+# The client id of the console's preview tokens (oauth client ids start "cl-").
+PREVIEW_CLIENT = "console-preview"
 
 
 class Refusal(enum.StrEnum):
@@ -99,13 +106,21 @@ def decide(claims: Claims, asset_id: str, user: UserRow | None, device: DeviceRo
             raise PlaybackRefused(Refusal.DEVICE_REVOKED)
         device_id = claims.device_id
         # Admin powers need both: a token that asks for them and a user who has them.
-        if not (scopes.ADMIN in claims.scopes and user.role == Role.ADMIN):
+        if not (scopes.ADMIN in claims.scopes and user.role == Role.ADMIN
+                or is_editor_preview(claims, user.role)):
             if device_id is None:
                 raise PlaybackRefused(Refusal.NO_DEVICE, account_id)
             if not entitled(account_id):
                 raise PlaybackRefused(Refusal.NOT_ENTITLED, account_id)
     return Viewer(subject=claims.subject, account_id=account_id, device_id=device_id,
                   capabilities=device.capabilities if device is not None else None)
+
+
+def is_editor_preview(claims: Claims, role: Role) -> bool:
+    """A console preview token of an editor or admin: limited to the assets it names
+    (check_claims holds it to them) and to no device."""
+    return (claims.client_id == PREVIEW_CLIENT and claims.assets is not None
+            and claims.device_id is None and role in (Role.EDITOR, Role.ADMIN))
 
 
 def needs_touch(last_seen_at: datetime | None, at: datetime) -> bool:

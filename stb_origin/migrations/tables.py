@@ -29,6 +29,7 @@ TABLE_MODULES = (
     "stb_origin.activity.models",
     "stb_origin.catalog.models",
     "stb_origin.ingest.tus_records",
+    "stb_origin.webhooks.models",
 )
 
 

@@ -18,10 +18,10 @@ from stb_origin import scopes
 from stb_origin.oauth import service, verify_page
 from stb_origin.oauth.client_auth import credentials_from
 from stb_origin.oauth.errors import NO_STORE, OAuthError, invalid_request
-from stb_origin.oauth.forms import FormError, read_form
 from stb_origin.oauth.http import clock_of
 from stb_origin.oauth.models import GrantType
 from stb_origin.services import Services
+from stb_origin.web.forms import FormError, read_form
 from stb_origin.web.http import services_of
 
 JWKS_CACHE = {"Cache-Control": "public, max-age=300"}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import anyio
+from redis import Redis
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -23,15 +24,15 @@ from stb_origin import ratelimit
 from stb_origin.accounts import users
 from stb_origin.accounts.errors import DeviceLimitReached, InvalidValue
 from stb_origin.accounts.models import User
-from stb_origin.oauth import device_flow, pages, web_sessions
-from stb_origin.oauth.forms import FormError, read_form
+from stb_origin.oauth import device_flow, pages
 from stb_origin.oauth.http import clock_of
 from stb_origin.oauth.models import OAuthClient
 from stb_origin.oauth.scopes import grantable
 from stb_origin.oauth.usercode import normalize
-from stb_origin.oauth.web_sessions import WebSession
 from stb_origin.services import Services
+from stb_origin.web.forms import FormError, read_form
 from stb_origin.web.http import services_of
+from stb_origin.web.sessions import SessionStore, WebSession
 
 log = logging.getLogger("stb_origin.oauth")
 
@@ -47,6 +48,11 @@ CODE_ENTRIES_PER_USER = 10
 CODE_ENTRIES_PER_IP = 20
 MAX_PREFILL = 16
 _RATE_PREFIX = "oauth:"
+SESSION_TTL_S = 15 * 60  # idle time-out: the page is for approving a box, not for staying
+
+
+def sessions(redis: Redis) -> SessionStore:
+    return SessionStore(redis, "stb:oauth:web:", SESSION_TTL_S)
 
 
 @dataclass(frozen=True)
@@ -89,10 +95,10 @@ async def device_post(request: Request) -> Response:
 def _show(context: _Context, prefill: str) -> Response:
     redis = context.services.redis
     prefill = prefill[:MAX_PREFILL]
-    session = web_sessions.load(redis, context.cookie)
+    session = sessions(redis).load(context.cookie)
     user = _user(context, session)
     if session is None or user is None:
-        session = session or web_sessions.new_session(redis)
+        session = session or sessions(redis).new_session()
         return _with_cookie(pages.sign_in(session.csrf_token, prefill), context, session)
     # verification_uri_complete only fills the form in: the user still sends
     # the code and then confirms it (RFC 8628 §5.4).
@@ -100,7 +106,7 @@ def _show(context: _Context, prefill: str) -> Response:
 
 
 def _act(context: _Context, form: dict[str, str]) -> Response:
-    session = web_sessions.load(context.services.redis, context.cookie)
+    session = sessions(context.services.redis).load(context.cookie)
     if session is None or not session.csrf_matches(form.get("csrf_token")):
         return pages.problem("page-forbidden", "This form has expired",
                              "This form is out of date or was not sent from this page."
@@ -109,7 +115,7 @@ def _act(context: _Context, form: dict[str, str]) -> Response:
     if action == "sign_in":
         return _sign_in(context, session, form)
     if action == "sign_out":
-        web_sessions.delete(context.services.redis, session)
+        sessions(context.services.redis).delete(session)
         response = RedirectResponse("/device", 303, headers=pages.HEADERS)
         response.delete_cookie(context.cookie_name, path="/", secure=context.secure,
                                httponly=True, samesite="lax")
@@ -142,8 +148,8 @@ def _sign_in(context: _Context, session: WebSession, form: dict[str, str]) -> Re
     ratelimit.reset(services.redis, _RATE_PREFIX + email_key, WINDOW_S, context.clock)
     # A fresh session (and CSRF token) for the signed-in user: one planted
     # before sign-in is worth nothing afterwards.
-    web_sessions.delete(services.redis, session)
-    signed_in = web_sessions.new_session(services.redis, user.id)
+    sessions(services.redis).delete(session)
+    signed_in = sessions(services.redis).new_session(user.id)
     target = "/device" + (f"?{urlencode({'user_code': user_code})}" if user_code else "")
     return _with_cookie(RedirectResponse(target, 303, headers=pages.HEADERS), context,
                         signed_in)
@@ -169,7 +175,7 @@ def _enter_code(context: _Context, session: WebSession, user: User,
         return pages.enter_code(session.csrf_token, user.email, typed[:MAX_PREFILL],
                                 "That code is not right, or it has expired."
                                 " Check the code on your TV.", 400)
-    web_sessions.set_pending(services.redis, session, found.id)
+    sessions(services.redis).set_pending(session, found.id)
     return pages.confirm(session.csrf_token, user.email, code, client.name, found.device_model,
                          found.device_serial,
                          grantable(frozenset(found.scopes.split()), user.role))
@@ -182,7 +188,7 @@ def _decide(context: _Context, session: WebSession, user: User,
         return pages.enter_code(session.csrf_token, user.email, "",
                                 "Enter the code shown on your TV first.", 400)
     # One answer per confirmation screen: a second POST has nothing to decide.
-    web_sessions.set_pending(services.redis, session, None)
+    sessions(services.redis).set_pending(session, None)
     now = context.clock()
     try:
         with services.db.session() as db:
@@ -231,7 +237,7 @@ def _limited(context: _Context, keys: list[tuple[str, int]]) -> Response | None:
 
 
 def _with_cookie(response: Response, context: _Context, session: WebSession) -> Response:
-    response.set_cookie(context.cookie_name, session.cookie, max_age=web_sessions.TTL_S,
+    response.set_cookie(context.cookie_name, session.cookie, max_age=SESSION_TTL_S,
                         path="/", secure=context.secure, httponly=True, samesite="lax")
     return response
 

@@ -160,9 +160,25 @@ LIVE_SWITCHES = SharedCounter(
     ("reason",),
 )
 
+# -- webhooks (shared: attempts are made by RQ work horses) ------------------------
+
+WEBHOOK_DELIVERIES = SharedCounter(
+    "stb_webhook_deliveries_total",
+    "Webhook delivery attempts, by outcome: delivered (a 2xx), retrying (failed, another"
+    " attempt is due later), gave_up (failed, and the delivery is out of attempts or time).",
+    ("outcome",),
+)
+WEBHOOK_BACKLOG = ScrapedGauge(
+    "stb_webhook_backlog",
+    "Webhook work waiting, by stage: events (in the event log, not yet turned into"
+    " deliveries) and deliveries (pending: due, queued or waiting out a back-off).",
+    ("stage",),
+)
+
 SHARED: tuple[SharedMetric, ...] = (
     JOB_DURATION, PIPELINE_STAGE_DURATION, TRANSCODE_REALTIME_FACTOR, JOB_FINAL_FAILURES,
     SPANS_ENCODED, SPANS_REQUEUED, LIVE_SEGMENTS, LIVE_SWITCHES,
+    WEBHOOK_DELIVERIES,
 )
 
 # -- queue (read from Redis at scrape time) ---------------------------------------

@@ -746,6 +746,11 @@ def _security_schemes() -> Json:
             "type": "apiKey", "in": "query", "name": "token",
             "description": "the access token as `?token=`, for players that cannot set headers",
         },
+        "consoleSession": {
+            "type": "apiKey", "in": "cookie", "name": "stb_console",
+            "description": "the console's session cookie (`__Host-stb_console` on HTTPS),"
+                           " set by GET /console and renewed at sign-in",
+        },
         "metricsToken": {
             "type": "http", "scheme": "bearer",
             "description": "STB_METRICS_TOKEN; unset, only loopback clients are answered",
@@ -1733,6 +1738,161 @@ def _uploads() -> Json:
     }
 
 
+def _console() -> Json:
+    tags = ["console"]
+    html = {"text/html": {"schema": {"type": "string"}}}
+    session: list[Json] = [{"consoleSession": []}]
+    form = {"required": True, "content": {"application/x-www-form-urlencoded": {
+        "schema": _object({"csrf_token": {"type": "string"}, "email": {"type": "string"},
+                           "password": {"type": "string"}},
+                          required=["csrf_token"], closed=False)}}}
+    back = {"description": "done: back to /console",
+            "headers": {"Location": _header("/console"), **NO_STORE}}
+
+    def page(description: str) -> Json:
+        return {"description": description, "content": html, "headers": NO_STORE}
+
+    forbidden = page("the form is out of date, not from this page's session (CSRF token),"
+                     " or from another origin")
+    token = _object({"access_token": {"type": "string"},
+                     "token_type": {"type": "string", "enum": ["Bearer"]},
+                     "expires_in": {"type": "integer", "minimum": 1},
+                     "scope": SCOPE_LIST,
+                     "user": _object({"id": ID, "email": {"type": "string"},
+                                      "role": {"type": "string", "enum": ["editor", "admin"]}})})
+    return {
+        "/console": {"get": _operation(
+            "The content team's web app: the sign-in form, or the app once signed in",
+            tags=tags, responses={"200": page("the page (sets the session cookie when new)")})},
+        "/console/sign-in": {"post": _operation(
+            "Sign in to the console (editors and admins): a new session", tags=tags,
+            body=form, security=session,
+            description="Needs the session cookie and CSRF token of GET /console and an Origin"
+                        " of this server; rate-limited per address and per email.",
+            responses={"303": back, "400": page("a wrong email or password"),
+                       "403": page("not an editor or admin; or an out-of-date form"),
+                       "429": {**page("too many attempts"),
+                               "headers": {"Retry-After": _header("seconds"), **NO_STORE}}})},
+        "/console/sign-out": {"post": _operation(
+            "Sign out: the session and the tokens minted for it end now", tags=tags,
+            body=form, security=session, responses={"303": back, "403": forbidden})},
+        "/console/token": {"post": _operation(
+            "A short-lived access token for the console's pages", tags=tags, security=session,
+            description="Needs the session cookie, its CSRF token in `X-CSRF-Token` and an"
+                        " Origin of this server. Editors get the editor scopes, admins every"
+                        " scope; with `{\"asset\": id}` a preview token that fetches that"
+                        " asset's keys only.",
+            parameters=[{"name": "X-CSRF-Token", "in": "header", "required": True,
+                         "description": "the session's CSRF token (the page's meta tag)",
+                         "schema": {"type": "string"}}],
+            body={"required": False, "content": _json(_object({"asset": ID}, required=[]))},
+            responses={"200": _answer("the token", token, headers=NO_STORE),
+                       "400": _response("BadRequest"),
+                       "401": _error("no session, or signed out"),
+                       "403": _error("another origin (`cross_origin`) or a missing or wrong"
+                                     " CSRF token (`csrf_failed`)"),
+                       "413": _response("TooLarge"),
+                       "415": _response("UnsupportedMediaType")})},
+        "/console/static/{build}/{path}": {"get": _operation(
+            "The console's scripts, stylesheet and vendored libraries, cached for ever",
+            tags=tags, parameters=[_path_param("build", "the build id the page names"),
+                                   _path_param("path", "the file")],
+            responses={"200": {"description": "the file", "content": {"*/*": {"schema": {
+                "type": "string"}}}, "headers": {"Cache-Control": _header(
+                    "public, max-age=31536000, immutable")}},
+                "404": _response("NotFound")})},
+    }
+
+
+# The event types a webhook may ask for (webhooks.event_types, which tests/webhooks
+# compares with this list: the shared layer cannot import a domain).
+WEBHOOK_EVENT_TYPES = [
+    "asset.queued", "asset.processing", "asset.ready", "asset.failed", "channel.starting",
+    "channel.live", "channel.no_signal", "channel.failed", "title.created", "title.updated",
+    "title.deleted", "guide.imported", "entitlement.granted", "entitlement.revoked"]
+
+
+def _webhooks() -> Json:
+    tags, admin = ["webhooks"], ("admin",)
+    url = {"type": "string", "maxLength": 2048, "description": "https:// (http:// when"
+           " STB_WEBHOOKS_ALLOW_HTTP is on); refused when its host resolves to a private,"
+           " loopback, link-local or other internal address"}
+    events = {"type": "array", "minItems": 1, "maxItems": len(WEBHOOK_EVENT_TYPES),
+              "items": {"enum": WEBHOOK_EVENT_TYPES}}
+    webhook_fields = {"id": ID, "url": url, "events": events, "active": {"type": "boolean"},
+                      "created_at": TIME, "updated_at": TIME}
+    webhook = _object(webhook_fields)
+    with_secret = _object({**webhook_fields, "secret": {
+        "type": "string", "description": "the signing secret: shown only here"}})
+    attempt = _object({"number": {"type": "integer"}, "at": TIME,
+                       "status_code": _nullable({"type": "integer"}),
+                       "error": _nullable({"type": "string"}),
+                       "duration_ms": {"type": "integer"}})
+    delivery = _object({"id": ID, "event_id": {"type": "string"},
+                        "type": {"enum": WEBHOOK_EVENT_TYPES},
+                        "state": {"enum": ["pending", "delivered", "failed"]},
+                        "attempts": {"type": "array", "items": attempt},
+                        "next_attempt_at": _nullable(TIME), "created_at": TIME})
+
+    def page(item: Json) -> Json:
+        return _object({"items": {"type": "array", "items": item},
+                        "next": _nullable({"type": "string"})})
+
+    def body(required: list[str]) -> Json:
+        schema = _object({"url": url, "events": events, "active": {"type": "boolean"}},
+                         required)
+        return {"required": True, "content": _json(schema)}
+
+    webhook_id = _path_param("webhook_id", "the webhook's id", ID)
+    bad_target = ("400 `bad_target`: the URL is malformed, not allowed, or its host"
+                  " resolves inside (SSRF).")
+    return {
+        "/v1/webhooks": {
+            "post": _api("Subscribe a URL to events", admin, tags=tags,
+                         errors=(*_JSON_BODY_ERRORS, 409), body=body(["url", "events"]),
+                         description=bad_target + " 409 `too_many_webhooks`. The answer"
+                         " holds the signing secret, shown this once.",
+                         ok={"201": _answer("the webhook and its secret", with_secret,
+                                            headers={**LOCATION, **NO_STORE})}),
+            "get": _api("Webhooks, newest first", admin, tags=tags, errors=(400,),
+                        parameters=_page_params(),
+                        ok={"200": _answer("a page", page(webhook), headers=NO_STORE)}),
+        },
+        "/v1/webhooks/{webhook_id}": {
+            "parameters": [webhook_id],
+            "get": _api("A webhook", admin, tags=tags, errors=(404,),
+                        ok={"200": _answer("the webhook", webhook, headers=NO_STORE)}),
+            "patch": _api("Change a webhook's URL, events or active flag", admin, tags=tags,
+                          errors=(*_JSON_BODY_ERRORS, 404), body=body([]),
+                          description=bad_target + " A paused webhook keeps its pending"
+                          " deliveries and gets no new ones.",
+                          ok={"200": _answer("the webhook", webhook, headers=NO_STORE)}),
+            "delete": _api("Delete a webhook with its delivery log", admin, tags=tags,
+                           errors=(404,), ok={"204": _answer("deleted", headers=NO_STORE)}),
+        },
+        "/v1/webhooks/{webhook_id}/secret": {
+            "parameters": [webhook_id],
+            "post": _api("Replace the signing secret (the old one stops at once)", admin,
+                         tags=tags, errors=(404,),
+                         ok={"200": _answer("the webhook and its new secret", with_secret,
+                                            headers=NO_STORE)}),
+        },
+        "/v1/webhooks/{webhook_id}/deliveries": {
+            "parameters": [webhook_id],
+            "get": _api("The delivery log: deliveries newest first, each with its attempts",
+                        admin, tags=tags, errors=(400, 404), parameters=_page_params(),
+                        ok={"200": _answer("a page", page(delivery), headers=NO_STORE)}),
+        },
+        "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver": {
+            "parameters": [webhook_id, _path_param("delivery_id", "the delivery's id", ID)],
+            "post": _api("Send a delivery again now, in a new round of attempts", admin,
+                         tags=tags, errors=(404,),
+                         ok={"202": _answer("the delivery, due now", delivery,
+                                            headers=NO_STORE)}),
+        },
+    }
+
+
 def _operations() -> Json:
     text = {"text/plain": {"schema": {"type": "string"}}}
     return {
@@ -1773,10 +1933,11 @@ def build_document() -> Json:
         "tags": [{"name": name} for name in (
             "assets", "origin", "playback", "users", "devices", "packages", "entitlements",
             "oauth", "channels", "guide", "sync", "graphql", "activity", "catalog",
-            "events", "uploads", "operations")],
+            "events", "uploads", "webhooks", "console", "operations")],
         "paths": {**_assets(), **_origin(), **_keys_and_playback(), **_accounts(), **_oauth(),
                   **_channels(), **_guide(), **_sync(), **_graph(), **_activity(),
-                  **_catalog(), **_events(), **_uploads(), **_operations()},
+                  **_catalog(), **_events(), **_uploads(), **_webhooks(), **_console(),
+                  **_operations()},
         "components": {"schemas": _schemas(), "responses": _responses(),
                        "securitySchemes": _security_schemes()},
     }

@@ -15,6 +15,7 @@ from stb_origin.live import clips
 from stb_origin.observability import metrics
 from stb_origin.services import Services, build_services
 from stb_origin.settings import Settings
+from stb_origin.webhooks import attempt
 
 # The settings the worker process was started with (``use_settings``, called by
 # run_worker); the work horses RQ forks inherit them.
@@ -47,6 +48,10 @@ def process_asset(asset_id: str) -> str:
 
 def help_with_spans(asset_id: str, token: int) -> int:
     return chunked.help_with_spans(_services(), asset_id, token)
+
+
+def send_webhook(delivery_id: str, number: int) -> str:
+    return attempt.run(_services(), delivery_id, number)
 
 
 def on_pipeline_failure(job: Any, connection: Any, exc_type: type[BaseException],

@@ -38,7 +38,7 @@ from rq.job import JobStatus
 from stb_origin import pipeline, proc
 from stb_origin.assets import runs
 from stb_origin.db import Database
-from stb_origin.queues import connect_redis, pipeline_queue
+from stb_origin.queues import connect_redis, pipeline_queue, webhook_queue
 from stb_origin.settings import Settings
 
 # Imported here, before RQ forks a work horse per job, so no job pays for
@@ -138,7 +138,8 @@ class RequeueingWorker(Worker):
             self.cleanup_execution(job, pipeline=pipe, execution=execution)
             queue.enqueue_job(job, pipeline=pipe, at_front=True)
             pipe.execute()
-        asset_id = job.args[0] if job.args else None
+        # A webhook attempt needs nothing more: its claim on the delivery lapses.
+        asset_id = job.args[0] if job.args and job.origin == self.settings.queue_name else None
         if asset_id is not None:
             db = Database(self.settings.resolved_database_url)
             try:
@@ -169,7 +170,9 @@ def run_worker(settings: Settings, burst: bool = False) -> int:
         # Redis may be away when the worker (which names itself in Redis) is made,
         # or during its teardown.
         with contextlib.suppress(RedisError):
-            worker = RequeueingWorker([pipeline_queue(redis, settings)], connection=redis,
+            # Webhook attempts first: seconds each, and a receiver is waiting.
+            queues = [webhook_queue(redis), pipeline_queue(redis, settings)]
+            worker = RequeueingWorker(queues, connection=redis,
                                       settings=settings,
                                       heartbeat_path=settings.data_dir / HEARTBEAT_FILE)
             worker.work(burst=burst, with_scheduler=False, logging_level="INFO")

@@ -18,6 +18,7 @@ from stb_origin.accounts.devices import get_device
 from stb_origin.accounts.models import Role
 from stb_origin.db.types import utcnow
 from stb_origin.drm import keystore
+from stb_origin.drm.access import PREVIEW_CLIENT
 from stb_origin.drm.audit import MAX_FORWARDED_FOR, KeyAudit
 from stb_origin.drm.keys import ContentKey, generate_key
 from stb_origin.services import Services
@@ -133,6 +134,38 @@ def test_admins_need_the_admin_scope_as_well_as_the_role(api, services, film):
     subscriber = household(services)
     scope_only = services.signer.issue(["playback", "admin"], subject=subscriber.user_id)
     _assert_refused(_get(api, _key_path(asset_id, key), scope_only), 403, "no_device", key)
+
+
+def test_an_editor_previews_through_a_console_token_for_that_asset_only(
+        app, api, services, film):
+    asset_id, key = film
+    other_id, other_key = new_asset(services)
+    editor = household(services, role=Role.EDITOR)
+
+    def preview(subject: str, assets: list[str], client: str | None = PREVIEW_CLIENT,
+                device: str | None = None) -> str:
+        return services.signer.issue(["playback"], subject=subject, assets=assets,
+                                     client_id=client, device_id=device)
+
+    # No entitlement and no device: the console's preview token of the asset opens it.
+    assert _get(api, _key_path(asset_id, key), preview(editor.user_id, [asset_id])).content \
+        == key.key
+    # ...and nothing else: another asset, or the same token shape without what makes it one.
+    _assert_refused(_get(api, _key_path(other_id, other_key),
+                         preview(editor.user_id, [asset_id])), 403, "wrong_asset", other_key)
+    for token in (preview(editor.user_id, [asset_id], client=None),
+                  preview(editor.user_id, [asset_id], client="cl-0123456789abcdef0123"),
+                  services.signer.issue(["playback"], subject=editor.user_id,
+                                        client_id=PREVIEW_CLIENT)):  # not asset-bound
+        _assert_refused(_get(api, _key_path(asset_id, key), token), 403, "no_device", key)
+    # A subscriber cannot preview, even with a token shaped like the console's.
+    subscriber = household(services)
+    _assert_refused(_get(api, _key_path(asset_id, key), preview(subscriber.user_id, [asset_id])),
+                    403, "no_device", key)
+    # A preview is audited under the console's client id.
+    delivered = [row for row in _audit(app, services) if row.outcome == "delivered"]
+    assert [(row.subject, row.client_id, row.device_id) for row in delivered] == [
+        (editor.user_id, PREVIEW_CLIENT, None)]
 
 
 # -- every refusal -----------------------------------------------------------------------

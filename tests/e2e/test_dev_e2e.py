@@ -120,6 +120,22 @@ def _what_a_box_reads_works_as_printed(lines: list[str]) -> None:
         "entitlements", "channel", "title"}
 
 
+def _the_console_signs_in_as_printed(lines: list[str]) -> None:
+    """The console line: its URL and its dev admin's email and password work."""
+    printed = re.fullmatch(r"(\S+)\s+\(sign in as (\S+) / (\S+), an admin\)",
+                           _printed(lines, "console"))
+    assert printed, _printed(lines, "console")
+    url, email, password = printed.groups()
+    origin = url.rsplit("/console", 1)[0]
+    with httpx.Client(timeout=10, headers={"Origin": origin}) as browser:
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', browser.get(url).text)
+        assert csrf
+        signed_in = browser.post(origin + "/console/sign-in", data={
+            "csrf_token": csrf.group(1), "email": email, "password": password})
+        assert signed_in.status_code == 303, signed_in.text
+        assert email in browser.get(url).text
+
+
 def test_dev_plays_the_encrypted_sample_as_printed(tmp_path: Path) -> None:
     require_tools("ffmpeg", "ffprobe", "redis-server", "curl")
     port = free_port()  # not the default 8000: the issuer follows the port
@@ -146,6 +162,7 @@ def test_dev_plays_the_encrypted_sample_as_printed(tmp_path: Path) -> None:
                                  text=True, timeout=30, check=True)
         assert '"user_code"' in started.stdout
         _what_a_box_reads_works_as_printed(lines)
+        _the_console_signs_in_as_printed(lines)
         _the_cli_in_the_checkout_talks_to_this_server(lines, checkout, port)
         _the_readme_examples_work_against_this_server(url, checkout, port)
     finally:

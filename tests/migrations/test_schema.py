@@ -40,6 +40,7 @@ LATER_TABLES = {"asset_tracks", "channels", "live_segments", "package_channels",
                 "programmes", "guide_channel_map", "guide_sources", "clips", "changes",
                 "activity_assets", "activity_channels",
                 "titles", "genres", "title_genres", "title_assets", "artwork",
+                "webhooks", "webhook_deliveries", "webhook_attempts",
                 "tus_uploads"}
 
 

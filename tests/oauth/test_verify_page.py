@@ -9,7 +9,7 @@ import pytest
 
 from stb_origin.accounts.models import Role
 from stb_origin.app import create_app
-from stb_origin.oauth import verify_page, web_sessions
+from stb_origin.oauth import verify_page
 from stb_origin.services import Services, build_services
 from stb_origin.settings import Settings
 from tests.oauth.conftest import (
@@ -112,8 +112,8 @@ def test_sign_in_starts_a_new_session(browser: Browser, alice: Person, services:
     browser.sign_in(alice.email)
     after = browser.http.cookies.get(verify_page.COOKIE)
     assert before and after and before != after
-    assert web_sessions.load(services.redis, before) is None
-    session = web_sessions.load(services.redis, after)
+    assert verify_page.sessions(services.redis).load(before) is None
+    session = verify_page.sessions(services.redis).load(after)
     assert session is not None and session.user_id == alice.id
 
 
@@ -242,7 +242,7 @@ def test_sign_out_ends_the_session(browser: Browser, alice: Person, services: Se
     cookie = browser.http.cookies.get(verify_page.COOKIE)
     response = browser.submit(action="sign_out")
     assert page_id(response) == "page-sign-in"
-    assert web_sessions.load(services.redis, cookie) is None
+    assert verify_page.sessions(services.redis).load(cookie) is None
 
 
 def test_a_subscriber_cannot_grant_more_than_they_have(

@@ -33,6 +33,7 @@ from schemathesis.checks import (
     status_code_conformance,
     unsupported_method,
 )
+from sqlalchemy import select
 
 from stb_origin import migrations
 from stb_origin.accounts import devices, entitlements, packages, users
@@ -44,12 +45,15 @@ from stb_origin.assets.records import Asset
 from stb_origin.catalog import titles
 from stb_origin.catalog.titles import TitleFields
 from stb_origin.db.types import new_id
-from stb_origin.oauth import clients, web_sessions
+from stb_origin.oauth import clients, verify_page
 from stb_origin.oauth.verify_page import COOKIE
 from stb_origin.scopes import ALL as SCOPES
 from stb_origin.services import build_services
 from stb_origin.settings import Settings
 from stb_origin.web.openapi import build_document
+from stb_origin.web.sessions import WebSession
+from stb_origin.webhooks import deliveries, subscriptions
+from stb_origin.webhooks.models import Delivery
 from tests.conftest import REDIS_URL
 from tests.drm.support import new_asset
 from tests.origin.test_masters import MASTER
@@ -86,7 +90,7 @@ class World:
     doomed_title: str  # likewise for catalog titles
     public_client: str
     confidential_client: tuple[str, str]
-    signed_in_page: Callable[[], web_sessions.WebSession]  # the admin on /device
+    signed_in_page: Callable[[], WebSession]  # the admin on /device
 
 
 def _world(services: Any, base_url: str) -> World:
@@ -130,10 +134,17 @@ def _world(services: Any, base_url: str) -> World:
         partner, secret = clients.create_client(session, "Partner", "confidential", SCOPES)
         assert secret is not None
         admin_id = admin.id
+        webhook, _secret = subscriptions.create(session, services.envelope,
+                                                "https://hooks.example.com/in",
+                                                ["asset.ready"], True)
+        deliveries.add(session, [deliveries.NewDelivery(webhook.id, "1-0", "asset.ready",
+                                                        "{}")], webhook.created_at)
+        delivery_id = session.scalars(select(Delivery.id)).one()
         ids = {"asset_id": asset, "key_id": key.key_id, "user_id": subscriber.id,
                "device_id": box.id, "name": "premium", "entitlement_id": entitlement.id,
                "asset": asset, "account": subscriber.account_id, "package": "premium",
-               "channel_id": channel, "channel": channel, "title_id": title.id, "slug": "drama"}
+               "channel_id": channel, "channel": channel, "title_id": title.id, "slug": "drama",
+               "webhook_id": webhook.id, "delivery_id": delivery_id}
         world = World(
             base_url=base_url, operator=services.signer.issue(SCOPES),
             admin=services.signer.issue(SCOPES, subject=admin.id),
@@ -143,7 +154,7 @@ def _world(services: Any, base_url: str) -> World:
             doomed_title=doomed_title.id,
             public_client=public.id,
             confidential_client=(partner.id, secret),
-            signed_in_page=lambda: web_sessions.new_session(services.redis, admin_id))
+            signed_in_page=lambda: verify_page.sessions(services.redis).new_session(admin_id))
     return world
 
 

@@ -1,4 +1,4 @@
-"""Small form-encoded bodies, as OAuth endpoints and HTML forms send them."""
+"""Small form-encoded bodies: what OAuth endpoints and the /device and /console forms send."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Webhooks: subscriptions to events of the event log, delivered signed by the RQ workers."""
