@@ -40,6 +40,7 @@ from stb_origin.assets import runs
 from stb_origin.db import Database
 from stb_origin.queues import connect_redis, pipeline_queue, webhook_queue
 from stb_origin.settings import Settings
+from stb_origin.webhooks import attempt as webhook_attempt
 
 # Imported here, before RQ forks a work horse per job, so no job pays for
 # importing the pipeline (about 0.5 s, bench/pipeline_overhead.py).
@@ -161,6 +162,7 @@ def run_worker(settings: Settings, burst: bool = False) -> int:
     try:
         # What runs killed with their worker left behind (a cold stop removes its own).
         pipeline.sweep_work_dirs(settings, db)
+        webhook_attempt.warm_up(db)
     finally:
         db.dispose()
     failures = 0
