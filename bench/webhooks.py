@@ -131,7 +131,7 @@ def run(tmp: Path, redis_url: str, args: argparse.Namespace) -> None:
             while consumer.turn():
                 pass
             consume_s = time.monotonic() - started
-            assert len(webhook_queue(services.redis)) == deliveries
+            assert len(webhook_queue(services.redis, settings)) == deliveries
             arrivals.times.clear()
             started = time.monotonic()
             if mode == "worker process":
@@ -139,7 +139,8 @@ def run(tmp: Path, redis_url: str, args: argparse.Namespace) -> None:
                                env=stb_env(settings.to_env()), check=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             else:
-                QuietWorker([webhook_queue(services.redis)], connection=services.redis).work(
+                queue = webhook_queue(services.redis, settings)
+                QuietWorker([queue], connection=services.redis).work(
                     burst=True, with_scheduler=False, logging_level="WARNING")
             wall_s = time.monotonic() - started
             assert len(arrivals.times) == deliveries, (mode, len(arrivals.times))

@@ -42,7 +42,7 @@ class Consumer:
         self.services = services
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.claim_idle_ms = claim_idle_ms
-        self.queue = webhook_queue(services.redis)
+        self.queue = webhook_queue(services.redis, services.settings)
         self._group_ready = False
 
     def turn(self, block_ms: int | None = None) -> int:
@@ -112,7 +112,7 @@ class Consumer:
 def dispatch(services: Services, queue: Any = None) -> int:
     """Hand every due attempt to the workers; how many."""
     settings = services.settings
-    queue = queue if queue is not None else webhook_queue(services.redis)
+    queue = queue if queue is not None else webhook_queue(services.redis, settings)
     # Long enough for a queued job to wait behind others and run; a lost one is
     # handed out again after it.
     claim_s = max(60.0, 6 * settings.webhooks_timeout_s)

@@ -139,7 +139,7 @@ class RequeueingWorker(Worker):
             self.cleanup_execution(job, pipeline=pipe, execution=execution)
             queue.enqueue_job(job, pipeline=pipe, at_front=True)
             pipe.execute()
-        # A webhook attempt needs nothing more: its claim on the delivery lapses.
+        # Requeued is all a webhook attempt needs: the rest is a pipeline run's.
         asset_id = job.args[0] if job.args and job.origin == self.settings.queue_name else None
         if asset_id is not None:
             db = Database(self.settings.resolved_database_url)
@@ -173,7 +173,7 @@ def run_worker(settings: Settings, burst: bool = False) -> int:
         # or during its teardown.
         with contextlib.suppress(RedisError):
             # Webhook attempts first: seconds each, and a receiver is waiting.
-            queues = [webhook_queue(redis), pipeline_queue(redis, settings)]
+            queues = [webhook_queue(redis, settings), pipeline_queue(redis, settings)]
             worker = RequeueingWorker(queues, connection=redis,
                                       settings=settings,
                                       heartbeat_path=settings.data_dir / HEARTBEAT_FILE)

@@ -199,7 +199,7 @@ def test_a_target_that_now_resolves_inside_is_refused_at_the_attempt(
                                 ["asset.ready"])
     asset_changed(local_services.redis, new_id(), "ready", 100)
     consumer.turn(1)  # made the delivery and queued its first attempt
-    [job] = webhook_queue(local_services.redis).jobs
+    [job] = webhook_queue(local_services.redis, local_services.settings).jobs
     delivery_id, number = job.args
     with changed(local_services, webhooks_allow_private=False) as strict:
         assert attempt.run(strict, delivery_id, number) == "pending"
