@@ -78,6 +78,7 @@ EVERY_FIELD_SET = Settings(
     webhooks_max_attempts=4,
     webhooks_max_age_s=600.0,
     webhooks_backoff_s=2.5,
+    webhooks_log_days=7,
 )
 
 
