@@ -47,12 +47,10 @@ def enqueue_pipeline(queue: Queue, settings: Settings, asset_id: str, attempt: i
     )
 
 
-WEBHOOK_QUEUE = "webhooks"
-
-
-def webhook_queue(redis: Redis) -> Queue:
-    """Webhook attempts: short jobs, which workers take before pipeline jobs."""
-    return Queue(WEBHOOK_QUEUE, connection=redis)
+def webhook_queue(redis: Redis, settings: Settings) -> Queue:
+    """Webhook attempts: short jobs, which workers take before pipeline jobs. Named
+    after the pipeline queue, so that deployments sharing a Redis stay apart."""
+    return Queue(f"{settings.queue_name}-webhooks", connection=redis)
 
 
 def enqueue_webhook(queue: Queue, delivery_id: str, attempt: int, timeout_s: float) -> Job:

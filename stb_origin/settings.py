@@ -178,6 +178,8 @@ class Settings:
     webhooks_max_age_s: float = 24 * 3600.0
     # The wait before the first retry; each one after doubles it (with jitter, at most 1 h).
     webhooks_backoff_s: float = 10.0
+    # Finished deliveries (delivered or given up) stay in the delivery log this long.
+    webhooks_log_days: int = 30
 
     def __post_init__(self) -> None:
         if self.segment_format not in SEGMENT_FORMATS:
@@ -225,6 +227,8 @@ class Settings:
         if self.webhooks_max_age_s <= 0 or self.webhooks_backoff_s <= 0:
             raise SettingsError("STB_WEBHOOKS_MAX_AGE_S and STB_WEBHOOKS_BACKOFF_S must be"
                                 " positive")
+        if self.webhooks_log_days < 1:
+            raise SettingsError("STB_WEBHOOKS_LOG_DAYS must be at least 1")
 
     # Derived values: embedded defaults under the data dir.
     @property
@@ -342,6 +346,7 @@ _CASTS: dict[str, Any] = {
     "webhooks_max_attempts": int,
     "webhooks_max_age_s": float,
     "webhooks_backoff_s": float,
+    "webhooks_log_days": int,
 }
 
 

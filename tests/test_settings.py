@@ -84,6 +84,7 @@ EVERY_FIELD_SET = Settings(
     webhooks_backoff_s=2.5,
     upload_expires_s=3600,
     uploads_per_user=3,
+    webhooks_log_days=7,
 )
 
 

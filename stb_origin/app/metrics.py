@@ -43,8 +43,8 @@ class _ProcessMetrics:
 def build_registry(services: Services) -> CollectorRegistry:
     registry = CollectorRegistry()
     registry.register(_ProcessMetrics())
-    registry.register(RedisCollector(services.redis, metrics.SHARED, metrics.QUEUE,
-                                     [services.queue, webhook_queue(services.redis)]))
+    queues = [services.queue, webhook_queue(services.redis, services.settings)]
+    registry.register(RedisCollector(services.redis, metrics.SHARED, metrics.QUEUE, queues))
     registry.register(Backlog(services))
     return registry
 

@@ -12,6 +12,9 @@ from __future__ import annotations
 import logging
 import time
 
+from sqlalchemy.orm import configure_mappers
+
+from stb_origin.db import Database
 from stb_origin.envelope import UnwrapError
 from stb_origin.observability import metrics
 from stb_origin.services import Services
@@ -60,6 +63,16 @@ def run(services: Services, delivery_id: str, number: int) -> str:
                                        "attempt": number, "status_code": outcome.status_code,
                                        "error": outcome.error, "state": state})
     return state
+
+
+def warm_up(db: Database) -> None:
+    """Set up SQLAlchemy's per-process state for an attempt's queries (mapper
+    configuration, statement caches) once, in the worker's main process: every work
+    horse it forks inherits it instead of paying for it on each ~10 ms attempt
+    (about 0.2 s before, bench/webhooks.py)."""
+    configure_mappers()
+    with db.session() as session:
+        deliveries.due_attempt(session, "0" * 32, 1)
 
 
 def _outcome(state: str, outcome: Outcome) -> str:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
+from datetime import timedelta
 from typing import Any
 
 from redis.exceptions import ResponseError
@@ -34,15 +36,21 @@ GROUP = "webhooks"
 BATCH = 100
 # An entry a consumer took this long ago without acknowledging: its consumer died.
 CLAIM_IDLE_MS = 30_000
+# How often a consumer tidies: old deliveries out of the log, dead consumers out of
+# the group (each process that ever ran is a consumer, named after its pid).
+TIDY_EVERY_S = 300.0
+FORGET_IDLE_MS = 24 * 3600 * 1000
 
 
 class Consumer:
     def __init__(self, services: Services, name: str | None = None,
-                 claim_idle_ms: int = CLAIM_IDLE_MS) -> None:
+                 claim_idle_ms: int = CLAIM_IDLE_MS, forget_idle_ms: int = FORGET_IDLE_MS) -> None:
         self.services = services
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.claim_idle_ms = claim_idle_ms
-        self.queue = webhook_queue(services.redis)
+        self.forget_idle_ms = forget_idle_ms
+        self._tidied_at: float | None = None
+        self.queue = webhook_queue(services.redis, services.settings)
         self._group_ready = False
 
     def turn(self, block_ms: int | None = None) -> int:
@@ -54,7 +62,28 @@ class Consumer:
             self._make_deliveries(entries)
             self.services.redis.xack(eventlog.STREAM, GROUP, *[offset for offset, _ in entries])
         dispatch(self.services, self.queue)
+        if self._tidied_at is None or time.monotonic() - self._tidied_at > TIDY_EVERY_S:
+            self.tidy()
         return len(entries)
+
+    def tidy(self) -> None:
+        """Drop finished deliveries past the log's time, and consumers idle for a day
+        that hold nothing (processes long gone; a live one idles a turn at most)."""
+        self._tidied_at = time.monotonic()
+        days = self.services.settings.webhooks_log_days
+        with self.services.db.session() as session:
+            deliveries.prune(session, utcnow() - timedelta(days=days))
+        redis = self.services.redis
+        try:
+            consumers: Any = redis.xinfo_consumers(eventlog.STREAM, GROUP)
+        except ResponseError:  # no group (Redis lost it): the next turn makes it
+            return
+        for consumer in consumers:
+            name = consumer["name"]
+            name = name.decode() if isinstance(name, bytes) else str(name)
+            if (name != self.name and not consumer["pending"]
+                    and consumer["idle"] >= self.forget_idle_ms):
+                redis.xgroup_delconsumer(eventlog.STREAM, GROUP, name)
 
     def _take(self, block_ms: int | None) -> list[tuple[Any, dict[bytes, bytes]]]:
         redis = self.services.redis
@@ -112,7 +141,7 @@ class Consumer:
 def dispatch(services: Services, queue: Any = None) -> int:
     """Hand every due attempt to the workers; how many."""
     settings = services.settings
-    queue = queue if queue is not None else webhook_queue(services.redis)
+    queue = queue if queue is not None else webhook_queue(services.redis, settings)
     # Long enough for a queued job to wait behind others and run; a lost one is
     # handed out again after it.
     claim_s = max(60.0, 6 * settings.webhooks_timeout_s)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -159,6 +159,15 @@ def redeliver(session: Session, webhook_id: str, delivery_id: str,
     attempts = list(session.scalars(select(Attempt).where(Attempt.delivery_id == delivery_id)
                                     .order_by(Attempt.number)))
     return delivery.to_json(attempts)
+
+
+def prune(session: Session, finished_before: datetime, limit: int = 1000) -> int:
+    """Delete up to ``limit`` deliveries finished before the time (their attempts go
+    with them); how many."""
+    old = (select(Delivery.id).where(Delivery.state != State.PENDING.value,
+                                     Delivery.updated_at < finished_before).limit(limit))
+    result: Any = session.execute(delete(Delivery).where(Delivery.id.in_(old.scalar_subquery())))
+    return int(result.rowcount or 0)
 
 
 def pending_count(session: Session) -> int:

@@ -40,6 +40,7 @@ from stb_origin.assets import runs
 from stb_origin.db import Database
 from stb_origin.queues import connect_redis, pipeline_queue, webhook_queue
 from stb_origin.settings import Settings
+from stb_origin.webhooks import attempt as webhook_attempt
 
 # Imported here, before RQ forks a work horse per job, so no job pays for
 # importing the pipeline (about 0.5 s, bench/pipeline_overhead.py).
@@ -138,7 +139,7 @@ class RequeueingWorker(Worker):
             self.cleanup_execution(job, pipeline=pipe, execution=execution)
             queue.enqueue_job(job, pipeline=pipe, at_front=True)
             pipe.execute()
-        # A webhook attempt needs nothing more: its claim on the delivery lapses.
+        # Requeued is all a webhook attempt needs: the rest is a pipeline run's.
         asset_id = job.args[0] if job.args and job.origin == self.settings.queue_name else None
         if asset_id is not None:
             db = Database(self.settings.resolved_database_url)
@@ -161,6 +162,7 @@ def run_worker(settings: Settings, burst: bool = False) -> int:
     try:
         # What runs killed with their worker left behind (a cold stop removes its own).
         pipeline.sweep_work_dirs(settings, db)
+        webhook_attempt.warm_up(db)
     finally:
         db.dispose()
     failures = 0
@@ -171,7 +173,7 @@ def run_worker(settings: Settings, burst: bool = False) -> int:
         # or during its teardown.
         with contextlib.suppress(RedisError):
             # Webhook attempts first: seconds each, and a receiver is waiting.
-            queues = [webhook_queue(redis), pipeline_queue(redis, settings)]
+            queues = [webhook_queue(redis, settings), pipeline_queue(redis, settings)]
             worker = RequeueingWorker(queues, connection=redis,
                                       settings=settings,
                                       heartbeat_path=settings.data_dir / HEARTBEAT_FILE)

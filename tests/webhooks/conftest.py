@@ -168,7 +168,7 @@ class BurstWorker(SimpleWorker):
 
 def run_attempts(services: Services) -> None:
     """Every queued webhook attempt, run now in this process (as a worker would)."""
-    BurstWorker([webhook_queue(services.redis)], connection=services.redis).work(
+    BurstWorker([webhook_queue(services.redis, services.settings)], connection=services.redis).work(
         burst=True, with_scheduler=False)
 
 

@@ -8,16 +8,16 @@ import signal
 import subprocess
 import sys
 import threading
+from datetime import timedelta
 
-import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from stb_origin import eventlog
-from stb_origin.db.types import new_id
+from stb_origin.db.types import new_id, utcnow
 from stb_origin.services import Services
-from stb_origin.webhooks import subscriptions
+from stb_origin.webhooks import deliveries, subscriptions
 from stb_origin.webhooks.consumer import GROUP, Consumer
-from stb_origin.webhooks.models import Delivery
+from stb_origin.webhooks.models import Attempt, Delivery
 
 EVENTS = 250
 
@@ -64,9 +64,16 @@ def _pending(services: Services) -> int:
     return int(services.redis.xpending(eventlog.STREAM, GROUP)["pending"])
 
 
-@pytest.mark.parametrize("crash", ["before_commit", "after_commit"])
-def test_a_consumer_killed_mid_batch_loses_and_doubles_nothing(
-        hook_services: Services, crash: str) -> None:
+def test_a_consumer_killed_between_commit_and_acknowledgement_doubles_nothing(
+        hook_services: Services) -> None:
+    _kill_mid_batch(hook_services, "after_commit")
+
+
+def test_a_consumer_killed_before_its_commit_loses_nothing(local_services: Services) -> None:
+    _kill_mid_batch(local_services, "before_commit")
+
+
+def _kill_mid_batch(hook_services: Services, crash: str) -> None:
     Consumer(hook_services, name="first").turn()  # the group, before any event
     _subscribe(hook_services)
     _publish(hook_services, EVENTS)
@@ -120,3 +127,38 @@ def test_a_consumer_comes_back_when_redis_lost_its_group(hook_services: Services
     _publish(hook_services, 3)
     assert consumer.turn() == 3
     assert _rows(hook_services) == (3, 3)
+
+
+def test_tidying_drops_finished_deliveries_past_the_log_s_time_and_dead_consumers(
+        hook_services: Services) -> None:
+    consumer = Consumer(hook_services, name="live", forget_idle_ms=0)
+    consumer.turn()
+    [webhook] = _subscribe(hook_services, 1)
+    old, new = utcnow() - timedelta(days=31), utcnow() - timedelta(days=29)
+    with hook_services.db.session() as session:
+        deliveries.add(session, [deliveries.NewDelivery(webhook, f"{n}-0", "title.updated", "{}")
+                                 for n in range(4)], old)
+        rows = session.scalars(select(Delivery).order_by(Delivery.event_id)).all()
+        for row, (state, at) in zip(rows, [("delivered", old), ("failed", old),
+                                           ("pending", old), ("delivered", new)], strict=True):
+            # Both given: the column's onupdate would stamp a changed row with now.
+            session.execute(update(Delivery).where(Delivery.id == row.id)
+                            .values(state=state, updated_at=at))
+            session.add(Attempt(delivery_id=row.id, number=1, at=at, status_code=500,
+                                error=None, duration_ms=1))
+    _publish(hook_services, 2)
+    hook_services.redis.xreadgroup(GROUP, "holder", {eventlog.STREAM: ">"}, count=1)
+    hook_services.redis.xreadgroup(GROUP, "ghost", {eventlog.STREAM: ">"}, count=1)
+    hook_services.redis.xack(eventlog.STREAM, GROUP, *[
+        entry[0] for entry in hook_services.redis.xrange(eventlog.STREAM)][1:])
+
+    consumer.tidy()
+    with hook_services.db.session() as session:
+        kept = session.execute(select(Delivery.event_id, Delivery.state)
+                               .order_by(Delivery.event_id)).all()
+        attempts = session.scalar(select(func.count()).select_from(Attempt))
+    assert [tuple(row) for row in kept] == [("2-0", "pending"), ("3-0", "delivered")]
+    assert attempts == 2
+    names = {c["name"] for c in hook_services.redis.xinfo_consumers(eventlog.STREAM, GROUP)}
+    # "ghost" acknowledged what it took and is idle; "holder" still holds an entry.
+    assert {n.decode() if isinstance(n, bytes) else n for n in names} - {"live"} == {"holder"}

@@ -84,32 +84,32 @@ def test_an_asset_turning_ready_is_delivered_signed(hook_services: Services,
 
 
 def test_a_signature_under_another_secret_or_an_altered_body_fails_the_readme_check(
-        hook_services: Services, receiver: Receiver) -> None:
+        local_services: Services, receiver: Receiver) -> None:
     # The receiver's check can fail: a test of the test.
-    consumer = started(hook_services)
-    add_webhook(hook_services, receiver.url, ["asset.failed"])
+    consumer = started(local_services)
+    add_webhook(local_services, receiver.url, ["asset.failed"])
     receiver.secret = "whsec_not-the-one"
-    asset_changed(hook_services.redis, new_id(), "failed", 0, "bad_media")
-    deliver_all(hook_services, consumer)
+    asset_changed(local_services.redis, new_id(), "failed", 0, "bad_media")
+    deliver_all(local_services, consumer)
     [got] = receiver.wait(1)
     assert not got.verified
 
 
 def test_each_webhook_hears_only_the_types_it_asked_for_while_active(
-        hook_services: Services, receiver: Receiver) -> None:
-    consumer = started(hook_services)
-    channels, _ = add_webhook(hook_services, receiver.url, ["channel.no_signal", "title.created"])
-    failures, _ = add_webhook(hook_services, receiver.url, ["asset.failed"])
-    paused, _ = add_webhook(hook_services, receiver.url, ["channel.no_signal"], active=False)
+        local_services: Services, receiver: Receiver) -> None:
+    consumer = started(local_services)
+    channels, _ = add_webhook(local_services, receiver.url, ["channel.no_signal", "title.created"])
+    failures, _ = add_webhook(local_services, receiver.url, ["asset.failed"])
+    paused, _ = add_webhook(local_services, receiver.url, ["channel.no_signal"], active=False)
     channel = new_id()
     for status in ("starting", "live", "no_signal"):
-        eventlog.publish(hook_services.redis, eventlog.CHANNELS,
+        eventlog.publish(local_services.redis, eventlog.CHANNELS,
                          {"channel": channel, "status": status, "message": None}, key=channel)
-    eventlog.send_command(hook_services.redis, new_id(), new_id(), "resync")  # never a webhook
-    deliver_all(hook_services, consumer)
-    assert [d["type"] for d in delivery_log(hook_services, channels)] == ["channel.no_signal"]
-    assert delivery_log(hook_services, failures) == []
-    assert delivery_log(hook_services, paused) == []
+    eventlog.send_command(local_services.redis, new_id(), new_id(), "resync")  # never a webhook
+    deliver_all(local_services, consumer)
+    assert [d["type"] for d in delivery_log(local_services, channels)] == ["channel.no_signal"]
+    assert delivery_log(local_services, failures) == []
+    assert delivery_log(local_services, paused) == []
     assert [r.json["type"] for r in receiver.wait(1)] == ["channel.no_signal"]
 
 
@@ -152,26 +152,26 @@ def test_a_delivery_gives_up_after_its_attempts_and_counts_in_metrics(
 
 
 def test_a_delivery_past_its_maximum_age_gives_up_at_its_next_failure(
-        hook_services: Services) -> None:
-    with hook_services.db.session() as session:
-        webhook, _ = subscriptions.create(session, hook_services.envelope,
+        local_services: Services) -> None:
+    with local_services.db.session() as session:
+        webhook, _ = subscriptions.create(session, local_services.envelope,
                                           "https://hooks.example.com/", ["asset.ready"], True)
         long_ago = utcnow().replace(year=2000)
         deliveries.add(session, [deliveries.NewDelivery(webhook.id, "1-0", "asset.ready", "{}")],
                        long_ago)
         delivery_id = session.query(Delivery.id).scalar()
     limits = deliveries.Limits(max_attempts=100, max_age_s=3600, backoff_s=1)
-    with hook_services.db.session() as session:
+    with local_services.db.session() as session:
         state = deliveries.record(session, delivery_id, 1, attempt.Outcome(500, None, 3), limits)
     assert state == "failed"
 
 
-def test_network_errors_and_time_outs_are_logged_in_words(hook_services: Services) -> None:
+def test_network_errors_and_time_outs_are_logged_in_words(local_services: Services) -> None:
     silent = socket.create_server(("127.0.0.1", 0))  # accepts into its backlog, never answers
     closed = socket.create_server(("127.0.0.1", 0))
     closed_port = closed.getsockname()[1]
     closed.close()
-    with changed(hook_services, webhooks_timeout_s=0.5) as services:
+    with changed(local_services, webhooks_timeout_s=0.5) as services:
         consumer = started(services)
         hung, _ = add_webhook(services, f"http://127.0.0.1:{silent.getsockname()[1]}/",
                               ["title.created"])
@@ -192,19 +192,19 @@ def test_network_errors_and_time_outs_are_logged_in_words(hook_services: Service
 
 
 def test_a_target_that_now_resolves_inside_is_refused_at_the_attempt(
-        hook_services: Services, receiver: Receiver) -> None:
+        local_services: Services, receiver: Receiver) -> None:
     # Allowed when made (the setting was on); the workers' settings say no now.
-    consumer = started(hook_services)
-    webhook_id, _ = add_webhook(hook_services, receiver.url.replace("127.0.0.1", "localhost"),
+    consumer = started(local_services)
+    webhook_id, _ = add_webhook(local_services, receiver.url.replace("127.0.0.1", "localhost"),
                                 ["asset.ready"])
-    asset_changed(hook_services.redis, new_id(), "ready", 100)
+    asset_changed(local_services.redis, new_id(), "ready", 100)
     consumer.turn(1)  # made the delivery and queued its first attempt
-    [job] = webhook_queue(hook_services.redis).jobs
+    [job] = webhook_queue(local_services.redis, local_services.settings).jobs
     delivery_id, number = job.args
-    with changed(hook_services, webhooks_allow_private=False) as strict:
+    with changed(local_services, webhooks_allow_private=False) as strict:
         assert attempt.run(strict, delivery_id, number) == "pending"
         assert attempt.run(strict, delivery_id, number) == "skipped"  # recorded once
-    [logged] = delivery_log(hook_services, webhook_id)
+    [logged] = delivery_log(local_services, webhook_id)
     assert logged["attempts"][0]["error"].startswith("refused: url: the host resolves to a")
     assert receiver.received == []
 

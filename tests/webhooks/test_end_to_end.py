@@ -66,7 +66,8 @@ def test_a_real_asset_turning_ready_reaches_the_receiver_through_a_real_worker(
 
             page = httpx.get(api + "/metrics", timeout=10).text
             assert 'stb_webhook_deliveries_total{outcome="delivered"} 1.0' in page
-            assert 'stb_queue_jobs{queue="webhooks",state="queued"} 0.0' in page
+            queue = f"{settings.queue_name}-webhooks"
+            assert f'stb_queue_jobs{{queue="{queue}",state="queued"}} 0.0' in page
             assert 'stb_webhook_backlog{stage="deliveries"} 0.0' in page
             assert 'stb_webhook_backlog{stage="events"} 0.0' in page
     finally:
