@@ -30,7 +30,18 @@ from tests.support.s3server import MotoMissing, MotoServer, start_moto
 hypothesis.settings.register_profile("stb", deadline=None)
 hypothesis.settings.load_profile("stb")
 
-REDIS_URL = os.environ.get("STB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _redis_url() -> str:
+    """The test Redis database; under pytest-xdist each worker ("gw0", "gw1", ...)
+    takes its own, counting down from the one configured, as tests flush it."""
+    url = os.environ.get("STB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    base, _, db = url.rpartition("/")
+    return f"{base}/{int(db) - int(worker.removeprefix('gw'))}"
+
+
+REDIS_URL = _redis_url()
 POSTGRES_URL = os.environ.get("STB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
