@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +110,17 @@ class Stack:
             time.sleep(0.3)
         raise AssertionError(f"asset {asset_id} stuck at {seen[-1] if seen else None}:\n"
                              + self.log_tail())
+
+
+@contextmanager
+def running(data_dir: Path, redis_url: str, queue_name: str, **env: str) -> Iterator[Stack]:
+    """A server and a worker on the test's own Redis database and queue, encoding fast,
+    with their own URL as the token issuer; stopped afterwards."""
+    stack = Stack(data_dir, {"STB_REDIS_URL": redis_url, "STB_QUEUE_NAME": queue_name,
+                             "STB_SEGMENT_SECONDS": "2", "STB_X264_PRESET": "ultrafast", **env})
+    stack.env["STB_PUBLIC_BASE_URL"] = stack.base_url
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()

@@ -23,7 +23,7 @@ from tests.conftest import require_tools
 from tests.e2e.browser import CHROMIUM
 from tests.e2e.browser import playwright as browser_driver
 from tests.e2e.player import play
-from tests.e2e.stack import CLI, Stack
+from tests.e2e.stack import CLI, Stack, running
 from tests.support.media import make_clip
 
 PASSWORD = "correct horse battery staple"
@@ -34,20 +34,10 @@ DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 @pytest.fixture
 def stack(tmp_path: Path, redis_url: str, settings: Settings) -> Iterator[Stack]:
     require_tools("ffmpeg", "ffprobe")
-    stack = Stack(tmp_path / "data", {
-        "STB_REDIS_URL": redis_url,
-        "STB_QUEUE_NAME": settings.queue_name,
-        "STB_SEGMENT_SECONDS": "2",
-        "STB_X264_PRESET": "ultrafast",
-        # Polling as fast as the RFC's floor allows keeps the test short.
-        "STB_DEVICE_POLL_INTERVAL_S": "1",
-    })
-    stack.env["STB_PUBLIC_BASE_URL"] = stack.base_url
-    stack.start()
-    try:
+    # Polling as fast as the RFC's floor allows keeps the test short.
+    with running(tmp_path / "data", redis_url, settings.queue_name,
+                 STB_DEVICE_POLL_INTERVAL_S="1") as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 

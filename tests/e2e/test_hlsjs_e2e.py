@@ -15,7 +15,7 @@ from stb_origin.settings import Settings
 from tests.conftest import require_tools
 from tests.e2e.browser import CHROMIUM
 from tests.e2e.browser import playwright as browser_driver
-from tests.e2e.stack import Stack
+from tests.e2e.stack import Stack, running
 from tests.support.media import Subtitle, Track, make_audio_tracks_clip, make_subtitles_clip
 from tests.support.parsers import PLAYER, require_player
 
@@ -35,16 +35,8 @@ def master(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def stack(tmp_path: Path, redis_url: str, settings: Settings) -> Iterator[Stack]:
-    stack = Stack(tmp_path / "data", {
-        "STB_REDIS_URL": redis_url,
-        "STB_QUEUE_NAME": settings.queue_name,
-        "STB_SEGMENT_SECONDS": "2",
-        "STB_X264_PRESET": "ultrafast",
-    }).start()
-    try:
+    with running(tmp_path / "data", redis_url, settings.queue_name) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @contextmanager
