@@ -184,20 +184,24 @@ def retry_or_fail(db: Database, asset_id: str, code: str, message: str, max_atte
     return status
 
 
-def republish(session: Session, asset_id: str, now: datetime | None = None) -> int | None:
+REPUBLISHED = (Status.READY, Status.FAILED, Status.PROCESSING)
+
+
+def republish(session: Session, asset_id: str, now: datetime | None = None,
+              statuses: tuple[Status, ...] = REPUBLISHED) -> int | None:
     """The asset's inputs changed (a sidecar track came or went): it goes through
     the pipeline again. A ``ready`` or ``failed`` asset is ``queued`` afresh (its
     published version plays on until a new one replaces it); a run in progress is
     superseded, since it started without the change; a ``queued`` asset waits as
-    it is, as its run reads the inputs when it starts. Returns the attempt whose
-    job to enqueue once the session commits, or None for nothing to enqueue.
+    it is, as its run reads the inputs when it starts. ``statuses``: only from
+    these (a retry: ``failed`` only). Returns the attempt whose job to enqueue
+    once the session commits, or None for nothing to enqueue.
 
     A superseded run's attempt is counted, so the next job has an id of its own
     (``queues.pipeline_job_id``) while the old one may still be winding down."""
     now = now or utcnow()
-    again = update(_ASSETS).where(
-        _C.id == asset_id,
-        _C.status.in_([Status.READY.value, Status.FAILED.value, Status.PROCESSING.value]))
+    again = update(_ASSETS).where(_C.id == asset_id,
+                                  _C.status.in_([status.value for status in statuses]))
     done = session.execute(again.values(
         status=Status.QUEUED.value, run=_C.run + 1, progress=0, error_code=None,
         error_message=None, heartbeat_at=None, next_attempt_at=None, updated_at=now,

@@ -13,7 +13,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from stb_origin import scopes
-from stb_origin.assets import records
+from stb_origin.assets import records, runs
+from stb_origin.assets.announce import asset_changed
+from stb_origin.assets.records import Status
 from stb_origin.catalog.titles import titles_playing
 from stb_origin.db import changes, stamps
 from stb_origin.drm import keystore
@@ -23,6 +25,7 @@ from stb_origin.ingest.service import UnknownPackages, accept_source
 from stb_origin.ingest.sniff import container_of
 from stb_origin.ingest.upload import Upload, kept_or_refused, receive_upload
 from stb_origin.origin.takedowns import Takedowns
+from stb_origin.pipeline import queue_run
 from stb_origin.services import Services
 from stb_origin.storage import StorageError, layout
 from stb_origin.web.bearer import require_scope
@@ -111,6 +114,35 @@ async def list_assets(request: Request) -> Response:
     return paged(await anyio.to_thread.run_sync(load), limit, "/v1/assets", "id")
 
 
+async def retry_asset(request: Request) -> Response:
+    """A failed asset gets a fresh round of attempts (after someone fixed what failed
+    it: a full disk, a storage outage, a bug); 409 unless it is failed."""
+    services = services_of(request)
+    await require_scope(request, services.signer, scopes.ASSETS_WRITE)
+    asset_id = path_id(request, "asset_id", "asset")
+
+    def retry() -> tuple[int | None, dict[str, object] | None]:
+        with services.db.session() as session:
+            attempt = runs.republish(session, asset_id, statuses=(Status.FAILED,))
+            asset = records.get(session, asset_id)
+            body = asset.to_json() if asset is not None else None
+        if attempt is not None:
+            # Committed. Both best effort: the record says queued, and the reconciler
+            # enqueues the job if Redis was away.
+            queue_run(services, asset_id, attempt)
+            asset_changed(services.redis, asset_id, Status.QUEUED.value, 0)
+        return attempt, body
+
+    attempt, body = await anyio.to_thread.run_sync(retry)
+    if body is None:
+        raise ApiError(404, "not_found", "no such asset")
+    if attempt is None:
+        raise ApiError(409, "not_failed", f"the asset is {body['status']}: only a failed"
+                       " asset is retried (a ready one is republished by changing its tracks)")
+    log.info("asset retried", extra={"asset_id": asset_id})
+    return json_response(body, status=202, location=f"/v1/assets/{asset_id}")
+
+
 async def delete_asset(request: Request) -> Response:
     services = services_of(request)
     await require_scope(request, services.signer, scopes.ASSETS_WRITE)
@@ -158,6 +190,7 @@ ROUTES = [
     Route("/v1/assets", list_assets, methods=["GET"]),
     Route("/v1/assets/{asset_id:str}", get_asset, methods=["GET"]),
     Route("/v1/assets/{asset_id:str}", delete_asset, methods=["DELETE"]),
+    Route("/v1/assets/{asset_id:str}/retry", retry_asset, methods=["POST"]),
     *sidecar_routes.ROUTES,
     *tus_routes.ROUTES,
 ]

@@ -816,6 +816,14 @@ def _assets() -> Json:
                            ("assets:write",), tags=tags, errors=(404,),
                            ok={"204": _answer("deleted")}),
         },
+        "/v1/assets/{asset_id}/retry": {
+            "parameters": [asset_id],
+            "post": _api("Give a failed asset a fresh round of attempts (after its cause was"
+                         " fixed); 409 unless it is failed", ("assets:write",), tags=tags,
+                         errors=(404, 409),
+                         ok={"202": _answer("queued again", _ref("Asset"),
+                                            headers=NO_STORE)}),
+        },
         "/v1/assets/{asset_id}/tracks": {
             "parameters": [asset_id],
             "post": _add_track(),

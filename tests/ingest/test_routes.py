@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from stb_origin import eventlog, pipeline
 from stb_origin.accounts import entitlements, packages
 from stb_origin.accounts.models import Account, PackageAsset
 from stb_origin.assets.records import Asset
@@ -279,3 +280,41 @@ def test_delete_removes_source_and_record(api, services, writer, clip):
     assert list(services.storage.list_keys(f"sources/{asset_id}/")) == []
     again = httpx.delete(f"{api}/v1/assets/{asset_id}", headers=_auth(writer), timeout=10)
     assert again.status_code == 404
+
+
+def test_a_failed_asset_retried_after_its_cause_is_fixed_turns_ready(api, services, writer,
+                                                                     clip):
+    asset_id = _post(api, writer, files={"file": ("clip.mp4", clip.read_bytes())}).json()["id"]
+    source = f"sources/{asset_id}/source.mp4"
+    services.storage.put_bytes(source, b"\x00" * 4096, "video/mp4")  # what fails it
+    services.queue.empty()  # as a worker takes the job
+    assert pipeline.process(services, asset_id) == "failed"
+    services.storage.put_bytes(source, clip.read_bytes(), "video/mp4")  # the cause fixed
+
+    retried = httpx.post(f"{api}/v1/assets/{asset_id}/retry", headers=_auth(writer))
+    assert retried.status_code == 202, retried.text
+    assert retried.headers["location"] == f"/v1/assets/{asset_id}"
+    body = retried.json()
+    assert (body["status"], body["attempt"], body["error"]) == ("queued", 1, None)
+    assert services.queue.job_ids == [f"pipeline-{asset_id}-1"]
+    events = [eventlog.decode(offset, fields).data
+              for offset, fields in services.redis.xrange(eventlog.STREAM)]
+    assert {"asset": asset_id, "status": "queued", "progress": 0, "error": None} in events
+    assert pipeline.process(services, asset_id) == "ready"
+
+
+def test_only_a_failed_asset_is_retried(api, services, writer, clip):
+    asset_id = _post(api, writer, files={"file": ("clip.mp4", clip.read_bytes())}).json()["id"]
+    refused = httpx.post(f"{api}/v1/assets/{asset_id}/retry", headers=_auth(writer))
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "not_failed"
+    assert "the asset is queued" in refused.json()["error"]["message"]
+    assert services.queue.job_ids == [f"pipeline-{asset_id}-1"], "nothing queued twice"
+    missing = httpx.post(f"{api}/v1/assets/{'0' * 32}/retry", headers=_auth(writer))
+    assert missing.status_code == 404
+    reader = services.signer.issue(["assets:read"])
+    assert httpx.post(f"{api}/v1/assets/{asset_id}/retry",
+                      headers=_auth(reader)).status_code == 403
+    assert httpx.post(f"{api}/v1/assets/{asset_id}/retry").status_code == 401
+    assert httpx.post(f"{api}/v1/assets/..%2f..%2fetc/retry",
+                      headers=_auth(writer)).status_code == 404

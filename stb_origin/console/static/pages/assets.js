@@ -1,5 +1,5 @@
 // The asset list: live status and progress from the event stream, the cause of a
-// failure in words, re-upload and delete.
+// failure in words, retry and delete.
 
 import { api } from "../api.js";
 import { badge, h, replace, say, when } from "../dom.js";
@@ -33,8 +33,15 @@ function row(asset, reload) {
   const name = asset.title || "(untitled)";
   const actions = h("td", { class: "row" });
   if (asset.status === "failed") {
-    // The API has no retry: the fix is a new upload of a good master.
-    actions.append(h("a", { class: "button small", href: "#/upload" }, "Upload again"));
+    // Once its cause is fixed (a full disk, a storage outage): a fresh round of attempts.
+    actions.append(h("button", { class: "secondary small", type: "button",
+                                 "aria-label": `Retry ${name}`,
+                                 onclick: async () => {
+                                   await api(`/v1/assets/${asset.id}/retry`, { method: "POST" });
+                                   say(`Queued ${name} again.`);
+                                   reload();
+                                 } },
+                     "Retry"));
   }
   actions.append(h("button", { class: "danger small", type: "button",
                                "aria-label": `Delete ${name}`,
