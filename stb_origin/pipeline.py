@@ -105,6 +105,9 @@ def _process(services: Services, asset_id: str, body: RunBody) -> str:
         log.info("not run: another live run holds the asset, or it is not waiting")
         return "skipped"
     asset_changed(services.redis, asset_id, Status.PROCESSING.value, 0)
+    # What runs that died on this machine left (a whole worker tree killed: no
+    # process of it was left to clean up), this asset's dead run among them.
+    sweep_work_dirs(settings, services.db)
     # Named by the asset: remove_work_dirs and sweep_work_dirs find it by that.
     work = settings.work_dir / f"{asset_id}-{secrets.token_hex(4)}"
     work.mkdir(parents=True)

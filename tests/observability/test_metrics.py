@@ -32,7 +32,8 @@ from tests.support.media import make_clip
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "stb-origin.json"
 STORAGE_OPERATIONS = {"put_file", "put_bytes", "stat", "read_chunks", "get_bytes", "download",
-                      "list_keys", "delete_prefix", "delete_keys", "check", "sweep_temporary"}
+                      "list_keys", "delete_prefix", "delete_keys", "check", "sweep_temporary",
+                      "begin_append", "open_append", "finish_append", "abort_append"}
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
