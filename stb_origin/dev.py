@@ -177,8 +177,9 @@ def _introduce(settings: Settings, base: str, sample: bool, demo_port: int) -> N
         print(f"  events:   curl -N {box} -H 'Accept: text/event-stream' {base}/v1/events")
         print(f"  playback token (7 days, {DEV_USER}'s box {DEV_SAMPLE_BOX}): {play}")
         introduce_device_flow(services, base, password)
-        print(f"  console:  {base}/console  (sign in as {DEV_CONSOLE_USER}"
-              f" / {_dev_console_user(services)}, an admin)")
+        # Nothing glued to the password: it is copied with a double-click.
+        print(f"  console:  {base}/console  sign in as {DEV_CONSOLE_USER}"
+              f" with password {_dev_console_user(services)}  (an admin)")
     finally:
         services.close()
 
@@ -327,7 +328,7 @@ def introduce_device_flow(services, base: str,  # type: ignore[no-untyped-def]
           f" -d device_serial=DEV-BOX-1 --data-urlencode 'device_model=Dev box'"
           f" {base}/oauth/device_authorization")
     print(f"    2. open the verification_uri ({base}/device), sign in as {DEV_USER}"
-          f" / {password}, enter the user_code, approve")
+          f" with password {password}  then enter the user_code and approve")
     print(f"    3. curl -d grant_type={grant} -d client_id={DEV_BOX_CLIENT}"
           f" -d device_code=DEVICE_CODE {base}/oauth/token")
 

@@ -122,7 +122,7 @@ def _what_a_box_reads_works_as_printed(lines: list[str]) -> None:
 
 def _the_console_signs_in_as_printed(lines: list[str]) -> None:
     """The console line: its URL and its dev admin's email and password work."""
-    printed = re.fullmatch(r"(\S+)\s+\(sign in as (\S+) / (\S+), an admin\)",
+    printed = re.fullmatch(r"(\S+)\s+sign in as (\S+) with password (\S+)\s+\(an admin\)",
                            _printed(lines, "console"))
     assert printed, _printed(lines, "console")
     url, email, password = printed.groups()
