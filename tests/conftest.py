@@ -6,6 +6,7 @@ import dataclasses
 import os
 import secrets
 import shutil
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ from stb_origin.settings import Settings
 from stb_origin.workers import jobs
 from tests.support.http import run_server
 from tests.support.s3server import MotoMissing, MotoServer, start_moto
+from tests.support.workers import kill_tree
 
 # Properties are about answers, not speed: hypothesis' per-example time limit
 # only made a busy machine fail them.
@@ -216,6 +218,16 @@ def api(app: Starlette) -> Iterator[str]:
     """Base URL of the real HTTP app (uvicorn on a free port) over `services`."""
     with run_server(app) as base_url:
         yield base_url
+
+
+@pytest.fixture
+def workers() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """The worker processes a test starts, killed (with what they started) after it."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            kill_tree(process)
 
 
 @pytest.fixture

@@ -7,12 +7,10 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from redis import Redis
 from redis.exceptions import ResponseError
 
@@ -25,17 +23,8 @@ from stb_origin.webhooks.consumer import GROUP
 from tests.conftest import require_tools
 from tests.support.http import run_server
 from tests.support.media import make_clip
-from tests.support.workers import CLI, kill_tree, logs, spawn
+from tests.support.workers import CLI, logs, spawn
 from tests.webhooks.conftest import Receiver, call, local_settings
-
-
-@pytest.fixture
-def workers() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            kill_tree(process)
 
 
 def test_a_real_asset_turning_ready_reaches_the_receiver_through_a_real_worker(
