@@ -160,7 +160,13 @@ class LocalStorage:
             if not stat.S_ISREG(os.stat(source).st_mode):
                 raise ObjectNotFound(key)
         with replacing(path) as tmp, _os_errors(key):
-            shutil.copyfile(source, tmp)
+            try:
+                # Every write to a key makes a new file (os.replace), so a hard link is
+                # a copy that can never change: a master of gigabytes is there at once.
+                os.unlink(tmp)
+                os.link(source, tmp)
+            except OSError:  # another file system, or one without hard links
+                shutil.copyfile(source, tmp)
 
     # -- listing and deleting ------------------------------------------------
 

@@ -162,6 +162,28 @@ def test_put_file_copies_and_download(storage: Storage, tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_a_download_never_changes_when_the_key_is_written_again(storage: Storage,
+                                                                tmp_path: Path) -> None:
+    storage.put_bytes("masters/a/source.mp4", DATA, "video/mp4")
+    storage.download("masters/a/source.mp4", tmp_path / "source.mp4")
+
+    storage.put_bytes("masters/a/source.mp4", b"replaced", "video/mp4")
+    storage.delete_keys(["masters/a/source.mp4"])
+
+    assert (tmp_path / "source.mp4").read_bytes() == DATA
+
+
+def test_a_folder_download_shares_the_bytes_instead_of_copying(tmp_path: Path) -> None:
+    # A master is gigabytes: a worker on the same file system has it at once.
+    storage = LocalStorage(tmp_path / "root")
+    storage.put_bytes("masters/a/source.mp4", DATA, "video/mp4")
+    storage.download("masters/a/source.mp4", tmp_path / "source.mp4")
+
+    stored = os.stat(tmp_path / "root" / "masters" / "a" / "source.mp4")
+    assert os.stat(tmp_path / "source.mp4").st_ino == stored.st_ino
+    assert (tmp_path / "source.mp4").read_bytes() == DATA
+
+
 def test_big_file_is_streamed(storage: Storage, tmp_path: Path) -> None:
     size = 40 * 1024 * 1024 + 123  # more than two 16 MiB parts on S3
     source = tmp_path / "big.ts"
