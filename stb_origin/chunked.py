@@ -154,9 +154,15 @@ def forget(services: Services, asset_id: str) -> None:
 
 def help_with_spans(services: Services, asset_id: str, token: int) -> int:
     """The helper job: encode spans of the run's list until it is empty; how many."""
-    raw = services.redis.get(_Keys(asset_id, token).plan)
+    keys = _Keys(asset_id, token)
+    raw = services.redis.get(keys.plan)
     if raw is None or not runs.holds(services.db, asset_id, token):
         return 0  # the run finished, failed or was superseded
+    if not services.redis.llen(keys.todo):
+        # Every span taken (the run queued a helper per span, not knowing how many
+        # workers there are): no need to fetch the master. A span whose worker dies
+        # later goes back on the list, and the run itself works through it.
+        return 0
     plan = Plan.from_json(raw.decode() if isinstance(raw, bytes) else raw)
     settings = services.settings
     # Named by the asset, as the run's own: the worker's sweeps know whose it is.

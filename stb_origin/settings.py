@@ -62,8 +62,10 @@ class Settings:
     # costs its worker a source download, a seek and an ffmpeg start (a few
     # seconds), and a 5-minute master is a few minutes' work on one worker.
     chunk_above_s: float = 300.0
-    # About how long each span is, in whole segments.
-    span_seconds: float = 60.0
+    # About how long each span is, in whole segments. Shorter spans leave less for
+    # one worker to finish alone at the end (bench/chunked.py); each costs a seek
+    # and an ffmpeg start, about 1 % of a 30 s span's encode.
+    span_seconds: float = 30.0
     job_retries: int = 3
     # A run that has not said it is alive for this long is dead (its worker was
     # killed): the reconciler gives its asset the next attempt.

@@ -12,11 +12,13 @@ import pytest
 from redis import Redis
 from rq import SimpleWorker
 
-from stb_origin import pipeline
+from stb_origin import chunked, pipeline
+from stb_origin.assets import runs
 from stb_origin.assets.records import Asset
 from stb_origin.ingest.service import accept_source
 from stb_origin.services import Services, build_services
 from stb_origin.settings import Settings
+from stb_origin.transcode import plan_ladder, probe
 from tests.support.media import make_clip
 
 SECONDS = 14
@@ -80,3 +82,20 @@ def test_helper_jobs_of_a_finished_run_do_nothing(chunking: Services, master: Pa
     SimpleWorker([chunking.queue], connection=chunking.redis).work(burst=True)
     assert [job.return_value() for job in helpers] == [0] * 4
     assert spans_encoded(chunking.redis) == {"run": 5}
+
+
+def test_a_helper_that_finds_every_span_taken_fetches_nothing(
+        chunking: Services, master: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The run queues a helper per span; with fewer workers than spans, most find the
+    # list empty, and must not copy a master of gigabytes to learn it.
+    asset_id = str(accept_source(chunking, master, ".mp4", "long", master.stat().st_size)["id"])
+    run = runs.claim(chunking.db, asset_id, chunking.settings.run_lease_s)
+    assert run is not None
+    plan = chunked.Plan(asset_id, run.token, run.source_key, plan_ladder(
+        probe(master, chunking.settings), chunking.settings), (), "fmp4")
+    chunking.redis.set(f"stb:spans:{asset_id}:{run.token}:plan", plan.to_json())
+    fetched: list[str] = []
+    monkeypatch.setattr(chunking.storage, "download", lambda key, path: fetched.append(key))
+
+    assert chunked.help_with_spans(chunking, asset_id, run.token) == 0
+    assert fetched == []
