@@ -100,6 +100,12 @@ def process_tree_cpu_s(pid: int) -> float:
     return own + sum(process_tree_cpu_s(child) for child in children)
 
 
+def own_cpu_s(pid: int) -> float:
+    """CPU seconds of one live process alone (every thread), not its children."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+
+
 def _machine_busy_s() -> float:
     user, nice, system, _idle, _iowait, irq, softirq, _steal = _cpu_line()
     return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
