@@ -3,7 +3,7 @@
 ``run`` executes a command to completion with a time-out, feeding each stdout
 line to an optional callback, and raises ``ProcessFailed`` with the return
 code and the tail of stderr. ``spawn`` starts a long-lived child (a server)
-whose lifetime the caller owns.
+whose lifetime the caller owns, and ``stop`` ends it.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 STDERR_TAIL_LINES = 40
+# ffmpeg heeds a first SIGTERM only between packets; a second one also interrupts a
+# read that waits (on a silent source), and it still closes its outputs.
+SECOND_SIGTERM_S = 0.5
 
 
 class ProcessFailed(Exception):
@@ -106,8 +109,9 @@ def run(
 
 def spawn(argv: Sequence[str], env: Mapping[str, str] | None = None,
           log_path: Path | None = None, own_session: bool = False,
-          die_with_parent: bool = False) -> subprocess.Popen[bytes]:
-    """Start a long-lived child; its output goes to log_path (or is inherited).
+          die_with_parent: bool = False, pipes: bool = False) -> subprocess.Popen[bytes]:
+    """Start a long-lived child; its output goes to log_path (or is inherited), or with
+    ``pipes`` to its stdout and stderr pipes, which the caller must keep reading.
 
     own_session keeps a terminal's Ctrl-C away from the child, so the caller can
     stop it last (a Redis must outlive the workers that drain into it).
@@ -116,9 +120,10 @@ def spawn(argv: Sequence[str], env: Mapping[str, str] | None = None,
     process that owns it; spawn from the thread that lives as long as the process.
     """
     log = open(log_path, "ab") if log_path is not None else None  # noqa: SIM115
+    output = subprocess.PIPE if pipes else log
     try:
         return subprocess.Popen(
-            list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            list(argv), stdin=subprocess.DEVNULL, stdout=output, stderr=output,
             env=dict(env) if env is not None else None, start_new_session=own_session,
             preexec_fn=_death_signal(os.getpid()) if die_with_parent else None,
         )
@@ -127,6 +132,22 @@ def spawn(argv: Sequence[str], env: Mapping[str, str] | None = None,
     finally:
         if log is not None:
             log.close()
+
+
+def stop(popen: subprocess.Popen[bytes], grace_s: float) -> None:
+    """End a spawned child as ffmpeg likes to be ended: SIGTERM, another if it is still
+    there after a moment, SIGKILL if it is still there after ``grace_s``."""
+    for wait_s in (SECOND_SIGTERM_S, grace_s):
+        if popen.poll() is not None:
+            return
+        popen.terminate()
+        try:
+            popen.wait(wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+    popen.kill()
+    popen.wait()
 
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -172,4 +193,4 @@ _PACKAGES = {
     "nginx": "nginx",
 }
 
-__all__ = ["Completed", "ProcessFailed", "ToolMissing", "require", "run", "spawn"]
+__all__ = ["Completed", "ProcessFailed", "ToolMissing", "require", "run", "spawn", "stop"]

@@ -1,4 +1,5 @@
-"""proc.spawn's children can be tied to the life of the process that spawned them."""
+"""proc.spawn's children can be tied to the life of the process that spawned them, and
+proc.stop ends them as ffmpeg likes to be ended."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import signal
 import subprocess
 import sys
 
+from stb_origin import proc
 from tests.support.processes import alive, identity, survivors
 
 # A parent that spawns a long sleeper through proc.spawn, says its pid, and waits.
@@ -51,3 +53,27 @@ def test_without_it_the_child_outlives_a_killed_parent() -> None:
     finally:
         if alive(child):
             os.kill(pid, signal.SIGKILL)
+
+
+# Like ffmpeg waiting on a silent source: the first SIGTERM is noted, the second ends it.
+DEAF_ONCE = """
+import signal, sys, time
+heard = []
+def term(*_):
+    heard.append(1)
+    if len(heard) == 2:
+        sys.exit(7)
+signal.signal(signal.SIGTERM, term)
+print("ready", flush=True)
+while True:
+    time.sleep(1)
+"""
+
+
+def test_stop_sends_a_second_sigterm_to_a_child_that_did_not_end_on_the_first() -> None:
+    child = subprocess.Popen([sys.executable, "-c", DEAF_ONCE], stdout=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL)
+    assert child.stdout is not None and child.stdout.readline() == b"ready\n"
+    child.stdout.close()
+    proc.stop(child, grace_s=30)
+    assert child.returncode == 7  # its own exit on the second, not a SIGKILL

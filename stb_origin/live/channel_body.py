@@ -10,6 +10,7 @@ from typing import Any
 
 from stb_origin.assets.channels import AUTO, PASSTHROUGH
 from stb_origin.live.encoder import HEIGHTS
+from stb_origin.live.listeners import ports_of
 from stb_origin.live.sources import SourceError, parse_source
 from stb_origin.web.errors import ApiError, missing_field_message
 from stb_origin.web.jsonbody import Fields
@@ -101,6 +102,9 @@ def _sources(value: object) -> list[str]:
             raise _bad(f"sources[{n}]: {exc}") from None
     if len(set(checked)) != len(checked):
         raise _bad("sources: the same URL is listed twice")
+    ports = ports_of(checked)
+    if len(set(ports)) != len(ports):
+        raise _bad("sources: two listeners on one port: each needs a port of its own")
     return checked
 
 

@@ -9,6 +9,11 @@ background (ffprobe); one that answers ``STABLE_PROBES`` times in a row is
 switched back to. Every change of what is on air starts a new ffmpeg, and its
 first listed segment starts a discontinuity in the playlists.
 
+A listener source (an encoder pushing to us) is read, and probed, through its
+relay (``live.relay``): its ffmpeg and probes read the relay's loopback port.
+The relay's encoder leaving fails that source at once, without waiting for the
+silence; one that comes back is switched back to like any source.
+
 Segment N is published (``live.publisher``) once every rendition has listed it,
 in order, with the next media sequence number of the channel's index. Its
 program date-time is the wall clock at which its ffmpeg's first segment was
@@ -25,7 +30,6 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,7 +40,8 @@ from stb_origin.assets.channels import PASSTHROUGH, Channel, ChannelStatus
 from stb_origin.live import encoder, retention
 from stb_origin.live.encoder import Done, LiveRung
 from stb_origin.live.publisher import Publisher, Superseded, next_position
-from stb_origin.live.sources import SourceError, redacted
+from stb_origin.live.relay import Relays
+from stb_origin.live.sources import InputArgs, SourceError, redacted
 from stb_origin.observability import metrics
 from stb_origin.packager.codecs import CodecError, ts_codecs
 from stb_origin.services import Services
@@ -54,8 +59,6 @@ STOP_GRACE_S = 5.0
 EXPIRE_EVERY_S = 10.0
 SLATE = -1  # OnAir.source of the slate
 NO_SIGNAL = "every source is silent or broken: the slate is on air"
-
-InputArgs = Callable[[str], list[str]]
 
 
 @dataclass(frozen=True)
@@ -87,8 +90,10 @@ class OnAir:
     """One ffmpeg and what it has listed so far."""
 
     def __init__(self, source: int, renditions: tuple[str, ...], work: Path,
-                 popen: subprocess.Popen[bytes], caps: dict[str, int]) -> None:
+                 popen: subprocess.Popen[bytes], caps: dict[str, int],
+                 relay_run: int | None) -> None:
         self.source = source  # index into Config.sources, or SLATE
+        self.relay_run = relay_run  # a listener's: the relay ffmpeg carrying its encoder
         self.renditions = renditions
         self.caps = caps  # rendition -> its encoder's peak bit rate (none: passthrough)
         self.work = work
@@ -115,13 +120,7 @@ class OnAir:
         return f"no segment for {silent:.1f} s" if silent > allowed else None
 
     def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()  # ffmpeg closes the segment it is in and lists it
-            try:
-                self.popen.wait(STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
+        proc.stop(self.popen, STOP_GRACE_S)  # ffmpeg closes the segment it is in and lists it
 
 
 class Probe:
@@ -130,9 +129,11 @@ class Probe:
     def __init__(self, ffprobe: str, source: int, input_args: list[str]) -> None:
         self.source = source
         self._deadline = time.monotonic() + PROBE_TIMEOUT_S
+        # Its streams found within a second, as the encoder finds them (ffprobe's own 5 s
+        # would hold each switch back by that much).
         self._popen = subprocess.Popen(
-            [ffprobe, "-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0",
-             *input_args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            [ffprobe, "-v", "error", *encoder.LIVE_INPUT, "-show_entries", "stream=codec_type",
+             "-of", "csv=p=0", *input_args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL)
 
     def result(self) -> bool | None:
@@ -163,9 +164,11 @@ class ChannelRun:
         self._services = services
         self.channel_id = channel_id
         self.epoch = epoch
-        self._input_args = input_args
         self.stop_event = stop
         self._ffmpeg = proc.require("ffmpeg")
+        self._relays = Relays(self._ffmpeg, channel_id)
+        # Listeners are read through their relays, never directly (live.relay).
+        self._input_args = self._relays.input_args(input_args)
         self._ffprobe = proc.require("ffprobe")
         self._preset = services.settings.live_preset
         self._attempt = 0
@@ -195,6 +198,7 @@ class ChannelRun:
         finally:
             if self._probe is not None:
                 self._probe.cancel()
+            self._relays.stop()
             shutil.rmtree(work, ignore_errors=True)
             self._purge_if_deleted()
 
@@ -231,15 +235,17 @@ class ChannelRun:
         self._seq, self._discontinuity = position.seq, position.discontinuity
         self._last_end = position.not_before
         publisher = self._publisher(config.key_rotation_s)
+        self._relays.update(config.sources)
         rungs = self._rungs(config)
         on_air = self._start(config, rungs, 0, work)
         next_config = time.monotonic() + CONFIG_EVERY_S
         next_expiry = time.monotonic()
         try:
             while not self.stop_event.is_set():
+                self._relays.tend()
                 for segment in on_air.complete():
                     self._publish(publisher, on_air, segment)
-                failure = on_air.failure(config)
+                failure = on_air.failure(config) or self._encoder_left(on_air, config)
                 if failure is not None:
                     nxt = _next_source(on_air.source, len(config.sources))
                     log.warning("what is on air failed; switching", extra={
@@ -270,6 +276,7 @@ class ChannelRun:
                         log.info("channel changed; restarting",
                                  extra={"channel_id": self.channel_id})
                         metrics.LIVE_SWITCHES.inc(self._services.redis, reason="restart")
+                        self._relays.update(fresh.sources)
                         config, rungs = fresh, self._rungs(fresh)
                         publisher = self._publisher(config.key_rotation_s)
                         on_air = self._switch(on_air, config, rungs, 0, work)
@@ -324,7 +331,18 @@ class ChannelRun:
             status.update(status=ChannelStatus.NO_SIGNAL.value, error_message=NO_SIGNAL)
         self._publisher(1).report(**status)
         self._stable.clear()
-        return OnAir(source, renditions, folder, popen, caps)
+        relay_run = None if source == SLATE else self._relays.run_of(config.sources[source])
+        return OnAir(source, renditions, folder, popen, caps, relay_run)
+
+    def _encoder_left(self, on_air: OnAir, config: Config) -> str | None:
+        """A listener on air whose encoder left (or was refused): switched from at once,
+        not after a silence; and one that comes back brings new timestamps, which take
+        a new ffmpeg and a discontinuity."""
+        if on_air.relay_run is None:
+            return None
+        if not self._relays.left(config.sources[on_air.source], on_air.relay_run):
+            return None
+        return "the encoder left its listener"
 
     def _switch(self, on_air: OnAir, config: Config, rungs: list[LiveRung], source: int,
                 work: Path) -> OnAir:

@@ -9,6 +9,9 @@ it through the database's cascades. Its objects are removed here, and once
 more by its run when that has stopped writing (``ChannelRun``): a run in the
 middle of a segment may store one after this pass.
 
+A listener source's port is its channel's alone (``live.listeners``): a create or
+change naming a port another channel listens on is refused with 409.
+
 Lists are ordered by channel number (channels without one last), then id; the
 ``after`` cursor is the last channel's id.
 """
@@ -44,7 +47,7 @@ from stb_origin.assets.channels import (
 from stb_origin.db import changes as change_log
 from stb_origin.db import stamps
 from stb_origin.db.types import new_id, utcnow
-from stb_origin.live import channel_body, retention, urls
+from stb_origin.live import channel_body, listeners, retention, urls
 from stb_origin.live.channel_body import Changes
 from stb_origin.origin.takedowns import Takedowns
 from stb_origin.scopes import ADMIN
@@ -121,6 +124,7 @@ async def create_channel(request: Request) -> Response:
                           **columns)
         session.add(channel)
         _flush(session)
+        listeners.take(session, channel_id, channel.sources)
         packages.set_channel_packages(session, channel_id, changes.packages or ())
         change_log.record(session, change_log.CHANNEL, [channel_id])
         return channel_json(channel, changes.packages or [])
@@ -186,6 +190,8 @@ async def update_channel(request: Request) -> Response:
             channel.updated_at = utcnow()
             change_log.record(session, change_log.CHANNEL, [channel_id])
         _flush(session)
+        if "sources" in changed:
+            listeners.take(session, channel_id, channel.sources)
         return channel_json(channel, held), restart, repackaged
 
     updated, restart, repackaged = await run_as_caller(request, claims, work)

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from stb_origin.assets.channels import Channel
-from stb_origin.live.channel_run import ChannelRun, InputArgs
+from stb_origin.live.channel_run import ChannelRun
 from stb_origin.live.lease import Leases
-from stb_origin.live.sources import input_args
+from stb_origin.live.sources import InputArgs, input_args
 from stb_origin.services import Services, build_services
 from stb_origin.settings import Settings
 

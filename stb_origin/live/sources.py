@@ -2,13 +2,21 @@
 how they appear in logs.
 
 Only live feeds are sources: UDP and RTP (MPEG-TS, unicast or multicast), SRT
-(caller, listener or rendezvous), RTMP(S) pulled from a server and HLS pulled
-over HTTP(S). Whatever else ffmpeg can open (``file:``, ``concat:``,
+(caller, listener or rendezvous), RTMP(S) pulled from a server, RTMP pushed to
+us and HLS pulled over HTTP(S). Whatever else ffmpeg can open (``file:``, ``concat:``,
 ``subfile:``, ``pipe:``, ``data:``, ``hls+http:``, ``crypto:``, ``tcp:``...) is
 refused when the channel is saved, and each source's ffmpeg also gets a
 ``-protocol_whitelist`` of exactly the protocols its scheme needs: a remote HLS
 playlist naming ``file:///etc/passwd`` cannot make ffmpeg open a file, since
 the demuxer opens every playlist and segment under the same whitelist.
+
+A listener waits for an encoder to come to it: ``srt://ADDRESS:PORT?mode=listener``
+(the encoder calls) and ``rtmp://ADDRESS:PORT/APP/STREAMKEY?mode=listener`` (the
+encoder publishes, as OBS does; ``mode`` is ours and never reaches ffmpeg). Its
+host is the local address it binds, an IP literal, and its port is given. Only
+one process can hold that port, so a listener is read through its relay
+(``live.relay``), never probed directly. There is no rtmps listener: it would need a
+certificate to serve.
 
 A stalled source must make ffmpeg fail rather than hang, with each protocol's
 own I/O time-out (ffmpeg 5.1, ``ffmpeg -h protocol=NAME``): ``timeout`` (µs)
@@ -16,24 +24,31 @@ for udp and srt, the generic ``rw_timeout`` (µs) for rtmp and http, which the
 HLS demuxer hands on to every playlist and segment it opens. ``timeout`` is no
 I/O time-out for rtmp: there it means "listen for a publisher", so it is never
 given. The RTP demuxer opens its URL without the command line's options, so
-rtp gets ``timeout=`` in its URL instead. An SRT listener waits for its caller
-as long as it takes. (The runner also replaces an ffmpeg that lists no segment for a while:
-these time-outs only make a dead pull end sooner and visibly.)
+rtp gets ``timeout=`` in its URL instead. A listener waits for its encoder as
+long as it takes; once one is there, the time-out holds. (The runner also replaces an
+ffmpeg that lists no segment for a while: these time-outs only make a dead pull end
+sooner and visibly.)
 
 Secrets ride in source URLs (user:password@, SRT's ``passphrase=``, tokens in
-the query): ``redacted`` is how a source is written anywhere but the admin API.
+the query, an RTMP stream key in the last segment of its path): ``redacted`` is how a
+source is written anywhere but the admin API, and ``secret_parts`` what to scrub from
+what ffmpeg says about it.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 MAX_LENGTH = 2000
+# A source URL -> ffmpeg's input options for it (``input_args``, or a run's wrapper).
+InputArgs = Callable[[str], list[str]]
 ACCEPTED = ("udp://host:port, rtp://host:port, srt://host:port, rtmp:// or rtmps:// (a pull"
-            " from a server) and http:// or https:// to an HLS playlist (.m3u8)")
+            " from a server), rtmp://address:port/app/streamkey?mode=listener (a push to us)"
+            " and http:// or https:// to an HLS playlist (.m3u8)")
 IO_TIMEOUT_US = 5_000_000
 # Reloads of an HLS playlist that brought no new segment before ffmpeg gives up
 # (ffmpeg's default, 1000, waits most of an hour).
@@ -72,6 +87,11 @@ _QUERY_OPTIONS: dict[str, frozenset[str]] = {
 _PLAIN_OPTIONS = (_UDP_OPTIONS | _QUERY_OPTIONS["rtp"] | _QUERY_OPTIONS["srt"]) - {
     "passphrase", "streamid", "srt_streamid"}
 _SRT_MODES = frozenset({"caller", "listener", "rendezvous"})
+LISTENER = "listener"
+# What a listener binds: two listeners of one transport may not share a port.
+TRANSPORTS = {"srt": "udp", "rtmp": "tcp"}
+# A stream key as ffmpeg's RTMP server compares it: the URL's last segment, as written.
+_PATH_NAME = re.compile(r"[A-Za-z0-9._~-]+")
 
 
 class SourceError(ValueError):
@@ -84,6 +104,14 @@ class Source:
     scheme: str
     host: str
     port: int | None
+    listens: bool = False  # an encoder comes to us: the run reads it through a relay
+
+    @property
+    def binds(self) -> tuple[str, int] | None:
+        """The transport and port a listener holds (None for a pull)."""
+        if not self.listens or self.port is None:
+            return None
+        return TRANSPORTS[self.scheme], self.port
 
 
 def parse_source(url: object) -> Source:
@@ -112,19 +140,26 @@ def parse_source(url: object) -> Source:
     host = parts.hostname or ""
     _check_host(host, parts.netloc)
     _check_decoded(parts.path, parts.query)
+    listens = False
     if scheme in ("udp", "rtp", "srt"):
-        _check_socket_source(scheme, parts.username, parts.password, port, parts.path,
-                             parts.query)
+        listens = _check_socket_source(scheme, parts.username, parts.password, port,
+                                       parts.path, parts.query)
     elif scheme in ("rtmp", "rtmps"):
         if not parts.path.strip("/"):
             raise SourceError("an RTMP source names its application and stream:"
                               " rtmp://host[:port]/app/stream")
+        listens = _rtmp_mode(parts.query) == LISTENER
+        if listens:
+            _check_rtmp_listener(scheme, parts.username, parts.password, port, parts.path,
+                                 parts.query)
     else:
         if not parts.path.lower().endswith(".m3u8"):
             raise SourceError("an HTTP(S) source is an HLS playlist: its path ends in .m3u8")
     if port == 0:
         raise SourceError("the source's port must be 1 to 65535")
-    return Source(url, scheme, host, port)
+    if listens:
+        _check_bind_address(host)
+    return Source(url, scheme, host, port, listens)
 
 
 def _check_host(host: str, netloc: str) -> None:
@@ -151,7 +186,8 @@ def _check_decoded(path: str, query: str) -> None:
 
 
 def _check_socket_source(scheme: str, username: str | None, password: str | None,
-                         port: int | None, path: str, query: str) -> None:
+                         port: int | None, path: str, query: str) -> bool:
+    """Checks a udp, rtp or srt source; whether it is an SRT listener."""
     if username is not None or password is not None:
         raise SourceError(f"a {scheme} source takes no user or password before the host")
     if port is None:
@@ -173,10 +209,53 @@ def _check_socket_source(scheme: str, username: str | None, password: str | None
     mode = dict(options).get("mode")
     if scheme == "srt" and mode is not None and mode not in _SRT_MODES:
         raise SourceError("srt mode: caller, listener or rendezvous")
+    return scheme == "srt" and mode == LISTENER
+
+
+def _rtmp_mode(query: str) -> str | None:
+    """An RTMP URL's mode: listener (a push to us), or None (a pull; the rest of the
+    query is the server's)."""
+    modes = [value for name, value in parse_qsl(query, keep_blank_values=True)
+             if name == "mode"]
+    if not modes:
+        return None
+    if modes != [LISTENER]:
+        raise SourceError("rtmp mode: listener (an encoder publishes to us), or no mode (a"
+                          " pull from a server)")
+    return LISTENER
+
+
+def _check_rtmp_listener(scheme: str, username: str | None, password: str | None,
+                         port: int | None, path: str, query: str) -> None:
+    if scheme == "rtmps":
+        raise SourceError("an rtmps listener is not offered (it would need a TLS certificate"
+                          " to serve): take the push on rtmp:// over a trusted network, or"
+                          " use srt:// with a passphrase")
+    form = "rtmp://address:port/app/streamkey?mode=listener"
+    if username is not None or password is not None:
+        raise SourceError(f"an RTMP listener takes no user or password: {form}")
+    if port is None:
+        raise SourceError(f"an RTMP listener names its port: {form}")
+    names = path.split("/")[1:]
+    if len(names) != 2 or not all(_PATH_NAME.fullmatch(name) for name in names):
+        raise SourceError(f"an RTMP listener's path is its application and stream key, each"
+                          f" of letters, digits and - . _ ~: {form}")
+    if query != f"mode={LISTENER}":
+        raise SourceError(f"an RTMP listener takes no option but mode: {form}")
+
+
+def _check_bind_address(host: str) -> None:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise SourceError("a listener's host is the local address it binds: an IP address"
+                          " (0.0.0.0, ::, 127.0.0.1 or one of this machine's), not a name"
+                          ) from None
 
 
 def input_args(url: str) -> list[str]:
-    """ffmpeg's (and ffprobe's) input options for a source, ending with ``-i URL``."""
+    """ffmpeg's (and ffprobe's) input options for a source, ending with ``-i URL``. For
+    a listener, they make the one ffmpeg that waits for the encoder (``live.relay``)."""
     source = parse_source(url)
     whitelist = ["-protocol_whitelist", _WHITELISTS[source.scheme]]
     if source.scheme == "udp":
@@ -188,6 +267,9 @@ def input_args(url: str) -> list[str]:
         return [*whitelist, "-i", _with_option(source.url, "timeout", str(IO_TIMEOUT_US))]
     elif source.scheme == "srt":
         options = ["-timeout", str(IO_TIMEOUT_US)]
+    elif source.listens:  # rtmp: its own "listen" option, not our mode
+        url = urlsplit(source.url)._replace(query="").geturl()
+        return [*whitelist, "-rw_timeout", str(IO_TIMEOUT_US), "-listen", "1", "-i", url]
     elif source.scheme in ("rtmp", "rtmps"):
         options = ["-rw_timeout", str(IO_TIMEOUT_US), "-rtmp_live", "live"]
     else:
@@ -203,8 +285,9 @@ def _with_option(url: str, name: str, value: str) -> str:
 
 
 def redacted(url: object) -> str:
-    """The URL with what may be secret replaced by ***: the user and password, and every
-    query value but the plain socket options (timeout, mode, latency...)."""
+    """The URL with what may be secret replaced by ***: the user and password, every
+    query value but the plain socket options (timeout, mode, latency...) and an RTMP
+    URL's last path segment (its stream key, pulled or pushed)."""
     if not isinstance(url, str):
         return "<not a URL>"
     try:
@@ -215,8 +298,11 @@ def redacted(url: object) -> str:
     userinfo = f"{_REDACTED}@" if "@" in parts.netloc else ""
     query = "&".join(
         f"{name}={value if name in _PLAIN_OPTIONS else _REDACTED}" if sep else name
-        for name, sep, value in (pair.partition("=") for pair in parts.query.split("&") if pair))
-    shown = f"{parts.scheme}://{userinfo}{hostport}{parts.path}"
+        for name, sep, value in _query_pairs(parts.query))
+    path = parts.path
+    if parts.scheme in ("rtmp", "rtmps") and path.rpartition("/")[2]:
+        path = f"{path.rpartition('/')[0]}/{_REDACTED}"
+    shown = f"{parts.scheme}://{userinfo}{hostport}{path}"
     if query:
         shown += f"?{query}"
     if parts.fragment:
@@ -224,3 +310,22 @@ def redacted(url: object) -> str:
     # Whatever it was, the answer is one printable line.
     return "".join(c if c.isprintable() and c != " " else "%" + f"{ord(c):02X}"[-2:]
                    for c in shown)
+
+
+def secret_parts(url: str) -> list[str]:
+    """What ``redacted`` hides in a source URL, as written and decoded: the strings to
+    scrub from any text that may quote it."""
+    parts = urlsplit(url)
+    found = [parts.netloc.rpartition("@")[0]] if "@" in parts.netloc else []
+    found += [value for name, sep, value in _query_pairs(parts.query)
+              if sep and name not in _PLAIN_OPTIONS]
+    if parts.scheme in ("rtmp", "rtmps"):
+        found.append(parts.path.rpartition("/")[2])
+    found.append(parts.fragment)
+    found += [unquote(secret) for secret in found]
+    # Longest first, so that a secret holding another is scrubbed whole.
+    return sorted({secret for secret in found if secret}, key=len, reverse=True)
+
+
+def _query_pairs(query: str) -> list[tuple[str, str, str]]:
+    return [pair.partition("=") for pair in query.split("&") if pair]

@@ -25,6 +25,7 @@ TABLE_MODULES = (
     "stb_origin.oauth.models",
     "stb_origin.live.index",
     "stb_origin.live.clips",
+    "stb_origin.live.listeners",
     "stb_origin.guide.models",
     "stb_origin.activity.models",
     "stb_origin.catalog.models",

@@ -641,8 +641,11 @@ def _channel_schemas() -> Json:
     source = {"type": "string", "minLength": 1, "maxLength": 2000, "description": (
         "udp://host:port, rtp://host:port (MPEG-TS, unicast or multicast), srt://host:port"
         " (?mode=caller|listener|rendezvous, passphrase, latency...), rtmp:// or rtmps://"
-        " (pulled from a server), http(s):// to an HLS playlist (.m3u8). Nothing else:"
-        " file:, concat:, subfile:, pipe:, data:, hls+..., tcp: are refused")}
+        " (pulled from a server), rtmp://address:port/app/streamkey?mode=listener (an"
+        " encoder publishes to us; the stream key is checked), http(s):// to an HLS playlist"
+        " (.m3u8). A listener's host is the local IP address it binds and its port is the"
+        " channel's alone. Nothing else: file:, concat:, subfile:, pipe:, data:, hls+...,"
+        " tcp:, rtmps listeners are refused")}
     fields = {
         "name": {"type": "string", "minLength": 1, "maxLength": 200},
         "number": {**_nullable({"type": "integer", "minimum": 1, "maximum": 99999}),
@@ -1208,7 +1211,8 @@ def _channels() -> Json:
                          errors=(*_JSON_BODY_ERRORS, 409), body=_json_body("NewChannel"),
                          description="A runner picks it up within a second or two. 400 names"
                                      " the field and the rule (a source URL is never repeated"
-                                     " back); 409: the number is taken.",
+                                     " back); 409: the number is taken, or another channel"
+                                     " listens on a listener source's port (named).",
                          ok={"201": _answer("created", _ref("Channel"),
                                             headers={**NO_STORE, **LOCATION})}),
             "get": _api("List channels by number (those without one last), then id", admin,
@@ -1225,7 +1229,8 @@ def _channels() -> Json:
                           description="A change of sources, ladder, durations, DVR window or"
                                       " key rotation moves `revision` on: the runner restarts"
                                       " the encoder (a discontinuity). Name, number and"
-                                      " packages change without a restart.",
+                                      " packages change without a restart. 409 as for a"
+                                      " creation.",
                           ok=found(description="changed")),
             "delete": _api("Delete a channel: it stops, its segments, keys, package links"
                            " and guide data go", admin, tags=tags, errors=(404,),

@@ -162,6 +162,12 @@ def test_workers_and_runners_scale_with_the_scale_flag(
     assert heartbeat_file in " ".join(service["healthcheck"]["test"])
 
 
+def test_runners_expose_the_listener_ports_on_the_compose_network(
+        compose: dict[str, Any]) -> None:
+    # Exposed, not published: the runners still scale, and only the holder listens.
+    assert _services(compose)["channel-runner"]["expose"] == ["1935", "9000/udp"]
+
+
 @pytest.mark.parametrize(("name", "heartbeat_file", "stale_after_s"), [
     ("worker", HEARTBEAT_FILE, 3600), ("channel-runner", RUNNER_HEARTBEAT_FILE, 60)])
 def test_heartbeat_health_checks_read_the_file_the_process_writes(

@@ -279,6 +279,19 @@ def test_every_service_selects_a_deployment_and_a_named_port(build: Build) -> No
             assert port["targetPort"] in ports, f"Service {name}: no port {port['targetPort']}"
 
 
+def test_pushed_sources_reach_the_runners_through_a_service(build: Build) -> None:
+    push = build.named("Service", "stb-channel-runner-push")
+    runner = build.named("Deployment", "stb-channel-runner")
+    assert _selects(push["spec"]["selector"], runner)
+    ports = {p["name"]: (p["port"], p["protocol"]) for p in push["spec"]["ports"]}
+    assert ports == {"rtmp": (1935, "TCP"), "srt": (9000, "UDP")}
+    # An encoder that landed on a runner not holding its channel must be balanced
+    # afresh when it reconnects.
+    assert push["spec"].get("sessionAffinity", "None") == "None"
+    container_ports = {p["name"]: p["protocol"] for p in _containers(runner)[0]["ports"]}
+    assert container_ports == {"rtmp": "TCP", "srt": "UDP"}
+
+
 def test_disruption_budgets_and_autoscalers_point_at_deployments(build: Build) -> None:
     deployments = {d["metadata"]["name"]: d for d in build.of_kind("Deployment")}
     budgeted = set()

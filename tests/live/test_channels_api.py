@@ -257,6 +257,42 @@ def test_a_taken_number_is_409_on_create_and_on_change(api: str, operator: str) 
     assert again.status_code == 200
 
 
+@BOTH_ENGINES
+def test_a_listener_s_port_is_its_channel_s_alone(api: str, operator: str) -> None:
+    rtmp = "rtmp://0.0.0.0:1935/live/{key}?mode=listener"
+    one = _create(api, operator, sources=[rtmp.format(key="first-key")]).json()
+    # Another address, another key, the same TCP port: refused, naming the holder.
+    message = _error(_create(api, operator, sources=[
+        UDP, "rtmp://127.0.0.1:1935/other/second-key?mode=listener"]),
+        409, "already_exists", one["id"])
+    assert "tcp port 1935" in message and "second-key" not in message
+    # UDP port 1935 is another port: an SRT listener may have it.
+    srt = _create(api, operator, sources=["srt://0.0.0.0:1935?mode=listener"])
+    assert srt.status_code == 201, srt.text
+    other = _create(api, operator).json()
+    path = f"/v1/channels/{other['id']}"
+    _error(_call(api, "PATCH", path, operator, json={"sources": [rtmp.format(key="k")]}),
+           409, "already_exists", one["id"])
+    _error(_call(api, "PATCH", path, operator,
+                 json={"sources": ["srt://[::]:1935?mode=listener&latency=200"]}),
+           409, "already_exists", srt.json()["id"])
+    # One channel, two listeners on one port: refused as a bad body.
+    _error(_call(api, "PATCH", path, operator, json={"sources": [
+        rtmp.format(key="a"), "rtmp://127.0.0.1:1935/live/b?mode=listener"]}),
+        400, "bad_request", "two listeners on one port")
+    # The holder may keep its port (a new key) and let it go; then it is free.
+    again = _call(api, "PATCH", f"/v1/channels/{one['id']}", operator,
+                  json={"sources": [rtmp.format(key="new-key")]})
+    assert again.status_code == 200, again.text
+    freed = _call(api, "PATCH", f"/v1/channels/{one['id']}", operator, json={"sources": [UDP]})
+    assert freed.status_code == 200, freed.text
+    taken = _call(api, "PATCH", path, operator, json={"sources": [rtmp.format(key="k")]})
+    assert taken.status_code == 200, taken.text
+    # A deleted channel's port goes with it.
+    assert _call(api, "DELETE", path, operator).status_code == 204
+    assert _create(api, operator, sources=[rtmp.format(key="k")]).status_code == 201
+
+
 def test_a_change_is_checked_like_a_creation(api: str, operator: str) -> None:
     channel_id = _create(api, operator).json()["id"]
     path = f"/v1/channels/{channel_id}"

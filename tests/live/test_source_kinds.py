@@ -5,7 +5,6 @@ playlist; and a hostile remote playlist cannot make ffmpeg open a file."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -30,12 +29,6 @@ pytestmark = pytest.mark.usefixtures("tools")
 @pytest.fixture
 def tools() -> None:
     require_tools("ffmpeg", "ffprobe")
-
-
-def _free_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _goes_live(services: Services, settings: Settings, api: str,
@@ -71,7 +64,7 @@ def test_an_srt_source_goes_live(services: Services, settings: Settings, api: st
 def test_an_rtmp_pull_source_goes_live(services: Services, settings: Settings, api: str,
                                        runners: list[subprocess.Popen[bytes]],
                                        tmp_path: Path) -> None:
-    port = _free_tcp_port()
+    port = live.free_tcp_port()
     # ffmpeg as the RTMP server: it waits for one player, then sends it the stream.
     output = ["-f", "flv", "-listen", "1", f"rtmp://127.0.0.1:{port}/live/channel1"]
     with live.encoder_to(output, log=tmp_path / "encoder.log"):

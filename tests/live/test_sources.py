@@ -1,4 +1,5 @@
-"""Source URLs: what is taken, what ffmpeg is told, what is refused, what logs show."""
+"""Source URLs: what is taken, what ffmpeg is told, what is refused, what logs show;
+listeners (an RTMP push, an SRT listener) and the ports they bind."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from stb_origin.live.sources import (
     input_args,
     parse_source,
     redacted,
+    secret_parts,
 )
 
 ACCEPTED_SOURCES = [
@@ -30,6 +32,10 @@ ACCEPTED_SOURCES = [
     "rtmp://media.example.com:1936/live/channel1?token=abc",
     "rtmp://user:secret@media.example.com/live/channel1",
     "rtmps://media.example.com/app/stream",
+    "rtmp://0.0.0.0:1935/live/Str3am-key_9.x~y?mode=listener",
+    "rtmp://127.0.0.1:1936/app/key?mode=listener",
+    "rtmp://[::]:1935/live/key?mode=listener",
+    "srt://[::1]:9000?mode=listener&passphrase=correct-horse-battery",
     "http://cdn.example.com/live/master.m3u8",
     "https://cdn.example.com/live/index.m3u8?token=abc&expires=123",
     "https://user:pw@cdn.example.com:8443/a/b/c.M3U8",
@@ -102,6 +108,20 @@ def test_every_accepted_form_parses(url: str) -> None:
     ("rtmp://media.example.com", "application and stream"),
     ("rtmp://media.example.com/", "application and stream"),
     ("rtmp://media.example.com/live/../x", ".."),
+    # listeners: a local address and a port; RTMP: /app/streamkey and only mode
+    ("srt://encoder.example.net:9000?mode=listener", "IP address"),
+    ("rtmp://media.example.com:1935/live/key?mode=listener", "IP address"),
+    ("rtmp://0.0.0.0/live/key?mode=listener", "names its port"),
+    ("rtmps://0.0.0.0:1935/live/key?mode=listener", "TLS certificate"),
+    ("rtmp://user:pw@0.0.0.0:1935/live/key?mode=listener", "no user or password"),
+    ("rtmp://0.0.0.0:1935/key?mode=listener", "application and stream key"),
+    ("rtmp://0.0.0.0:1935/live/key/more?mode=listener", "application and stream key"),
+    ("rtmp://0.0.0.0:1935/live//key?mode=listener", "application and stream key"),
+    ("rtmp://0.0.0.0:1935/live/k%2Fey?mode=listener", "application and stream key"),
+    ("rtmp://0.0.0.0:1935/live/key?mode=listener&timeout=5", "no option but mode"),
+    ("rtmp://0.0.0.0:1935/live/key?mode=server", "rtmp mode: listener"),
+    ("rtmp://0.0.0.0:1935/live/key?mode=listener&mode=listener", "rtmp mode: listener"),
+    ("rtmp://media.example.com/live/key?mode=caller", "rtmp mode: listener"),
     ("http://" + "a" * MAX_LENGTH + ".m3u8", "at most"),
 ])
 def test_every_refused_form_is_refused_with_a_clear_message(url: str, says: str) -> None:
@@ -153,6 +173,10 @@ def test_ffmpeg_gets_only_the_protocols_each_scheme_needs_and_an_io_timeout() ->
     # rtmp's own "timeout" means "listen": its I/O time-out is the generic one.
     assert rtmp["-rw_timeout"] == "5000000" and "-timeout" not in rtmp
     assert options("rtmps://media.example.com/live/a")["-protocol_whitelist"] == "rtmps,tls,tcp"
+    # An RTMP listener: ffmpeg's own -listen, and our mode gone from the URL it is given.
+    assert input_args("rtmp://0.0.0.0:1935/live/key?mode=listener") == [
+        "-protocol_whitelist", "rtmp,tcp", "-rw_timeout", "5000000", "-listen", "1",
+        "-i", "rtmp://0.0.0.0:1935/live/key"]
     for url in ("http://cdn.example.com/x.m3u8", "https://cdn.example.com/x.m3u8"):
         hls = options(url)
         # No file, pipe, data, concat...: a hostile playlist cannot reach them.
@@ -174,7 +198,11 @@ def test_input_args_refuses_what_parse_refuses() -> None:
     ("srt://10.0.0.5:9000?streamid=%23%21%3A%3Au%3Dbob&latency=200",
      "srt://10.0.0.5:9000?streamid=***&latency=200"),
     ("rtmp://user:secret@media.example.com/live/ch?token=abc",
-     "rtmp://***@media.example.com/live/ch?token=***"),
+     "rtmp://***@media.example.com/live/***?token=***"),
+    # An RTMP stream key is the last segment of the path, pushed or pulled.
+    ("rtmp://0.0.0.0:1935/live/s3cr3t-key?mode=listener",
+     "rtmp://0.0.0.0:1935/live/***?mode=listener"),
+    ("rtmps://media.example.com/app/stream", "rtmps://media.example.com/app/***"),
     ("https://u:pw@cdn.example.com:8443/a/x.m3u8?token=abc&expires=9",
      "https://***@cdn.example.com:8443/a/x.m3u8?token=***&expires=***"),
     ("http://cdn.example.com/x.m3u8", "http://cdn.example.com/x.m3u8"),
@@ -190,3 +218,28 @@ def test_redacted_takes_anything_and_answers_one_printable_line(value: object) -
     assert isinstance(shown, str)
     assert all(c.isprintable() and c != " " for c in shown) or shown.startswith("<")
     assert "\n" not in shown
+
+
+@pytest.mark.parametrize(("url", "binds"), [
+    ("rtmp://0.0.0.0:1935/live/key?mode=listener", ("tcp", 1935)),
+    ("srt://0.0.0.0:9000?mode=listener", ("udp", 9000)),
+    ("srt://127.0.0.1:9000?mode=caller", None),
+    ("srt://127.0.0.1:9000", None),
+    ("rtmp://127.0.0.1:1935/live/key", None),
+    ("udp://0.0.0.0:5000", None),
+])
+def test_a_listener_says_which_port_it_binds(url: str, binds: tuple[str, int] | None) -> None:
+    source = parse_source(url)
+    assert source.binds == binds
+    assert source.listens == (binds is not None)
+
+
+def test_secret_parts_are_what_redacted_hides_as_written_and_decoded() -> None:
+    url = "rtmp://user:pw@media.example.com:1935/live/k3y?token=a%2Fb&timeout=10"
+    found = secret_parts(url)
+    assert {"user:pw", "a%2Fb", "a/b", "k3y"} <= set(found)
+    assert "10" not in found  # a plain option
+    assert found == sorted(found, key=len, reverse=True)
+    assert secret_parts("srt://0.0.0.0:9000?mode=listener&passphrase=correct-horse") == [
+        "correct-horse"]
+    assert secret_parts("udp://127.0.0.1:5000?timeout=1") == []

@@ -41,7 +41,7 @@ LATER_TABLES = {"asset_tracks", "channels", "live_segments", "package_channels",
                 "activity_assets", "activity_channels",
                 "titles", "genres", "title_genres", "title_assets", "artwork",
                 "webhooks", "webhook_deliveries", "webhook_attempts",
-                "tus_uploads"}
+                "tus_uploads", "channel_listeners"}
 
 
 def _differences(url: str) -> list[Any]:
@@ -231,3 +231,29 @@ def test_an_asset_s_tracks_go_with_it(empty_url: str) -> None:
         left = connection.execute(text("SELECT count(*) FROM asset_tracks")).scalar_one()
     database.dispose()
     assert left == 0
+
+
+def test_channels_that_already_listen_get_their_ports(empty_url: str) -> None:
+    # 0013 records the ports of SRT listeners saved before it (the first by id keeps one
+    # that two named); callers and other sources bind nothing of theirs.
+    migrations.upgrade(empty_url, "0012")
+    database = Database(empty_url)
+    sources = {"a1": ["udp://0.0.0.0:9000", "srt://0.0.0.0:9000?mode=listener"],
+               "b2": ["srt://10.0.0.1:9000?mode=listener&passphrase=xxxxxxxxxx"],
+               "c3": ["srt://10.0.0.1:9001?mode=caller", "srt://[::]:9002?mode=listener"]}
+    with database.engine.begin() as connection:
+        channels = MetaData()
+        channels.reflect(connection, only=["channels"])
+        table = channels.tables["channels"]
+        for channel_id, urls in sources.items():
+            row = {c.name: _value(table, c, {}) for c in table.columns}
+            connection.execute(insert(table).values({**row, "id": channel_id, "number": None,
+                                                     "sources": urls}))
+
+    migrations.upgrade(empty_url)
+
+    with database.engine.connect() as connection:
+        found = connection.execute(text("SELECT transport, port, channel_id FROM"
+                                        " channel_listeners ORDER BY port")).all()
+    database.dispose()
+    assert [tuple(row) for row in found] == [("udp", 9000, "a1"), ("udp", 9002, "c3")]
