@@ -25,11 +25,18 @@ from stb_origin.db import Database
 PREFIX = "stb:live:lease:"
 RUNNERS = "stb:live:runners"
 
+# Every lease of the runner in one round trip: the positions (from 1) of those it
+# no longer holds.
 _RENEW = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('pexpire', KEYS[1], ARGV[2])
+local lost = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('get', key) == ARGV[1] then
+    redis.call('pexpire', key, ARGV[2])
+  else
+    lost[#lost + 1] = i
+  end
 end
-return 0
+return lost
 """
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -62,8 +69,13 @@ class Leases:
             self.release(channel_id)
         return epoch
 
-    def renew(self, channel_id: str) -> bool:
-        return bool(self._renew(keys=[PREFIX + channel_id], args=[self.runner_id, self.ttl_ms]))
+    def renew(self, channel_ids: list[str]) -> list[str]:
+        """Renew the leases of these channels; the ones this runner no longer holds."""
+        if not channel_ids:
+            return []
+        lost = self._renew(keys=[PREFIX + c for c in channel_ids],
+                           args=[self.runner_id, self.ttl_ms])
+        return [channel_ids[int(i) - 1] for i in lost]
 
     def release(self, channel_id: str) -> None:
         self._release(keys=[PREFIX + channel_id], args=[self.runner_id])

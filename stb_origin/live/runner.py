@@ -1,8 +1,10 @@
 """`stb-origin channel-runner`: keeps channels on air, each on exactly one runner.
 
-Every second a runner renews the leases of its channels (``live.lease``), notes
-the ones whose run ended (released, to be claimed again), and claims channels
-no runner holds, up to its fair share, each run in a thread of its own
+A thread of the runner renews the leases of all its channels (``live.lease``,
+in one round trip) several times per lease, asking only Redis, so that a slow
+database cannot make channels on air lapse. Every second the runner notes the
+channels whose run ended (released, to be claimed again) and claims channels no
+runner holds, up to its fair share, each run in a thread of its own
 (``live.channel_run``). A runner that dies stops renewing: its leases expire
 after ``runner_lease_s`` and the others claim its channels at their next look,
 so a channel is back on air within the lease plus one look plus the encoder's
@@ -58,10 +60,15 @@ class Runner:
         self._leases = Leases(services.redis, services.db, self.runner_id,
                               services.settings.runner_lease_s)
         self._held: dict[str, _Held] = {}
+        self._lock = threading.Lock()  # _held, shared with the lease keeper
         self._heartbeat = services.settings.data_dir / HEARTBEAT_FILE
 
     def serve(self, stop: threading.Event) -> None:
         log.info("channel runner started", extra={"runner": self.runner_id})
+        looking = threading.Event()
+        keeper = threading.Thread(target=self._keep_leases, args=(looking,),
+                                  name="lease-keeper", daemon=True)
+        keeper.start()
         try:
             while not stop.is_set():
                 started = time.monotonic()
@@ -74,23 +81,24 @@ class Runner:
                     log.exception("channel runner could not look; retrying")
                 stop.wait(max(0.0, LOOK_EVERY_S - (time.monotonic() - started)))
         finally:
+            looking.set()
+            keeper.join()
             self._hand_over()
         log.info("channel runner stopped", extra={"runner": self.runner_id})
 
     def held(self) -> list[str]:
-        return sorted(self._held)
+        with self._lock:
+            return sorted(self._held)
 
     def _look(self) -> None:
         self._leases.announce()
-        for channel_id, held in list(self._held.items()):
-            if not held.thread.is_alive():
+        with self._lock:
+            ended = [c for c, held in self._held.items() if not held.thread.is_alive()]
+            for channel_id in ended:
                 # Ended (deleted, superseded or failed): free it for the next claim.
                 del self._held[channel_id]
-                self._leases.release(channel_id)
-            elif not self._leases.renew(channel_id):
-                log.warning("lease lost; stopping the channel",
-                            extra={"channel_id": channel_id, "runner": self.runner_id})
-                held.run.stop_event.set()
+        for channel_id in ended:
+            self._leases.release(channel_id)
         with self._services.db.session() as session:
             channel_ids = list(session.scalars(select(Channel.id).order_by(Channel.id)))
         share = self._leases.fair_share(len(channel_ids))
@@ -98,18 +106,43 @@ class Runner:
         if limit:
             share = min(share, limit)
         for channel_id in channel_ids:
-            if len(self._held) >= share:
-                break
-            if channel_id in self._held:
-                continue
+            with self._lock:
+                if len(self._held) >= share:
+                    break
+                if channel_id in self._held:
+                    continue
             epoch = self._leases.claim(channel_id)
             if epoch is not None:
                 self._start(channel_id, epoch)
 
+    def _keep_leases(self, stop: threading.Event) -> None:
+        """Renew every lease held, a few times per lease, from a thread that asks only
+        Redis: claims and runs wait on the database (a round of claims at start-up or
+        takeover, writes queueing on a busy core), and must not make channels that
+        are on air lapse meanwhile."""
+        while not stop.wait(self._leases.ttl_ms / 4000):
+            try:
+                self._renew()
+            except Exception:  # noqa: BLE001 - Redis away: the next round tries again
+                log.warning("leases not renewed; retrying", extra={"runner": self.runner_id})
+
+    def _renew(self) -> None:
+        with self._lock:
+            channel_ids = list(self._held)
+        lost = self._leases.renew(channel_ids)
+        with self._lock:
+            stopping = {c: self._held[c].run.stop_event for c in lost if c in self._held}
+        for channel_id, event in stopping.items():
+            if not event.is_set():
+                log.warning("lease lost; stopping the channel",
+                            extra={"channel_id": channel_id, "runner": self.runner_id})
+                event.set()
+
     def _start(self, channel_id: str, epoch: int) -> None:
         run = ChannelRun(self._services, channel_id, epoch, self._input_args, threading.Event())
         thread = threading.Thread(target=run.run, name=f"channel-{channel_id[:8]}", daemon=True)
-        self._held[channel_id] = _Held(run, thread)
+        with self._lock:
+            self._held[channel_id] = _Held(run, thread)
         thread.start()
         log.info("channel claimed", extra={"channel_id": channel_id, "epoch": epoch,
                                            "runner": self.runner_id})

@@ -1,7 +1,10 @@
-"""Publishing, fencing and retention of live segments over a real database and storage."""
+"""Publishing, fencing, leases and retention of live segments over a real database and
+storage."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -9,8 +12,11 @@ import pytest
 
 from stb_origin.drm import keystore
 from stb_origin.live import retention, urls
-from stb_origin.live.lease import Leases
+from stb_origin.live.channel_run import ChannelRun
+from stb_origin.live.lease import PREFIX, Leases
 from stb_origin.live.publisher import Publisher, Superseded, next_position
+from stb_origin.live.runner import Runner
+from stb_origin.live.sources import input_args
 from stb_origin.services import Services
 from tests.e2e.player import decrypt
 from tests.support import live
@@ -92,11 +98,26 @@ def test_only_one_runner_holds_a_lease_and_only_its_holder_renews_or_releases(
     two = Leases(services.redis, services.db, "r2", 5)
     assert one.claim(channel_id) == 1
     assert two.claim(channel_id) is None
-    assert not two.renew(channel_id)
+    assert two.renew([channel_id]) == [channel_id]  # lost: never its
     two.release(channel_id)
-    assert one.holder(channel_id) == "r1" and one.renew(channel_id)
+    assert one.holder(channel_id) == "r1" and one.renew([channel_id]) == []
     one.release(channel_id)
     assert two.claim(channel_id) == 2
+
+
+def test_one_renewal_keeps_every_held_lease_and_names_the_lost_ones(
+        services: Services) -> None:
+    channels = [live.add_channel(services, [f"udp://127.0.0.1:{9 + n}"]) for n in range(3)]
+    one = Leases(services.redis, services.db, "r1", 5)
+    two = Leases(services.redis, services.db, "r2", 5)
+    assert one.claim(channels[0]) == one.claim(channels[2]) == 1
+    assert two.claim(channels[1]) == 1
+    services.redis.pexpire(PREFIX + channels[0], 100)
+
+    assert one.renew(channels) == [channels[1]]
+    assert services.redis.pttl(PREFIX + channels[0]) > 4000
+    assert services.redis.pttl(PREFIX + channels[2]) > 4000
+    assert one.renew([]) == []
 
 
 def test_retention_deletes_what_left_the_window_objects_first(services: Services,
@@ -133,3 +154,33 @@ def test_a_new_run_sweeps_what_a_dead_one_stored_but_never_listed(
     assert retention.sweep_unlisted(services, channel_id, next_seq) == 1
     assert sorted(services.storage.list_keys(f"hls/{channel_id}/seg/")) == sorted(
         urls.segment_key(channel_id, name, epoch, 0) for name in ("108p", "72p"))
+
+
+def test_a_long_round_of_claims_keeps_the_leases_already_held(
+        services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A runner starting (or taking over) dozens of channels on a busy core spends
+    # longer claiming them, each waiting on the database, than a lease lasts: the
+    # ones already on air must not lapse.
+    channels = [live.add_channel(services, [f"udp://127.0.0.1:{9 + n}"]) for n in range(6)]
+    runner = Runner(services, input_args, runner_id="r1")
+    runner._leases = Leases(services.redis, services.db, "r1", 1.0)  # 1 s leases
+    claim = Leases.claim
+
+    def slow_claim(self: Leases, channel_id: str) -> int | None:
+        time.sleep(0.4)
+        return claim(self, channel_id)
+
+    monkeypatch.setattr(Leases, "claim", slow_claim)
+    monkeypatch.setattr(ChannelRun, "run", lambda self: self.stop_event.wait())
+    stop = threading.Event()
+    serving = threading.Thread(target=runner.serve, args=(stop,))
+    serving.start()
+    try:
+        live.wait_for("every channel claimed", lambda: len(runner.held()) == 6, timeout=20)
+        time.sleep(1.5)  # the first claim is 3.5 leases old
+        assert all(services.redis.get(PREFIX + c) == b"r1" for c in channels)
+        assert not any(held.run.stop_event.is_set() for held in runner._held.values())
+    finally:
+        stop.set()
+        serving.join()
+    assert not any(services.redis.get(PREFIX + c) for c in channels)  # handed over
