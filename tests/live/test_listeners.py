@@ -64,14 +64,21 @@ def _runner_log(settings: Settings, name: str) -> str:
     return (settings.data_dir / "logs" / f"{name}.log").read_text(errors="replace")
 
 
-def test_an_rtmp_push_goes_live(services: Services, settings: Settings, api: str,
-                                runners: list[subprocess.Popen[bytes]], tmp_path: Path) -> None:
-    key = secrets.token_hex(12)
-    source, publish = _rtmp(live.free_tcp_port(), key)
+def _pushed_live(services: Services, settings: Settings, api: str,
+                 runners: list[subprocess.Popen[bytes]], tmp_path: Path, source: str,
+                 publish: list[str]) -> None:
+    """A channel of ``source`` on a runner, on air while an encoder pushes to it."""
     channel_id = live.add_channel(services, [source], ladder=[72])
     start_runner(runners, settings, "runner-a")
     with live.pushing(publish, tmp_path / "encoder.log"):
         _goes_live(services, settings, api, channel_id, tmp_path)
+
+
+def test_an_rtmp_push_goes_live(services: Services, settings: Settings, api: str,
+                                runners: list[subprocess.Popen[bytes]], tmp_path: Path) -> None:
+    key = secrets.token_hex(12)
+    source, publish = _rtmp(live.free_tcp_port(), key)
+    _pushed_live(services, settings, api, runners, tmp_path, source, publish)
     assert key not in logs(settings)
 
 
@@ -110,12 +117,9 @@ def test_an_srt_listener_with_a_passphrase_goes_live(
         runners: list[subprocess.Popen[bytes]], tmp_path: Path) -> None:
     port = live.free_udp_port()
     secret = f"correct-horse-{secrets.token_hex(6)}"
-    channel_id = live.add_channel(
-        services, [f"srt://127.0.0.1:{port}?mode=listener&passphrase={secret}"], ladder=[72])
-    start_runner(runners, settings, "runner-a")
     caller = ["-f", "mpegts", f"srt://127.0.0.1:{port}?mode=caller&passphrase={secret}"]
-    with live.pushing(caller, tmp_path / "encoder.log"):
-        _goes_live(services, settings, api, channel_id, tmp_path)
+    _pushed_live(services, settings, api, runners, tmp_path,
+                 f"srt://127.0.0.1:{port}?mode=listener&passphrase={secret}", caller)
     assert secret not in logs(settings)
 
 
