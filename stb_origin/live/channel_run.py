@@ -58,6 +58,10 @@ CONFIG_EVERY_S = 2.0
 STOP_GRACE_S = 5.0
 EXPIRE_EVERY_S = 10.0
 SLATE = -1  # OnAir.source of the slate
+# The longest look at a source's start (a key frame every 8 s at most).
+MAX_ANALYZE_S = 8.0
+# What ffmpeg says when its look held no key frame: no picture size yet.
+TOO_SHORT_A_LOOK = (b"Could not find codec parameters", b"dimensions not set")
 NO_SIGNAL = "every source is silent or broken: the slate is on air"
 
 
@@ -132,7 +136,7 @@ class Probe:
         # Its streams found within a second, as the encoder finds them (ffprobe's own 5 s
         # would hold each switch back by that much).
         self._popen = subprocess.Popen(
-            [ffprobe, "-v", "error", *encoder.LIVE_INPUT, "-show_entries", "stream=codec_type",
+            [ffprobe, "-v", "error", *encoder.live_input(), "-show_entries", "stream=codec_type",
              "-of", "csv=p=0", *input_args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL)
 
@@ -176,6 +180,7 @@ class ChannelRun:
         self._discontinuity = 0
         self._last_end: datetime | None = None
         self._stable: dict[int, int] = {}  # source -> answers in a row
+        self._analyze_s: dict[str, float] = {}  # source URL -> its look, when longer
         self._probes = 0
         self._probe: Probe | None = None
         self._next_probe = 0.0
@@ -246,6 +251,9 @@ class ChannelRun:
                 for segment in on_air.complete():
                     self._publish(publisher, on_air, segment)
                 failure = on_air.failure(config) or self._encoder_left(on_air, config)
+                if failure is not None and self._look_longer(on_air, config):
+                    on_air = self._switch(on_air, config, rungs, on_air.source, work)
+                    continue
                 if failure is not None:
                     nxt = _next_source(on_air.source, len(config.sources))
                     log.warning("what is on air failed; switching", extra={
@@ -320,11 +328,14 @@ class ChannelRun:
                                       self._preset)
         elif config.ladder == PASSTHROUGH:
             argv = encoder.passthrough_argv(
-                self._ffmpeg, self._input_args(config.sources[source]), config.segment_s, folder)
+                self._ffmpeg, self._input_args(config.sources[source]), config.segment_s, folder,
+                self._analyze_s.get(config.sources[source], encoder.ANALYZE_S))
             caps = {}  # what the source sends: measured
         else:
             argv = encoder.encode_argv(self._ffmpeg, self._input_args(config.sources[source]),
-                                       rungs, config.segment_s, folder, self._preset)
+                                       rungs, config.segment_s, folder, self._preset,
+                                       self._analyze_s.get(config.sources[source],
+                                                           encoder.ANALYZE_S))
         popen = proc.spawn(argv, log_path=folder / "ffmpeg.log", die_with_parent=True)
         status: dict[str, Any] = {"active_source": None if source == SLATE else source}
         if source == SLATE:
@@ -333,6 +344,28 @@ class ChannelRun:
         self._stable.clear()
         relay_run = None if source == SLATE else self._relays.run_of(config.sources[source])
         return OnAir(source, renditions, folder, popen, caps, relay_run)
+
+    def _look_longer(self, on_air: OnAir, config: Config) -> bool:
+        """ffmpeg joined the source between key frames and its look ended before the
+        next one: not a broken source. Started again on it with twice the look (up to
+        MAX_ANALYZE_S, kept for this run), rather than failed over to a backup or the
+        slate, which would cost a switch back once the probes find it well."""
+        if on_air.source == SLATE or on_air.published or on_air.popen.poll() is None:
+            return False
+        url = config.sources[on_air.source]
+        looked = self._analyze_s.get(url, encoder.ANALYZE_S)
+        try:
+            with open(on_air.work / "ffmpeg.log", "rb") as file:
+                said = file.read()[-8192:]
+        except OSError:
+            return False
+        if looked >= MAX_ANALYZE_S or not any(line in said for line in TOO_SHORT_A_LOOK):
+            return False
+        self._analyze_s[url] = min(looked * 2, MAX_ANALYZE_S)
+        log.info("no key frame within the source's first look; looking longer", extra={
+            "channel_id": self.channel_id, "source": on_air.source,
+            "url": _shown(config, on_air.source), "seconds": self._analyze_s[url]})
+        return True
 
     def _encoder_left(self, on_air: OnAir, config: Config) -> str | None:
         """A listener on air whose encoder left (or was refused): switched from at once,

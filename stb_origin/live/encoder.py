@@ -32,11 +32,19 @@ PASSTHROUGH_RENDITION = "source"
 # The rung heights a channel's ladder may name: the VOD ladder's, whose bit rates
 # ``rungs_for`` takes (2160p is no live rung: no core encodes it in real time).
 HEIGHTS = tuple(r.height for r in DEFAULT_RUNGS)
-# Before a live input: find its streams within a second (ffmpeg's 5 s default
-# would hold the first segment back, then burst the backlog), and drop what is
-# corrupt rather than stop on it.
-LIVE_INPUT = ["-fflags", "+discardcorrupt", "-analyzeduration", "1000000",
-              "-probesize", "1000000"]
+# How long ffmpeg looks at a live input before it starts: a second, unless the feed
+# needs longer (ffmpeg reads an MPEG-TS input for the whole window, so its 5 s
+# default would hold every start back, then burst the backlog).
+ANALYZE_S = 1.0
+
+
+def live_input(analyze_s: float = ANALYZE_S) -> list[str]:
+    """ffmpeg's options before a live input: find its streams within ``analyze_s``
+    (a picture's size comes with a key frame: the window must hold one), and drop
+    what is corrupt rather than stop on it."""
+    # A megabyte a second: what an 8 Mb/s feed sends.
+    window = str(int(analyze_s * 1_000_000))
+    return ["-fflags", "+discardcorrupt", "-analyzeduration", window, "-probesize", window]
 
 
 @dataclass(frozen=True)
@@ -67,11 +75,12 @@ def auto_ladder(source_height: int) -> list[int]:
 
 
 def encode_argv(ffmpeg: str, input_args: Sequence[str], rungs: Sequence[LiveRung],
-                segment_s: float, work: Path, preset: str) -> list[str]:
+                segment_s: float, work: Path, preset: str,
+                analyze_s: float = ANALYZE_S) -> list[str]:
     """ffmpeg reading one input (``input_args`` ends with ``-i URL``) into every rung's
     folder under ``work``, each with its segment list."""
-    argv = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "warning", *LIVE_INPUT,
-            *input_args]
+    argv = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "warning",
+            *live_input(analyze_s), *input_args]
     labels = [f"v{i}" for i in range(len(rungs))]
     split = f"[0:v:0]split={len(rungs)}" + "".join(f"[s{i}]" for i in range(len(rungs)))
     scales = [f"[s{i}]scale=-2:{rung.height},setsar=1[{labels[i]}]"
@@ -93,9 +102,9 @@ def encode_argv(ffmpeg: str, input_args: Sequence[str], rungs: Sequence[LiveRung
 
 
 def passthrough_argv(ffmpeg: str, input_args: Sequence[str], segment_s: float,
-                     work: Path) -> list[str]:
-    return [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "warning", *LIVE_INPUT,
-            *input_args, "-map", "0:v:0", "-map", "0:a:0?", "-c", "copy",
+                     work: Path, analyze_s: float = ANALYZE_S) -> list[str]:
+    return [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "warning",
+            *live_input(analyze_s), *input_args, "-map", "0:v:0", "-map", "0:a:0?", "-c", "copy",
             *_segmenter(work / PASSTHROUGH_RENDITION, segment_s)]
 
 

@@ -75,7 +75,7 @@ def relay_argv(ffmpeg: str, url: str) -> list[str]:
     """Listen on the source, copy its streams as MPEG-TS to stdout; at info level, for
     the line that says the input is open."""
     return [ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info",
-            *encoder.LIVE_INPUT, *input_args(url), "-c", "copy", "-f", "mpegts", "pipe:1"]
+            *encoder.live_input(), *input_args(url), "-c", "copy", "-f", "mpegts", "pipe:1"]
 
 
 def loopback_url(port: int) -> str:

@@ -136,6 +136,23 @@ def test_a_udp_channel_goes_live_encrypted_and_plays(
     assert playback.video_frames >= 3 * live.FPS and playback.audio_frames > 0
 
 
+def test_a_feed_with_sparse_key_frames_goes_on_air_from_its_source(
+        services: Services, settings: Settings, runners: list[subprocess.Popen[bytes]]) -> None:
+    # A key frame every 6 s: ffmpeg's first one-second look at the feed usually holds
+    # none, so it cannot know the picture's size. The run looks longer at the same
+    # source instead of taking it for broken and putting the slate on air.
+    port = live.free_udp_port()
+    channel_id = live.add_channel(services, [live.udp_source(port)], ladder="passthrough")
+    with live.encoder(port, keyframe_s=6):
+        start_runner(runners, settings, "runner-a")
+        live.wait_for("two segments listed",
+                      lambda: len(live.segments(services, channel_id)) >= 2,
+                      timeout=90, explain=lambda: logs(settings))
+    assert services.redis.hgetall("stb:metrics:stb_live_switches_total") == {}
+    assert all(row.duration > 5 for row in live.segments(services, channel_id))
+    assert live.channel(services, channel_id).active_source == 0
+
+
 def test_a_killed_runner_s_channel_resumes_on_another_within_the_bound(
         services: Services, settings: Settings, api: str,
         runners: list[subprocess.Popen[bytes]], tmp_path: Path) -> None:

@@ -53,32 +53,38 @@ def udp_source(port: int) -> str:
 
 
 @contextlib.contextmanager
-def encoder(port: int, size: str = "192x108", tone: int = 440) -> Iterator[subprocess.Popen[bytes]]:
-    """ffmpeg as a live encoder: testsrc2 and a tone, in real time, as MPEG-TS over UDP."""
+def encoder(port: int, size: str = "192x108", tone: int = 440,
+            keyframe_s: float = 1.0) -> Iterator[subprocess.Popen[bytes]]:
+    """ffmpeg as a live encoder: testsrc2 and a tone, in real time, as MPEG-TS over UDP,
+    a key frame every ``keyframe_s``."""
     with encoder_to(["-f", "mpegts", f"udp://127.0.0.1:{port}?pkt_size=1316"], size,
-                    tone) as process:
+                    tone, keyframe_s=keyframe_s) as process:
         yield process
 
 
-def _encoder_argv(output: Sequence[str], size: str, tone: int) -> list[str]:
+def _encoder_argv(output: Sequence[str], size: str, tone: int,
+                  keyframe_s: float = 1.0) -> list[str]:
     ffmpeg = shutil.which("ffmpeg")
     assert ffmpeg is not None, "install ffmpeg"
     return [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-re",
             "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={FPS}",
             "-f", "lavfi", "-i", f"sine=frequency={tone}:sample_rate=48000",
-            "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", str(FPS),
+            "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
+            "-g", str(round(FPS * keyframe_s)),
             "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", *output]
 
 
 @contextlib.contextmanager
 def encoder_to(output: Sequence[str], size: str = "192x108", tone: int = 440,
-               log: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+               log: Path | None = None, keyframe_s: float = 1.0
+               ) -> Iterator[subprocess.Popen[bytes]]:
     """The live encoder with any output: ``output`` is ffmpeg's output options and URL
     (an SRT caller or listener, an RTMP server with -listen 1, a live HLS playlist)."""
     with contextlib.ExitStack() as stack:
         errors: IO[bytes] | int = (stack.enter_context(open(log, "wb")) if log is not None
                                    else subprocess.DEVNULL)
-        process = subprocess.Popen(_encoder_argv(output, size, tone), stdin=subprocess.DEVNULL,
+        process = subprocess.Popen(_encoder_argv(output, size, tone, keyframe_s),
+                                   stdin=subprocess.DEVNULL,
                                    stdout=subprocess.DEVNULL, stderr=errors)
         try:
             yield process
