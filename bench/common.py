@@ -90,7 +90,7 @@ def process_tree_cpu_s(pid: int) -> float:
     """CPU seconds of a live process, its live descendants (a server's workers) and
     the children they have waited for."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = _stat_fields(pid)
         children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
                     for c in (task / "children").read_text().split()]
     except (FileNotFoundError, ProcessLookupError):
@@ -100,10 +100,14 @@ def process_tree_cpu_s(pid: int) -> float:
     return own + sum(process_tree_cpu_s(child) for child in children)
 
 
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/PID/stat from its field 3 on (the name before it may hold spaces)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def own_cpu_s(pid: int) -> float:
     """CPU seconds of one live process alone (every thread), not its children."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(v) for v in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+    return sum(int(v) for v in _stat_fields(pid)[11:13]) / os.sysconf("SC_CLK_TCK")
 
 
 def _machine_busy_s() -> float:

@@ -329,13 +329,12 @@ class ChannelRun:
         elif config.ladder == PASSTHROUGH:
             argv = encoder.passthrough_argv(
                 self._ffmpeg, self._input_args(config.sources[source]), config.segment_s, folder,
-                self._analyze_s.get(config.sources[source], encoder.ANALYZE_S))
+                self._look(config.sources[source]))
             caps = {}  # what the source sends: measured
         else:
             argv = encoder.encode_argv(self._ffmpeg, self._input_args(config.sources[source]),
                                        rungs, config.segment_s, folder, self._preset,
-                                       self._analyze_s.get(config.sources[source],
-                                                           encoder.ANALYZE_S))
+                                       self._look(config.sources[source]))
         popen = proc.spawn(argv, log_path=folder / "ffmpeg.log", die_with_parent=True)
         status: dict[str, Any] = {"active_source": None if source == SLATE else source}
         if source == SLATE:
@@ -345,6 +344,10 @@ class ChannelRun:
         relay_run = None if source == SLATE else self._relays.run_of(config.sources[source])
         return OnAir(source, renditions, folder, popen, caps, relay_run)
 
+    def _look(self, url: str) -> float:
+        """How long ffmpeg looks at this source before it starts (``_look_longer``)."""
+        return self._analyze_s.get(url, encoder.ANALYZE_S)
+
     def _look_longer(self, on_air: OnAir, config: Config) -> bool:
         """ffmpeg joined the source between key frames and its look ended before the
         next one: not a broken source. Started again on it with twice the look (up to
@@ -353,7 +356,7 @@ class ChannelRun:
         if on_air.source == SLATE or on_air.published or on_air.popen.poll() is None:
             return False
         url = config.sources[on_air.source]
-        looked = self._analyze_s.get(url, encoder.ANALYZE_S)
+        looked = self._look(url)
         try:
             with open(on_air.work / "ffmpeg.log", "rb") as file:
                 said = file.read()[-8192:]
