@@ -113,7 +113,8 @@ def create_app(services: Services) -> Starlette:
                 *event_routes.ROUTES,
                 *webhook_routes.ROUTES, *console_routes.ROUTES,
                 *openapi.routes()],
-        middleware=[Middleware(AccessLog)],
+        # Key fetches leave for their handler once logged (drm.routes.KeyShortcut).
+        middleware=[Middleware(AccessLog), Middleware(key_routes.KeyShortcut)],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,
     )

@@ -79,10 +79,11 @@ class KeyRequest:
 
 def row(request: KeyRequest, outcome: str, at: datetime,
         account_id: str | None = None) -> dict[str, Any]:
-    """The column values of one audit row (for an ORM object or a Core batch insert)."""
+    """The column values of one audit row but its id (for an ORM object, whose
+    default gives one, or drm.auditwriter's batch insert, which gives them)."""
     forwarded = request.forwarded_for
     return {
-        "id": new_id(), "created_at": at, "subject": request.subject, "account_id": account_id,
+        "created_at": at, "subject": request.subject, "account_id": account_id,
         "device_id": request.device_id, "client_id": request.client_id,
         "asset_id": request.asset_id, "key_id": request.key_id, "outcome": outcome,
         "client_address": request.client_address,

@@ -14,7 +14,7 @@ import httpx
 from sqlalchemy import func, select
 
 from stb_origin.db import Database
-from stb_origin.db.types import utcnow
+from stb_origin.db.types import ID, utcnow
 from stb_origin.drm import audit
 from stb_origin.drm.audit import KeyAudit
 from stb_origin.drm.auditwriter import AuditWriter
@@ -49,7 +49,10 @@ def test_a_burst_from_many_threads_is_written_whole_in_batches(db: Database) -> 
     assert _count(db) == 4000
     with db.session() as session:
         keys = set(session.scalars(select(KeyAudit.key_id)))
+        ids = set(session.scalars(select(KeyAudit.id)))
     assert keys == {f"k{n}" for n in range(4000)}
+    # Each row its own id, made with its batch.
+    assert len(ids) == 4000 and all(ID.fullmatch(id_) for id_ in ids)
     # Batches, not a transaction per row.
     assert 1 <= writer.batches_written <= 4000 // 20
 

@@ -109,6 +109,40 @@ def test_an_entitled_box_gets_the_key_and_is_seen_and_audited(app, api, services
     assert utcnow() - row.created_at < timedelta(minutes=1)
 
 
+def test_key_fetches_past_the_router_answer_as_routed_requests_do(
+        api, film, box, caplog):
+    """drm.routes.KeyShortcut: logged, with the request id, HEAD and OPTIONS
+    included; a method the route does not take is the router's 405."""
+    asset_id, key = film
+    path = _key_path(asset_id, key)
+    with caplog.at_level(logging.INFO, logger="stb_origin.access"):
+        got = _get(api, path, box.token, headers={"X-Request-ID": "req-short"})
+    assert got.status_code == 200 and got.content == key.key
+    assert got.headers["x-request-id"] == "req-short"
+    [line] = [r for r in caplog.records if getattr(r, "request_id", None) == "req-short"]
+    assert (line.status, line.bytes, line.route, line.asset_id) == (200, 16, "keys", asset_id)
+
+    head = httpx.head(api + path, headers={"Authorization": f"Bearer {box.token}"}, timeout=10)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == "16"
+    assert head.headers["cache-control"] == "private, no-store"
+
+    refused = httpx.get(api + path, timeout=10)  # an ApiError, written as the handlers do
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "unauthorized"
+    assert refused.headers["www-authenticate"].startswith("Bearer")
+
+    for method in ("POST", "PUT", "DELETE"):
+        other = httpx.request(method, api + path, headers={
+            "Authorization": f"Bearer {box.token}"}, timeout=10)
+        assert other.status_code == 405, method
+        assert other.json()["error"]["code"] == "method_not_allowed"
+        assert other.headers["allow"] == "GET, HEAD, OPTIONS"
+        assert key.key not in other.content
+    deeper = _get(api, path + "/more", box.token)
+    assert deeper.status_code == 404 and deeper.json()["error"]["code"] == "not_found"
+
+
 def test_an_entitlement_window_is_honoured_at_both_ends(api, services, film):
     asset_id, key = film
     now = utcnow()
