@@ -38,6 +38,7 @@ the project's venv); git (for BEFORE).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import subprocess
@@ -78,22 +79,24 @@ BEFORE_REV = "a6aa964"
 SERVER_CPU, WRK_CPU = 0, 1
 
 
-def set_up(services: Services) -> tuple[str, str, str, str]:
+def set_up(services: Services, label: str) -> tuple[str, str, str, str]:
     """An entitled subscriber with one box; returns (path, device token, operator token,
-    the key's hex for checking)."""
-    asset_id = "b" * 32
+    the key's hex for checking). Named after ``label``, so that both servers can be
+    set up in one database (--database-url)."""
+    asset_id = hashlib.sha256(label.encode()).hexdigest()[:32]
     key = generate_key()
     with services.db.session() as session:
         session.add(Asset(id=asset_id, title="bench", status=Status.READY.value,
                           source_key=f"sources/{asset_id}"))
         session.flush()
         keystore.store(session, asset_id, [key], services.envelope)
-        user = users.create_user(session, "bench@example.com")
-        device = devices.register_device(session, user.account_id, "SN-BENCH-1", "bench box",
-                                         Capabilities(max_height=1080), max_devices=5)
-        packages.create_package(session, "bench", "Bench")
-        packages.add_asset(session, "bench", asset_id)
-        entitlements.grant(session, user.account_id, "bench",
+        user = users.create_user(session, f"bench-{label}@example.com")
+        device = devices.register_device(session, user.account_id, f"SN-BENCH-{label}",
+                                         "bench box", Capabilities(max_height=1080),
+                                         max_devices=5)
+        packages.create_package(session, f"bench-{label}", "Bench")
+        packages.add_asset(session, f"bench-{label}", asset_id)
+        entitlements.grant(session, user.account_id, f"bench-{label}",
                            valid_from=datetime.now(UTC) - timedelta(days=1))
         user_id, device_id = user.id, device.id
     device_token = services.signer.issue(["playback"], subject=user_id, device_id=device_id,
@@ -141,21 +144,22 @@ def imported_from(root: Path, env: dict[str, str]) -> Path:
     return Path(found).resolve().parent.parent
 
 
-def set_up_here() -> None:
+def set_up_here(label: str) -> None:
     """In a child whose PYTHONPATH is one server's tree: its database, migrated and set
     up by that tree's code; prints the path, token and key as JSON."""
     settings = from_env()
     migrations.upgrade(settings.resolved_database_url)
     services = build_services(settings)
     try:
-        path, device_token, _operator, key_hex = set_up(services)
+        path, device_token, _operator, key_hex = set_up(services, label)
     finally:
         services.close()
     print(json.dumps({"path": path, "token": device_token, "key": key_hex}))
 
 
-def set_up_for(root: Path, env: dict[str, str]) -> dict[str, str]:
-    found = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--set-up-here"],
+def set_up_for(root: Path, env: dict[str, str], label: str) -> dict[str, str]:
+    found = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--set-up-here",
+                            label],
                            env={**env, "PYTHONPATH": f"{root}"}, cwd=root, check=True,
                            capture_output=True, text=True).stdout
     fixture: dict[str, str] = json.loads(found.strip().splitlines()[-1])
@@ -189,10 +193,13 @@ def run(args: argparse.Namespace) -> int:
         if args.database_url:
             env["STB_DATABASE_URL"] = args.database_url
         for label, root in (("before", before_root), ("after", REPO)):
-            server_env = stb_env({**env, "STB_DATA_DIR": str(WORK / f"data-{label}")})
+            # One database, one data dir: its key-encryption key wraps the signing keys
+            # both servers read.
+            data = WORK / ("data" if args.database_url else f"data-{label}")
+            server_env = stb_env({**env, "STB_DATA_DIR": str(data)})
             if imported_from(root, server_env) != root.resolve():
                 raise SystemExit(f"the {label} server would not import its own tree {root}")
-            fixture = set_up_for(root, server_env)
+            fixture = set_up_for(root, server_env, label)
             process, port = start_granian(server_env, WORK, name=f"granian-{label}",
                                           root=root, cpu=SERVER_CPU)
             servers.append(Server(label, process, port, fixture["path"], fixture["token"]))
@@ -250,10 +257,10 @@ def main() -> int:
                         help="the commit to measure as BEFORE (default: %(default)s)")
     parser.add_argument("--database-url", default=None,
                         help="PostgreSQL instead of the embedded SQLite (an empty database)")
-    parser.add_argument("--set-up-here", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--set-up-here", metavar="LABEL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.set_up_here:
-        set_up_here()
+        set_up_here(args.set_up_here)
         return 0
     return run(args)
 
