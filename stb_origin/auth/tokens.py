@@ -121,8 +121,11 @@ class TokenSigner:
                 "scope": " ".join(sorted(scope_set))}
 
     def _sign(self, claims: dict[str, Any], typ: str) -> str:
+        ring = self._current_ring(self._clock())
+        # Read after the ring: loading it may make the first key, active from
+        # the second it was made in, which can be later than the one before.
         now = self._clock()
-        key = self._current_ring(now).signing_key(now)
+        key = ring.signing_key(now)
         if key is None:
             raise RuntimeError("no signing key is active")
         return jwt.encode(claims, key.private_key, algorithm=ALGORITHM,

@@ -344,3 +344,14 @@ def test_a_remembered_token_stops_when_its_key_retires(settings, db, signer, clo
     clock.now += RING_RELOAD_S + 61  # this signer rereads the ring by then
     with pytest.raises(InvalidToken, match="unknown signing key"):
         signer.verify(token)
+
+
+def test_the_first_token_signs_when_making_the_first_key_crosses_a_second(settings, db):
+    # The first key is made, and stamped active from the whole second it was made
+    # in, while the first token is being signed: when that second is later than
+    # the one the signing began in, the new key must still sign it. (Seen as a
+    # rare "no signing key is active" in set-ups on a fresh database.)
+    ticks = iter(1_800_000_000.3 + 0.4 * n for n in range(1000))
+    signer = load_signer(settings, db, clock=lambda: next(ticks))
+    token = signer.issue(["playback"])
+    assert signer.verify(token, check_denied=False).scopes == {"playback"}
