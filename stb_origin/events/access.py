@@ -13,6 +13,7 @@ import anyio
 from redis.exceptions import RedisError
 
 from stb_origin.accounts.caller import UnknownCaller, identify
+from stb_origin.auth import denylist
 from stb_origin.events.audience import (
     SCOPES,
     Audience,
@@ -32,6 +33,9 @@ class Listener:
     audience: Audience
     subject: str
     expires_at: int  # the token's: the connection ends then
+    # The deny-list entries that revoke the token (its own, its device's): read at
+    # every heartbeat, so that a revoked token's connection ends then.
+    deny_names: tuple[str, ...]
 
 
 async def listener(services: Services, token: str, topics: str | None) -> Listener:
@@ -54,7 +58,8 @@ async def listener(services: Services, token: str, topics: str | None) -> Listen
         except BadSubscription as exc:
             raise ApiError(400, "bad_request", str(exc), NO_STORE) from None
         return Listener(Audience(subscribed, account_id=caller.account_id,
-                                 device_id=claims.device_id), claims.subject, claims.expires_at)
+                                 device_id=claims.device_id), claims.subject, claims.expires_at,
+                        tuple(denylist.names(claims.token_id, claims.device_id)))
 
     try:
         return await anyio.to_thread.run_sync(check)

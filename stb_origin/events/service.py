@@ -47,6 +47,7 @@ class Connection:
     start: str
     slot_keys: list[str]
     expires_at: int  # its token's expiry
+    deny_names: tuple[str, ...]  # its token's deny-list entries
 
 
 class Events:
@@ -90,7 +91,7 @@ class Events:
         subscriber, start = self.hub.subscribe(audience)
         try:
             yield Connection(connection_id, subscriber, start, list(limits),
-                             listener.expires_at)
+                             listener.expires_at, listener.deny_names)
         finally:
             self.hub.unsubscribe(subscriber)
             with anyio.CancelScope(shield=True):
@@ -99,12 +100,18 @@ class Events:
                     await self.slots.release(connection_id, list(limits))
 
     async def keep_alive(self, connection: Connection) -> None:
-        """Renew the connection's slots every heartbeat, until cancelled."""
+        """Renew the connection's slots every heartbeat; returns once its token (or
+        the token's device) is on the deny-list: a connection is checked like a
+        request, at most a heartbeat late. A device revoked over the API is told
+        at once as well (its ``sign_out`` command)."""
         while True:
             await anyio.sleep(self.heartbeat_s)
-            # Else next time: a slot lost meanwhile only lets one more connect.
+            # Else next time: a slot lost meanwhile only lets one more connect, and
+            # no event reaches anyone while Redis is away.
             with suppress(RedisError):
                 await self.slots.renew(connection.id, connection.slot_keys)
+                if await self.hub.redis.exists(*connection.deny_names):
+                    return
 
 
     async def token_expiry(self, connection: Connection) -> None:

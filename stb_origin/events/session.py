@@ -6,7 +6,7 @@ then live events from the hub, with a ``heartbeat`` whenever nothing else was
 sent for a while. It ends after a ``sign_out`` command to the connection's
 device (a revoked device, or an admin's command): the transport then closes.
 Otherwise the transport ends it (slow consumer, shutdown, client gone, token
-expired).
+expired or revoked).
 """
 
 from __future__ import annotations

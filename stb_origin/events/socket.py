@@ -125,9 +125,13 @@ async def _serve(websocket: WebSocket, events: Events, connection: Connection,
             await events.token_expiry(connection)
             end(SIGNED_OUT, "token_expired: reconnect with a fresh token")
 
+        async def keep_alive() -> None:
+            await events.keep_alive(connection)
+            end(SIGNED_OUT, "token_revoked: sign in again")
+
         tasks.start_soon(send)
         tasks.start_soon(receive)
-        tasks.start_soon(events.keep_alive, connection)
+        tasks.start_soon(keep_alive)
         tasks.start_soon(watch, subscriber.dropped, SLOW_CONSUMER,
                          "slow_consumer: events piled up unread; reconnect with your offset")
         tasks.start_soon(watch, events.hub.closing, GOING_AWAY, "server shutting down")

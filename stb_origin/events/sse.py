@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack, suppress
 
 import anyio
@@ -91,16 +92,16 @@ class EventStream(Response):
                                         "body": _frame(message).encode(), "more_body": True})
                         tasks.cancel_scope.cancel()  # signed out
 
-                async def expire() -> None:
-                    await self._events.token_expiry(self._connection)
+                async def end_after(ending: Callable[[Connection], Awaitable[None]]) -> None:
+                    await ending(self._connection)  # the token expired or was revoked
                     tasks.cancel_scope.cancel()
 
                 tasks.start_soon(stream)
                 tasks.start_soon(until_disconnect)
-                tasks.start_soon(self._events.keep_alive, self._connection)
+                tasks.start_soon(end_after, self._events.keep_alive)
+                tasks.start_soon(end_after, self._events.token_expiry)
                 tasks.start_soon(stop_on, subscriber.dropped)
                 tasks.start_soon(stop_on, self._events.hub.closing)
-                tasks.start_soon(expire)
             with anyio.move_on_after(2):  # a client that reads nothing takes nothing more
                 with suppress(OSError):
                     await send({"type": "http.response.body", "body": b"", "more_body": False})

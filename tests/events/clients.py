@@ -8,6 +8,7 @@ import json
 import os
 import socket as sockets
 import struct
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -55,13 +56,15 @@ def next_event(ws: ClientConnection) -> dict[str, Any]:
 
 
 def closed_with(ws: ClientConnection) -> tuple[int | None, str | None]:
-    """The close code and reason, once the server has closed."""
+    """The close code and reason, once the server has closed (within WAIT_S:
+    heartbeats keep an open socket busy, so a timeout per message is not enough)."""
+    deadline = time.monotonic() + WAIT_S
     try:
-        while True:
+        while time.monotonic() < deadline:
             ws.recv(timeout=WAIT_S)
     except ConnectionClosed:
-        pass
-    return ws.close_code, ws.close_reason
+        return ws.close_code, ws.close_reason
+    raise AssertionError(f"the server did not close the socket within {WAIT_S:g} s")
 
 
 class SseReader:
@@ -91,10 +94,14 @@ class SseReader:
         return message["event"], json.loads(message["data"])
 
     def ended(self) -> bool:
-        try:
-            self.next()
-        except EOFError:
-            return True
+        """Whether the stream ends (within WAIT_S) before its next message."""
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline:
+            try:
+                if "comment" not in self.next(skip_heartbeats=False):
+                    return False
+            except EOFError:
+                return True
         return False
 
 

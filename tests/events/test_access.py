@@ -16,6 +16,7 @@ from websockets.sync.client import ClientConnection, connect
 from stb_origin import eventlog
 from stb_origin.accounts import devices
 from stb_origin.app import create_app
+from stb_origin.auth import denylist
 from stb_origin.events.audience import MAX_SUBSCRIPTIONS
 from stb_origin.services import Services, build_services
 from stb_origin.settings import Settings
@@ -192,6 +193,35 @@ def test_a_revoked_device_is_signed_out_and_refused(live_api: str, services: Ser
     with socket(live_api, box.token) as ws:
         code, reason = closed_with(ws)
     assert code == 4401 and reason is not None and "revoked" in reason
+
+
+def test_a_revoked_token_s_connections_end_and_its_other_tokens_do_not(
+        settings: Settings) -> None:
+    # An OAuth revocation or a console sign-out puts the token on the deny-list
+    # without telling the device: its open connections are checked at each heartbeat.
+    services = build_services(settings.with_(events_heartbeat_s=0.2, events_per_device=3))
+    try:
+        box = household(services)
+        other = services.signer.issue(["playback"], subject=box.user_id,
+                                      device_id=box.device_id)
+        claims = jwt.decode(box.token, options={"verify_signature": False})
+        with run_server(create_app(services), ws="websockets-sansio") as base_url, \
+                socket(base_url, box.token) as revoked, sse(base_url, box.token) as stream, \
+                socket(base_url, other) as kept:
+            for ws in (revoked, kept):
+                subscribed(ws)
+            sse_subscribed(stream)
+            denylist.deny_token(services.redis, claims["jti"], claims["exp"])
+            assert closed_with(revoked) == (4401, "token_revoked: sign in again")
+            assert stream.ended()
+            # The device's other token still hears its commands ...
+            eventlog.send_command(services.redis, box.device_id, box.account_id, "resync")
+            assert next_event(kept)["data"] == {"command": "resync"}
+            # ... until the device itself is denied, even with no sign_out sent.
+            denylist.deny_device(services.redis, box.device_id, 60)
+            assert closed_with(kept) == (4401, "token_revoked: sign in again")
+    finally:
+        services.close()
 
 
 def test_a_socket_without_a_token_is_closed_once_its_time_is_up(
