@@ -11,6 +11,9 @@ from redis import Redis
 
 from stb_origin import eventlog
 
+# Not a record's status (the record is gone): the last event of a deleted asset.
+DELETED = "deleted"
+
 
 def asset_changed(redis: Redis, asset_id: str, status: str, progress: int,
                   error_code: str | None = None) -> None:

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from stb_origin import scopes
 from stb_origin.assets import records, runs
-from stb_origin.assets.announce import asset_changed
+from stb_origin.assets.announce import DELETED, asset_changed
 from stb_origin.assets.records import Status
 from stb_origin.catalog.titles import titles_playing
 from stb_origin.db import changes, stamps
@@ -168,6 +168,7 @@ async def delete_asset(request: Request) -> Response:
             session.delete(asset)
         # Committed: key servers' copies of its keys and packages are stale now.
         stamps.renew(services.redis, stamps.asset(asset_id))
+        asset_changed(services.redis, asset_id, DELETED, 0)
         return True
 
     try:

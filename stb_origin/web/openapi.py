@@ -1821,9 +1821,10 @@ def _console() -> Json:
 # The event types a webhook may ask for (webhooks.event_types, which tests/webhooks
 # compares with this list: the shared layer cannot import a domain).
 WEBHOOK_EVENT_TYPES = [
-    "asset.queued", "asset.processing", "asset.ready", "asset.failed", "channel.starting",
-    "channel.live", "channel.no_signal", "channel.failed", "title.created", "title.updated",
-    "title.deleted", "guide.imported", "entitlement.granted", "entitlement.revoked"]
+    "asset.queued", "asset.processing", "asset.ready", "asset.failed", "asset.deleted",
+    "channel.starting", "channel.live", "channel.no_signal", "channel.failed", "title.created",
+    "title.updated", "title.deleted", "guide.imported", "entitlement.granted",
+    "entitlement.revoked"]
 
 
 def _webhooks() -> Json:

@@ -14,7 +14,7 @@ from stb_origin import pipeline
 from stb_origin.ingest.service import accept_source
 from stb_origin.live.publisher import Publisher
 from stb_origin.services import Services, build_services
-from tests.drm.support import Box, household
+from tests.drm.support import Box, household, new_asset
 from tests.events.clients import closed_with, next_event, socket, subscribed
 from tests.live.test_publisher import T0, claimed, segment_files
 from tests.support import live
@@ -43,6 +43,21 @@ def test_an_asset_going_ready_through_the_pipeline_reaches_the_content_team(
     assert heard[-1] == {"asset": asset_id, "status": "ready", "progress": 100, "error": None}
     progress = [e["progress"] for e in heard]
     assert progress == sorted(progress)
+
+
+def test_an_asset_deleted_over_the_api_is_heard_as_deleted(live_api: str, services: Services,
+                                                          editor: str) -> None:
+    asset_id, _key = new_asset(services)
+    writer = services.signer.issue(["assets:write"])
+    with socket(live_api, editor, query=f"topics=assets:{asset_id}") as ws:
+        subscribed(ws)
+        deleted = httpx.delete(f"{live_api}/v1/assets/{asset_id}",
+                               headers={"Authorization": f"Bearer {writer}"}, timeout=10)
+        assert deleted.status_code == 204
+        event = next_event(ws)
+    assert (event["topic"], event["key"]) == ("assets", asset_id)
+    assert event["data"] == {"asset": asset_id, "status": "deleted", "progress": 0,
+                             "error": None}
 
 
 def test_a_channel_status_change_is_heard_once(live_api: str, services: Services, box: Box,

@@ -21,7 +21,8 @@ from stb_origin.webhooks.consumer import Consumer, dispatch
 from stb_origin.webhooks.models import Delivery
 from stb_origin.webhooks.sender import post
 from stb_origin.webhooks.targets import Target, parse
-from tests.webhooks.conftest import Receiver, changed, run_attempts
+from tests.drm.support import new_asset
+from tests.webhooks.conftest import Receiver, call, changed, run_attempts
 
 
 def add_webhook(services: Services, url: str, events: list[str],
@@ -237,3 +238,22 @@ def test_an_attempt_whose_job_was_lost_is_handed_out_again_once_its_claim_lapses
         # The job never reported (Redis lost it, or its worker died): the same attempt again.
         assert deliveries.claim_due(session, now + timedelta(seconds=61), claim_s=60) == [
             (delivery_id, number)]
+
+
+def test_an_asset_deleted_over_the_api_is_delivered_as_asset_deleted(
+        local_services: Services, hook_api: str, receiver: Receiver) -> None:
+    consumer = started(local_services)
+    webhook_id, receiver.secret = add_webhook(local_services, receiver.url, ["asset.deleted"])
+    asset_id, _key = new_asset(local_services)
+    writer = local_services.signer.issue(["assets:write"])
+    assert call(hook_api, "DELETE", f"/v1/assets/{asset_id}", writer).status_code == 204
+    deliver_all(local_services, consumer)
+    [got] = receiver.wait(1)
+    assert got.verified and got.headers["X-Stb-Event"] == "asset.deleted"
+    assert got.json["data"] == {"asset": asset_id, "status": "deleted", "progress": 0,
+                                "error": None}
+    assert [d["type"] for d in delivery_log(local_services, webhook_id)] == ["asset.deleted"]
+    # A second DELETE finds nothing and announces nothing.
+    assert call(hook_api, "DELETE", f"/v1/assets/{asset_id}", writer).status_code == 404
+    deliver_all(local_services, consumer)
+    assert len(delivery_log(local_services, webhook_id)) == 1

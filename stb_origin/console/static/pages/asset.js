@@ -209,6 +209,12 @@ export async function render(main, { params, go, cleanup }) {
   replace(document.getElementById("tracks-card"), tracks(trackList.items));
 
   const events = follow(`assets:${assetId}`, async (event) => {
+    if (!event.resync && event.data.status === "deleted") {
+      showStatus({ ...asset, status: "deleted", progress: 0, error: null });
+      say(`${asset.title || asset.id} was deleted.`);
+      events.stop();
+      return;
+    }
     if (!event.resync && event.data.status !== "ready" && event.data.status !== "failed") {
       showStatus({ ...asset, ...event.data, error: null });
       return;

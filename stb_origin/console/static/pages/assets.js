@@ -86,6 +86,13 @@ export async function render(main, { cleanup }) {
     if (event.resync) { load(); return; }
     const change = event.data;
     const known = byId.get(change.asset);
+    if (change.status === "deleted") { // by anyone: this page or another
+      if (!known) return;
+      byId.delete(known.id);
+      document.getElementById(`asset-${known.id}`)?.remove();
+      say(`${known.title || known.id} was deleted.`);
+      return;
+    }
     if (!known) { load(); return; } // a new upload: list it
     Object.assign(known, { status: change.status, progress: change.progress });
     if (change.status !== "failed") known.error = null;
