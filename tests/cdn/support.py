@@ -90,7 +90,8 @@ class OriginServer:
         return self.base_url.removeprefix("http://")
 
     def start(self) -> OriginServer:
-        self.base_url = self._stack.enter_context(run_server(self.log))
+        # With WebSockets, as the origin is deployed (GET /v1/events).
+        self.base_url = self._stack.enter_context(run_server(self.log, ws="websockets-sansio"))
         return self
 
     def stop(self) -> None:

@@ -16,7 +16,9 @@ import anyio
 import httpx
 
 from stb_origin.app import create_app
+from stb_origin.assets.announce import asset_changed
 from stb_origin.assets.records import Asset
+from stb_origin.db.types import new_id
 from stb_origin.drm import keystore
 from stb_origin.drm.keys import generate_key
 from stb_origin.services import Services
@@ -25,6 +27,7 @@ from tests.catalog.images import make_image
 from tests.cdn.conftest import PLAYLIST_MAX_AGE_S
 from tests.cdn.nginx import Nginx
 from tests.cdn.support import FakeAsset, OriginServer, OutageStorage
+from tests.events.clients import next_event, socket, sse, sse_subscribed, subscribed
 
 # nginx counts expiry in whole seconds: a max-age=1 entry goes stale 1-2 s after
 # it was stored. The origin keeps its own copy of a playlist for at most
@@ -383,3 +386,31 @@ def test_artwork_is_kept_at_the_edge_and_graphql_passes_through(
         assert answer.json() == {"data": {"__typename": "Query"}}
         assert "x-cache-status" not in answer.headers
     assert origin.log.count("/graphql") == 2
+
+
+def test_events_pass_the_edge_as_a_websocket_or_an_unbuffered_stream(
+        cdn: Nginx, services: Services) -> None:
+    editor = services.signer.issue(["assets:read"], subject="operator")
+    asset_id = new_id()
+    query = f"topics=assets:{asset_id}"
+    with socket(cdn.base_url, editor, query=query) as ws, \
+            sse(cdn.base_url, editor, query=query) as stream:
+        subscribed(ws)
+        sse_subscribed(stream)
+        asset_changed(services.redis, asset_id, "processing", 10)
+        heard = {"asset": asset_id, "status": "processing", "progress": 10, "error": None}
+        assert next_event(ws)["data"] == heard
+        # Within the client's wait: a buffered stream would hold it back.
+        topic, event = stream.next_data()
+        assert (topic, event["data"]) == ("assets", heard)
+        assert stream.response.headers["x-request-id"]
+
+
+def test_an_upgrade_is_passed_on_for_events_only(edge: httpx.Client, origin: OriginServer,
+                                                 asset: FakeAsset) -> None:
+    path = asset.url("master.m3u8")
+    answer = edge.get(path, headers={"Upgrade": "websocket", "Connection": "Upgrade"})
+    assert answer.status_code == 200
+    [seen] = origin.log.requests(path)
+    assert "upgrade" not in seen.headers
+    assert seen.headers.get("connection", "").lower() != "upgrade"
