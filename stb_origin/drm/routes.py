@@ -126,8 +126,9 @@ async def list_key_audit(request: Request) -> JSONResponse:
 class KeyShortcut:
     """Key fetches straight to ``get_key``, past Starlette's exception layer,
     router and endpoint wrappers: a box fetches a key at every start and key
-    rotation, and those layers cost a third of a fetch (bench/key_delivery.py:
-    without them one core serves ~20 % more fetches, with a lower p99). The
+    rotation, and those layers took about a fifth of the event loop's time
+    (bench/key_delivery.py: without them one core serves ~20 % more fetches,
+    with a lower p99). The
     answers are the same: ``get_key``'s own, or its ApiError as the exception
     handlers would write it. Other methods go on to the router (its 405)."""
 
