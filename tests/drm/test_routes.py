@@ -23,6 +23,7 @@ from stb_origin.drm.audit import MAX_FORWARDED_FOR, KeyAudit
 from stb_origin.drm.keys import ContentKey, generate_key
 from stb_origin.services import Services
 from tests.drm.support import Box, entitle, household, new_asset, revoke
+from tests.support.logs import captured
 
 ASSET = "ab" * 16
 PLAYER = "https://player.example.com"
@@ -109,18 +110,19 @@ def test_an_entitled_box_gets_the_key_and_is_seen_and_audited(app, api, services
     assert utcnow() - row.created_at < timedelta(minutes=1)
 
 
-def test_key_fetches_past_the_router_answer_as_routed_requests_do(
-        api, film, box, caplog):
+def test_key_fetches_past_the_router_answer_as_routed_requests_do(api, film, box):
     """drm.routes.KeyShortcut: logged, with the request id, HEAD and OPTIONS
     included; a method the route does not take is the router's 405."""
     asset_id, key = film
     path = _key_path(asset_id, key)
-    with caplog.at_level(logging.INFO, logger="stb_origin.access"):
+    with captured(logging.INFO) as logged:
         got = _get(api, path, box.token, headers={"X-Request-ID": "req-short"})
-    assert got.status_code == 200 and got.content == key.key
-    assert got.headers["x-request-id"] == "req-short"
-    [line] = [r for r in caplog.records if getattr(r, "request_id", None) == "req-short"]
-    assert (line.status, line.bytes, line.route, line.asset_id) == (200, 16, "keys", asset_id)
+        assert got.status_code == 200 and got.content == key.key
+        assert got.headers["x-request-id"] == "req-short"
+        # Written once the answer has gone: waited for.
+        line = logged.wait_for(msg="request", request_id="req-short")
+    assert (line["status"], line["bytes"], line["route"], line["asset_id"]) == (
+        200, 16, "keys", asset_id)
 
     head = httpx.head(api + path, headers={"Authorization": f"Bearer {box.token}"}, timeout=10)
     assert head.status_code == 200 and head.content == b""
