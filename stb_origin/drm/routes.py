@@ -38,9 +38,6 @@ from stb_origin.web.paging import page_params, paged
 log = logging.getLogger("stb_origin.keys")
 
 _DEVICE_FILTER = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-KEY_PATH = "/keys/{asset_id:str}/{key_id:str}"
-_KEY_PATH = re.compile(r"^/keys/([^/]+)/([^/]+)$")
-_KEY_METHODS = ("GET", "HEAD", "OPTIONS")
 # Metric reasons for a token refused before anything else (503: the deny-list is down).
 _TOKEN_REFUSALS = {401: "unauthorized", 403: "forbidden"}
 
@@ -123,22 +120,26 @@ async def list_key_audit(request: Request) -> JSONResponse:
     return paged(items, limit, "/v1/key-audit", "id", {"asset": asset, "device": device})
 
 
+_KEY_ROUTE = Route("/keys/{asset_id:str}/{key_id:str}", get_key, methods=["GET", "OPTIONS"])
+
+
 class KeyShortcut:
     """Key fetches straight to ``get_key``, past Starlette's exception layer,
     router and endpoint wrappers: a box fetches a key at every start and key
     rotation, and those layers took about a fifth of the event loop's time
     (bench/key_delivery.py: without them one core serves ~20 % more fetches,
-    with a lower p99). The
-    answers are the same: ``get_key``'s own, or its ApiError as the exception
-    handlers would write it. Other methods go on to the router (its 405)."""
+    with a lower p99). The key route's own path and methods (HEAD included)
+    decide what is taken; the answers are the same: ``get_key``'s own, or its
+    ApiError as the exception handlers would write it. Other methods go on to
+    the router (its 405)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in _KEY_METHODS and (
-                match := _KEY_PATH.match(scope["path"])):
-            scope["path_params"] = {"asset_id": match.group(1), "key_id": match.group(2)}
+        if scope["type"] == "http" and scope["method"] in (_KEY_ROUTE.methods or ()) and (
+                match := _KEY_ROUTE.path_regex.match(scope["path"])):
+            scope["path_params"] = match.groupdict()
             try:
                 response = await get_key(Request(scope, receive))
             except ApiError as exc:
@@ -149,6 +150,6 @@ class KeyShortcut:
 
 
 ROUTES = [
-    Route(KEY_PATH, get_key, methods=["GET", "OPTIONS"]),
+    _KEY_ROUTE,
     Route("/v1/key-audit", list_key_audit, methods=["GET"]),
 ]

@@ -1,7 +1,7 @@
 """Which events of the event log a webhook can subscribe to, and the body each one sends.
 
 Derived from what the publishers put in the log (``eventlog.TOPICS``): an asset's
-status (and its deletion) (its progress ticks are left out: a webhook per percent helps nobody),
+status and its deletion (its progress ticks are left out: a webhook per percent helps nobody),
 a live channel's status, catalog titles, guide imports and entitlements.
 Device commands are for the device only and never leave the system.
 """
